@@ -1,0 +1,8 @@
+#!/usr/bin/env node
+// Runs the compiled CLI (npm install builds it through the `prepare` script).
+import { main } from '../dist/src/cli/main.js';
+
+main(process.argv).then(
+  (code) => { process.exitCode = code; },
+  (err) => { console.error(err); process.exitCode = 1; },
+);

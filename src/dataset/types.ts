@@ -1,0 +1,98 @@
+// Manifest v1 types: the on-disk contract of a gpufeed dataset (index.json). Validation lives in
+// manifest.ts; this file only names the shapes so every subsystem can share them.
+
+export const MANIFEST_FILE = 'index.json';
+export const MANIFEST_FORMAT = 'gpufeed-dataset';
+export const MANIFEST_VERSION = 1;
+
+export type NumericDType =
+  | 'int8' | 'uint8' | 'int16' | 'uint16' | 'int32' | 'uint32' | 'int64' | 'uint64' | 'float32' | 'float64';
+
+/** Element type of a column. `bool` travels as one byte per value; `string` is UTF-8 bytes. */
+export type DType = NumericDType | 'bool' | 'string' | 'binary';
+
+/**
+ * How rows of a column are laid out:
+ * - `scalar`: one value per row (a numeric or bool dtype);
+ * - `fixed`: a fixed-shape tensor per row, `shape` gives its dimensions (product = values per row);
+ * - `list`: a variable-length list of a numeric dtype;
+ * - `bytes`: a variable-length string or binary value (dtype `string` or `binary`).
+ */
+export type ColumnKind = 'scalar' | 'fixed' | 'list' | 'bytes';
+
+export interface ColumnSpec {
+  name: string;
+  dtype: DType;
+  kind: ColumnKind;
+  /** Only for kind `fixed`: per-row shape, every dimension >= 1. */
+  shape?: number[];
+  nullable: boolean;
+}
+
+export type ShardFormat = 'arrow' | 'parquet';
+
+/** One record batch of an Arrow IPC file: where its message starts, and its lengths. */
+export interface ArrowBatchLayout {
+  /** Byte offset of the message (its metadata prefix) in the file. */
+  offset: number;
+  /** Metadata length including prefix and padding, as the IPC footer's Block records it. */
+  metadataLength: number;
+  /** Body length in bytes. */
+  bodyLength: number;
+  rows: number;
+}
+
+export interface ArrowLayout {
+  kind: 'arrow';
+  batches: ArrowBatchLayout[];
+}
+
+export interface ParquetRowGroupLayout {
+  rows: number;
+  /** Byte offset of the first column chunk of this row group. */
+  offset: number;
+  /** Bytes spanned by this row group's column chunks (compressed). */
+  bytes: number;
+}
+
+export interface ParquetLayout {
+  kind: 'parquet';
+  rowGroups: ParquetRowGroupLayout[];
+  /** Offset and length of the footer (metadata + 8-byte tail), for ranged reads. */
+  footerOffset: number;
+  footerLength: number;
+}
+
+export interface ShardEntry {
+  /** Relative, '/'-separated path inside the dataset; never absolute, never `..`, never a URL. */
+  path: string;
+  format: ShardFormat;
+  rows: number;
+  bytes: number;
+  /** Content hash of the whole file, `sha256:<hex>`. */
+  hash: string;
+  layout: ArrowLayout | ParquetLayout;
+  /**
+   * Per variable-length column, the largest number of value bytes one row has in this shard;
+   * batch slots are sized from it so a decode never overflows.
+   */
+  maxRowBytes?: Record<string, number>;
+}
+
+export interface ManifestV1 {
+  format: typeof MANIFEST_FORMAT;
+  version: typeof MANIFEST_VERSION;
+  schema: ColumnSpec[];
+  shards: ShardEntry[];
+  /** Sum of shard rows. */
+  rows: number;
+  /** Sum of shard bytes. */
+  bytes: number;
+  createdBy?: string;
+  createdAt?: string;
+}
+
+export const DTYPE_BYTES: Record<DType, number> = {
+  int8: 1, uint8: 1, int16: 2, uint16: 2, int32: 4, uint32: 4, int64: 8, uint64: 8,
+  float32: 4, float64: 8, bool: 1, string: 1, binary: 1,
+};
