@@ -1,0 +1,18 @@
+{
+  "targets": [
+    {
+      "target_name": "gpufeed_native",
+      "sources": ["src/addon.cc", "src/registry.cc", "src/pinning.cc"],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": [
+        "NAPI_VERSION=8",
+        "NAPI_DISABLE_CPP_EXCEPTIONS",
+        "NODE_ADDON_API_DISABLE_DEPRECATED",
+        "_GNU_SOURCE"
+      ],
+      "cflags_cc": ["-std=c++17", "-fvisibility=hidden", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+      "cflags": ["-fvisibility=hidden"],
+      "libraries": ["-ldl"]
+    }
+  ]
+}

@@ -1,0 +1,307 @@
+// The JS boundary: argument unpacking, conversion of NativeError values into exceptions, and
+// views. Arguments are validated with good messages in src/memory (TypeScript); the checks here
+// only keep a wrong call from touching memory it does not own.
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <mutex>
+#include <set>
+#include <string>
+
+#include <napi.h>
+
+#include "registry.h"
+
+namespace gpufeed {
+namespace {
+
+constexpr double kMaxSafe = 9007199254740991.0;  // Number.MAX_SAFE_INTEGER
+
+Napi::Value Throw(Napi::Env env, const NativeError& e) {
+  Napi::Error err = Napi::Error::New(env, e.message);
+  err.Set("code", Napi::String::New(env, e.code));
+  if (e.slab != 0) err.Set("slabId", Napi::Number::New(env, e.slab));
+  if (!e.syscall.empty()) err.Set("syscall", Napi::String::New(env, e.syscall));
+  if (e.err != 0) err.Set("errno", Napi::Number::New(env, e.err));
+  err.ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
+Napi::Value BadArg(Napi::Env env, const char* what) {
+  return Throw(env, NativeError::Invalid(0, std::string("gpufeed_native: bad argument ") + what));
+}
+
+// A non-negative integer Number no larger than 2^53-1.
+bool U64(const Napi::CallbackInfo& info, size_t i, uint64_t* out) {
+  if (info.Length() <= i || !info[i].IsNumber()) return false;
+  double d = info[i].As<Napi::Number>().DoubleValue();
+  if (!(d >= 0) || d > kMaxSafe || std::floor(d) != d) return false;
+  *out = static_cast<uint64_t>(d);
+  return true;
+}
+
+bool SlabId(const Napi::CallbackInfo& info, size_t i, unsigned* out) {
+  uint64_t v;
+  if (!U64(info, i, &v) || v == 0 || v > 0xffffffffu) return false;
+  *out = static_cast<unsigned>(v);
+  return true;
+}
+
+Napi::Object SnapshotObject(Napi::Env env, const SlabSnapshot& s) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("id", Napi::Number::New(env, s.id));
+  o.Set("bytes", Napi::Number::New(env, static_cast<double>(s.bytes)));
+  o.Set("fd", Napi::Number::New(env, s.fd));
+  o.Set("kind", Napi::String::New(env, KindName(s.kind)));
+  o.Set("views", Napi::Number::New(env, s.views));
+  if (!s.pin_error.empty()) o.Set("pinError", Napi::String::New(env, s.pin_error));
+  if (!s.cuda_error.empty()) o.Set("cudaError", Napi::String::New(env, s.cuda_error));
+  return o;
+}
+
+// Runs when a view's ArrayBuffer is collected, detached, or its thread's environment is torn
+// down (worker exit). Detach already dropped the reference, so this is then a no-op.
+void FinalizeView(napi_env, void*, void* hint) {
+  Registry::Get().DropView(static_cast<uint64_t>(reinterpret_cast<uintptr_t>(hint)));
+}
+
+class Addon : public Napi::Addon<Addon> {
+ public:
+  Addon(Napi::Env env, Napi::Object exports) {
+    DefineAddon(exports, {
+        InstanceMethod("pageSize", &Addon::PageSize),
+        InstanceMethod("alloc", &Addon::Alloc),
+        InstanceMethod("free", &Addon::Free),
+        InstanceMethod("info", &Addon::Info),
+        InstanceMethod("status", &Addon::Status),
+        InstanceMethod("attach", &Addon::Attach),
+        InstanceMethod("detach", &Addon::Detach),
+        InstanceMethod("pread", &Addon::Pread),
+        InstanceMethod("copy", &Addon::Copy),
+        InstanceMethod("claimOnce", &Addon::ClaimOnce),
+    });
+  }
+
+ private:
+  Napi::Value PageSize(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(sysconf(_SC_PAGESIZE)));
+  }
+
+  // alloc(bytes, pinMode 0|1|2) -> { id, bytes, fd, kind, views, pinError?, cudaError? }
+  Napi::Value Alloc(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    uint64_t bytes, mode;
+    long page = sysconf(_SC_PAGESIZE);
+    if (!U64(info, 0, &bytes) || bytes == 0 || bytes % static_cast<uint64_t>(page) != 0) return BadArg(env, "bytes");
+    if (!U64(info, 1, &mode) || mode > 2) return BadArg(env, "pinMode");
+    SlabSnapshot s;
+    NativeError e = Registry::Get().Alloc(bytes, static_cast<PinMode>(mode), &s);
+    if (e.failed) return Throw(env, e);
+    return SnapshotObject(env, s);
+  }
+
+  Napi::Value Free(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    unsigned id;
+    if (!SlabId(info, 0, &id)) return BadArg(env, "id");
+    NativeError e = Registry::Get().Free(id);
+    if (e.failed) return Throw(env, e);
+    return env.Undefined();
+  }
+
+  Napi::Value Info(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    unsigned id;
+    if (!SlabId(info, 0, &id)) return BadArg(env, "id");
+    SlabSnapshot s;
+    if (!Registry::Get().Info(id, &s)) return env.Undefined();
+    return SnapshotObject(env, s);
+  }
+
+  // status(probeCuda) -> registry totals, CUDA availability, RLIMIT_MEMLOCK
+  Napi::Value Status(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    bool probe = info.Length() > 0 && info[0].IsBoolean() && info[0].As<Napi::Boolean>().Value();
+    RegistryStats st = Registry::Get().Stats();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("slabs", Napi::Number::New(env, static_cast<double>(st.slabs)));
+    o.Set("bytes", Napi::Number::New(env, static_cast<double>(st.bytes)));
+    o.Set("pinnedBytes", Napi::Number::New(env, static_cast<double>(st.pinned_bytes)));
+    o.Set("pendingSlabs", Napi::Number::New(env, static_cast<double>(st.pending_slabs)));
+    o.Set("pendingBytes", Napi::Number::New(env, static_cast<double>(st.pending_bytes)));
+    o.Set("views", Napi::Number::New(env, static_cast<double>(st.views)));
+    if (probe) {
+      CudaStatus cs = ProbeCuda();
+      o.Set("cudaAvailable", Napi::Boolean::New(env, cs.available));
+      if (!cs.error.empty()) o.Set("cudaError", Napi::String::New(env, cs.error));
+    } else {
+      o.Set("cudaAvailable", Napi::Boolean::New(env, false));
+    }
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_MEMLOCK, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+      o.Set("memlockLimit", Napi::Number::New(env, static_cast<double>(rl.rlim_cur)));
+    } else {
+      o.Set("memlockLimit", env.Null());
+    }
+    return o;
+  }
+
+  // attach(id) -> a new ArrayBuffer over the whole slab, owned by this thread. The wrapper
+  // caches one per slab per thread; each view holds a reference that keeps the mapping alive.
+  Napi::Value Attach(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    unsigned id;
+    if (!SlabId(info, 0, &id)) return BadArg(env, "id");
+    Registry& reg = Registry::Get();
+    uint8_t* ptr;
+    size_t bytes;
+    NativeError e = reg.Acquire(id, &ptr, &bytes);
+    if (e.failed) return Throw(env, e);
+    uint64_t vid = reg.AddView(id);
+    void* hint = reinterpret_cast<void*>(static_cast<uintptr_t>(vid));
+    napi_value ab;
+    napi_status st = napi_create_external_arraybuffer(env, ptr, bytes, FinalizeView, hint, &ab);
+    if (st != napi_ok) {
+      reg.DropView(vid);
+      // A pending JS exception (e.g. Node's buffer size limit) says why; keep it if there is one.
+      bool pending = false;
+      napi_is_exception_pending(env, &pending);
+      if (pending) return env.Undefined();
+      return Throw(env, NativeError::Sys(id, "napi_create_external_arraybuffer", 0, "cannot create a view of slab " + std::to_string(id)));
+    }
+    // The view id rides on the buffer itself so detach() finds exactly this view.
+    st = napi_wrap(env, ab, hint, nullptr, nullptr, nullptr);
+    if (st != napi_ok) {
+      napi_detach_arraybuffer(env, ab);
+      reg.DropView(vid);
+      return Throw(env, NativeError::Sys(id, "napi_wrap", 0, "cannot tag the view of slab " + std::to_string(id)));
+    }
+    return Napi::Value(env, ab);
+  }
+
+  // detach(view) -> true if this call detached it. The buffer (and every typed array over it)
+  // becomes zero-length in this thread before the reference is dropped, so nothing in JS can
+  // touch the memory once it may be unmapped.
+  Napi::Value Detach(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsArrayBuffer()) return BadArg(env, "view");
+    void* hint = nullptr;
+    if (napi_unwrap(env, info[0], &hint) != napi_ok || hint == nullptr) {
+      bool pending = false;
+      napi_is_exception_pending(env, &pending);
+      if (pending) {
+        napi_value ignored;
+        napi_get_and_clear_last_exception(env, &ignored);
+      }
+      return BadArg(env, "view (not a slab view)");
+    }
+    uint64_t vid = static_cast<uint64_t>(reinterpret_cast<uintptr_t>(hint));
+    Registry& reg = Registry::Get();
+    if (!reg.HasView(vid)) return Napi::Boolean::New(env, false);
+    if (napi_detach_arraybuffer(env, info[0]) != napi_ok) {
+      return Throw(env, NativeError::Sys(0, "napi_detach_arraybuffer", 0, "cannot detach a slab view"));
+    }
+    return Napi::Boolean::New(env, reg.DropView(vid));
+  }
+
+  // pread(fdOrPath, fileOffset, slabId, slabOffset, length) -> bytes read (short only at EOF)
+  Napi::Value Pread(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    uint64_t foff, soff, len, fdnum = 0;
+    unsigned id;
+    bool is_path = info.Length() > 0 && info[0].IsString();
+    if (!is_path && (!U64(info, 0, &fdnum) || fdnum > 0x7fffffff)) return BadArg(env, "fd");
+    if (!U64(info, 1, &foff)) return BadArg(env, "fileOffset");
+    if (!SlabId(info, 2, &id)) return BadArg(env, "slabId");
+    if (!U64(info, 3, &soff)) return BadArg(env, "slabOffset");
+    if (!U64(info, 4, &len)) return BadArg(env, "length");
+    std::string path = is_path ? info[0].As<Napi::String>().Utf8Value() : std::string();
+
+    Registry& reg = Registry::Get();
+    uint8_t* ptr;
+    size_t bytes;
+    NativeError e = reg.Acquire(id, &ptr, &bytes);  // keeps the mapping alive while we read
+    if (e.failed) return Throw(env, e);
+    if (soff > bytes || len > bytes - soff) {
+      reg.Unref(id);
+      return Throw(env, NativeError::Invalid(id, "range [" + std::to_string(soff) + ", +" + std::to_string(len) + ") is outside slab " + std::to_string(id)));
+    }
+    int fd = static_cast<int>(fdnum);
+    if (is_path) {
+      fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0) {
+        int err = errno;
+        reg.Unref(id);
+        return Throw(env, NativeError::Sys(id, "open", err, "open " + path + ": " + strerror(err)));
+      }
+    }
+    uint64_t done = 0;
+    int err = 0;
+    while (done < len) {  // ends: each pass reads > 0 bytes, hits EOF, or fails
+      ssize_t n = pread(fd, ptr + soff + done, len - done, static_cast<off_t>(foff + done));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        err = errno;
+        break;
+      }
+      if (n == 0) break;
+      done += static_cast<uint64_t>(n);
+    }
+    if (is_path) close(fd);
+    reg.Unref(id);
+    if (err != 0) {
+      return Throw(env, NativeError::Sys(id, "pread", err, "pread into slab " + std::to_string(id) + (is_path ? " from " + path : " from fd " + std::to_string(fd)) + ": " + strerror(err)));
+    }
+    return Napi::Number::New(env, static_cast<double>(done));
+  }
+
+  // copy(dstId, dstOffset, srcId, srcOffset, length): memmove between (or within) slabs.
+  Napi::Value Copy(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    unsigned dst_id, src_id;
+    uint64_t doff, soff, len;
+    if (!SlabId(info, 0, &dst_id)) return BadArg(env, "dstId");
+    if (!U64(info, 1, &doff)) return BadArg(env, "dstOffset");
+    if (!SlabId(info, 2, &src_id)) return BadArg(env, "srcId");
+    if (!U64(info, 3, &soff)) return BadArg(env, "srcOffset");
+    if (!U64(info, 4, &len)) return BadArg(env, "length");
+    Registry& reg = Registry::Get();
+    uint8_t *dp, *sp;
+    size_t db, sb;
+    NativeError e = reg.Acquire(dst_id, &dp, &db);
+    if (e.failed) return Throw(env, e);
+    e = reg.Acquire(src_id, &sp, &sb);
+    if (e.failed) {
+      reg.Unref(dst_id);
+      return Throw(env, e);
+    }
+    bool ok = doff <= db && len <= db - doff && soff <= sb && len <= sb - soff;
+    if (ok && len > 0) memmove(dp + doff, sp + soff, len);
+    reg.Unref(src_id);
+    reg.Unref(dst_id);
+    if (!ok) return Throw(env, NativeError::Invalid(dst_id, "copy range is outside slab " + std::to_string(dst_id) + " or " + std::to_string(src_id)));
+    return env.Undefined();
+  }
+
+  // claimOnce(key) -> true the first time in this process, across all threads: the TS wrapper
+  // uses it to warn once per process rather than once per worker.
+  Napi::Value ClaimOnce(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsString()) return BadArg(env, "key");
+    static std::mutex* mu = new std::mutex();
+    static std::set<std::string>* claimed = new std::set<std::string>();
+    std::lock_guard<std::mutex> lock(*mu);
+    return Napi::Boolean::New(env, claimed->insert(info[0].As<Napi::String>().Utf8Value()).second);
+  }
+};
+
+}  // namespace
+}  // namespace gpufeed
+
+// The macro pastes the name into an identifier, so it needs an unqualified one.
+using GpufeedAddon = gpufeed::Addon;
+NODE_API_ADDON(GpufeedAddon)
