@@ -1,0 +1,48 @@
+// `gpufeed dump`: loads this rank's batches for real and prints one JSON line per batch.
+import { writeFileSync, renameSync } from 'node:fs';
+import type { Command } from 'commander';
+import { Loader } from '../pipeline/loader.js';
+import { batchColumnsJson } from '../pipeline/batch-json.js';
+import { addLoaderOptions, loaderOptionsFromFlags, type LoaderFlags } from './loader-options.js';
+import { invalidOption } from '../errors.js';
+
+interface DumpFlags extends LoaderFlags {
+  maxBatches?: string;
+  stateOut?: string;
+}
+
+export function register(program: Command): void {
+  const cmd = program
+    .command('dump <dataset>')
+    .description('load batches and print one JSON line per batch: {"rank","epoch","step","ids","columns"}');
+  addLoaderOptions(cmd)
+    .option('--max-batches <k>', 'stop after k batches')
+    .option('--state-out <file>', 'write the resume state after the last printed batch')
+    .action(async (dataset: string, flags: DumpFlags) => {
+      const options = loaderOptionsFromFlags(flags);
+      let maxBatches = Number.POSITIVE_INFINITY;
+      if (flags.maxBatches !== undefined) {
+        maxBatches = Number(flags.maxBatches);
+        if (!Number.isInteger(maxBatches) || maxBatches < 0) throw invalidOption('--max-batches', `must be an integer >= 0, got ${flags.maxBatches}`);
+      }
+      const loader = await Loader.open(dataset, options);
+      try {
+        let n = 0;
+        const names = options.columns;
+        if (n < maxBatches) {
+          for await (const batch of loader) {
+            const line = { rank: loader.world.rank, epoch: batch.epoch, step: batch.step, ids: batch.ids, columns: batchColumnsJson(batch, names) };
+            if (!process.stdout.write(`${JSON.stringify(line)}\n`)) await new Promise((r) => process.stdout.once('drain', r));
+            if (++n >= maxBatches) break;
+          }
+        }
+        if (flags.stateOut) {
+          const tmp = `${flags.stateOut}.tmp-${process.pid}`;
+          writeFileSync(tmp, `${JSON.stringify(loader.state())}\n`);
+          renameSync(tmp, flags.stateOut);
+        }
+      } finally {
+        await loader.close();
+      }
+    });
+}

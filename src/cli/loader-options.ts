@@ -1,0 +1,86 @@
+// Loader options shared by `dump`, `bench` and `serve`: one definition, so a user benchmarks
+// exactly the configuration they train with.
+import { readFileSync } from 'node:fs';
+import { Option, type Command } from 'commander';
+import { invalidOption } from '../errors.js';
+import type { LoaderOptions } from '../pipeline/loader.js';
+import type { ResumeState, ShuffleAlgo } from '../plan/index.js';
+
+export interface LoaderFlags {
+  batchSize?: string;
+  columns?: string;
+  worldSize?: string;
+  rank?: string;
+  seed?: string;
+  shuffle?: string;
+  shuffleWindow?: string;
+  partitions?: string;
+  dropLast?: boolean;
+  epochs?: string;
+  workers?: string;
+  slots?: string;
+  pin?: boolean;
+  resume?: string;
+}
+
+export function addLoaderOptions(cmd: Command, defaults: { batchSize?: number } = {}): Command {
+  return cmd
+    .option('--batch-size <n>', 'rows per batch on this rank', defaults.batchSize === undefined ? undefined : String(defaults.batchSize))
+    .option('--columns <a,b>', 'columns to load (default: all)')
+    .option('--world-size <n>', 'ranks in the job (default: $WORLD_SIZE, $SLURM_NTASKS, or 1)')
+    .option('--rank <n>', 'this rank (default: $RANK, $SLURM_PROCID, or 0)')
+    .option('--seed <n>', 'shuffle seed (default 0)')
+    .addOption(new Option('--shuffle <algo>', 'sample order').choices(['none', 'window', 'naive']))
+    .option('--shuffle-window <n>', 'samples per shuffle window (shuffle=window)')
+    .option('--partitions <n>', 'canonical partitions (keep it when resuming on another world size)')
+    .option('--drop-last', 'drop the tail that does not fill equal steps, instead of padding')
+    .option('--epochs <n>', 'epochs to run (default 1; "inf" for endless)')
+    .option('--workers <n>', 'decode threads (default: usable CPUs)')
+    .option('--slots <n>', 'batch slots in the ring (default: workers + 2)')
+    .option('--no-pin', 'do not page-lock batch memory')
+    .option('--resume <file>', 'resume from a state file written by --state-out or loader.state()');
+}
+
+function int(name: string, v: string | undefined, min = 0): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) throw invalidOption(name, `must be an integer >= ${min}, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+export function readResumeFile(path: string): ResumeState {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw invalidOption('--resume', `cannot read ${path}: ${(err as Error).message}`, { path });
+  }
+  try {
+    return JSON.parse(text) as ResumeState;
+  } catch (err) {
+    throw invalidOption('--resume', `${path} is not JSON: ${(err as Error).message}`, { path });
+  }
+}
+
+export function loaderOptionsFromFlags(f: LoaderFlags): LoaderOptions {
+  const batchSize = int('--batch-size', f.batchSize, 1);
+  if (batchSize === undefined) throw invalidOption('--batch-size', 'is required');
+  const o: LoaderOptions = { batchSize };
+  if (f.columns !== undefined) o.columns = f.columns.split(',').map((s) => s.trim()).filter(Boolean);
+  const set = <K extends keyof LoaderOptions>(k: K, v: LoaderOptions[K] | undefined) => {
+    if (v !== undefined) o[k] = v;
+  };
+  set('worldSize', int('--world-size', f.worldSize, 1));
+  set('rank', int('--rank', f.rank, 0));
+  set('seed', int('--seed', f.seed, 0));
+  set('shuffle', f.shuffle as ShuffleAlgo | undefined);
+  set('shuffleWindow', int('--shuffle-window', f.shuffleWindow, 1));
+  set('partitions', int('--partitions', f.partitions, 1));
+  if (f.dropLast) o.dropLast = true;
+  if (f.epochs !== undefined) o.epochs = /^inf(inity)?$/i.test(f.epochs) ? Number.POSITIVE_INFINITY : int('--epochs', f.epochs, 1)!;
+  set('workers', int('--workers', f.workers, 1));
+  set('slots', int('--slots', f.slots, 1));
+  if (f.pin === false) o.pin = false;
+  if (f.resume !== undefined) o.resume = readResumeFile(f.resume);
+  return o;
+}

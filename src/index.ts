@@ -1,0 +1,10 @@
+// gpufeed's public API. Everything not re-exported here is internal.
+export { Loader, type LoaderOptions } from './pipeline/loader.js';
+export { Batch, isVarColumn, type ColumnData, type VarColumn, type NumericArray } from './pipeline/batch.js';
+export type { BatchLayout, ColumnRegion } from './pipeline/batch-layout.js';
+export type { LoaderStatsSnapshot } from './pipeline/stats.js';
+export { GpufeedError, ErrorCodes, type ErrorCode } from './errors.js';
+export type { ManifestV1, ColumnSpec, ShardEntry, DType, ColumnKind } from './dataset/types.js';
+export type { ResumeState, World, ShuffleAlgo } from './plan/index.js';
+export { resolveWorld } from './plan/index.js';
+export { openStore, type Store } from './storage/index.js';

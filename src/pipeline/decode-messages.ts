@@ -1,0 +1,49 @@
+// Messages between the loader (main thread) and decode workers. Only plain data crosses: slab ids
+// and offsets, never buffers (DESIGN.md, "Pinned memory").
+import type { SerializedError } from '../errors.js';
+import type { ShardFormat } from '../dataset/types.js';
+import type { BatchLayout } from './batch-layout.js';
+
+/** A shard as a decode worker sees it: a complete local file. */
+export interface ShardRef {
+  /** Manifest order index. */
+  index: number;
+  /** Path as written in the manifest, for error messages. */
+  name: string;
+  /** Local file with the complete shard. */
+  file: string;
+  format: ShardFormat;
+  bytes: number;
+}
+
+/**
+ * `count` consecutive rows of one work unit (an Arrow record batch or a Parquet row group),
+ * starting at `row` within the unit, go to slot rows `slotRow ..`. Runs are in slotRow order.
+ */
+export interface RowRun {
+  shard: number;
+  unit: number;
+  /** For Arrow: the unit's message block, so the worker needs no manifest. */
+  block?: { offset: number; metadataLength: number; bodyLength: number };
+  row: number;
+  count: number;
+  slotRow: number;
+}
+
+export interface DecodeTask {
+  slabId: number;
+  layout: BatchLayout;
+  rows: number;
+  shards: ShardRef[];
+  runs: RowRun[];
+}
+
+export interface DecodeStats {
+  rows: number;
+  /** Bytes moved from shard files into the slot. */
+  bytesRead: number;
+  readNs: number;
+  decodeNs: number;
+}
+
+export type DecodeReply = { ok: true; stats: DecodeStats } | { ok: false; error: SerializedError };

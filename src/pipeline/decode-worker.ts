@@ -1,0 +1,74 @@
+// Decode worker logic: fills one batch slot from the shard files a task names. Runs inside a
+// piscina worker (workers/decode.ts); attaches its own view of the slab by id.
+import { performance } from 'node:perf_hooks';
+import { serializeError } from '../errors.js';
+import { preadIntoSlab, slabView } from '../memory/index.js';
+import { closeArrowShard, copyArrowRun, openArrowShard, type ArrowShardHandle, type CopyOps, type SlotTarget } from './arrow-unit.js';
+import { closeParquetShard, copyParquetRun, openParquetShard, type ParquetShardHandle } from './parquet-unit.js';
+import type { DecodeReply, DecodeTask, ShardRef } from './decode-messages.js';
+
+type Handle = { kind: 'arrow'; h: ArrowShardHandle } | { kind: 'parquet'; h: ParquetShardHandle };
+
+// Open shard files, most recently used last. Bounded so a long shuffled epoch never runs out of fds.
+const MAX_OPEN_SHARDS = 32;
+const open = new Map<string, Handle>();
+
+function handleFor(ref: ShardRef): Handle {
+  const key = `${ref.file}\0${ref.bytes}`;
+  const hit = open.get(key);
+  if (hit) {
+    open.delete(key);
+    open.set(key, hit);
+    return hit;
+  }
+  const handle: Handle = ref.format === 'arrow' ? { kind: 'arrow', h: openArrowShard(ref) } : { kind: 'parquet', h: openParquetShard(ref) };
+  open.set(key, handle);
+  if (open.size > MAX_OPEN_SHARDS) {
+    const [oldKey, old] = open.entries().next().value as [string, Handle];
+    open.delete(oldKey);
+    if (old.kind === 'arrow') closeArrowShard(old.h);
+    else closeParquetShard(old.h);
+  }
+  return handle;
+}
+
+let scratchBuf = new Uint8Array(64 * 1024);
+
+export async function decodeBatch(task: DecodeTask): Promise<DecodeReply> {
+  try {
+    const t0 = performance.now();
+    const bytes = new Uint8Array(slabView(task.slabId), 0, task.layout.slotBytes);
+    let readMs = 0;
+    const ops: CopyOps = {
+      bytesRead: 0,
+      preadIntoSlot(fd, position, slotOffset, length) {
+        const r0 = performance.now();
+        preadIntoSlab(fd, position, task.slabId, slotOffset, length);
+        readMs += performance.now() - r0;
+      },
+      scratch(n) {
+        if (scratchBuf.length < n) scratchBuf = new Uint8Array(Math.max(n, scratchBuf.length * 2));
+        return scratchBuf.subarray(0, n);
+      },
+    };
+    const targets: SlotTarget[] = task.layout.columns.map((region) => ({ region, bytes, cursor: 0 }));
+    const shards = new Map(task.shards.map((s) => [s.index, s]));
+    for (const run of task.runs) {
+      const ref = shards.get(run.shard)!;
+      const handle = handleFor(ref);
+      if (handle.kind === 'arrow') for (const t of targets) copyArrowRun(handle.h, run, t, ops);
+      else await copyParquetRun(handle.h, run, targets, ops);
+    }
+    // Variable-length columns: an empty batch still has a valid offsets[0].
+    for (const t of targets) {
+      if (t.region.offsetsOffset >= 0 && task.rows === 0) new Int32Array(bytes.buffer, bytes.byteOffset + t.region.offsetsOffset, 1)[0] = 0;
+    }
+    const total = performance.now() - t0;
+    return {
+      ok: true,
+      stats: { rows: task.rows, bytesRead: ops.bytesRead, readNs: Math.round(readMs * 1e6), decodeNs: Math.round((total - readMs) * 1e6) },
+    };
+  } catch (err) {
+    return { ok: false, error: serializeError(err) };
+  }
+}

@@ -1,0 +1,207 @@
+// Reads rows of one Parquet row group into a batch slot. Parquet pages are encoded and usually
+// compressed, so a row group is decoded once (hyparquet, the fastest reader measured in
+// benchmarks/parquet-readers.ts) and kept in a small per-worker cache while its rows are copied out.
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { parquetMetadata, parquetRead, type FileMetaData } from 'hyparquet';
+import { compressors } from 'hyparquet-compressors';
+import { ErrorCodes, GpufeedError } from '../errors.js';
+import type { ColumnRegion } from './batch-layout.js';
+import type { RowRun, ShardRef } from './decode-messages.js';
+import type { CopyOps, SlotTarget } from './arrow-unit.js';
+
+export interface ParquetShardHandle {
+  fd: number;
+  ref: ShardRef;
+  metadata: FileMetaData;
+  /** First row of each row group. */
+  rowGroupStarts: number[];
+}
+
+type DecodedColumn = ArrayLike<unknown>;
+
+interface DecodedRowGroup {
+  key: string;
+  columns: Map<string, DecodedColumn>;
+  approxBytes: number;
+}
+
+// Decoded row groups are JS arrays: keep few of them. Enough that consecutive batches drawn from
+// one row group decode it once per worker.
+const MAX_CACHED_BYTES = 256 * 1024 * 1024;
+const decodedCache: DecodedRowGroup[] = [];
+
+function corrupt(ref: ShardRef, message: string): GpufeedError {
+  return new GpufeedError(ErrorCodes.SHARD_CORRUPT, `shard ${ref.name}: ${message}`, { shard: ref.name, path: ref.file });
+}
+
+function readRange(fd: number, ref: ShardRef, start: number, end: number): ArrayBuffer {
+  const out = new Uint8Array(end - start);
+  let done = 0;
+  while (done < out.length) {
+    const n = readSync(fd, out, done, out.length - done, start + done);
+    if (n === 0) throw corrupt(ref, `file ends at ${start + done}, wanted bytes up to ${end}`);
+    done += n;
+  }
+  return out.buffer;
+}
+
+export function openParquetShard(ref: ShardRef): ParquetShardHandle {
+  const fd = openSync(ref.file, 'r');
+  try {
+    const size = fstatSync(fd).size;
+    if (size !== ref.bytes) throw corrupt(ref, `file has ${size} bytes, the manifest says ${ref.bytes}`);
+    const tail = new Uint8Array(readRange(fd, ref, size - 8, size));
+    if (new TextDecoder().decode(tail.subarray(4)) !== 'PAR1') throw corrupt(ref, 'not a Parquet file (no PAR1 trailer)');
+    const metaLength = new DataView(tail.buffer).getUint32(0, true);
+    if (metaLength > size - 12) throw corrupt(ref, `bad footer length ${metaLength}`);
+    const footer = readRange(fd, ref, size - 8 - metaLength, size);
+    const metadata = parquetMetadata(footer);
+    const rowGroupStarts: number[] = [];
+    let row = 0;
+    for (const rg of metadata.row_groups) {
+      rowGroupStarts.push(row);
+      row += Number(rg.num_rows);
+    }
+    return { fd, ref, metadata, rowGroupStarts };
+  } catch (err) {
+    closeSync(fd);
+    if (err instanceof GpufeedError) throw err;
+    throw corrupt(ref, `cannot read the Parquet footer: ${(err as Error).message}`);
+  }
+}
+
+export function closeParquetShard(h: ParquetShardHandle): void {
+  closeSync(h.fd);
+}
+
+async function decodeRowGroup(h: ParquetShardHandle, unit: number, columns: readonly ColumnRegion[]): Promise<DecodedRowGroup> {
+  const names = columns.map((c) => c.name);
+  const key = `${h.ref.file}#${unit}#${names.join(',')}`;
+  const hit = decodedCache.findIndex((d) => d.key === key);
+  if (hit >= 0) {
+    const [d] = decodedCache.splice(hit, 1);
+    decodedCache.push(d!);
+    return d!;
+  }
+  const rg = h.metadata.row_groups[unit];
+  const rowStart = h.rowGroupStarts[unit];
+  if (!rg || rowStart === undefined) throw corrupt(h.ref, `no row group ${unit}`);
+  const rowEnd = rowStart + Number(rg.num_rows);
+  const file = {
+    byteLength: h.ref.bytes,
+    slice: (start: number, end?: number) => readRange(h.fd, h.ref, start, end ?? h.ref.bytes),
+  };
+  // Bytes columns stay bytes for binary; strings come back as JS strings and are re-encoded.
+  const chunks = new Map<string, { rowStart: number; data: DecodedColumn }[]>();
+  try {
+    await parquetRead({
+      file,
+      metadata: h.metadata,
+      columns: names,
+      rowStart,
+      rowEnd,
+      compressors,
+      utf8: false,
+      onChunk: (chunk) => {
+        const list = chunks.get(chunk.columnName) ?? [];
+        list.push({ rowStart: chunk.rowStart, data: chunk.columnData as DecodedColumn });
+        chunks.set(chunk.columnName, list);
+      },
+    });
+  } catch (err) {
+    throw corrupt(h.ref, `row group ${unit}: ${(err as Error).message}`);
+  }
+  const decoded = new Map<string, DecodedColumn>();
+  let approxBytes = 0;
+  for (const col of columns) {
+    const parts = chunks.get(col.name);
+    if (!parts) throw new GpufeedError(ErrorCodes.UNKNOWN_COLUMN, `shard ${h.ref.name} has no column ${col.name}`, { shard: h.ref.name, column: col.name });
+    // Stitch the chunks covering [rowStart, rowEnd) into one array indexed from the row group start.
+    parts.sort((a, b) => a.rowStart - b.rowStart);
+    const n = rowEnd - rowStart;
+    const whole: unknown[] = new Array(n);
+    for (const p of parts) {
+      for (let i = 0; i < p.data.length; i++) {
+        const r = p.rowStart + i - rowStart;
+        if (r >= 0 && r < n) whole[r] = p.data[i];
+      }
+    }
+    decoded.set(col.name, whole);
+    approxBytes += n * Math.max(8, col.rowBytes || col.elementBytes * 16);
+  }
+  const entry = { key, columns: decoded, approxBytes };
+  decodedCache.push(entry);
+  let total = decodedCache.reduce((a, d) => a + d.approxBytes, 0);
+  while (decodedCache.length > 1 && total > MAX_CACHED_BYTES) total -= decodedCache.shift()!.approxBytes;
+  return entry;
+}
+
+function writeNumber(view: DataView, offset: number, dtype: ColumnRegion['dtype'], value: unknown): void {
+  switch (dtype) {
+    case 'int8': view.setInt8(offset, Number(value)); break;
+    case 'uint8': view.setUint8(offset, Number(value)); break;
+    case 'bool': view.setUint8(offset, value ? 1 : 0); break;
+    case 'int16': view.setInt16(offset, Number(value), true); break;
+    case 'uint16': view.setUint16(offset, Number(value), true); break;
+    case 'int32': view.setInt32(offset, Number(value), true); break;
+    case 'uint32': view.setUint32(offset, Number(value), true); break;
+    case 'int64': view.setBigInt64(offset, BigInt(value as bigint | number), true); break;
+    case 'uint64': view.setBigUint64(offset, BigInt(value as bigint | number), true); break;
+    case 'float32': view.setFloat32(offset, Number(value), true); break;
+    case 'float64': view.setFloat64(offset, Number(value), true); break;
+    default: throw new GpufeedError(ErrorCodes.UNSUPPORTED_TYPE, `dtype ${dtype} is not numeric`);
+  }
+}
+
+const encoder = new TextEncoder();
+
+/** Copies one run of rows of every target column from a Parquet row group into the slot. */
+export async function copyParquetRun(h: ParquetShardHandle, run: RowRun, targets: readonly SlotTarget[], ops: CopyOps): Promise<void> {
+  const decoded = await decodeRowGroup(h, run.unit, targets.map((t) => t.region));
+  for (const target of targets) {
+    const region = target.region;
+    const values = decoded.columns.get(region.name)!;
+    const view = new DataView(target.bytes.buffer, target.bytes.byteOffset, target.bytes.byteLength);
+    const eb = region.elementBytes;
+    const offsets = region.offsetsOffset >= 0
+      ? new Int32Array(target.bytes.buffer, target.bytes.byteOffset + region.offsetsOffset, (region.valuesOffset - region.offsetsOffset) >> 2)
+      : undefined;
+    for (let i = 0; i < run.count; i++) {
+      const v = values[run.row + i];
+      const slotRow = run.slotRow + i;
+      if (region.validOffset >= 0) target.bytes[region.validOffset + slotRow] = v === null || v === undefined ? 0 : 1;
+      if (region.kind === 'scalar') {
+        if (v !== null && v !== undefined) writeNumber(view, region.valuesOffset + slotRow * eb, region.dtype, v);
+        else target.bytes.fill(0, region.valuesOffset + slotRow * eb, region.valuesOffset + (slotRow + 1) * eb);
+        ops.bytesRead += eb;
+      } else if (region.kind === 'fixed') {
+        const arr = v as ArrayLike<unknown> | null;
+        const per = region.rowBytes / eb;
+        if (!arr || arr.length !== per) {
+          throw corrupt(h.ref, `column ${region.name}: row ${run.row + i} of row group ${run.unit} has ${arr ? arr.length : 'null'} values, the schema says ${per}`);
+        }
+        const base = region.valuesOffset + slotRow * region.rowBytes;
+        for (let k = 0; k < per; k++) writeNumber(view, base + k * eb, region.dtype, arr[k]);
+        ops.bytesRead += region.rowBytes;
+      } else {
+        // Variable length: strings/binary as bytes, lists as elements.
+        let bytes: Uint8Array | undefined;
+        let list: ArrayLike<unknown> | undefined;
+        if (region.kind === 'bytes') bytes = v === null || v === undefined ? new Uint8Array(0) : typeof v === 'string' ? encoder.encode(v) : (v as Uint8Array);
+        else list = (v ?? []) as ArrayLike<unknown>;
+        const elems = bytes ? bytes.length : list!.length;
+        if ((target.cursor + elems) * eb > region.valuesBytes) {
+          throw new GpufeedError(ErrorCodes.INVALID_OPTION, `column ${region.name}: rows of shard ${h.ref.name} need more than the ${region.valuesBytes} bytes a batch slot holds for it; the manifest's maxRowBytes is missing or wrong (re-index the dataset) or raise the loader's varRowBytes`, {
+            option: 'varRowBytes', column: region.name, shard: h.ref.name,
+          });
+        }
+        offsets![slotRow] = target.cursor;
+        if (bytes) target.bytes.set(bytes, region.valuesOffset + target.cursor);
+        else for (let k = 0; k < elems; k++) writeNumber(view, region.valuesOffset + (target.cursor + k) * eb, region.dtype, list![k]);
+        target.cursor += elems;
+        offsets![slotRow + 1] = target.cursor;
+        ops.bytesRead += elems * eb;
+      }
+    }
+  }
+}

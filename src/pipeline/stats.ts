@@ -1,0 +1,72 @@
+// Loader counters: what was read and decoded, where the time went, and how long the consumer
+// waited for data (data-wait), the figure that says whether the GPU starves.
+import { performance } from 'node:perf_hooks';
+import type { DecodeStats } from './decode-messages.js';
+
+export interface LoaderStatsSnapshot {
+  batches: number;
+  rows: number;
+  bytesRead: number;
+  /** Seconds, summed over decode workers. */
+  readSeconds: number;
+  decodeSeconds: number;
+  /** Seconds spent getting shards ready (downloads, cache) before decoding, summed over batches. */
+  shardWaitSeconds: number;
+  /** Seconds the consumer waited for the next batch, after the first one. */
+  dataWaitSeconds: number;
+  /** Seconds until the first batch was ready. */
+  firstBatchSeconds: number;
+  /** Seconds since the loader opened. */
+  elapsedSeconds: number;
+  released: number;
+  queue: { queued: number; freeSlots: number; slots: number; poolQueue: number };
+}
+
+export class LoaderStats {
+  #opened = performance.now();
+  #batches = 0;
+  #rows = 0;
+  #bytes = 0;
+  #readNs = 0;
+  #decodeNs = 0;
+  #shardWaitMs = 0;
+  #waitMs = 0;
+  #firstMs = -1;
+  #delivered = 0;
+  #released = 0;
+
+  addDecode(s: DecodeStats, shardWaitMs: number): void {
+    this.#batches += 1;
+    this.#rows += s.rows;
+    this.#bytes += s.bytesRead;
+    this.#readNs += s.readNs;
+    this.#decodeNs += s.decodeNs;
+    this.#shardWaitMs += shardWaitMs;
+  }
+
+  waited(ms: number): void {
+    if (this.#delivered === 0) this.#firstMs = performance.now() - this.#opened;
+    else this.#waitMs += ms;
+    this.#delivered += 1;
+  }
+
+  released(): void {
+    this.#released += 1;
+  }
+
+  snapshot(queue: LoaderStatsSnapshot['queue']): LoaderStatsSnapshot {
+    return {
+      batches: this.#batches,
+      rows: this.#rows,
+      bytesRead: this.#bytes,
+      readSeconds: this.#readNs / 1e9,
+      decodeSeconds: this.#decodeNs / 1e9,
+      shardWaitSeconds: this.#shardWaitMs / 1e3,
+      dataWaitSeconds: this.#waitMs / 1e3,
+      firstBatchSeconds: this.#firstMs < 0 ? 0 : this.#firstMs / 1e3,
+      elapsedSeconds: (performance.now() - this.#opened) / 1e3,
+      released: this.#released,
+      queue,
+    };
+  }
+}

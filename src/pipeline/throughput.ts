@@ -1,0 +1,108 @@
+// Measures what a loader delivers: samples/s and payload bytes/s into pinned batches, data-wait,
+// peak RSS. Shared by `gpufeed bench` and the harnesses in benchmarks/.
+import { performance } from 'node:perf_hooks';
+import type { Loader } from './loader.js';
+import type { Batch } from './batch.js';
+import type { LoaderStatsSnapshot } from './stats.js';
+
+export interface ThroughputResult {
+  samples_per_s: number;
+  /** Batch payload bytes (the used part of each column region) delivered per second. */
+  bytes_per_s: number;
+  batches: number;
+  samples: number;
+  bytes: number;
+  seconds: number;
+  peak_rss_bytes: number;
+  /** Share of wall time (after the first batch) the consumer waited for data. */
+  data_wait_fraction: number;
+  first_batch_seconds: number;
+  workers: number;
+  batch_size: number;
+  pinned: boolean;
+  memory_kind: string;
+  stage_seconds: { read: number; decode: number; shard_wait: number; data_wait: number };
+}
+
+export interface MeasureOptions {
+  /** Stop after this many batches. */
+  maxBatches?: number;
+  /** Stop after this many seconds. */
+  maxSeconds?: number;
+  /** Simulated compute per batch (ms), to measure data-wait under a training-like consumer. */
+  consumerMs?: number;
+  onProgress?: (p: { batches: number; samples: number; bytes: number; seconds: number }) => void;
+}
+
+export function batchPayloadBytes(batch: Batch): number {
+  let bytes = 0;
+  for (const c of Object.values(batch.columns)) {
+    if ('offsets' in c) bytes += c.offsets.byteLength + c.values.byteLength;
+    else bytes += c.byteLength;
+  }
+  return bytes;
+}
+
+function spin(ms: number): void {
+  // Busy-wait stands in for GPU work that keeps this thread occupied.
+  const end = performance.now() + ms;
+  while (performance.now() < end) { /* bounded by end */ }
+}
+
+export async function measureLoader(loader: Loader, options: MeasureOptions = {}): Promise<ThroughputResult> {
+  const maxBatches = options.maxBatches ?? Number.POSITIVE_INFINITY;
+  const maxSeconds = options.maxSeconds ?? Number.POSITIVE_INFINITY;
+  let batches = 0;
+  let samples = 0;
+  let bytes = 0;
+  let peakRss = process.memoryUsage.rss();
+  let t0 = 0;
+  let firstAt = 0;
+  let waitMs = 0;
+  let asked = performance.now();
+  const start = performance.now();
+  for await (const batch of loader) {
+    const now = performance.now();
+    if (batches === 0) {
+      firstAt = now;
+      t0 = now;
+    } else {
+      waitMs += now - asked;
+    }
+    batches += 1;
+    samples += batch.size;
+    bytes += batchPayloadBytes(batch);
+    if (options.consumerMs) spin(options.consumerMs);
+    if ((batches & 15) === 0) {
+      const rss = process.memoryUsage.rss();
+      if (rss > peakRss) peakRss = rss;
+      options.onProgress?.({ batches, samples, bytes, seconds: (performance.now() - start) / 1e3 });
+    }
+    asked = performance.now();
+    if (batches >= maxBatches || (asked - start) / 1e3 >= maxSeconds) break;
+  }
+  const end = performance.now();
+  peakRss = Math.max(peakRss, process.memoryUsage.rss());
+  // Rates count from the first batch: startup (pool spin-up, first shard) is reported separately.
+  const steady = batches > 1 ? (end - t0) / 1e3 : (end - start) / 1e3;
+  const steadySamples = batches > 1 ? samples * ((batches - 1) / batches) : samples;
+  const steadyBytes = batches > 1 ? bytes * ((batches - 1) / batches) : bytes;
+  const s: LoaderStatsSnapshot = loader.stats();
+  const slab = loader.ring.slots[0]?.slab;
+  return {
+    samples_per_s: steady > 0 ? steadySamples / steady : 0,
+    bytes_per_s: steady > 0 ? steadyBytes / steady : 0,
+    batches,
+    samples,
+    bytes,
+    seconds: (end - start) / 1e3,
+    peak_rss_bytes: peakRss,
+    data_wait_fraction: steady > 0 ? waitMs / 1e3 / steady : 0,
+    first_batch_seconds: (firstAt - start) / 1e3,
+    workers: loader.workers,
+    batch_size: loader.order.batchSize,
+    pinned: slab?.pinned ?? false,
+    memory_kind: slab?.kind ?? 'none',
+    stage_seconds: { read: s.readSeconds, decode: s.decodeSeconds, shard_wait: s.shardWaitSeconds, data_wait: waitMs / 1e3 },
+  };
+}
