@@ -1,0 +1,84 @@
+// Loads the native addon (native/build/Release/gpufeed_native.node) once per thread, lazily, so
+// that importing gpufeed never fails on a machine where only the pure-JS parts are used.
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { ErrorCodes, GpufeedError } from '../errors.js';
+import { packageRoot } from '../package-root.js';
+import type { MemoryKind } from './types.js';
+
+export interface NativeSlab {
+  id: number;
+  bytes: number;
+  fd: number;
+  kind: MemoryKind;
+  views: number;
+  pinError?: string;
+  cudaError?: string;
+}
+
+export interface NativeStatus {
+  slabs: number;
+  bytes: number;
+  pinnedBytes: number;
+  pendingSlabs: number;
+  pendingBytes: number;
+  views: number;
+  cudaAvailable: boolean;
+  cudaError?: string;
+  memlockLimit: number | null;
+}
+
+/** 0: no locking, 1: mlock only, 2: CUDA registration, then mlock. */
+export type PinMode = 0 | 1 | 2;
+
+/** The addon's surface. Arguments are validated by the callers in this folder. */
+export interface NativeBinding {
+  pageSize(): number;
+  alloc(bytes: number, pinMode: PinMode): NativeSlab;
+  free(id: number): void;
+  info(id: number): NativeSlab | undefined;
+  status(probeCuda: boolean): NativeStatus;
+  attach(id: number): ArrayBuffer;
+  detach(view: ArrayBuffer): boolean;
+  pread(fdOrPath: number | string, fileOffset: number, slabId: number, slabOffset: number, length: number): number;
+  copy(dstId: number, dstOffset: number, srcId: number, srcOffset: number, length: number): void;
+  claimOnce(key: string): boolean;
+}
+
+let binding: NativeBinding | undefined;
+
+export function addonPath(): string {
+  return join(packageRoot(), 'native', 'build', 'Release', 'gpufeed_native.node');
+}
+
+export function loadNative(): NativeBinding {
+  if (binding) return binding;
+  const path = addonPath();
+  try {
+    binding = createRequire(join(packageRoot(), 'package.json'))(path) as NativeBinding;
+  } catch (err) {
+    throw new GpufeedError(
+      ErrorCodes.NATIVE,
+      `cannot load the native addon at ${path} (build it with \`npm install\` or \`npx node-gyp rebuild --directory native\`): ${(err as Error).message}`,
+      { path },
+      { cause: err },
+    );
+  }
+  return binding;
+}
+
+/** Turns an error thrown by the addon (plain Error with code/slabId/syscall/errno) into a GpufeedError. */
+export function fromNative(err: unknown, option?: string): GpufeedError {
+  if (err instanceof GpufeedError) return err;
+  const e = (err ?? {}) as { code?: unknown; message?: unknown; slabId?: unknown; syscall?: unknown; errno?: unknown };
+  const message = typeof e.message === 'string' ? e.message : String(err);
+  const details: Record<string, unknown> = {};
+  if (typeof e.slabId === 'number') details.slabId = e.slabId;
+  if (typeof e.syscall === 'string') details.syscall = e.syscall;
+  if (typeof e.errno === 'number') details.errno = e.errno;
+  if (e.code === ErrorCodes.INVALID_OPTION) {
+    if (option) details.option = option;
+    return new GpufeedError(ErrorCodes.INVALID_OPTION, option ? `option ${option}: ${message}` : message, details, { cause: err });
+  }
+  return new GpufeedError(ErrorCodes.NATIVE, message, details, { cause: err });
+}
