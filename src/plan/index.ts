@@ -1,0 +1,22 @@
+// The distributed sample order: pure functions from (manifest shards, world, options, epoch,
+// resume state) to this rank's batches of global sample ids. No I/O.
+export { type World, resolveWorld, nodeCount } from './world.js';
+export {
+  type ShuffleAlgo,
+  type OrderOptions,
+  resolveOrderOptions,
+  SHUFFLE_ALGOS,
+  DEFAULT_SHUFFLE_WINDOW,
+  MAX_SHUFFLE_WINDOW,
+} from './options.js';
+export {
+  type ShardSize,
+  type SampleLocation,
+  SampleLocator,
+  samplesToShards,
+  locateSample,
+  datasetFingerprint,
+} from './samples.js';
+export { type RankEpochPlan, type RankEpochPlanDetail, planRankEpoch, layoutFor } from './order.js';
+export { type EpochLayout } from './partition.js';
+export { type ResumeState, resumeState, resumePoint, RESUME_FORMAT, RESUME_VERSION } from './state.js';

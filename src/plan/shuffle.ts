@@ -1,0 +1,230 @@
+// Shuffle algorithms, selected by name: each turns a partition's m samples into an order,
+// `at(t)` = the local offset (0..m-1) delivered t-th. All are random access, so a rank computes only
+// the part of its partition's order it needs, step by step, and any step can be planned first.
+import { ErrorCodes, GpufeedError } from '../errors.js';
+import { FeistelPermutation } from './permutation.js';
+import { deriveKey, hashUnit, type Key64, Sfc32 } from './prng.js';
+import type { ShuffleAlgo } from './options.js';
+import type { SampleLocator } from './samples.js';
+
+export interface PartitionOrder {
+  /** Samples in the partition (m). */
+  readonly size: number;
+  /** Local offset of the t-th sample delivered, 0 <= t < size. */
+  at(t: number): number;
+}
+
+/** A partition: global ids [start, start + size). */
+export interface PartitionRange {
+  start: number;
+  size: number;
+}
+
+/** Builds the order of one partition for one epoch. `key` is already specific to (seed, epoch, partition). */
+export function partitionOrder(
+  algo: ShuffleAlgo,
+  range: PartitionRange,
+  locator: SampleLocator,
+  key: Key64,
+  shuffleWindow: number,
+): PartitionOrder {
+  switch (algo) {
+    case 'none':
+      return new IdentityOrder(range.size);
+    case 'naive':
+      return new NaiveOrder(range.size, key);
+    case 'window':
+      return new WindowOrder(range, locator, key, shuffleWindow);
+  }
+}
+
+export class IdentityOrder implements PartitionOrder {
+  constructor(readonly size: number) {}
+  at(t: number): number {
+    return t;
+  }
+}
+
+/** A uniformly random permutation (Feistel): best mixing, no locality at all. */
+export class NaiveOrder implements PartitionOrder {
+  private readonly permutation: FeistelPermutation;
+  constructor(readonly size: number, key: Key64) {
+    this.permutation = new FeistelPermutation(size, key);
+  }
+  at(t: number): number {
+    return this.permutation.at(t);
+  }
+}
+
+/**
+ * The window shuffle, in the spirit of MosaicML's py1e:
+ * 1. the partition's shard pieces (a shard, or the part of one inside the partition) are put in a
+ *    random order, and their samples concatenated: sequence position i -> sample;
+ * 2. each position gets a key i + (u_i - 1/2) * w with u_i uniform in [0, 1), and samples are
+ *    delivered in key order.
+ * So a sample moves at most w/2 from its place in the shard-shuffled sequence: any w consecutive
+ * deliveries come from about w + w of that sequence, i.e. (2w / rows per shard) + 2 shards, which
+ * is what the cache must hold. Unlike fixed blocks, there are no block edges that never mix.
+ *
+ * Random access: keys are sorted per chunk of key space [jw, (j+1)w); the number of keys below jw
+ * is (positions surely below) + (a count over the uncertain 2w around it), so chunk j's first
+ * delivery index is known without sorting anything before it.
+ */
+export class WindowOrder implements PartitionOrder {
+  readonly size: number;
+  private readonly window: number;
+  private readonly jitterKey: Key64;
+  /** Shard pieces in shuffled order: local start offset, and cumulative length before each. */
+  private readonly pieceStart: Float64Array;
+  private readonly pieceCumulative: Float64Array;
+  /** Bits for a candidate's index inside a chunk, and fractional key bits, in the packed sort key. */
+  private readonly indexBits: number;
+  private readonly fractionScale: number;
+  private readonly starts = new Map<number, number>();
+  private readonly chunks = new Map<number, Uint32Array | Float64Array>();
+
+  constructor(range: PartitionRange, locator: SampleLocator, key: Key64, window: number) {
+    this.size = range.size;
+    this.window = window;
+    this.jitterKey = deriveKey(key, 2);
+
+    // Pieces of the partition in manifest order.
+    const starts: number[] = [];
+    const lengths: number[] = [];
+    const end = range.start + range.size;
+    if (range.size > 0) {
+      for (let shard = locator.shardOf(range.start); shard < locator.shardCount; shard++) {
+        const shardBegin = locator.shardStart(shard);
+        if (shardBegin >= end) break;
+        const from = Math.max(shardBegin, range.start);
+        const to = Math.min(locator.shardStart(shard + 1), end);
+        if (to > from) {
+          starts.push(from - range.start);
+          lengths.push(to - from);
+        }
+      }
+    }
+    const order = Uint32Array.from(starts.keys());
+    const rng = new Sfc32(deriveKey(key, 1));
+    for (let i = order.length - 1; i > 0; i--) {
+      const j = rng.below(i + 1);
+      const tmp = order[i] as number;
+      order[i] = order[j] as number;
+      order[j] = tmp;
+    }
+    this.pieceStart = new Float64Array(order.length);
+    this.pieceCumulative = new Float64Array(order.length + 1);
+    for (let q = 0; q < order.length; q++) {
+      const piece = order[q] as number;
+      this.pieceStart[q] = starts[piece] as number;
+      this.pieceCumulative[q + 1] = (this.pieceCumulative[q] as number) + (lengths[piece] as number);
+    }
+
+    // Packed sort key = floor(relativeKey * 2^f) * 2^indexBits + candidateIndex, below 2^53.
+    this.indexBits = bitsFor(2 * window + 8);
+    const fractionBits = 52 - bitsFor(window) - this.indexBits;
+    if (fractionBits < 0) throw new GpufeedError(ErrorCodes.INTERNAL, `shuffle window ${window} too large to sort exactly`);
+    this.fractionScale = 2 ** fractionBits;
+  }
+
+  at(t: number): number {
+    if (!(t >= 0 && t < this.size)) throw new GpufeedError(ErrorCodes.INTERNAL, `order index ${t} outside [0, ${this.size})`);
+    let j = Math.floor(t / this.window);
+    // The guess is off by at most one or two chunks (keys move at most w/2); the bound is a guard.
+    for (let guard = 0; ; guard++) {
+      if (guard > 64) throw new GpufeedError(ErrorCodes.INTERNAL, 'window shuffle chunk search did not converge');
+      if (this.chunkStart(j) > t) j--;
+      else if (this.chunkStart(j + 1) <= t) j++;
+      else break;
+    }
+    return this.chunk(j)[t - this.chunkStart(j)] as number;
+  }
+
+  private key(i: number): number {
+    return i + (hashUnit(this.jitterKey, i) - 0.5) * this.window;
+  }
+
+  /** Positions [lo, hi) of the shuffled-shard sequence that may hold a key near x. */
+  private around(x: number): [number, number] {
+    const half = this.window / 2;
+    return [clamp(Math.floor(x - half) - 1, 0, this.size), clamp(Math.ceil(x + half) + 1, 0, this.size)];
+  }
+
+  /** Number of keys below j*w: the delivery index where chunk j begins. */
+  private chunkStart(j: number): number {
+    const cached = this.starts.get(j);
+    if (cached !== undefined) return cached;
+    const x = j * this.window;
+    const [lo, hi] = this.around(x);
+    let count = lo; // every position below lo has key < x
+    for (let i = lo; i < hi; i++) if (this.key(i) < x) count++;
+    remember(this.starts, j, count, 64);
+    return count;
+  }
+
+  /** Local offsets of the samples whose keys fall in [jw, (j+1)w), in key order. */
+  private chunk(j: number): Uint32Array | Float64Array {
+    const cached = this.chunks.get(j);
+    if (cached) return cached;
+    const x0 = j * this.window;
+    const x1 = x0 + this.window;
+    const lo = this.around(x0)[0];
+    const hi = this.around(x1)[1];
+    const count = this.chunkStart(j + 1) - this.chunkStart(j);
+    const packed = new Float64Array(count);
+    const indexScale = 2 ** this.indexBits;
+    let n = 0;
+    for (let i = lo; i < hi; i++) {
+      const k = this.key(i);
+      if (k >= x0 && k < x1) {
+        if (n >= count) throw new GpufeedError(ErrorCodes.INTERNAL, 'window shuffle chunk overflow');
+        packed[n++] = Math.floor((k - x0) * this.fractionScale) * indexScale + (i - lo);
+      }
+    }
+    if (n !== count) throw new GpufeedError(ErrorCodes.INTERNAL, `window shuffle chunk has ${n} keys, expected ${count}`);
+    packed.sort();
+    // Decode candidate indexes, then map sequence positions to local offsets (half the memory when
+    // offsets fit 32 bits: a rank holding many partitions holds a chunk of each).
+    const offsets = this.size <= 2 ** 32 ? new Uint32Array(count) : packed;
+    for (let q = 0; q < count; q++) {
+      const p = packed[q] as number;
+      offsets[q] = this.sequenceAt(lo + (p - Math.floor(p / indexScale) * indexScale));
+    }
+    // Two chunks: deliveries walk forward, and a step may straddle a chunk edge.
+    remember(this.chunks, j, offsets, 2);
+    return offsets;
+  }
+
+  /** Local offset of position i of the shuffled-shard sequence. */
+  private sequenceAt(i: number): number {
+    const cum = this.pieceCumulative;
+    let lo = 0;
+    let hi = this.pieceStart.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >>> 1;
+      if ((cum[mid] as number) <= i) lo = mid;
+      else hi = mid - 1;
+    }
+    return (this.pieceStart[lo] as number) + (i - (cum[lo] as number));
+  }
+}
+
+function clamp(x: number, lo: number, hi: number): number {
+  return x < lo ? lo : x > hi ? hi : x;
+}
+
+/** Smallest b with 2^b > n. */
+function bitsFor(n: number): number {
+  let b = 0;
+  while (2 ** b <= n) b++;
+  return b;
+}
+
+/** A tiny insertion-ordered cache: the plan walks forward, so recent entries are the useful ones. */
+function remember<V>(map: Map<number, V>, key: number, value: V, capacity: number): void {
+  if (map.size >= capacity) {
+    const oldest = map.keys().next();
+    if (!oldest.done) map.delete(oldest.value);
+  }
+  map.set(key, value);
+}

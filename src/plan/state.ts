@@ -1,0 +1,133 @@
+// The resume state: small, JSON, and global. It names a step boundary of the job, not of a rank,
+// so every rank computes the same state at the same step and the one rank 0 saves resumes the
+// whole job, with this world size or another with the same global batch and partitions (the
+// epoch's global batches do not depend on the world size; only their split among ranks does).
+import { ErrorCodes, GpufeedError, invalidOption } from '../errors.js';
+import { layoutFor } from './order.js';
+import { type OrderOptions, resolveOrderOptions, SHUFFLE_ALGOS, type ShuffleAlgo } from './options.js';
+import { datasetFingerprint, type ShardSize, samplesToShards } from './samples.js';
+import type { World } from './world.js';
+
+export const RESUME_FORMAT = 'gpufeed-resume';
+export const RESUME_VERSION = 1;
+
+export interface ResumeState {
+  format: typeof RESUME_FORMAT;
+  version: typeof RESUME_VERSION;
+  /** The epoch in progress. */
+  epoch: number;
+  /** Steps of `epoch` already delivered on every rank: resume at this step. */
+  stepsDone: number;
+  /** Steps per epoch, for reading the state; checked on resume. */
+  stepsPerEpoch: number;
+  /** batchSize x worldSize: a resume must keep it. */
+  globalBatchSize: number;
+  partitions: number;
+  seed: number;
+  shuffle: ShuffleAlgo;
+  shuffleWindow: number;
+  dropLast: boolean;
+  dataset: { shards: number; rows: number; fingerprint: string };
+}
+
+/** The state after `stepsDone` steps of `epoch` (0 <= stepsDone <= steps); identical on every rank. */
+export function resumeState(
+  shards: readonly ShardSize[],
+  world: World,
+  options: OrderOptions,
+  epoch: number,
+  stepsDone: number,
+): ResumeState {
+  const opts = resolveOrderOptions(options, world);
+  const layout = layoutFor(shards, world, opts);
+  if (!Number.isSafeInteger(epoch) || epoch < 0) throw invalidOption('epoch', `must be a non-negative integer, got ${epoch}`);
+  if (!Number.isSafeInteger(stepsDone) || stepsDone < 0 || stepsDone > layout.steps) {
+    throw invalidOption('stepsDone', `must be an integer in [0, ${layout.steps}], got ${stepsDone}`);
+  }
+  return {
+    format: RESUME_FORMAT,
+    version: RESUME_VERSION,
+    epoch,
+    stepsDone,
+    stepsPerEpoch: layout.steps,
+    globalBatchSize: layout.globalBatch,
+    partitions: opts.partitions ?? world.worldSize,
+    seed: opts.seed,
+    shuffle: opts.shuffle,
+    shuffleWindow: opts.shuffleWindow,
+    dropLast: opts.dropLast,
+    dataset: { shards: shards.length, rows: samplesToShards(shards).totalRows, fingerprint: datasetFingerprint(shards) },
+  };
+}
+
+/**
+ * Where this rank continues: planRankEpoch(..., epoch).batchIds(step) is its next batch. A state
+ * taken at the end of an epoch points at step 0 of the next; an epoch >= options.epochs means the
+ * run is complete. Throws GPUFEED_RESUME_MISMATCH naming the first field that cannot continue
+ * exactly (details.field).
+ */
+export function resumePoint(
+  state: ResumeState,
+  shards: readonly ShardSize[],
+  world: World,
+  options: OrderOptions,
+): { epoch: number; step: number } {
+  checkShape(state);
+  const opts = resolveOrderOptions(options, world);
+  const now = resumeState(shards, world, opts, 0, 0);
+  if (state.dataset.shards !== now.dataset.shards || state.dataset.rows !== now.dataset.rows || state.dataset.fingerprint !== now.dataset.fingerprint) {
+    throw mismatch(
+      'dataset',
+      `the state was taken on another dataset (${state.dataset.shards} shards, ${state.dataset.rows} rows, ${state.dataset.fingerprint}; now ${now.dataset.shards} shards, ${now.dataset.rows} rows, ${now.dataset.fingerprint})`,
+      state.dataset, now.dataset,
+    );
+  }
+  if (state.globalBatchSize !== now.globalBatchSize) {
+    throw mismatch(
+      'globalBatchSize',
+      `the state has global batch ${state.globalBatchSize}, now batchSize ${opts.batchSize} x worldSize ${world.worldSize} = ${now.globalBatchSize}`,
+      state.globalBatchSize, now.globalBatchSize,
+    );
+  }
+  if (state.partitions !== now.partitions) {
+    throw mismatch(
+      'partitions',
+      `the state has ${state.partitions} partitions, now ${now.partitions} (pass partitions: ${state.partitions}; the default follows the world size)`,
+      state.partitions, now.partitions,
+    );
+  }
+  for (const field of ['seed', 'shuffle', 'dropLast'] as const) {
+    if (state[field] !== now[field]) {
+      throw mismatch(field, `the state has ${JSON.stringify(state[field])}, now ${JSON.stringify(now[field])}`, state[field], now[field]);
+    }
+  }
+  if (state.shuffle === 'window' && state.shuffleWindow !== now.shuffleWindow) {
+    throw mismatch('shuffleWindow', `the state has ${state.shuffleWindow}, now ${now.shuffleWindow}`, state.shuffleWindow, now.shuffleWindow);
+  }
+  if (state.stepsPerEpoch !== now.stepsPerEpoch || state.stepsDone > now.stepsPerEpoch) {
+    throw mismatch('stepsPerEpoch', `the state has ${state.stepsPerEpoch} steps per epoch, now ${now.stepsPerEpoch}`, state.stepsPerEpoch, now.stepsPerEpoch);
+  }
+  if (state.stepsDone === now.stepsPerEpoch) return { epoch: state.epoch + 1, step: 0 };
+  return { epoch: state.epoch, step: state.stepsDone };
+}
+
+function checkShape(state: unknown): asserts state is ResumeState {
+  const s = state as Partial<Record<keyof ResumeState, unknown>> | null;
+  if (!s || typeof s !== 'object') throw mismatch('state', 'is not an object');
+  if (s.format !== RESUME_FORMAT) throw mismatch('format', `must be ${JSON.stringify(RESUME_FORMAT)}, got ${JSON.stringify(s.format)}`);
+  if (s.version !== RESUME_VERSION) throw mismatch('version', `must be ${RESUME_VERSION}, got ${JSON.stringify(s.version)}`);
+  for (const field of ['epoch', 'stepsDone', 'stepsPerEpoch', 'globalBatchSize', 'partitions', 'seed', 'shuffleWindow'] as const) {
+    const v = s[field];
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw mismatch(field, `must be a non-negative integer, got ${JSON.stringify(v)}`);
+  }
+  if (!SHUFFLE_ALGOS.includes(s.shuffle as ShuffleAlgo)) throw mismatch('shuffle', `unknown algorithm ${JSON.stringify(s.shuffle)}`);
+  if (typeof s.dropLast !== 'boolean') throw mismatch('dropLast', `must be a boolean, got ${JSON.stringify(s.dropLast)}`);
+  const d = s.dataset as Partial<ResumeState['dataset']> | undefined;
+  if (!d || typeof d !== 'object' || typeof d.shards !== 'number' || typeof d.rows !== 'number' || typeof d.fingerprint !== 'string') {
+    throw mismatch('dataset', 'must be { shards, rows, fingerprint }');
+  }
+}
+
+function mismatch(field: string, message: string, saved?: unknown, current?: unknown): GpufeedError {
+  return new GpufeedError(ErrorCodes.RESUME_MISMATCH, `resume state ${field}: ${message}`, { field, saved, current });
+}
