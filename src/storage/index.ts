@@ -3,16 +3,18 @@ import { fileURLToPath } from 'node:url';
 import { ErrorCodes, GpufeedError } from '../errors.js';
 import { LocalStore } from './local.js';
 import type { Store } from './store.js';
+import type { S3StoreOptions } from './s3-options.js';
 
 export type { Store, ObjectInfo, ByteRange, ReadOptions } from './store.js';
+export type { S3StoreOptions } from './s3-options.js';
 
 export interface StoreOptions {
   /** S3-compatible endpoint, e.g. http://127.0.0.1:9000 (else AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL). */
   s3Endpoint?: string;
   /** S3 region (else AWS_REGION, else us-east-1). */
   s3Region?: string;
-  /** Extra options for the S3 store; see storage/s3.ts. */
-  s3?: Record<string, unknown>;
+  /** Further options of the S3 store (retries, deadlines, part size, ...); see storage/s3-options.ts. */
+  s3?: S3StoreOptions;
 }
 
 export function isS3Uri(uri: string): boolean {

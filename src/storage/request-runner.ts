@@ -1,0 +1,141 @@
+// Runs one storage request with its own deadline, bounded retries (exponential backoff with full
+// jitter) and an optional hedged duplicate. The AWS SDK retries only until response headers arrive;
+// a body that stalls or is cut mid-stream is invisible to it, so each attempt here covers the whole
+// response, body included, and the SDK's own maxAttempts is kept at 1.
+import { GpufeedError } from '../errors.js';
+import { AdaptiveLimiter } from './adaptive-limiter.js';
+import { backoffDelay, sleep, type BackoffPolicy } from './backoff.js';
+import { LatencyTracker } from './latency-tracker.js';
+import { DeadlineExceeded, classifyS3Error, toStorageError, type FailureContext } from './s3-errors.js';
+
+export interface HedgePolicy {
+  enabled: boolean;
+  /** Hedge when an attempt has run this many times longer than the median of its peers. */
+  factor: number;
+  /** Never hedge sooner than this, in ms. */
+  minDelayMs: number;
+  /** Peer samples needed before hedging. */
+  minSamples: number;
+}
+
+export interface RequestPolicy {
+  /** Attempts per request, first one included. */
+  maxAttempts: number;
+  backoff: BackoffPolicy;
+  /** Deadline of one attempt, response body included, in ms. */
+  attemptTimeoutMs: number;
+  hedge: HedgePolicy;
+}
+
+export interface RunOptions {
+  signal?: AbortSignal | undefined;
+  /** Request size in bytes; enables hedging against peers of about this size. */
+  hedgeBytes?: number;
+}
+
+export interface RequestStats {
+  requests: number;
+  retries: number;
+  hedges: number;
+  hedgeWins: number;
+  timeouts: number;
+}
+
+export class RequestRunner {
+  readonly stats: RequestStats = { requests: 0, retries: 0, hedges: 0, hedgeWins: 0, timeouts: 0 };
+  private readonly latency = new LatencyTracker();
+
+  constructor(readonly policy: RequestPolicy, readonly limiter: AdaptiveLimiter) {}
+
+  async run<T>(ctx: FailureContext, attemptFn: (signal: AbortSignal) => Promise<T>, opts: RunOptions = {}): Promise<T> {
+    const { signal } = opts;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const result = await this.attemptWithHedge(attemptFn, opts);
+        this.limiter.onSuccess();
+        return result;
+      } catch (err) {
+        if (signal?.aborted) throw signal.reason;
+        const kind = classifyS3Error(err);
+        if (kind === 'timeout') this.stats.timeouts++;
+        if (kind === 'slow-down') this.limiter.onSlowDown();
+        const retryable = kind === 'slow-down' || kind === 'timeout' || kind === 'retryable';
+        if (!retryable || attempt >= this.policy.maxAttempts) {
+          throw toStorageError(err, { ...ctx, attempts: attempt });
+        }
+        this.stats.retries++;
+        await sleep(backoffDelay(attempt, this.policy.backoff), signal);
+      }
+    }
+  }
+
+  private async attemptWithHedge<T>(attemptFn: (signal: AbortSignal) => Promise<T>, opts: RunOptions): Promise<T> {
+    const release = await this.limiter.acquire(opts.signal);
+    const primary = this.timedAttempt(attemptFn, opts, release);
+    const hedge = this.policy.hedge;
+    const median = hedge.enabled && opts.hedgeBytes !== undefined ? this.latency.median(opts.hedgeBytes, hedge.minSamples) : undefined;
+    if (median === undefined) return (await primary.done).value;
+
+    const delay = Math.max(hedge.minDelayMs, hedge.factor * median);
+    if (delay >= this.policy.attemptTimeoutMs) return (await primary.done).value;
+    const timer = new AbortController();
+    const first = await Promise.race([primary.done.then(() => 'primary' as const, () => 'primary' as const), sleep(delay, timer.signal).then(() => 'timer' as const)]);
+    timer.abort();
+    if (first === 'primary') return (await primary.done).value;
+    const hedgeSlot = this.limiter.tryAcquire();
+    if (!hedgeSlot) return (await primary.done).value;
+
+    // The range is much slower than its peers: ask again and take whichever answer arrives first.
+    this.stats.hedges++;
+    const second = this.timedAttempt(attemptFn, opts, hedgeSlot);
+    try {
+      const winner = await Promise.any([primary.done, second.done]);
+      if (winner.from === second) this.stats.hedgeWins++;
+      return winner.value;
+    } catch (err) {
+      // Both failed: report the primary's error, which is the one the retry policy should judge.
+      throw (err as AggregateError).errors[0];
+    } finally {
+      primary.controller.abort(new Error('hedge settled'));
+      second.controller.abort(new Error('hedge settled'));
+      // Losers' rejections are expected; keep them from surfacing as unhandled.
+      primary.done.catch(() => {});
+      second.done.catch(() => {});
+    }
+  }
+
+  private timedAttempt<T>(
+    attemptFn: (signal: AbortSignal) => Promise<T>,
+    opts: RunOptions,
+    release: () => void,
+  ): { controller: AbortController; done: Promise<{ value: T; from: unknown }> } {
+    const controller = new AbortController();
+    const ms = this.policy.attemptTimeoutMs;
+    const deadline = new DeadlineExceeded(ms);
+    const timer = setTimeout(() => controller.abort(deadline), ms);
+    const onAbort = (): void => controller.abort(opts.signal?.reason);
+    if (opts.signal?.aborted) controller.abort(opts.signal.reason);
+    else opts.signal?.addEventListener('abort', onAbort, { once: true });
+    const started = performance.now();
+    this.stats.requests++;
+    const handle = { controller, done: undefined as unknown as Promise<{ value: T; from: unknown }> };
+    handle.done = (async () => {
+      try {
+        const value = await attemptFn(controller.signal);
+        if (controller.signal.aborted) throw controller.signal.reason;
+        if (opts.hedgeBytes !== undefined) this.latency.record(opts.hedgeBytes, performance.now() - started);
+        return { value, from: handle };
+      } catch (err) {
+        // An abort by our own deadline surfaces from the SDK as a generic AbortError; name the cause.
+        if (controller.signal.aborted && controller.signal.reason === deadline) throw deadline;
+        if (err instanceof GpufeedError) throw err;
+        throw err;
+      } finally {
+        clearTimeout(timer);
+        opts.signal?.removeEventListener('abort', onAbort);
+        release();
+      }
+    })();
+    return handle;
+  }
+}
