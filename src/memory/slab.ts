@@ -62,7 +62,7 @@ export function maxSlabBytes(): number {
 /** Allocates a shared-memory slab of at least `bytes` (rounded up to the page size), page-locked unless told otherwise. */
 export function allocSlab(bytes: number, opts: AllocOptions = {}): SlabInfo {
   if (typeof bytes !== 'number' || !Number.isSafeInteger(bytes) || bytes < 1) {
-    throw invalidOption('bytes', `must be a positive integer, got ${String(bytes)}`);
+    throw invalidOption('bytes', `must be a positive safe integer, got ${String(bytes)}`);
   }
   if (opts === null || typeof opts !== 'object') throw invalidOption('opts', 'must be an object');
   if (opts.pin !== undefined && typeof opts.pin !== 'boolean') throw invalidOption('pin', `must be a boolean, got ${String(opts.pin)}`);
