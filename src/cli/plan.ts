@@ -1,0 +1,167 @@
+// `gpufeed plan`: prints the sample order, reading only the manifest. One JSON line per batch,
+// {"rank","epoch","step","ids"}; for one rank (--rank), or for every rank, step-major: all ranks'
+// batches of step k (rank 0 first), then step k+1. That is the order the job consumes them in.
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { Option, type Command } from 'commander';
+import { invalidOption } from '../errors.js';
+import { loadManifest } from '../dataset/manifest.js';
+import { openStore } from '../storage/index.js';
+import {
+  type OrderOptions,
+  planRankEpoch,
+  type RankEpochPlan,
+  resolveOrderOptions,
+  resolveWorld,
+  type ResumeState,
+  resumePoint,
+  resumeState,
+  type ShardSize,
+  type ShuffleAlgo,
+  type World,
+} from '../plan/index.js';
+
+interface PlanFlags {
+  batchSize?: string;
+  worldSize?: string;
+  rank?: string;
+  seed?: string;
+  epoch?: string;
+  shuffle?: string;
+  shuffleWindow?: string;
+  partitions?: string;
+  dropLast?: boolean;
+  resume?: string;
+  maxSteps?: string;
+  stateOut?: string;
+}
+
+export function register(program: Command): void {
+  program
+    .command('plan <dataset>')
+    .description(
+      'print the sample order from the manifest alone: one JSON line per batch, {"rank","epoch","step","ids"}; ' +
+        'without --rank, every rank, step-major (all ranks of step k, rank 0 first, then step k+1)',
+    )
+    .option('--batch-size <n>', 'samples per batch on each rank (required)')
+    .option('--world-size <n>', 'ranks in the job (default: $WORLD_SIZE, $SLURM_NTASKS, or 1)')
+    .option('--rank <n>', 'print only this rank (default: every rank)')
+    .option('--seed <n>', 'shuffle seed (default 0)')
+    .option('--epoch <n>', 'epoch to print (default 0)')
+    .addOption(new Option('--shuffle <algo>', 'sample order (default none)').choices(['none', 'window', 'naive']))
+    .option('--shuffle-window <n>', 'samples per shuffle window (shuffle=window)')
+    .option('--partitions <n>', 'canonical partitions (default: world size; keep it to resume on another world size)')
+    .option('--drop-last', 'drop the tail that does not fill a global batch, instead of padding with repeats')
+    .option('--resume <file>', 'continue from a resume state: prints the rest of the epoch it points into')
+    .option('--max-steps <k>', 'print at most k steps')
+    .option('--state-out <file>', 'write the resume state after the last printed step')
+    .action(async (dataset: string, flags: PlanFlags) => {
+      await runPlan(dataset, flags);
+    });
+}
+
+async function runPlan(dataset: string, flags: PlanFlags): Promise<void> {
+  const batchSize = intFlag('--batch-size', flags.batchSize, 1);
+  if (batchSize === undefined) throw invalidOption('--batch-size', 'is required');
+  const onlyRank = intFlag('--rank', flags.rank, 0);
+  const worldSize = intFlag('--world-size', flags.worldSize, 1);
+  const maxSteps = intFlag('--max-steps', flags.maxSteps, 0) ?? Number.POSITIVE_INFINITY;
+  if (flags.resume !== undefined && flags.epoch !== undefined) {
+    throw invalidOption('--epoch', 'cannot be combined with --resume (the state says which epoch)');
+  }
+
+  // Without --rank every rank is printed; with --world-size alone, rank 0 stands in while the
+  // world is resolved (else the launcher's values are checked as they are).
+  const worldOptions: Partial<World> = {};
+  if (worldSize !== undefined) worldOptions.worldSize = worldSize;
+  if (onlyRank !== undefined || worldSize !== undefined) worldOptions.rank = onlyRank ?? 0;
+  const base = resolveWorld(worldOptions, process.env);
+  const partial: Partial<OrderOptions> = { batchSize, epochs: Number.POSITIVE_INFINITY };
+  const seed = intFlag('--seed', flags.seed, 0);
+  if (seed !== undefined) partial.seed = seed;
+  if (flags.shuffle !== undefined) partial.shuffle = flags.shuffle as ShuffleAlgo;
+  const shuffleWindow = intFlag('--shuffle-window', flags.shuffleWindow, 1);
+  if (shuffleWindow !== undefined) partial.shuffleWindow = shuffleWindow;
+  const partitions = intFlag('--partitions', flags.partitions, 1);
+  if (partitions !== undefined) partial.partitions = partitions;
+  if (flags.dropLast) partial.dropLast = true;
+  const options = resolveOrderOptions(partial, base);
+
+  const shards = await readShardSizes(dataset);
+  let start = { epoch: intFlag('--epoch', flags.epoch, 0) ?? 0, step: 0 };
+  if (flags.resume !== undefined) start = resumePoint(readResumeState(flags.resume), shards, base, options);
+
+  const ranks: World[] = onlyRank !== undefined
+    ? [base]
+    : Array.from({ length: base.worldSize }, (_, rank) => ({ ...base, rank, localRank: rank % base.localWorldSize }));
+  const plans: RankEpochPlan[] = ranks.map((w) => planRankEpoch(shards, w, options, start.epoch));
+  const steps = plans[0]?.steps ?? 0;
+  const end = Math.min(steps, start.step + maxSteps);
+
+  const out = new LineWriter();
+  for (let step = start.step; step < end; step++) {
+    for (let i = 0; i < plans.length; i++) {
+      const plan = plans[i] as RankEpochPlan;
+      const rank = (ranks[i] as World).rank;
+      await out.line(`{"rank":${rank},"epoch":${start.epoch},"step":${step},"ids":[${plan.batchIds(step).join(',')}]}`);
+    }
+  }
+  await out.flush();
+
+  if (flags.stateOut !== undefined) {
+    const state = resumeState(shards, base, options, start.epoch, Math.max(start.step, end));
+    const tmp = `${flags.stateOut}.tmp-${process.pid}`;
+    writeFileSync(tmp, `${JSON.stringify(state)}\n`);
+    renameSync(tmp, flags.stateOut);
+  }
+}
+
+async function readShardSizes(dataset: string): Promise<ShardSize[]> {
+  const store = await openStore(dataset);
+  try {
+    const manifest = await loadManifest(store);
+    return manifest.shards.map((s) => ({ rows: s.rows, bytes: s.bytes }));
+  } finally {
+    await store.close();
+  }
+}
+
+function readResumeState(path: string): ResumeState {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw invalidOption('--resume', `cannot read ${path}: ${(err as Error).message}`, { path });
+  }
+  try {
+    return JSON.parse(text) as ResumeState;
+  } catch (err) {
+    throw invalidOption('--resume', `${path} is not JSON: ${(err as Error).message}`, { path });
+  }
+}
+
+function intFlag(name: string, value: string | undefined, min: number): number | undefined {
+  if (value === undefined) return undefined;
+  const n = /^\s*\d+\s*$/.test(value) ? Number(value) : Number.NaN;
+  if (!Number.isSafeInteger(n) || n < min) throw invalidOption(name, `must be an integer >= ${min}, got ${JSON.stringify(value)}`);
+  return n;
+}
+
+/** Buffers lines into ~64 KiB writes and waits for stdout to drain, so memory stays flat on huge plans. */
+class LineWriter {
+  private chunks: string[] = [];
+  private size = 0;
+
+  async line(text: string): Promise<void> {
+    this.chunks.push(text, '\n');
+    this.size += text.length + 1;
+    if (this.size >= 65536) await this.flush();
+  }
+
+  async flush(): Promise<void> {
+    if (this.chunks.length === 0) return;
+    const data = this.chunks.join('');
+    this.chunks = [];
+    this.size = 0;
+    if (!process.stdout.write(data)) await new Promise<void>((resolve) => process.stdout.once('drain', () => resolve()));
+  }
+}
