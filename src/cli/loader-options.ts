@@ -16,6 +16,7 @@ export interface LoaderFlags {
   shuffleWindow?: string;
   partitions?: string;
   dropLast?: boolean;
+  pad?: boolean;
   epochs?: string;
   workers?: string;
   slots?: string;
@@ -33,7 +34,8 @@ export function addLoaderOptions(cmd: Command, defaults: { batchSize?: number } 
     .addOption(new Option('--shuffle <algo>', 'sample order').choices(['none', 'window', 'naive']))
     .option('--shuffle-window <n>', 'samples per shuffle window (shuffle=window)')
     .option('--partitions <n>', 'canonical partitions (keep it when resuming on another world size)')
-    .option('--drop-last', 'drop the tail that does not fill equal steps, instead of padding')
+    .option('--drop-last', 'drop the tail that does not fill a global batch (every batch full)')
+    .option('--pad', 'fill the last step with repeated samples (every batch full); default: a smaller last batch, each sample once')
     .option('--epochs <n>', 'epochs to run (default 1; "inf" for endless)')
     .option('--workers <n>', 'decode threads (default: usable CPUs)')
     .option('--slots <n>', 'batch slots in the ring (default: workers + 2)')
@@ -77,6 +79,7 @@ export function loaderOptionsFromFlags(f: LoaderFlags): LoaderOptions {
   set('shuffleWindow', int('--shuffle-window', f.shuffleWindow, 1));
   set('partitions', int('--partitions', f.partitions, 1));
   if (f.dropLast) o.dropLast = true;
+  if (f.pad) o.pad = true;
   if (f.epochs !== undefined) o.epochs = /^inf(inity)?$/i.test(f.epochs) ? Number.POSITIVE_INFINITY : int('--epochs', f.epochs, 1)!;
   set('workers', int('--workers', f.workers, 1));
   set('slots', int('--slots', f.slots, 1));

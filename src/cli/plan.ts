@@ -30,6 +30,7 @@ interface PlanFlags {
   shuffleWindow?: string;
   partitions?: string;
   dropLast?: boolean;
+  pad?: boolean;
   resume?: string;
   maxSteps?: string;
   stateOut?: string;
@@ -50,7 +51,8 @@ export function register(program: Command): void {
     .addOption(new Option('--shuffle <algo>', 'sample order (default none)').choices(['none', 'window', 'naive']))
     .option('--shuffle-window <n>', 'samples per shuffle window (shuffle=window)')
     .option('--partitions <n>', 'canonical partitions (default: world size; keep it to resume on another world size)')
-    .option('--drop-last', 'drop the tail that does not fill a global batch, instead of padding with repeats')
+    .option('--drop-last', 'drop the tail that does not fill a global batch (every batch full)')
+    .option('--pad', 'fill the last step with repeated samples (every batch full); default: a smaller last batch, each sample once')
     .option('--resume <file>', 'continue from a resume state: prints the rest of the epoch it points into')
     .option('--max-steps <k>', 'print at most k steps')
     .option('--state-out <file>', 'write the resume state after the last printed step')
@@ -84,6 +86,7 @@ async function runPlan(dataset: string, flags: PlanFlags): Promise<void> {
   const partitions = intFlag('--partitions', flags.partitions, 1);
   if (partitions !== undefined) partial.partitions = partitions;
   if (flags.dropLast) partial.dropLast = true;
+  if (flags.pad) partial.pad = true;
   const options = resolveOrderOptions(partial, base);
 
   const shards = await readShardSizes(dataset);

@@ -33,6 +33,8 @@ export interface LoaderOptions extends StoreOptions, ShardSourceOptions {
   shuffleWindow?: number;
   partitions?: number;
   dropLast?: boolean;
+  /** Fill the last step with repeated samples so every batch is full (not with dropLast). */
+  pad?: boolean;
   /** Epochs to run; Infinity for an endless stream. Default 1. */
   epochs?: number;
   rank?: number;
@@ -105,6 +107,7 @@ export class Loader implements AsyncIterable<Batch> {
     if (options.shuffleWindow !== undefined) partial.shuffleWindow = options.shuffleWindow;
     if (options.partitions !== undefined) partial.partitions = options.partitions;
     if (options.dropLast !== undefined) partial.dropLast = options.dropLast;
+    if (options.pad !== undefined) partial.pad = options.pad;
     if (options.epochs !== undefined) partial.epochs = options.epochs;
     this.order = resolveOrderOptions(partial, this.world);
     this.#shardSizes = manifest.shards.map((s) => ({ rows: s.rows, bytes: s.bytes }));

@@ -28,11 +28,18 @@ export interface OrderOptions {
    */
   partitions?: number;
   /**
-   * true: drop the epoch's last (N mod globalBatch) samples of the epoch order (a different set each
-   * shuffled epoch). false: pad the last step by repeating samples from the start of the epoch
-   * order, so every sample is seen and every batch is full.
+   * How an epoch that does not fill whole global batches ends. Every rank always gets the same
+   * number of steps; the default (both false) delivers each sample exactly once, so the last step's
+   * batches hold fewer than batchSize rows (some ranks may get fewer than others, or none).
+   * dropLast: drop the epoch's last (N mod globalBatch) samples of the epoch order (a different set
+   * each shuffled epoch); every batch is full.
    */
   dropLast: boolean;
+  /**
+   * pad: fill the last step by repeating samples from the start of each partition's epoch order,
+   * so every batch is full and every sample is seen (a few twice). Not with dropLast.
+   */
+  pad: boolean;
   /** Number of epochs; Infinity for an endless stream. */
   epochs: number;
 }
@@ -85,10 +92,14 @@ export function resolveOrderOptions(partial: Partial<OrderOptions>, world: World
   const dropLast = partial.dropLast ?? false;
   if (typeof dropLast !== 'boolean') throw invalidOption('dropLast', `must be a boolean, got ${String(dropLast)}`);
 
+  const pad = partial.pad ?? false;
+  if (typeof pad !== 'boolean') throw invalidOption('pad', `must be a boolean, got ${String(pad)}`);
+  if (pad && dropLast) throw invalidOption('pad', 'cannot be combined with dropLast: pad fills the last step, dropLast drops it');
+
   const epochs = partial.epochs ?? 1;
   if (epochs !== Infinity) positiveInt('epochs', epochs);
 
-  return { batchSize, seed, shuffle, shuffleWindow, partitions, dropLast, epochs };
+  return { batchSize, seed, shuffle, shuffleWindow, partitions, dropLast, pad, epochs };
 }
 
 function positiveInt(name: string, value: unknown): void {

@@ -21,7 +21,10 @@ export interface RankEpochPlan {
   epoch: number;
   /** Batches in this epoch; the same on every rank. */
   steps: number;
-  /** Global sample ids of batch `step` (0 <= step < steps), in delivery order; always batchSize of them. */
+  /**
+   * Global sample ids of batch `step` (0 <= step < steps), in delivery order: batchSize of them,
+   * except in the last step of an epoch without pad or dropLast, which holds only real samples.
+   */
   batchIds(step: number): number[];
 }
 
@@ -106,21 +109,27 @@ export function planRankEpoch(
     rank,
     batchSize,
     layout,
-    paddedSamples: Math.max(0, delivered - layout.samples),
+    paddedSamples: opts.pad ? Math.max(0, delivered - layout.samples) : 0,
     droppedSamples: Math.max(0, layout.samples - delivered),
     batchIds(step: number): number[] {
       if (!Number.isSafeInteger(step) || step < 0 || step >= layout.steps) {
         throw invalidOption('step', `must be an integer in [0, ${layout.steps}), got ${step}`);
       }
-      const ids = new Array<number>(batchSize);
+      const ids: number[] = [];
       const first = rank * batchSize;
       const end = first + batchSize;
-      // This rank's positions in the global batch, run by run of partitions.
+      // This rank's positions in the global batch, run by run of partitions. Positions past a
+      // partition's samples are padding: repeated with pad, left out otherwise (dropLast never
+      // reaches them).
       for (let j = first, p = partitionOfPosition(layout, first); j < end; p++) {
         const part = partition(p);
         const runEnd = Math.min(end, part.shareStart + part.share);
         const base = step * part.share - part.shareStart;
-        for (; j < runEnd; j++) ids[j - first] = sampleAt(part, base + j);
+        for (; j < runEnd; j++) {
+          const t = base + j;
+          if (t >= part.size && !opts.pad) continue;
+          ids.push(sampleAt(part, t));
+        }
       }
       return ids;
     },

@@ -27,6 +27,7 @@ export interface ResumeState {
   shuffle: ShuffleAlgo;
   shuffleWindow: number;
   dropLast: boolean;
+  pad: boolean;
   dataset: { shards: number; rows: number; fingerprint: string };
 }
 
@@ -56,6 +57,7 @@ export function resumeState(
     shuffle: opts.shuffle,
     shuffleWindow: opts.shuffleWindow,
     dropLast: opts.dropLast,
+    pad: opts.pad,
     dataset: { shards: shards.length, rows: samplesToShards(shards).totalRows, fingerprint: datasetFingerprint(shards) },
   };
 }
@@ -96,7 +98,7 @@ export function resumePoint(
       state.partitions, now.partitions,
     );
   }
-  for (const field of ['seed', 'shuffle', 'dropLast'] as const) {
+  for (const field of ['seed', 'shuffle', 'dropLast', 'pad'] as const) {
     if (state[field] !== now[field]) {
       throw mismatch(field, `the state has ${JSON.stringify(state[field])}, now ${JSON.stringify(now[field])}`, state[field], now[field]);
     }
@@ -122,6 +124,7 @@ function checkShape(state: unknown): asserts state is ResumeState {
   }
   if (!SHUFFLE_ALGOS.includes(s.shuffle as ShuffleAlgo)) throw mismatch('shuffle', `unknown algorithm ${JSON.stringify(s.shuffle)}`);
   if (typeof s.dropLast !== 'boolean') throw mismatch('dropLast', `must be a boolean, got ${JSON.stringify(s.dropLast)}`);
+  if (typeof s.pad !== 'boolean') throw mismatch('pad', `must be a boolean, got ${JSON.stringify(s.pad)}`);
   const d = s.dataset as Partial<ResumeState['dataset']> | undefined;
   if (!d || typeof d !== 'object' || typeof d.shards !== 'number' || typeof d.rows !== 'number' || typeof d.fingerprint !== 'string') {
     throw mismatch('dataset', 'must be { shards, rows, fingerprint }');

@@ -66,6 +66,11 @@ interface Case {
   label: string;
 }
 
+/** One of the three epoch endings, a third of the time each. */
+function endMode(u: number): { dropLast: boolean; pad: boolean } {
+  return u < 1 / 3 ? { dropLast: true, pad: false } : u < 2 / 3 ? { dropLast: false, pad: true } : { dropLast: false, pad: false };
+}
+
 function randomCase(r: () => number): Case {
   const shards = randomShards(r);
   const worldSize = int(r, 1, 16);
@@ -73,10 +78,10 @@ function randomCase(r: () => number): Case {
   const shuffle = pick(r, ['none', 'window', 'naive'] as const);
   const partitions = pick(r, validPartitions(worldSize, batchSize * worldSize));
   const options = resolveOrderOptions(
-    { batchSize, seed: int(r, 0, 1e9), shuffle, shuffleWindow: int(r, 1, 400), partitions, dropLast: r() < 0.5, epochs: 3 },
+    { batchSize, seed: int(r, 0, 1e9), shuffle, shuffleWindow: int(r, 1, 400), partitions, ...endMode(r()), epochs: 3 },
     world(0, worldSize),
   );
-  const label = `N=${totalRows(shards)} shards=${shards.length} W=${worldSize} B=${batchSize} P=${partitions} ${shuffle}/${options.shuffleWindow} dropLast=${options.dropLast}`;
+  const label = `N=${totalRows(shards)} shards=${shards.length} W=${worldSize} B=${batchSize} P=${partitions} ${shuffle}/${options.shuffleWindow} dropLast=${options.dropLast} pad=${options.pad}`;
   return { shards, worldSize, options, label };
 }
 
@@ -108,7 +113,10 @@ describe('planRankEpoch properties over random manifests', () => {
       assert.equal(steps, c.options.dropLast ? Math.floor(n / g) : Math.ceil(n / g), c.label);
       for (const rankBatches of batches) {
         assert.equal(rankBatches.length, steps, `equal steps: ${c.label}`);
-        for (const b of rankBatches) assert.equal(b.length, c.options.batchSize, `full batches: ${c.label}`);
+        rankBatches.forEach((b, step) => {
+          if (c.options.pad || c.options.dropLast || step < steps - 1) assert.equal(b.length, c.options.batchSize, `full batches: ${c.label}`);
+          else assert.ok(b.length <= c.options.batchSize, `last batch at most full: ${c.label}`);
+        });
       }
       const seen = counts(batches.flat(2));
       for (const id of seen.keys()) assert.ok(Number.isInteger(id) && id >= 0 && id < n, `id ${id} in range: ${c.label}`);
@@ -116,10 +124,13 @@ describe('planRankEpoch properties over random manifests', () => {
         for (const [id, times] of seen) assert.equal(times, 1, `id ${id} at most once: ${c.label}`);
         assert.equal(seen.size, steps * g, c.label);
         assert.ok(n - seen.size < g, `fewer than a global batch dropped: ${c.label}`);
-      } else {
+      } else if (c.options.pad) {
         assert.equal(seen.size, n, `every sample delivered: ${c.label}`);
         const extra = steps * g - n;
         assert.ok(extra >= 0 && extra < g, `padding below one global batch: ${c.label}`);
+      } else {
+        for (const [id, times] of seen) assert.equal(times, 1, `id ${id} exactly once: ${c.label}`);
+        assert.equal(seen.size, n, `every sample delivered: ${c.label}`);
       }
     }
   });
@@ -178,7 +189,7 @@ describe('planRankEpoch properties over random manifests', () => {
       }
       // before + after is the epoch, as a multiset: none twice beyond the declared padding, none lost.
       assert.deepEqual(counts([...before, ...after]), counts(full.flat(2)), `${c.label} resumed at ${stepsDone}/${steps} on W=${worldSize2}`);
-      if (c.options.dropLast) assert.equal(new Set([...before, ...after]).size, before.length + after.length, c.label);
+      if (!c.options.pad) assert.equal(new Set([...before, ...after]).size, before.length + after.length, c.label);
     }
     assert.ok(elastic > CASES / 3, `enough cases change the world size (${elastic})`);
   });
@@ -274,11 +285,13 @@ describe('planRankEpoch properties over random manifests', () => {
     for (const shuffle of ['none', 'window', 'naive'] as ShuffleAlgo[]) {
       const w = world(777, 1024);
       const o = resolveOrderOptions({ batchSize: 32, shuffle, seed: 9, shuffleWindow: 4096 }, w);
-      const t0 = performance.now();
+      // Timing is measured in benchmarks/plan-scale.ts; here: a far step works without materializing.
       const plan = planRankEpoch(shards, w, o, 0);
-      const ids = plan.batchIds(plan.steps - 1);
+      const ids = plan.batchIds(plan.steps - 2);
       assert.equal(ids.length, 32);
-      assert.ok(performance.now() - t0 < 1000, `${shuffle} took ${performance.now() - t0} ms`);
+      const before = process.memoryUsage().heapUsed;
+      plan.batchIds(plan.steps - 3);
+      assert.ok(process.memoryUsage().heapUsed - before < 64 << 20, `${shuffle}: a step must not allocate the epoch`);
     }
   });
 });
