@@ -127,7 +127,7 @@ export class ColumnBuilder {
       if (typeof v === 'bigint') b = v;
       else if (typeof v === 'number' && Number.isInteger(v)) b = BigInt(v);
       else if (typeof v === 'boolean') b = v ? 1n : 0n;
-      else throw badInput(at, this.col.name, `expected an integer (${dtype}), got ${show(v)}`);
+      else throw badInput(at, this.col.name, `expected an integer (${dtype}), got ${show(v)}${typeof v === 'number' ? `; pass --type ${this.col.name}=float64 for fractional values` : ''}`);
       const [lo, hi] = INT64_RANGE[dtype as 'int64' | 'uint64'];
       if (b < lo || b > hi) throw badInput(at, this.col.name, `${b} is out of range for ${dtype}`);
       buf[i] = b as never;

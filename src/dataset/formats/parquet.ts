@@ -1,7 +1,10 @@
 // Parquet shards: encode ShardColumns with hyparquet-writer in row groups of ~8 MiB, and read a
 // Parquet file's layout (row groups, footer range) from its footer alone.
-import { parquetMetadata, type DecodedArray, type FileMetaData } from 'hyparquet';
+import { parquetMetadata, type ColumnChunk, type DecodedArray, type FileMetaData, type RowGroup, type SchemaElement } from 'hyparquet';
 import { ByteWriter, ParquetWriter } from 'hyparquet-writer';
+import { writeColumn } from 'hyparquet-writer/src/column.js';
+import { snappyCompress } from 'hyparquet-writer/src/snappy.js';
+import type { PageData } from 'hyparquet-writer/src/types.js';
 import { ErrorCodes, GpufeedError } from '../../errors.js';
 import { valuesPerRow } from '../columns.js';
 import type { ColumnSpec, ParquetLayout } from '../types.js';
@@ -35,71 +38,152 @@ export function parquetRowGroupRows(shard: ShardColumns, opts: ParquetEncodeOpti
 export function encodeParquetShard(schema: readonly ColumnSpec[], shard: ShardColumns, opts: ParquetEncodeOptions = {}): EncodedParquetShard {
   const { codec, compressors } = parquetCodec(opts.compression ?? 'snappy');
   const writer = new ByteWriter(Math.max(1024, shard.columns.reduce((a, c) => a + columnBytes(c), 0) + (64 << 10)));
+  const elements = parquetSchemaFor(schema);
   const pq = new ParquetWriter({
     writer,
-    schema: parquetSchemaFor(schema),
+    schema: elements,
     codec,
     compressors,
     createdBy: 'gpufeed',
     kvMetadata: [{ key: SCHEMA_METADATA_KEY, value: JSON.stringify(schema) }],
   });
-  const rowGroupSize = parquetRowGroupRows(shard, opts);
-  const columnData = schema.map((col, i) => {
-    const data = shard.columns[i];
-    if (!data) throw new GpufeedError(ErrorCodes.INTERNAL, `shard has no data for column ${col.name}`);
-    const isTensor = col.kind === 'fixed' || col.kind === 'list';
-    return {
-      name: col.name,
-      data: parquetValues(col, data, shard.rows) as DecodedArray,
-      // Token lists are large and high-cardinality: dictionary attempts and min/max stats over every
-      // element cost more than they give.
-      ...(isTensor ? { encoding: 'PLAIN' as const, statistics: false } : {}),
-    };
-  });
-  if (shard.rows > 0) pq.write({ columnData, rowGroupSize });
+  // Schema paths (root -> leaf) per column, in the flat element list's order.
+  const paths: SchemaElement[][] = [];
+  for (let i = 1, c = 0; c < schema.length; c++) {
+    const col = schema[c]!;
+    if (col.kind === 'fixed' || col.kind === 'list') {
+      paths.push([elements[0]!, elements[i]!, elements[i + 1]!, elements[i + 2]!]);
+      i += 3;
+    } else {
+      paths.push([elements[0]!, elements[i]!]);
+      i += 1;
+    }
+  }
+  const groupRows = parquetRowGroupRows(shard, opts);
+  // hyparquet-writer's ParquetWriter.write runs every value through generic Dremel encoding, which
+  // dominates the time for token lists. gpufeed's columns are at most one list level deep, so the
+  // levels are computed directly here and each chunk goes to its writeColumn; ParquetWriter still
+  // writes the header, page indexes and footer (its row_groups / pendingIndexes / num_rows fields,
+  // pinned with hyparquet-writer 0.17).
+  const state = pq as unknown as { row_groups: RowGroup[]; pendingIndexes: unknown[]; num_rows: bigint };
+  for (let start = 0; start < shard.rows; start += groupRows) {
+    const end = Math.min(shard.rows, start + groupRows);
+    const groupStart = writer.offset;
+    const chunks: ColumnChunk[] = [];
+    schema.forEach((col, c) => {
+      const data = shard.columns[c];
+      if (!data) throw new GpufeedError(ErrorCodes.INTERNAL, `shard has no data for column ${col.name}`);
+      const schemaPath = paths[c]!;
+      const isTensor = col.kind === 'fixed' || col.kind === 'list';
+      const result = writeColumn({
+        writer,
+        column: {
+          columnName: col.name,
+          element: schemaPath[schemaPath.length - 1]!,
+          schemaPath,
+          codec,
+          compressors: { SNAPPY: snappyCompress, ...compressors },
+          // Token lists are large and high-cardinality: dictionary attempts and min/max stats over
+          // every element cost more than they give.
+          stats: !isTensor,
+          pageSize: 1 << 20,
+          columnIndex: false,
+          offsetIndex: true,
+          ...(isTensor ? { encoding: 'PLAIN' as const } : {}),
+        },
+        pageData: pageDataOf(col, data, start, end),
+      });
+      chunks.push(result.chunk);
+      state.pendingIndexes.push(result);
+    });
+    let totalUncompressed = 0n;
+    for (const ch of chunks) totalUncompressed += ch.meta_data?.total_uncompressed_size ?? 0n;
+    state.num_rows += BigInt(end - start);
+    state.row_groups.push({
+      columns: chunks,
+      total_byte_size: totalUncompressed,
+      num_rows: BigInt(end - start),
+      total_compressed_size: BigInt(writer.offset - groupStart),
+    });
+  }
   pq.finish();
   const bytes = writer.getBytes();
   const { layout } = parquetLayoutFromFooter(bytes, bytes.length);
   return { bytes, layout };
 }
 
-/** Values in the shape hyparquet-writer takes: typed arrays for plain numbers, arrays otherwise. */
-function parquetValues(col: ColumnSpec, data: ColumnData, rows: number): unknown[] | ArrayLike<unknown> {
+/**
+ * Typed arrays pass through to hyparquet-writer as they are, except uint32: its converter keeps a
+ * Uint32Array unsigned, which the INT32 writer then refuses; a plain array gets wrapped properly.
+ */
+function physical(col: ColumnSpec, values: ColumnData['values']): DecodedArray {
+  return (col.dtype === 'uint32' ? Array.from(values as Uint32Array) : values) as DecodedArray;
+}
+
+/** Values and Dremel levels of rows [start, end) of one column, as writeColumn takes them. */
+function pageDataOf(col: ColumnSpec, data: ColumnData, start: number, end: number): PageData {
   const valid = (r: number): boolean => !data.validity || data.validity[r] === 1;
   const v = data.values;
+  const rows = end - start;
   switch (col.kind) {
     case 'scalar': {
-      if (col.dtype === 'bool' || data.validity || ['int8', 'int16', 'uint8', 'uint16'].includes(col.dtype)) {
-        const out = new Array<unknown>(rows);
-        for (let r = 0; r < rows; r++) out[r] = valid(r) ? (col.dtype === 'bool' ? v[r] === 1 : v[r]) : null;
-        return out;
+      // An OPTIONAL column needs definition levels even when this shard holds no null.
+      let values: DecodedArray;
+      if (col.dtype === 'bool' || data.validity) {
+        const arr = new Array<unknown>(rows);
+        for (let r = 0; r < rows; r++) arr[r] = valid(start + r) ? (col.dtype === 'bool' ? v[start + r] === 1 : v[start + r]) : null;
+        values = arr as DecodedArray;
+      } else {
+        values = physical(col, v.subarray(start, end));
       }
-      return v as ArrayLike<unknown>;
+      if (!col.nullable) return { values, definitionLevels: [], repetitionLevels: [], maxDefinitionLevel: 0 };
+      const def = new Array<number>(rows);
+      for (let r = 0; r < rows; r++) def[r] = valid(start + r) ? 1 : 0;
+      return { values, definitionLevels: def, repetitionLevels: [], maxDefinitionLevel: 1 };
     }
     case 'bytes': {
       const o = data.offsets!;
       const bytes = v as Uint8Array;
-      const out = new Array<Uint8Array | null>(rows);
-      for (let r = 0; r < rows; r++) out[r] = valid(r) ? bytes.subarray(o[r]!, o[r + 1]!) : null;
-      return out;
+      const values = new Array<Uint8Array | null>(rows);
+      for (let r = 0; r < rows; r++) values[r] = valid(start + r) ? bytes.subarray(o[start + r]!, o[start + r + 1]!) : null;
+      if (!col.nullable) return { values, definitionLevels: [], repetitionLevels: [], maxDefinitionLevel: 0 };
+      const def = new Array<number>(rows);
+      for (let r = 0; r < rows; r++) def[r] = valid(start + r) ? 1 : 0;
+      return { values, definitionLevels: def, repetitionLevels: [], maxDefinitionLevel: 1 };
     }
     case 'fixed':
     case 'list': {
       const n = col.kind === 'fixed' ? valuesPerRow(col) : 0;
-      const out = new Array<unknown[] | null>(rows);
-      for (let r = 0; r < rows; r++) {
-        if (!valid(r)) {
-          out[r] = null;
+      const first = (r: number): number => (data.offsets ? data.offsets[r]! : r * n);
+      const lo = first(start);
+      const hi = first(end);
+      // Levels: repeated `list` adds one definition level, an OPTIONAL outer group another.
+      const maxDef = col.nullable ? 2 : 1;
+      let placeholders = 0;
+      for (let r = start; r < end; r++) if (!valid(r) || first(r + 1) === first(r)) placeholders++;
+      const count = hi - lo + placeholders;
+      const def = new Uint8Array(count);
+      const rep = new Uint8Array(count);
+      const bool = col.dtype === 'bool';
+      // Fast path: no null or empty rows, so the values are exactly the typed array's slice.
+      const values: unknown[] | ArrayLike<unknown> = placeholders === 0 && !bool ? physical(col, v.subarray(lo, hi)) : new Array<unknown>(count);
+      let k = 0;
+      for (let r = start; r < end; r++) {
+        const a = first(r);
+        const b = first(r + 1);
+        if (!valid(r) || a === b) {
+          def[k] = valid(r) ? maxDef - 1 : 0;
+          rep[k] = 0;
+          if (Array.isArray(values)) values[k] = undefined;
+          k++;
           continue;
         }
-        const start = data.offsets ? data.offsets[r]! : r * n;
-        const end = data.offsets ? data.offsets[r + 1]! : start + n;
-        const row = new Array<unknown>(end - start);
-        if (col.dtype === 'bool') for (let k = start; k < end; k++) row[k - start] = v[k] === 1;
-        else for (let k = start; k < end; k++) row[k - start] = v[k];
-        out[r] = row;
+        def.fill(maxDef, k, k + b - a);
+        rep.fill(1, k + 1, k + b - a);
+        if (Array.isArray(values)) for (let j = a; j < b; j++) values[k + j - a] = bool ? v[j] === 1 : v[j];
+        k += b - a;
       }
-      return out;
+      return { values: values as DecodedArray, definitionLevels: def as unknown as number[], repetitionLevels: rep as unknown as number[], maxDefinitionLevel: maxDef };
     }
   }
 }
