@@ -112,12 +112,14 @@ class Loader(_torch.DatasetBase):
     continues where it stopped. ``epochs`` bounds the stream (default: endless).
 
     Options mirror ``gpufeed dump``/``bench`` (same names, snake_case): batch_size, columns, seed,
-    shuffle ('none' | 'window' | 'naive'), shuffle_window, partitions, drop_last, epochs, rank,
+    shuffle ('none' | 'window' | 'naive'), shuffle_window, partitions, drop_last, pad_last (the
+    CLI's ``--pad``: fill the last step with repeated samples), epochs, rank,
     world_size (default: the launcher's RANK/WORLD_SIZE, torchrun's or Slurm's), workers (decode
     threads), slots (batches decoded ahead plus those you hold; default workers + 2), pin.
 
     Client options: ``pad=True`` turns variable-length columns into padded ``[rows, max_len]``
-    copies with lengths; ``as_numpy=True`` yields numpy arrays even when torch is installed;
+    copies with lengths (``pad_value`` fills list columns, zero bytes fill strings);
+    ``as_numpy=True`` yields numpy arrays even when torch is installed;
     ``cuda`` (default: when torch sees a GPU and pin is on) registers the shared memory with CUDA so
     ``.cuda(non_blocking=True)`` is a real asynchronous DMA; ``timeout`` bounds the wait for one
     batch (seconds), ``start_timeout`` the server start; ``node_cmd`` the server command (default
@@ -144,6 +146,7 @@ class Loader(_torch.DatasetBase):
         shuffle_window: Optional[int] = None,
         partitions: Optional[int] = None,
         drop_last: bool = False,
+        pad_last: bool = False,
         epochs: Optional[int] = None,
         rank: Optional[int] = None,
         world_size: Optional[int] = None,
@@ -187,6 +190,8 @@ class Loader(_torch.DatasetBase):
         num("partitions", "--partitions", partitions)
         if drop_last:
             flags.append("--drop-last")
+        if pad_last:
+            flags.append("--pad")
         if epochs is None:
             flags.extend(["--epochs", "inf"])
         else:
@@ -381,7 +386,8 @@ class Loader(_torch.DatasetBase):
         for r in s.regions:
             data, v = column_views(slab.base, r, rows, used.get(r.name) if r.variable else None)
             if isinstance(data, VarColumn) and self._pad:
-                data = pad_column(data, self._pad_value)
+                # pad_value is for list columns; strings and binary pad with zero bytes.
+                data = pad_column(data, self._pad_value if r.kind == "list" else 0)
             if conv is not None:
                 data = type(data)(*(conv(f) for f in data)) if isinstance(data, (VarColumn, PaddedColumn)) else conv(data)
                 if v is not None:

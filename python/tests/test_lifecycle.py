@@ -1,0 +1,149 @@
+"""Either side dying, closing, or being collected leaves nothing behind: no process, no mapping,
+nothing in /dev/shm, no socket file."""
+from __future__ import annotations
+
+import gc
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+import gpufeed
+from conftest import ROOT, open_loader, pid_alive, slab_mappings
+
+
+def wait_gone(pid: int, seconds: float) -> float:
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < seconds:
+        if not pid_alive(pid):
+            return time.monotonic() - t0
+        time.sleep(0.02)
+    raise AssertionError(f"process {pid} still alive after {seconds} s")
+
+
+def shm_listing():
+    return sorted(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else []
+
+
+def path_sockets(pid: int):
+    """Unix sockets of `pid` bound to a path (a socket file); a socketpair has none."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    bound = []
+    with open("/proc/net/unix") as f:
+        next(f)
+        for line in f:
+            parts = line.split()
+            if len(parts) >= 8 and parts[6] in inodes and not parts[7].startswith("@"):
+                bound.append(parts[7])
+    return inodes, bound
+
+
+def test_server_killed_raises_closed_fast(datasets):
+    loader = open_loader(datasets["arrow"], batch_size=16)
+    it = iter(loader)
+    next(it)
+    pid = loader.server_pid
+    inodes, bound = path_sockets(pid)
+    assert inodes and not bound, f"the server's sockets are a socketpair, no socket file: {bound}"
+    os.kill(pid, signal.SIGKILL)
+    t0 = time.monotonic()
+    with pytest.raises(gpufeed.GpufeedError) as e:
+        for _ in range(100):
+            next(it)
+    elapsed = time.monotonic() - t0
+    assert e.value.code == "GPUFEED_CLOSED"
+    assert "SIGKILL" in e.value.message
+    assert elapsed < 1.5, f"took {elapsed:.2f} s to notice"
+    assert not pid_alive(pid), "the dead server is reaped, not left a zombie"
+    assert slab_mappings() == 0
+    with pytest.raises(gpufeed.GpufeedError) as again:
+        list(loader)
+    assert again.value.code == "GPUFEED_CLOSED", "the failure sticks until load_state_dict"
+    loader.close()
+
+
+def test_python_killed_server_exits(datasets, tmp_path):
+    shm_before = shm_listing()
+    script = textwrap.dedent(f"""
+        import sys, time
+        sys.path.insert(0, {str(ROOT / 'python')!r})
+        import gpufeed
+        loader = gpufeed.Loader({datasets['arrow']!r}, batch_size=16, workers=2, as_numpy=True)
+        batch = next(iter(loader))
+        print(loader.server_pid, flush=True)
+        time.sleep(60)
+    """)
+    p = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, cwd=tmp_path)
+    try:
+        line = p.stdout.readline()
+        server = int(line)
+        assert pid_alive(server)
+        assert slab_mappings(str(p.pid)) > 0, "the client mapped the slabs"
+        shm_during = shm_listing()
+        os.kill(p.pid, signal.SIGKILL)
+        p.wait(timeout=5)
+        took = wait_gone(server, 5.0)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert took < 5.0
+    assert shm_during == shm_before and shm_listing() == shm_before, "nothing in /dev/shm, ever"
+    assert [f for f in os.listdir(tmp_path) if not f.startswith(".")] == [], "no socket file in the working directory"
+
+
+def test_close_reaps_server_and_unmaps(datasets):
+    loader = open_loader(datasets["arrow"], batch_size=16)
+    b = next(iter(loader))
+    held = b["tokens"]  # a raw array the user kept past close
+    expect = held.copy()
+    pid = loader.server_pid
+    assert slab_mappings() == loader.slots
+    loader.close()
+    assert not pid_alive(pid)
+    # The mapping that the array uses stays valid (the server is gone, nothing rewrites it)...
+    assert (held == expect).all()
+    assert slab_mappings() >= 1
+    del held, b
+    gc.collect()
+    # ...and goes with the last array over it.
+    assert slab_mappings() == 0
+    loader.close()  # idempotent
+    with pytest.raises(gpufeed.GpufeedError) as e:
+        list(loader)
+    assert e.value.code == "GPUFEED_CLOSED"
+
+
+def test_collected_loader_stops_its_server(datasets):
+    loader = open_loader(datasets["arrow"], batch_size=16)
+    next(iter(loader))
+    pid = loader.server_pid
+    del loader
+    gc.collect()
+    wait_gone(pid, 5.0)
+    assert slab_mappings() == 0
+
+
+def test_exit_without_close_leaves_no_server(datasets, tmp_path):
+    script = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(ROOT / 'python')!r})
+        import gpufeed
+        loader = gpufeed.Loader({datasets['arrow']!r}, batch_size=16, workers=2, as_numpy=True)
+        it = iter(loader)
+        batch = next(it)
+        print(loader.server_pid, flush=True)
+    """)
+    p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    wait_gone(int(p.stdout.strip()), 5.0)
