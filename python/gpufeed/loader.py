@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import copy
 import json
+import os
 import threading
 import weakref
 from typing import Any, Deque, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
@@ -23,9 +24,12 @@ MAX_PENDING_RELEASES = 2
 RESUME_FORMAT = "gpufeed-resume"
 
 
-def _close_session(process: ServerProcess, maps: List[SlabMap], registered: List[int]) -> None:
+def _close_session(owner: int, process: ServerProcess, maps: List[SlabMap], registered: List[int]) -> None:
     # A module-level function holding no reference to the session, so weakref.finalize can run it
     # when the loader is collected or at interpreter exit.
+    if os.getpid() != owner:
+        # A forked copy (a DataLoader worker, say) must not stop the parent's server.
+        return
     process.close()
     for address in registered:
         _torch.host_unregister(address)
@@ -47,7 +51,8 @@ class _Session:
         self.registered: List[int] = []
         self.cuda_errors: List[str] = []
         maps: List[SlabMap] = []
-        self._finalizer = weakref.finalize(self, _close_session, self.process, maps, self.registered)
+        self.owner = os.getpid()
+        self._finalizer = weakref.finalize(self, _close_session, self.owner, self.process, maps, self.registered)
         try:
             try:
                 msg = self.process.channel.recv(start_timeout, self.process.check_alive)
@@ -241,6 +246,12 @@ class Loader(_torch.DatasetBase):
             raise GpufeedError(CLOSED, "the loader is closed")
         if self._failed is not None:
             raise self._failed
+        if self._session is not None and self._session.owner != os.getpid():
+            raise GpufeedError(
+                INVALID_OPTION,
+                "this gpufeed.Loader was started in another process (before a fork): create the loader in the process that iterates it",
+                {"option": "fork"},
+            )
         if self._session is None:
             self._session = _Session(self._argv(), self._env, self._start_timeout, self._cuda)
             self._resume = None

@@ -147,3 +147,27 @@ def test_exit_without_close_leaves_no_server(datasets, tmp_path):
     p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30)
     assert p.returncode == 0, p.stderr
     wait_gone(int(p.stdout.strip()), 5.0)
+
+
+def test_forked_copy_neither_iterates_nor_stops_the_server(datasets):
+    loader = open_loader(datasets["arrow"], batch_size=16, epochs=1)
+    it = iter(loader)
+    first = next(it)
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child reports through its exit status
+        code = 0
+        try:
+            list(loader)
+            code = 1
+        except gpufeed.GpufeedError as e:
+            code = 0 if e.code == "GPUFEED_INVALID_OPTION" else 2
+        except BaseException:
+            code = 3
+        # Collecting the copy (as at a normal exit) must not send `close` to the parent's server.
+        del loader, it, first
+        gc.collect()
+        os._exit(code)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert len([first.step] + [b.step for b in it]) == loader.steps_per_epoch
+    loader.close()

@@ -2,7 +2,8 @@
 Skipped where torch is not installed (the numpy path is covered by the other tests)."""
 from __future__ import annotations
 
-import numpy as np
+import itertools
+
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -45,7 +46,7 @@ def test_cuda_registered_and_async_copies(datasets):
         assert loader.cuda_registered
         assert b["tokens"].is_pinned()
         seen = []
-        for b in [b, *it]:
+        for b in itertools.chain([b], it):
             dev = b.to("cuda", non_blocking=True)
             # Asking for the next batch before the copy is done must not corrupt it (deferred release).
             seen.append((b.ids.copy(), dev["tokens"]))
