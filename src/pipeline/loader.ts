@@ -14,6 +14,7 @@ import {
 } from '../plan/index.js';
 import { createShardSource, type ShardSourceOptions } from './prefetcher.js';
 import type { ShardLease, ShardSource } from './shard-source.js';
+import { LeaseTable } from './lease-table.js';
 import { computeBatchLayout, type BatchLayout } from './batch-layout.js';
 import { BatchRing, type Slot } from './batch-ring.js';
 import { Batch } from './batch.js';
@@ -77,6 +78,7 @@ export class Loader implements AsyncIterable<Batch> {
 
   readonly #store: Store;
   readonly #source: ShardSource;
+  readonly #leases: LeaseTable;
   readonly #pool: Piscina;
   readonly #locator: SampleLocator;
   readonly #shardSizes: { rows: number; bytes: number }[];
@@ -123,6 +125,7 @@ export class Loader implements AsyncIterable<Batch> {
     this.#delivered = { ...start };
 
     this.#source = createShardSource(store, manifest, options);
+    this.#leases = new LeaseTable(this.#source);
     this.ring = new BatchRing(slots, this.layout.slotBytes, options.pin === undefined ? {} : { pin: options.pin });
     this.#pool = new Piscina({
       filename: pathToFileURL(workerEntry('decode')).href,
@@ -205,18 +208,30 @@ export class Loader implements AsyncIterable<Batch> {
   }
 
   async #decode(epoch: number, step: number, ids: number[], slot: Slot): Promise<Batch> {
-    const leases: ShardLease[] = [];
+    const held: number[] = [];
     let handedOut = false;
     try {
       const t0 = performance.now();
       const { runs, shards } = buildRuns(ids, this.#locator, this.manifest);
-      const refs: ShardRef[] = [];
-      for (const index of shards) {
-        const lease = await this.#source.acquire(index);
-        leases.push(lease);
-        const entry = this.manifest.shards[index]!;
-        refs.push({ index, name: entry.path, file: lease.path, format: entry.format, bytes: entry.bytes });
+      // Leases are shared by the batches in flight; only a shard no scheduled batch holds yet
+      // costs an acquire, and those run in parallel.
+      const got: (ShardLease | Promise<ShardLease>)[] = [];
+      for (const index of shards) got.push(this.#leases.acquire(index));
+      let leases: ShardLease[];
+      if (got.some((g) => g instanceof Promise)) {
+        const settled = await Promise.allSettled(got);
+        settled.forEach((r, i) => { if (r.status === 'fulfilled') held.push(shards[i]!); });
+        const failed = settled.find((r) => r.status === 'rejected');
+        if (failed) throw failed.reason;
+        leases = settled.map((r) => (r as PromiseFulfilledResult<ShardLease>).value);
+      } else {
+        held.push(...shards);
+        leases = got as ShardLease[];
       }
+      const refs: ShardRef[] = shards.map((index, i) => {
+        const entry = this.manifest.shards[index]!;
+        return { index, name: entry.path, file: leases[i]!.path, format: entry.format, bytes: entry.bytes };
+      });
       const t1 = performance.now();
       const task: DecodeTask = { slabId: slot.slab.id, layout: this.layout, rows: ids.length, shards: refs, runs };
       const reply = (await this.#pool.run(task)) as DecodeReply;
@@ -233,7 +248,7 @@ export class Loader implements AsyncIterable<Batch> {
       handedOut = true;
       return batch;
     } finally {
-      for (const l of leases) l.release();
+      for (const index of held) this.#leases.release(index);
       if (!handedOut) this.ring.release(slot);
     }
   }
@@ -289,6 +304,7 @@ export class Loader implements AsyncIterable<Batch> {
     const pending = this.#queue.splice(0);
     await Promise.allSettled(pending.map((s) => s.promise));
     await this.#pool.destroy();
+    this.#leases.close();
     this.ring.close();
     await this.#source.close();
     await this.#store.close();

@@ -31,6 +31,11 @@ export interface MeasureOptions {
   maxSeconds?: number;
   /** Simulated compute per batch (ms), to measure data-wait under a training-like consumer. */
   consumerMs?: number;
+  /**
+   * How the simulated compute spends its time: 'spin' keeps this thread busy (CPU-bound work),
+   * 'sleep' blocks it without using a core, as a training loop waiting on the GPU does. Default spin.
+   */
+  consumerWait?: 'spin' | 'sleep';
   onProgress?: (p: { batches: number; samples: number; bytes: number; seconds: number }) => void;
 }
 
@@ -47,6 +52,12 @@ function spin(ms: number): void {
   // Busy-wait stands in for GPU work that keeps this thread occupied.
   const end = performance.now() + ms;
   while (performance.now() < end) { /* bounded by end */ }
+}
+
+const sleepWord = new Int32Array(new SharedArrayBuffer(4));
+function sleep(ms: number): void {
+  // Blocks the thread (no event loop turns), like a synchronous wait on the GPU; sub-ms precise.
+  Atomics.wait(sleepWord, 0, 0, ms);
 }
 
 export async function measureLoader(loader: Loader, options: MeasureOptions = {}): Promise<ThroughputResult> {
@@ -72,7 +83,7 @@ export async function measureLoader(loader: Loader, options: MeasureOptions = {}
     batches += 1;
     samples += batch.size;
     bytes += batchPayloadBytes(batch);
-    if (options.consumerMs) spin(options.consumerMs);
+    if (options.consumerMs) (options.consumerWait === 'sleep' ? sleep : spin)(options.consumerMs);
     if ((batches & 15) === 0) {
       const rss = process.memoryUsage.rss();
       if (rss > peakRss) peakRss = rss;

@@ -1,0 +1,160 @@
+// `npm run bench`: gpufeed against its ceiling and its peers, each ratio measured side by side in
+// this one run on the same data (rows of 2048 random int32 tokens, window shuffle). Prints a table
+// and writes benchmarks/results/bench.json. Every loop is bounded by time or count.
+import { execFile } from 'node:child_process';
+import { cpus, tmpdir } from 'node:os';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { Loader, type LoaderOptions } from '../src/pipeline/loader.js';
+import { measureLoader, type MeasureOptions, type ThroughputResult } from '../src/pipeline/throughput.js';
+import { usableCpus } from '../src/pipeline/cpus.js';
+import { loadDataset, makeArrow, makeDatasets, SEQ_LEN, shardFiles, warm } from './datasets.js';
+import { preadCeiling } from './pread-ceiling.js';
+import { duckdbScan } from './duckdb-scan.js';
+import { naiveArrowLoader } from './naive-loader.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const ROWS = Number(process.env.GPUFEED_BENCH_ROWS ?? 16384);
+const WORKERS = Number(process.env.GPUFEED_BENCH_WORKERS ?? usableCpus());
+const BATCH = 64;
+/** Window shuffle over 4096 samples: a few work units live at a time, as in real training. */
+const WINDOW = 4096;
+const SECONDS = Number(process.env.GPUFEED_BENCH_SECONDS ?? 2);
+const ROUNDS = 2;
+
+interface Row { name: string; gpufeed: string; reference: string; ratio: number | null; goal: string; pass: boolean | null; note?: string }
+
+const gb = (b: number): string => `${(b / 1e9).toFixed(2)} GB/s`;
+const mib = (b: number): string => `${(b / 2 ** 20).toFixed(0)} MiB`;
+
+function loaderOptions(extra: Partial<LoaderOptions> = {}): LoaderOptions {
+  return { batchSize: BATCH, workers: WORKERS, shuffle: 'window', shuffleWindow: WINDOW, columns: ['input_ids'], epochs: Infinity, ...extra };
+}
+
+async function gpufeed(dir: string, extra: Partial<LoaderOptions> = {}, measure: MeasureOptions = {}): Promise<ThroughputResult> {
+  const loader = await Loader.open(dir, loaderOptions(extra));
+  try {
+    return await measureLoader(loader, { maxSeconds: SECONDS, ...measure });
+  } finally {
+    await loader.close();
+  }
+}
+
+/** Runs a and b alternately, `ROUNDS` times each, and keeps the best of each (noisy shared host). */
+async function sideBySide<A extends { bytes_per_s: number }, B extends { bytes_per_s: number }>(a: () => Promise<A>, b: () => Promise<B>): Promise<[A, B]> {
+  let ba: A | undefined;
+  let bb: B | undefined;
+  for (let r = 0; r < ROUNDS; r++) {
+    const x = await a();
+    if (!ba || x.bytes_per_s > ba.bytes_per_s) ba = x;
+    const y = await b();
+    if (!bb || y.bytes_per_s > bb.bytes_per_s) bb = y;
+  }
+  return [ba!, bb!];
+}
+
+async function childRss(dir: string, epochs: number): Promise<{ peak_rss_bytes: number; batches: number; bytes_per_s: number }> {
+  const { stdout } = await promisify(execFile)(process.execPath, [join(here, 'rss-child.js'), dir, String(epochs), String(WORKERS), String(BATCH), String(WINDOW)], { timeout: 120_000 });
+  return JSON.parse(stdout.trim().split('\n').pop()!) as { peak_rss_bytes: number; batches: number; bytes_per_s: number };
+}
+
+function log(msg: string): void {
+  process.stderr.write(`bench: ${msg}\n`);
+}
+
+async function main(): Promise<void> {
+  const machine = { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, usable_cpus: usableCpus(), node: process.version, platform: `${process.platform} ${process.arch}` };
+  const root = await mkdtemp(join(tmpdir(), 'gpufeed-bench-'));
+  const rows: Row[] = [];
+  const details: Record<string, unknown> = {};
+  const started = performance.now();
+  try {
+    log(`writing ${ROWS} rows x ${SEQ_LEN} int32 as Arrow, Parquet snappy (gpufeed), Parquet zstd (DuckDB) in ${root}`);
+    const ds = await makeDatasets(root, ROWS);
+    const arrow = await loadDataset(ds.arrow);
+    const snappy = await loadDataset(ds.parquetSnappy);
+    const zstd = await loadDataset(ds.parquetZstd);
+    for (const [d, m] of [[ds.arrow, arrow], [ds.parquetSnappy, snappy], [ds.parquetZstd, zstd]] as const) warm(d, m);
+    const payload = ROWS * SEQ_LEN * 4;
+
+    // 1. Arrow vs the pread ceiling.
+    log('1/5 Arrow: gpufeed vs pread ceiling');
+    const chunks: [string, number, number][] = [];
+    for (const s of arrow.shards) {
+      if (s.layout.kind !== 'arrow') continue;
+      for (const b of s.layout.batches) chunks.push([join(ds.arrow, s.path), b.offset, b.metadataLength + b.bodyLength]);
+    }
+    const passes = Math.max(1, Math.round((4 * 2 ** 30) / arrow.bytes));
+    const [ceiling, gArrow] = await sideBySide(() => preadCeiling(chunks, WORKERS, passes), () => gpufeed(ds.arrow));
+    const r1 = gArrow.bytes_per_s / ceiling.bytes_per_s;
+    rows.push({ name: 'Arrow, warm cache: gpufeed / pread ceiling', gpufeed: gb(gArrow.bytes_per_s), reference: gb(ceiling.bytes_per_s), ratio: r1, goal: '>= 0.8', pass: r1 >= 0.8 });
+    details.arrow = { gpufeed: gArrow, ceiling };
+
+    // 2. Parquet vs DuckDB.
+    for (const [name, dir, m] of [['snappy', ds.parquetSnappy, snappy], ['zstd', ds.parquetZstd, zstd]] as const) {
+      log(`2/5 Parquet ${name}: gpufeed vs DuckDB`);
+      const files = shardFiles(dir, m);
+      const [duck, gq] = await sideBySide(() => duckdbScan(files, WORKERS, payload, 1), () => gpufeed(dir));
+      const r = gq.bytes_per_s / duck.bytes_per_s;
+      rows.push({ name: `Parquet ${name} (${m.createdBy?.startsWith('duckdb') ? 'DuckDB-written' : 'gpufeed-written'}): gpufeed / DuckDB`, gpufeed: gb(gq.bytes_per_s), reference: gb(duck.bytes_per_s), ratio: r, goal: '>= 0.5', pass: r >= 0.5 });
+      details[`parquet_${name}`] = { gpufeed: gq, duckdb: duck };
+    }
+
+    // 3. Naive loader.
+    log('3/5 Arrow: gpufeed vs naive main-thread loader');
+    const order = { batchSize: BATCH, shuffle: 'window' as const, shuffleWindow: WINDOW };
+    const [naive, gNaive] = await sideBySide(async () => naiveArrowLoader(ds.arrow, arrow, order, SEQ_LEN, SECONDS), () => gpufeed(ds.arrow));
+    const r3 = gNaive.bytes_per_s / naive.bytes_per_s;
+    rows.push({ name: 'Arrow: gpufeed / naive loader (apache-arrow, main thread)', gpufeed: gb(gNaive.bytes_per_s), reference: gb(naive.bytes_per_s), ratio: r3, goal: 'report', pass: null });
+    details.naive = { gpufeed: gNaive, naive };
+
+    // 4. Data-wait under a consumer at 80% of capacity (capacity measured just before, same setup).
+    log('4/5 data-wait at 80% of capacity');
+    const dwBatch = 256;
+    const cap = await gpufeed(ds.arrow, { batchSize: dwBatch });
+    const consumerMs = (dwBatch / cap.samples_per_s) * 1e3 / 0.8;
+    const dw = await gpufeed(ds.arrow, { batchSize: dwBatch }, { consumerMs, consumerWait: 'sleep', maxSeconds: SECONDS * 1.5 });
+    rows.push({ name: `Data-wait, consumer ${consumerMs.toFixed(2)} ms/batch of ${dwBatch} (80% of capacity)`, gpufeed: `${(dw.data_wait_fraction * 100).toFixed(2)}%`, reference: `${gb(cap.bytes_per_s)} capacity`, ratio: dw.data_wait_fraction, goal: '<= 0.01', pass: dw.data_wait_fraction <= 0.01 });
+    details.data_wait = { capacity: cap, consumer_ms: consumerMs, run: dw };
+
+    // 5. Memory: peak RSS with a 10x larger dataset, and with 10 epochs, each in its own process.
+    log('5/5 peak RSS: 1x vs 10x dataset, 1 vs 10 epochs');
+    const small = join(root, 'rss-1x');
+    const large = join(root, 'rss-10x');
+    const base = 2048;
+    await makeArrow(small, base, '8MiB');
+    await makeArrow(large, base * 10, '8MiB');
+    const rss1 = await childRss(small, 1);
+    const rss10 = await childRss(large, 1);
+    const rssEpochs = await childRss(small, 10);
+    const r5 = rss10.peak_rss_bytes / rss1.peak_rss_bytes;
+    const r5e = rssEpochs.peak_rss_bytes / rss1.peak_rss_bytes;
+    rows.push({ name: `Peak RSS, Arrow ${base * 10} vs ${base} rows`, gpufeed: mib(rss10.peak_rss_bytes), reference: mib(rss1.peak_rss_bytes), ratio: r5, goal: '<= 1.1', pass: r5 <= 1.1 });
+    rows.push({ name: `Peak RSS, Arrow ${base} rows: 10 epochs vs 1`, gpufeed: mib(rssEpochs.peak_rss_bytes), reference: mib(rss1.peak_rss_bytes), ratio: r5e, goal: '<= 1.1', pass: r5e <= 1.1 });
+    details.memory = { x1: rss1, x10: rss10, epochs10: rssEpochs };
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+
+  const config = { rows: ROWS, seq_len: SEQ_LEN, batch_size: BATCH, workers: WORKERS, shuffle: 'window', shuffle_window: WINDOW, seconds_per_run: SECONDS, rounds_best_of: ROUNDS };
+  const head = ['benchmark', 'gpufeed', 'reference', 'ratio', 'goal', 'result'];
+  const table = rows.map((r) => [r.name, r.gpufeed, r.reference, r.ratio === null ? '-' : r.ratio.toFixed(3), r.goal, r.pass === null ? 'info' : r.pass ? 'PASS' : 'FAIL']);
+  const widths = head.map((h, i) => Math.max(h.length, ...table.map((t) => t[i]!.length)));
+  const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ');
+  const out = [
+    `machine: ${machine.cpu}, ${machine.cores} cores (${machine.usable_cpus} usable), Node ${machine.node}, ${machine.platform}`,
+    `config: ${ROWS} rows x ${SEQ_LEN} int32 (random), batch ${BATCH}, ${WORKERS} workers, shuffle window ${WINDOW}, best of ${ROUNDS} alternating runs of ${SECONDS}s`,
+    line(head),
+    widths.map((w) => '-'.repeat(w)).join('-|-'),
+    ...table.map(line),
+    `total ${((performance.now() - started) / 1e3).toFixed(0)} s`,
+  ].join('\n');
+  process.stdout.write(`${out}\n`);
+  const resultsDir = join(here, '..', '..', 'benchmarks', 'results');
+  await mkdir(resultsDir, { recursive: true });
+  await writeFile(join(resultsDir, 'bench.json'), `${JSON.stringify({ machine, config, date: new Date().toISOString(), rows, details }, null, 2)}\n`);
+}
+
+await main();
