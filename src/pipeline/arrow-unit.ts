@@ -126,7 +126,7 @@ export interface SlotTarget {
 
 export interface CopyOps {
   /** Reads `length` bytes of file `fd` at `position` into the slot at `slotOffset`. */
-  preadIntoSlot(fd: number, position: number, slotOffset: number, length: number): void;
+  preadIntoSlot(fd: number, position: number, slotOffset: number, length: number, where: ShardRef): void;
   scratch(bytes: number): Uint8Array;
   bytesRead: number;
 }
@@ -184,7 +184,7 @@ export function copyArrowRun(h: ArrowShardHandle, run: RowRun, target: SlotTarge
     if (data.offset + (run.row + run.count) * region.rowBytes > data.offset + data.length) {
       throw corrupt(h.ref, `column ${region.name}: record batch ${run.unit} data buffer is ${data.length} bytes, too short for ${run.row + run.count} rows`);
     }
-    ops.preadIntoSlot(h.fd, position, region.valuesOffset + run.slotRow * region.rowBytes, length);
+    ops.preadIntoSlot(h.fd, position, region.valuesOffset + run.slotRow * region.rowBytes, length, h.ref);
     ops.bytesRead += length;
     return;
   }
@@ -211,7 +211,7 @@ export function copyArrowRun(h: ArrowShardHandle, run: RowRun, target: SlotTarge
   // The offsets region sits right before the values region (batch-layout.ts).
   const slotOffsets = new Int32Array(target.bytes.buffer, target.bytes.byteOffset + region.offsetsOffset, (region.valuesOffset - region.offsetsOffset) >> 2);
   for (let i = 0; i < run.count; i++) slotOffsets[run.slotRow + i] = target.cursor + (offAt(i) - start);
-  if (elems > 0) ops.preadIntoSlot(h.fd, body + valuesBuf.offset + start * eb, region.valuesOffset + target.cursor * eb, elems * eb);
+  if (elems > 0) ops.preadIntoSlot(h.fd, body + valuesBuf.offset + start * eb, region.valuesOffset + target.cursor * eb, elems * eb, h.ref);
   target.cursor += elems;
   slotOffsets[run.slotRow + run.count] = target.cursor;
   ops.bytesRead += elems * eb + raw.length;

@@ -2,7 +2,6 @@
 // and offsets, never buffers (DESIGN.md, "Pinned memory").
 import type { SerializedError } from '../errors.js';
 import type { ShardFormat } from '../dataset/types.js';
-import type { BatchLayout } from './batch-layout.js';
 
 /** A shard as a decode worker sees it: a complete local file. */
 export interface ShardRef {
@@ -30,12 +29,20 @@ export interface RowRun {
   slotRow: number;
 }
 
+/** Numbers per run in DecodeTask.runs: shard, unit, row, count, slotRow, block offset (-1: none), metadataLength, bodyLength. */
+export const RUN_FIELDS = 8;
+
 export interface DecodeTask {
   slabId: number;
-  layout: BatchLayout;
+  /**
+   * The batch layout as JSON. A string clones as one copy, and the worker keeps the parsed layout
+   * by its text, so a task costs no object graph to clone or parse.
+   */
+  layoutJson: string;
   rows: number;
   shards: ShardRef[];
-  runs: RowRun[];
+  /** Packed RowRuns (RUN_FIELDS numbers each; row-runs.ts), in slotRow order. */
+  runs: Float64Array;
 }
 
 export interface DecodeStats {

@@ -1,11 +1,14 @@
 // Decode worker logic: fills one batch slot from the shard files a task names. Runs inside a
 // piscina worker (workers/decode.ts); attaches its own view of the slab by id.
 import { performance } from 'node:perf_hooks';
-import { serializeError } from '../errors.js';
-import { preadIntoSlab, slabView } from '../memory/index.js';
+import { ErrorCodes, GpufeedError, serializeError } from '../errors.js';
+import { slabView } from '../memory/index.js';
+import { loadNative } from '../memory/native.js';
+import type { BatchLayout } from './batch-layout.js';
+import { readRun, runCount } from './row-runs.js';
 import { closeArrowShard, copyArrowRun, openArrowShard, type ArrowShardHandle, type CopyOps, type SlotTarget } from './arrow-unit.js';
 import { closeParquetShard, copyParquetRun, openParquetShard, type ParquetShardHandle } from './parquet-unit.js';
-import type { DecodeReply, DecodeTask, ShardRef } from './decode-messages.js';
+import type { DecodeReply, DecodeTask, RowRun, ShardRef } from './decode-messages.js';
 
 type Handle = { kind: 'arrow'; h: ArrowShardHandle } | { kind: 'parquet'; h: ParquetShardHandle };
 
@@ -34,27 +37,49 @@ function handleFor(ref: ShardRef): Handle {
 
 let scratchBuf = new Uint8Array(64 * 1024);
 
+// Parsed layouts by their JSON text: a loader's layout never changes, so this holds one or two.
+const layouts = new Map<string, BatchLayout>();
+function layoutOf(json: string): BatchLayout {
+  let l = layouts.get(json);
+  if (!l) {
+    if (layouts.size > 8) layouts.clear();
+    layouts.set(json, (l = JSON.parse(json) as BatchLayout));
+  }
+  return l;
+}
+
+const run: RowRun = { shard: 0, unit: 0, row: 0, count: 0, slotRow: 0 };
+
 export async function decodeBatch(task: DecodeTask): Promise<DecodeReply> {
   try {
     const t0 = performance.now();
-    const bytes = new Uint8Array(slabView(task.slabId), 0, task.layout.slotBytes);
+    const layout = layoutOf(task.layoutJson);
+    const view = slabView(task.slabId);
+    if (view.byteLength < layout.slotBytes) throw new GpufeedError(ErrorCodes.INTERNAL, `slab ${task.slabId} has ${view.byteLength} bytes, the layout needs ${layout.slotBytes}`);
+    const bytes = new Uint8Array(view, 0, layout.slotBytes);
+    // The addon's pread straight into the slab; the slab API's per-call validation (a native
+    // lookup per call) is done once above, and the addon still bounds-checks every range.
+    const native = loadNative();
     let readMs = 0;
     const ops: CopyOps = {
       bytesRead: 0,
-      preadIntoSlot(fd, position, slotOffset, length) {
+      preadIntoSlot(fd, position, slotOffset, length, where) {
         const r0 = performance.now();
-        preadIntoSlab(fd, position, task.slabId, slotOffset, length);
+        const n = native.pread(fd, position, task.slabId, slotOffset, length);
         readMs += performance.now() - r0;
+        if (n !== length) throw new GpufeedError(ErrorCodes.SHARD_CORRUPT, `shard ${where.name}: file ends before byte ${position + length} (read ${n} of ${length} bytes at ${position})`, { shard: where.name, path: where.file });
       },
       scratch(n) {
         if (scratchBuf.length < n) scratchBuf = new Uint8Array(Math.max(n, scratchBuf.length * 2));
         return scratchBuf.subarray(0, n);
       },
     };
-    const targets: SlotTarget[] = task.layout.columns.map((region) => ({ region, bytes, cursor: 0 }));
-    const shards = new Map(task.shards.map((s) => [s.index, s]));
-    for (const run of task.runs) {
-      const ref = shards.get(run.shard)!;
+    const targets: SlotTarget[] = layout.columns.map((region) => ({ region, bytes, cursor: 0 }));
+    const n = runCount(task.runs);
+    for (let i = 0; i < n; i++) {
+      readRun(task.runs, i, run);
+      const ref = task.shards.find((s) => s.index === run.shard);
+      if (!ref) throw new GpufeedError(ErrorCodes.INTERNAL, `run names shard ${run.shard}, which the task does not carry`);
       const handle = handleFor(ref);
       if (handle.kind === 'arrow') for (const t of targets) copyArrowRun(handle.h, run, t, ops);
       else await copyParquetRun(handle.h, run, targets, ops);

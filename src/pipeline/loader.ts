@@ -79,6 +79,9 @@ export class Loader implements AsyncIterable<Batch> {
   readonly #store: Store;
   readonly #source: ShardSource;
   readonly #leases: LeaseTable;
+  readonly #layoutJson: string;
+  /** Step (epoch * 2^32 + step) from which the shard source was last hinted. */
+  #hintedAt = -Infinity;
   readonly #pool: Piscina;
   readonly #locator: SampleLocator;
   readonly #shardSizes: { rows: number; bytes: number }[];
@@ -119,6 +122,7 @@ export class Loader implements AsyncIterable<Batch> {
     const slots = options.slots === undefined ? this.workers + 2 : checkPositiveInt('slots', options.slots, 4096);
     if (options.varRowBytes !== undefined) checkPositiveInt('varRowBytes', options.varRowBytes);
     this.layout = computeBatchLayout(manifest, this.columns, this.order.batchSize, options.varRowBytes);
+    this.#layoutJson = JSON.stringify(this.layout);
 
     const start = options.resume ? resumePoint(options.resume, this.#shardSizes, this.world, this.order) : { epoch: 0, step: 0 };
     this.#next = { ...start };
@@ -193,10 +197,16 @@ export class Loader implements AsyncIterable<Batch> {
   }
 
   #hintAhead(): void {
-    // Tell the shard source which shards come next, beyond what is already scheduled.
+    // Tell the shard source which shards come next, beyond what is already scheduled. The hint
+    // looks 2 x slots steps ahead, so renewing it every `slots` steps keeps it ahead at a fraction
+    // of the cost (each step's ids come from the shuffle).
+    const horizon = this.ring.slots.length * 2;
+    const at = this.#next.epoch * 2 ** 32 + this.#next.step;
+    if (at >= this.#hintedAt && at < this.#hintedAt + this.ring.slots.length) return;
+    this.#hintedAt = at;
     const pos = { ...this.#next };
     const upcoming: number[] = [];
-    for (let k = 0; k < this.ring.slots.length * 2 && this.#advance(pos); k++) {
+    for (let k = 0; k < horizon && this.#advance(pos); k++) {
       let last = -1;
       for (const id of this.#plan(pos.epoch).batchIds(pos.step)) {
         const s = this.#locator.locate(id).shard;
@@ -233,7 +243,7 @@ export class Loader implements AsyncIterable<Batch> {
         return { index, name: entry.path, file: leases[i]!.path, format: entry.format, bytes: entry.bytes };
       });
       const t1 = performance.now();
-      const task: DecodeTask = { slabId: slot.slab.id, layout: this.layout, rows: ids.length, shards: refs, runs };
+      const task: DecodeTask = { slabId: slot.slab.id, layoutJson: this.#layoutJson, rows: ids.length, shards: refs, runs };
       const reply = (await this.#pool.run(task)) as DecodeReply;
       if (!reply.ok) throw deserializeError(reply.error);
       this.#stats.addDecode(reply.stats, t1 - t0);
