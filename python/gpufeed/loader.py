@@ -232,6 +232,8 @@ class Loader(_torch.DatasetBase):
         self._pending: Deque[Tuple[Batch, Any]] = collections.deque()
         self._iteration = 0
         self._epoch: Optional[int] = None
+        self._inflight: Optional[str] = None
+        self._stash: Optional[Message] = None
 
     # -- the server ----------------------------------------------------------------------------
 
@@ -260,6 +262,8 @@ class Loader(_torch.DatasetBase):
 
     def _drop_session(self) -> None:
         s, self._session = self._session, None
+        self._inflight = None
+        self._stash = None
         for b in list(self._kept.values()) + [p[0] for p in self._pending] + ([self._current] if self._current else []):
             b._invalidate()
         self._kept.clear()
@@ -282,12 +286,34 @@ class Loader(_torch.DatasetBase):
         self._drop_session()
 
     def _request(self, s: _Session, msg: Message) -> Message:
+        self._settle(s)
+        # Set until the reply is in: a KeyboardInterrupt in between leaves the reply on the wire.
+        self._inflight = msg["type"]
         try:
             s.send(msg)
             reply = s.recv(self._timeout)
         except GpufeedError as e:
+            self._inflight = None
             self._fail(e, ask_state=False)
             raise
+        self._inflight = None
+        return self._check_reply(reply)
+
+    def _settle(self, s: _Session) -> None:
+        """Reads the reply of a request that was interrupted (Ctrl-C) before it came; a batch it
+        brought is handed out by the next ``next`` instead of asking for another."""
+        kind, self._inflight = self._inflight, None
+        if kind is None:
+            return
+        try:
+            reply = s.recv(self._timeout)
+        except GpufeedError as e:
+            self._fail(e, ask_state=False)
+            raise
+        if kind == "next":
+            self._stash = reply
+
+    def _check_reply(self, reply: Message) -> Message:
         if reply["type"] == "error":
             err = GpufeedError.from_message(reply)
             if reply.get("fatal", True):
@@ -323,6 +349,10 @@ class Loader(_torch.DatasetBase):
     def _next(self) -> Optional[Batch]:
         with self._lock:
             s = self._live()
+            self._settle(s)
+            if self._stash is not None:
+                reply, self._stash = self._stash, None
+                return self._on_next_reply(s, self._check_reply(reply))
             if self._final:
                 return None
             prev = self._current
@@ -344,19 +374,22 @@ class Loader(_torch.DatasetBase):
                     prev._invalidate()
             self._flush_pending(s)
             reply = self._request(s, {"type": "next", "keep": True} if keep else {"type": "next"})
-            t = reply["type"]
-            if t == "batch":
-                batch = self._make_batch(s, reply)
-                self._current = batch
-                self._epoch = batch.epoch
-                return batch
-            if t == "end":
-                if reply.get("final"):
-                    self._final = True
-                return None
-            err = GpufeedError(PROTOCOL, f"bridge protocol: expected batch or end, got {t!r}")
-            self._fail(err, ask_state=False)
-            raise err
+            return self._on_next_reply(s, reply)
+
+    def _on_next_reply(self, s: _Session, reply: Message) -> Optional[Batch]:
+        t = reply["type"]
+        if t == "batch":
+            batch = self._make_batch(s, reply)
+            self._current = batch
+            self._epoch = batch.epoch
+            return batch
+        if t == "end":
+            if reply.get("final"):
+                self._final = True
+            return None
+        err = GpufeedError(PROTOCOL, f"bridge protocol: expected batch or end, got {t!r}")
+        self._fail(err, ask_state=False)
+        raise err
 
     def _defer_release(self, b: Batch) -> bool:
         """With CUDA in use, releases wait for an event on the current stream (async copies)."""

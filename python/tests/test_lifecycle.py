@@ -171,3 +171,23 @@ def test_forked_copy_neither_iterates_nor_stops_the_server(datasets):
     assert os.waitstatus_to_exitcode(status) == 0
     assert len([first.step] + [b.step for b in it]) == loader.steps_per_epoch
     loader.close()
+
+
+def test_interrupted_request_loses_nothing(datasets):
+    # Ctrl-C between a request and its reply: the reply is read later, its batch handed out next.
+    with open_loader(datasets["arrow"], batch_size=16, epochs=1) as loader:
+        it = iter(loader)
+        assert next(it).step == 0
+        s = loader._live()
+        real = s.recv
+
+        def interrupted(timeout):
+            s.recv = real
+            raise KeyboardInterrupt
+
+        s.recv = interrupted
+        with pytest.raises(KeyboardInterrupt):
+            next(it)
+        state = loader.state_dict()
+        assert state["stepsDone"] == 2, "the interrupted request's batch counts as delivered"
+        assert [b.step for b in loader] == list(range(1, loader.steps_per_epoch))
