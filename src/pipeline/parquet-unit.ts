@@ -1,9 +1,13 @@
 // Reads rows of one Parquet row group into a batch slot. Parquet pages are encoded and usually
-// compressed, so a row group is decoded once (hyparquet, the fastest reader measured in
-// benchmarks/parquet-readers.ts) and kept in a small per-worker cache while its rows are copied out.
+// compressed, so a row group is decoded once and kept in a small per-worker cache while its rows
+// are copied out. Fixed-shape and scalar numeric columns decode flat (parquet-flat.ts) and their
+// rows go into the slot with one typed-array copy per run; other columns go through hyparquet's
+// row assembly (the fastest reader measured in benchmarks/parquet-readers.ts).
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { parquetMetadata, parquetRead, type FileMetaData } from 'hyparquet';
-import { compressors } from 'hyparquet-compressors';
+import { brotliDecompressSync, gunzipSync } from 'node:zlib';
+import { parquetMetadata, parquetRead, type Compressors, type FileMetaData } from 'hyparquet';
+import { compressors as jsCompressors } from 'hyparquet-compressors';
+import { decodeFlatColumn, type FlatColumn } from './parquet-flat.js';
 import { ErrorCodes, GpufeedError } from '../errors.js';
 import type { ColumnRegion } from './batch-layout.js';
 import type { RowRun, ShardRef } from './decode-messages.js';
@@ -17,7 +21,19 @@ export interface ParquetShardHandle {
   rowGroupStarts: number[];
 }
 
-type DecodedColumn = ArrayLike<unknown>;
+type DecodedColumn = ArrayLike<unknown> | FlatColumn;
+
+function isFlat(c: DecodedColumn): c is FlatColumn {
+  return (c as FlatColumn).bytes instanceof Uint8Array && typeof (c as FlatColumn).rowBytes === 'number';
+}
+
+// Node's own zlib for gzip and brotli (native code, faster than the JS ports); the rest
+// (snappy in WASM, zstd, lz4) from hyparquet-compressors.
+const compressors: Compressors = {
+  ...jsCompressors,
+  GZIP: (input) => gunzipSync(input),
+  BROTLI: (input) => brotliDecompressSync(input),
+};
 
 interface DecodedRowGroup {
   key: string;
@@ -25,9 +41,9 @@ interface DecodedRowGroup {
   approxBytes: number;
 }
 
-// Decoded row groups are JS arrays: keep few of them. Enough that consecutive batches drawn from
-// one row group decode it once per worker.
-const MAX_CACHED_BYTES = 256 * 1024 * 1024;
+// Decoded row groups per worker: enough that the batches of a shuffle window (a few row groups
+// live at once) decode each once per worker; bounded so memory does not grow with the dataset.
+const MAX_CACHED_BYTES = 96 * 1024 * 1024;
 const decodedCache: DecodedRowGroup[] = [];
 
 function corrupt(ref: ShardRef, message: string): GpufeedError {
@@ -87,33 +103,44 @@ async function decodeRowGroup(h: ParquetShardHandle, unit: number, columns: read
   const rowStart = h.rowGroupStarts[unit];
   if (!rg || rowStart === undefined) throw corrupt(h.ref, `no row group ${unit}`);
   const rowEnd = rowStart + Number(rg.num_rows);
+  const decoded = new Map<string, DecodedColumn>();
+  let approxBytes = 0;
+  const generic: ColumnRegion[] = [];
+  for (const col of columns) {
+    const flat = decodeFlatColumn(h.fd, h.ref, h.metadata, unit, col, compressors);
+    if (flat) {
+      decoded.set(col.name, flat);
+      approxBytes += flat.bytes.byteLength;
+    } else {
+      generic.push(col);
+    }
+  }
+  if (generic.length === 0) return remember({ key, columns: decoded, approxBytes });
   const file = {
     byteLength: h.ref.bytes,
     slice: (start: number, end?: number) => readRange(h.fd, h.ref, start, end ?? h.ref.bytes),
   };
   // Bytes columns stay bytes for binary; strings come back as JS strings and are re-encoded.
-  const chunks = new Map<string, { rowStart: number; data: DecodedColumn }[]>();
+  const chunks = new Map<string, { rowStart: number; data: ArrayLike<unknown> }[]>();
   try {
     await parquetRead({
       file,
       metadata: h.metadata,
-      columns: names,
+      columns: generic.map((c) => c.name),
       rowStart,
       rowEnd,
       compressors,
       utf8: false,
       onChunk: (chunk) => {
         const list = chunks.get(chunk.columnName) ?? [];
-        list.push({ rowStart: chunk.rowStart, data: chunk.columnData as DecodedColumn });
+        list.push({ rowStart: chunk.rowStart, data: chunk.columnData as ArrayLike<unknown> });
         chunks.set(chunk.columnName, list);
       },
     });
   } catch (err) {
     throw corrupt(h.ref, `row group ${unit}: ${(err as Error).message}`);
   }
-  const decoded = new Map<string, DecodedColumn>();
-  let approxBytes = 0;
-  for (const col of columns) {
+  for (const col of generic) {
     const parts = chunks.get(col.name);
     if (!parts) throw new GpufeedError(ErrorCodes.UNKNOWN_COLUMN, `shard ${h.ref.name} has no column ${col.name}`, { shard: h.ref.name, column: col.name });
     // Stitch the chunks covering [rowStart, rowEnd) into one array indexed from the row group start.
@@ -129,7 +156,10 @@ async function decodeRowGroup(h: ParquetShardHandle, unit: number, columns: read
     decoded.set(col.name, whole);
     approxBytes += n * Math.max(8, col.rowBytes || col.elementBytes * 16);
   }
-  const entry = { key, columns: decoded, approxBytes };
+  return remember({ key, columns: decoded, approxBytes });
+}
+
+function remember(entry: DecodedRowGroup): DecodedRowGroup {
   decodedCache.push(entry);
   let total = decodedCache.reduce((a, d) => a + d.approxBytes, 0);
   while (decodedCache.length > 1 && total > MAX_CACHED_BYTES) total -= decodedCache.shift()!.approxBytes;
@@ -161,6 +191,15 @@ export async function copyParquetRun(h: ParquetShardHandle, run: RowRun, targets
   for (const target of targets) {
     const region = target.region;
     const values = decoded.columns.get(region.name)!;
+    if (isFlat(values)) {
+      // Rows run..run+count are contiguous in the flat column: one copy into the slot.
+      const src = values.bytes.subarray(run.row * values.rowBytes, (run.row + run.count) * values.rowBytes);
+      if (src.byteLength !== run.count * values.rowBytes) throw corrupt(h.ref, `row group ${run.unit} has fewer than ${run.row + run.count} rows`);
+      target.bytes.set(src, region.valuesOffset + run.slotRow * region.rowBytes);
+      if (region.validOffset >= 0) target.bytes.fill(1, region.validOffset + run.slotRow, region.validOffset + run.slotRow + run.count);
+      ops.bytesRead += src.byteLength;
+      continue;
+    }
     const view = new DataView(target.bytes.buffer, target.bytes.byteOffset, target.bytes.byteLength);
     const eb = region.elementBytes;
     const offsets = region.offsetsOffset >= 0
