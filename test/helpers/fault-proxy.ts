@@ -55,6 +55,7 @@ export async function startFaultProxy(upstream: string, policy: FaultPolicy = {}
   let rng = mulberry32(policy.seed ?? 1);
   const queue: FaultKind[] = [];
   const sockets = new Set<Socket>();
+  const upstreams = new Set<import('node:http').ClientRequest>();
   const timers = new Set<NodeJS.Timeout>();
   const newStats = (): FaultProxyStats => ({
     requests: 0, gets: 0, faults: { slowdown: 0, reset: 0, truncate: 0, stall: 0 }, bytesByPath: new Map(), getsByPath: new Map(),
@@ -136,10 +137,14 @@ export async function startFaultProxy(upstream: string, policy: FaultPolicy = {}
         },
       );
       up.on('error', () => res.destroy());
+      upstreams.add(up);
+      up.on('close', () => upstreams.delete(up));
+      // A client that went away (killed, timed out) takes its upstream request with it.
+      res.on('close', () => up.destroy());
       req.pipe(up);
     };
     const latency = current.latencyMs ?? 0;
-    if (latency > 0) later(latency, forward);
+    if (latency > 0) later(latency, () => (res.destroyed ? undefined : forward()));
     else forward();
   };
 
@@ -172,6 +177,7 @@ export async function startFaultProxy(upstream: string, policy: FaultPolicy = {}
       for (const t of timers) clearTimeout(t);
       timers.clear();
       for (const s of sockets) s.destroy();
+      for (const u of upstreams) u.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
