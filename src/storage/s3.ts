@@ -6,7 +6,7 @@ import { Agent as HttpsAgent } from 'node:https';
 import { open, stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import {
-  S3Client, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand,
+  S3Client, GetObjectCommand, HeadBucketCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand,
   CreateMultipartUploadCommand, UploadPartCommand, CompleteMultipartUploadCommand, AbortMultipartUploadCommand,
   type CompletedPart,
 } from '@aws-sdk/client-s3';
@@ -16,6 +16,7 @@ import { AdaptiveLimiter } from './adaptive-limiter.js';
 import { RequestRunner, type RequestStats } from './request-runner.js';
 import { resolveS3StoreOptions, type ResolvedS3StoreOptions, type S3StoreOptions } from './s3-options.js';
 import { formatS3Uri, parseS3Uri, type S3Location } from './s3-uri.js';
+import { forEachBounded } from './for-each-bounded.js';
 import type { ByteRange, ObjectInfo, ReadOptions, Store } from './store.js';
 
 export type { S3StoreOptions } from './s3-options.js';
@@ -117,8 +118,30 @@ export class S3Store implements Store {
       );
       return { key, size: out.ContentLength ?? 0 };
     } catch (err) {
-      if (err instanceof GpufeedError && err.code === ErrorCodes.STORAGE_NOT_FOUND) return undefined;
+      if (err instanceof GpufeedError && err.code === ErrorCodes.STORAGE_NOT_FOUND) {
+        // A HEAD 404 has no body to say whether the key or the whole bucket is missing; ask once.
+        await this.checkBucketExists(opts.signal);
+        return undefined;
+      }
       throw err;
+    }
+  }
+
+  private bucketChecked = false;
+
+  private async checkBucketExists(signal?: AbortSignal): Promise<void> {
+    if (this.bucketChecked) return;
+    const Bucket = this.location.bucket;
+    try {
+      await this.runner.run({ path: `s3://${Bucket}`, what: 'HEAD bucket', bucket: Bucket }, (s) =>
+        this.client.send(new HeadBucketCommand({ Bucket }), { abortSignal: s }), { signal });
+      this.bucketChecked = true;
+    } catch (err) {
+      if (err instanceof GpufeedError && err.code === ErrorCodes.STORAGE_NOT_FOUND) {
+        throw new GpufeedError(ErrorCodes.STORAGE_NOT_FOUND, `${this.uri}: bucket ${Bucket} does not exist`, { path: this.uri, bucket: Bucket }, { cause: err });
+      }
+      // Listing the bucket may be forbidden where reading keys is allowed; that is not our question.
+      this.bucketChecked = true;
     }
   }
 
@@ -337,29 +360,6 @@ function checkRange(range: ByteRange, path: string): void {
   if (!Number.isSafeInteger(range.offset) || !Number.isSafeInteger(range.length) || range.offset < 0 || range.length < 0) {
     throw new GpufeedError(ErrorCodes.INVALID_OPTION, `${path}: bad byte range offset=${range.offset} length=${range.length}`, { option: 'range', path });
   }
-}
-
-/** Runs task(0..count-1) with at most `limit` at once; the first failure stops new tasks and is thrown. */
-export async function forEachBounded(count: number, limit: number, task: (i: number) => Promise<void>, onFirstError?: () => void): Promise<void> {
-  let next = 0;
-  let failed = false;
-  let firstError: unknown;
-  const worker = async (): Promise<void> => {
-    while (!failed && next < count) {
-      const i = next++;
-      try {
-        await task(i);
-      } catch (err) {
-        if (!failed) {
-          failed = true;
-          firstError = err;
-          onFirstError?.();
-        }
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, count) }, worker));
-  if (failed) throw firstError;
 }
 
 async function writeFully(fh: import('node:fs/promises').FileHandle, data: Uint8Array, position: number): Promise<void> {
