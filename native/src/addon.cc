@@ -11,6 +11,7 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <vector>
 
 #include <napi.h>
 
@@ -81,6 +82,7 @@ class Addon : public Napi::Addon<Addon> {
         InstanceMethod("attach", &Addon::Attach),
         InstanceMethod("detach", &Addon::Detach),
         InstanceMethod("pread", &Addon::Pread),
+        InstanceMethod("preadRuns", &Addon::PreadRuns),
         InstanceMethod("copy", &Addon::Copy),
         InstanceMethod("claimOnce", &Addon::ClaimOnce),
     });
@@ -257,6 +259,99 @@ class Addon : public Napi::Addon<Addon> {
       return Throw(env, NativeError::Sys(id, "pread", err, "pread into slab " + std::to_string(id) + (is_path ? " from " + path : " from fd " + std::to_string(fd)) + ": " + strerror(err)));
     }
     return Napi::Number::New(env, static_cast<double>(done));
+  }
+
+  // preadRuns(runs: Float64Array, count, target: slabId | Uint8Array) -> bytes read.
+  // Run i is runs[4i..4i+3] = [fd, fileOffset, targetOffset, length]: many reads in one call, so a
+  // batch of shuffled rows costs one crossing of the JS boundary instead of one per row. Every
+  // run is checked against the target before any byte is read. Stops at the first run that ends
+  // short (end of file) and returns the bytes read so far: the caller, who knows the file's name,
+  // compares with the sum of lengths and reports which run was short.
+  Napi::Value PreadRuns(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array) {
+      return BadArg(env, "runs (not a Float64Array)");
+    }
+    Napi::Float64Array runs = info[0].As<Napi::Float64Array>();
+    uint64_t count;
+    if (!U64(info, 1, &count) || count > runs.ElementLength() / 4) return BadArg(env, "count");
+    bool to_slab = info.Length() > 2 && info[2].IsNumber();
+    unsigned id = 0;
+    uint8_t* ptr = nullptr;
+    size_t bytes = 0;
+    Registry& reg = Registry::Get();
+    if (to_slab) {
+      if (!SlabId(info, 2, &id)) return BadArg(env, "slabId");
+      NativeError e = reg.Acquire(id, &ptr, &bytes);  // keeps the mapping alive while we read
+      if (e.failed) return Throw(env, e);
+    } else if (info.Length() > 2 && info[2].IsTypedArray() && info[2].As<Napi::TypedArray>().TypedArrayType() == napi_uint8_array) {
+      Napi::Uint8Array t = info[2].As<Napi::Uint8Array>();
+      ptr = t.Data();
+      bytes = t.ByteLength();
+    } else {
+      return BadArg(env, "target (a slab id or a Uint8Array)");
+    }
+    // A private copy of the runs: the target may alias the runs' own buffer (a view of the same
+    // slab), and a read must not rewrite runs already checked.
+    std::vector<double> copy(runs.Data(), runs.Data() + 4 * count);
+    const double* r = copy.data();
+    NativeError bad = CheckRuns(r, count, bytes, id);
+    if (bad.failed) {
+      if (to_slab) reg.Unref(id);
+      return Throw(env, bad);
+    }
+    uint64_t total = 0;
+    int err = 0;
+    uint64_t failed_run = 0;
+    bool short_read = false;
+    for (uint64_t i = 0; i < count && err == 0 && !short_read; i++) {
+      int fd = static_cast<int>(r[4 * i]);
+      uint64_t foff = static_cast<uint64_t>(r[4 * i + 1]);
+      uint64_t toff = static_cast<uint64_t>(r[4 * i + 2]);
+      uint64_t len = static_cast<uint64_t>(r[4 * i + 3]);
+      uint64_t done = 0;
+      while (done < len) {  // ends: each pass reads > 0 bytes, hits EOF, or fails
+        ssize_t n = pread(fd, ptr + toff + done, len - done, static_cast<off_t>(foff + done));
+        if (n < 0) {
+          if (errno == EINTR) continue;
+          err = errno;
+          failed_run = i;
+          break;
+        }
+        if (n == 0) {
+          short_read = true;
+          break;
+        }
+        done += static_cast<uint64_t>(n);
+      }
+      total += done;
+    }
+    if (to_slab) reg.Unref(id);
+    if (err != 0) {
+      int fd = static_cast<int>(r[4 * failed_run]);
+      return Throw(env, NativeError::Sys(id, "pread", err, "pread run " + std::to_string(failed_run) + " from fd " + std::to_string(fd) + (to_slab ? " into slab " + std::to_string(id) : std::string(" into a buffer")) + ": " + strerror(err)));
+    }
+    return Napi::Number::New(env, static_cast<double>(total));
+  }
+
+  // Every run's numbers are integers in range and its target range lies inside [0, bytes).
+  static NativeError CheckRuns(const double* r, uint64_t count, size_t bytes, unsigned id) {
+    for (uint64_t i = 0; i < count; i++) {
+      const double* v = r + 4 * i;
+      bool ok = true;
+      for (int k = 0; k < 4 && ok; k++) ok = v[k] >= 0 && v[k] <= kMaxSafe && std::floor(v[k]) == v[k];
+      ok = ok && v[0] <= 0x7fffffff && v[1] + v[3] <= 9.2e18;
+      if (ok) {
+        uint64_t toff = static_cast<uint64_t>(v[2]), len = static_cast<uint64_t>(v[3]);
+        if (toff > bytes || len > bytes - toff) {
+          return NativeError::Invalid(id, "run " + std::to_string(i) + ": range [" + std::to_string(toff) + ", +" + std::to_string(len) + ") is outside " +
+                                              (id != 0 ? "slab " + std::to_string(id) : std::string("the target buffer")) + " (" + std::to_string(bytes) + " bytes)");
+        }
+      } else {
+        return NativeError::Invalid(id, "run " + std::to_string(i) + ": fd, fileOffset, targetOffset and length must be non-negative safe integers");
+      }
+    }
+    return NativeError();
   }
 
   // copy(dstId, dstOffset, srcId, srcOffset, length): memmove between (or within) slabs.

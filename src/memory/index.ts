@@ -1,4 +1,4 @@
 // Pinned shared-memory slabs: the thin TypeScript face of native/.
 export type { AllocOptions, MemoryKind, MemoryStatus, SlabInfo } from './types.js';
-export { allocSlab, copySlab, detachSlab, freeSlab, maxSlabBytes, memoryStatus, pageSize, preadIntoSlab, slabInfo, slabView } from './slab.js';
+export { allocSlab, copySlab, detachSlab, freeSlab, maxSlabBytes, memoryStatus, pageSize, PREAD_RUN_FIELDS, preadIntoSlab, preadRunsIntoBuffer, preadRunsIntoSlab, shortRun, slabInfo, slabView } from './slab.js';
 export { addonPath, loadNative, type NativeBinding } from './native.js';

@@ -41,6 +41,8 @@ export interface NativeBinding {
   attach(id: number): ArrayBuffer;
   detach(view: ArrayBuffer): boolean;
   pread(fdOrPath: number | string, fileOffset: number, slabId: number, slabOffset: number, length: number): number;
+  /** runs: [fd, fileOffset, targetOffset, length] x count; target: a slab id or a buffer. */
+  preadRuns(runs: Float64Array, count: number, target: number | Uint8Array): number;
   copy(dstId: number, dstOffset: number, srcId: number, srcOffset: number, length: number): void;
   claimOnce(key: string): boolean;
 }

@@ -220,6 +220,61 @@ export function preadIntoSlab(file: number | string, fileOffset: number, slabId:
   }
 }
 
+/** Numbers per run in a preadRuns array: fd, fileOffset, targetOffset, length. */
+export const PREAD_RUN_FIELDS = 4;
+
+function checkRuns(runs: unknown, count: unknown): number {
+  if (!(runs instanceof Float64Array)) throw invalidOption('runs', `must be a Float64Array of [fd, fileOffset, targetOffset, length] runs, got ${Object.prototype.toString.call(runs)}`);
+  if (typeof count !== 'number' || !Number.isSafeInteger(count) || count < 0 || count * PREAD_RUN_FIELDS > runs.length) {
+    throw invalidOption('count', `must be an integer from 0 to ${Math.floor(runs.length / PREAD_RUN_FIELDS)} (runs holds ${runs.length} numbers, ${PREAD_RUN_FIELDS} per run), got ${String(count)}`);
+  }
+  return count;
+}
+
+/**
+ * Many reads in one native call: run i (`runs[4i .. 4i+3]` = fd, fileOffset, slabOffset, length)
+ * reads `length` bytes of file `fd` at `fileOffset` into the slab at `slabOffset`, kernel to slab,
+ * one copy. Every run is checked against the slab before anything is read (a bad run throws
+ * GPUFEED_INVALID_OPTION naming its index). Returns the bytes read: less than the sum of the
+ * lengths only when a run reached end of file, where reading stopped (see shortRun). Synchronous:
+ * call it from a worker thread. The array shape is checked here; the addon checks every value.
+ */
+export function preadRunsIntoSlab(runs: Float64Array, count: number, slabId: number): number {
+  checkRuns(runs, count);
+  checkSlabId('slabId', slabId);
+  if (count === 0) return 0;
+  try {
+    return loadNative().preadRuns(runs, count, slabId);
+  } catch (err) {
+    throw fromNative(err, 'runs');
+  }
+}
+
+/** preadRunsIntoSlab into an ordinary buffer (targetOffset counts from `target`'s first byte). */
+export function preadRunsIntoBuffer(runs: Float64Array, count: number, target: Uint8Array): number {
+  checkRuns(runs, count);
+  if (!(target instanceof Uint8Array)) throw invalidOption('target', 'must be a Uint8Array');
+  if (count === 0) return 0;
+  try {
+    return loadNative().preadRuns(runs, count, target);
+  } catch (err) {
+    throw fromNative(err, 'runs');
+  }
+}
+
+/**
+ * After a preadRuns call returned `got` bytes: the index of the run that ended short (it reached
+ * end of file), or -1 when every run was read in full.
+ */
+export function shortRun(runs: Float64Array, count: number, got: number): number {
+  let sum = 0;
+  for (let i = 0; i < count; i++) {
+    sum += runs[i * PREAD_RUN_FIELDS + 3]!;
+    if (sum > got) return i;
+  }
+  return -1;
+}
+
 /** memmove between two slabs, or within one (overlap allowed), without a view in this thread. */
 export function copySlab(dstId: number, dstOffset: number, srcId: number, srcOffset: number, length: number): void {
   checkSlabId('dstId', dstId);

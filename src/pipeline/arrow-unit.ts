@@ -1,11 +1,15 @@
-// Reads rows of one Arrow IPC record batch straight from the shard file into a batch slot. The
+// Reads rows of Arrow IPC record batches straight from the shard file into a batch slot. The
 // message metadata says where each column's buffers sit in the body, so a fixed-width column's
-// rows are one pread from the file into pinned memory: one copy, no intermediate buffer.
+// rows are one read from the file into pinned memory: one copy, no intermediate buffer. The reads
+// of a whole task are gathered first (ArrowTaskReads) and issued in at most three native calls
+// (slot reads + scratch reads, then the values of variable-length columns), since per-row calls
+// across the JS/native boundary cost more than the 8 KB copies themselves.
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { Footer } from 'apache-arrow/ipc/metadata/file';
 import { Message, type RecordBatch as RecordBatchHeader } from 'apache-arrow/ipc/metadata/message';
 import { Type, type DataType, type Field } from 'apache-arrow';
 import { ErrorCodes, GpufeedError } from '../errors.js';
+import { PREAD_RUN_FIELDS, preadRunsIntoBuffer, preadRunsIntoSlab, shortRun } from '../memory/index.js';
 import type { ColumnRegion } from './batch-layout.js';
 import type { RowRun, ShardRef } from './decode-messages.js';
 
@@ -125,10 +129,66 @@ export interface SlotTarget {
 }
 
 export interface CopyOps {
-  /** Reads `length` bytes of file `fd` at `position` into the slot at `slotOffset`. */
-  preadIntoSlot(fd: number, position: number, slotOffset: number, length: number, where: ShardRef): void;
   scratch(bytes: number): Uint8Array;
   bytesRead: number;
+}
+
+/**
+ * A list of reads ([fd, position, targetOffset, length] runs) issued together by one native call
+ * (preadRuns). Reused across tasks: it only grows.
+ */
+export class RunReads {
+  runs = new Float64Array(PREAD_RUN_FIELDS * 256);
+  count = 0;
+  /** Bytes all runs ask for. */
+  bytes = 0;
+  /** The shard each run reads, for the error when one ends short. */
+  readonly refs: ShardRef[] = [];
+
+  add(fd: number, position: number, targetOffset: number, length: number, ref: ShardRef): void {
+    if (length === 0) return;
+    let at = this.count * PREAD_RUN_FIELDS;
+    const r = this.runs;
+    // Extends the previous run when this one continues it in both file and target (an
+    // unshuffled batch's rows): fewer, longer reads.
+    if (this.count > 0 && r[at - 4] === fd && r[at - 3]! + r[at - 1]! === position && r[at - 2]! + r[at - 1]! === targetOffset) {
+      r[at - 1]! += length;
+      this.bytes += length;
+      return;
+    }
+    if (at + PREAD_RUN_FIELDS > r.length) {
+      const grown = new Float64Array(r.length * 2);
+      grown.set(r);
+      this.runs = grown;
+    }
+    const w = this.runs;
+    w[at++] = fd;
+    w[at++] = position;
+    w[at++] = targetOffset;
+    w[at] = length;
+    this.refs[this.count] = ref;
+    this.count += 1;
+    this.bytes += length;
+  }
+
+  clear(): void {
+    this.count = 0;
+    this.bytes = 0;
+  }
+
+  /** Reads every run into slab `slabId` (or into `buffer`); a run that meets end of file is SHARD_CORRUPT naming its shard. */
+  readInto(target: number | Uint8Array): void {
+    if (this.count === 0) return;
+    const got = typeof target === 'number' ? preadRunsIntoSlab(this.runs, this.count, target) : preadRunsIntoBuffer(this.runs, this.count, target);
+    if (got !== this.bytes) {
+      const i = shortRun(this.runs, this.count, got);
+      const ref = this.refs[Math.max(0, i)]!;
+      const at = Math.max(0, i) * PREAD_RUN_FIELDS;
+      const position = this.runs[at + 1]!;
+      const length = this.runs[at + 3]!;
+      throw new GpufeedError(ErrorCodes.SHARD_CORRUPT, `shard ${ref.name}: file ends before byte ${position + length} (wanted ${length} bytes at ${position})`, { shard: ref.name, path: ref.file });
+    }
+  }
 }
 
 function unpackBits(bits: Uint8Array, bitStart: number, count: number, out: Uint8Array, outStart: number): void {
@@ -138,81 +198,134 @@ function unpackBits(bits: Uint8Array, bitStart: number, count: number, out: Uint
   }
 }
 
-/** Copies one run of rows of one column from an Arrow record batch into the slot. */
-export function copyArrowRun(h: ArrowShardHandle, run: RowRun, target: SlotTarget, ops: CopyOps): void {
-  const header = recordBatchHeader(h, run);
-  const place = h.columns.get(target.region.name);
-  if (!place) throw new GpufeedError(ErrorCodes.UNKNOWN_COLUMN, `shard ${h.ref.name} has no column ${target.region.name}`, { shard: h.ref.name, column: target.region.name });
-  const body = run.block!.offset + run.block!.metadataLength;
-  const region = target.region;
-  const bufferAt = (i: number) => {
-    const b = header.buffers[place.buffer + i];
-    if (!b) throw corrupt(h.ref, `record batch ${run.unit} lacks buffer ${place.buffer + i}`);
-    return b;
-  };
-  const topNode = header.nodes[place.node];
-  if (!topNode) throw corrupt(h.ref, `record batch ${run.unit} lacks node ${place.node}`);
-  if (run.row + run.count > topNode.length) throw corrupt(h.ref, `record batch ${run.unit} has ${topNode.length} rows, wanted ${run.row + run.count}`);
+/** Work that needs scratch bytes read in the first round: bitmaps to unpack, offsets to rebase. */
+type Deferred =
+  | { kind: 'bits'; at: number; bitStart: number; count: number; out: Uint8Array; outStart: number }
+  | { kind: 'offsets'; at: number; h: ArrowShardHandle; unit: number; count: number; slotRow: number; large: boolean; target: SlotTarget; valuesAt: number; valuesLength: number };
 
-  // Validity of the top-level value (buffer 0 of every non-null type).
-  if (region.validOffset >= 0) {
-    const valid = target.bytes.subarray(region.validOffset + run.slotRow, region.validOffset + run.slotRow + run.count);
-    const vb = bufferAt(0);
-    if (topNode.nullCount === 0 || vb.length === 0) valid.fill(1);
-    else {
-      const first = run.row >> 3;
-      const bits = ops.scratch(((run.row + run.count + 7) >> 3) - first);
-      readExactly(h.fd, h.ref, bits, body + vb.offset + first);
-      unpackBits(bits, run.row & 7, run.count, valid, 0);
-    }
+/**
+ * The reads of one task's Arrow runs, gathered run by run (planArrowRun) and then done together
+ * (execute): slot reads and scratch reads (validity bitmaps, bool bits, offsets) in one round,
+ * then the values of variable-length columns, whose ranges the offsets give, in a second.
+ */
+export class ArrowTaskReads {
+  readonly slot = new RunReads();
+  readonly scratchReads = new RunReads();
+  readonly values = new RunReads();
+  deferred: Deferred[] = [];
+  /** Scratch bytes asked for so far. */
+  scratchBytes = 0;
+
+  clear(): void {
+    this.slot.clear();
+    this.scratchReads.clear();
+    this.values.clear();
+    this.deferred.length = 0;
+    this.scratchBytes = 0;
   }
 
-  const typeId = place.field.type.typeId;
-  if (region.kind === 'scalar' || region.kind === 'fixed') {
-    const data = region.kind === 'fixed' ? bufferAt(2) : bufferAt(1);
-    if (region.dtype === 'bool') {
-      if (region.kind !== 'scalar') throw new GpufeedError(ErrorCodes.UNSUPPORTED_TYPE, `column ${region.name}: fixed-shape bool is not supported`, { column: region.name });
-      const first = run.row >> 3;
-      const bits = ops.scratch(((run.row + run.count + 7) >> 3) - first);
-      readExactly(h.fd, h.ref, bits, body + data.offset + first);
-      unpackBits(bits, run.row & 7, run.count, target.bytes, region.valuesOffset + run.slotRow);
-      ops.bytesRead += bits.length;
+  get empty(): boolean {
+    return this.slot.count === 0 && this.scratchReads.count === 0 && this.deferred.length === 0;
+  }
+
+  #scratchRead(h: ArrowShardHandle, position: number, length: number): number {
+    const at = this.scratchBytes;
+    this.scratchReads.add(h.fd, position, at, length, h.ref);
+    this.scratchBytes += length;
+    return at;
+  }
+
+  /** Adds the reads of one run of rows of one column. */
+  plan(h: ArrowShardHandle, run: RowRun, target: SlotTarget): void {
+    const header = recordBatchHeader(h, run);
+    const place = h.columns.get(target.region.name);
+    if (!place) throw new GpufeedError(ErrorCodes.UNKNOWN_COLUMN, `shard ${h.ref.name} has no column ${target.region.name}`, { shard: h.ref.name, column: target.region.name });
+    const body = run.block!.offset + run.block!.metadataLength;
+    const region = target.region;
+    const bufferAt = (i: number) => {
+      const b = header.buffers[place.buffer + i];
+      if (!b) throw corrupt(h.ref, `record batch ${run.unit} lacks buffer ${place.buffer + i}`);
+      return b;
+    };
+    const topNode = header.nodes[place.node];
+    if (!topNode) throw corrupt(h.ref, `record batch ${run.unit} lacks node ${place.node}`);
+    if (run.row + run.count > topNode.length) throw corrupt(h.ref, `record batch ${run.unit} has ${topNode.length} rows, wanted ${run.row + run.count}`);
+
+    // Validity of the top-level value (buffer 0 of every non-null type).
+    if (region.validOffset >= 0) {
+      const vb = bufferAt(0);
+      if (topNode.nullCount === 0 || vb.length === 0) target.bytes.fill(1, region.validOffset + run.slotRow, region.validOffset + run.slotRow + run.count);
+      else {
+        const first = run.row >> 3;
+        const at = this.#scratchRead(h, body + vb.offset + first, ((run.row + run.count + 7) >> 3) - first);
+        this.deferred.push({ kind: 'bits', at, bitStart: run.row & 7, count: run.count, out: target.bytes, outStart: region.validOffset + run.slotRow });
+      }
+    }
+
+    const typeId = place.field.type.typeId;
+    if (region.kind === 'scalar' || region.kind === 'fixed') {
+      const data = region.kind === 'fixed' ? bufferAt(2) : bufferAt(1);
+      if (region.dtype === 'bool') {
+        if (region.kind !== 'scalar') throw new GpufeedError(ErrorCodes.UNSUPPORTED_TYPE, `column ${region.name}: fixed-shape bool is not supported`, { column: region.name });
+        const first = run.row >> 3;
+        const at = this.#scratchRead(h, body + data.offset + first, ((run.row + run.count + 7) >> 3) - first);
+        this.deferred.push({ kind: 'bits', at, bitStart: run.row & 7, count: run.count, out: target.bytes, outStart: region.valuesOffset + run.slotRow });
+        return;
+      }
+      if ((run.row + run.count) * region.rowBytes > data.length) {
+        throw corrupt(h.ref, `column ${region.name}: record batch ${run.unit} data buffer is ${data.length} bytes, too short for ${run.row + run.count} rows`);
+      }
+      this.slot.add(h.fd, body + data.offset + run.row * region.rowBytes, region.valuesOffset + run.slotRow * region.rowBytes, run.count * region.rowBytes, h.ref);
       return;
     }
-    const position = body + data.offset + run.row * region.rowBytes;
-    const length = run.count * region.rowBytes;
-    if (data.offset + (run.row + run.count) * region.rowBytes > data.offset + data.length) {
-      throw corrupt(h.ref, `column ${region.name}: record batch ${run.unit} data buffer is ${data.length} bytes, too short for ${run.row + run.count} rows`);
-    }
-    ops.preadIntoSlot(h.fd, position, region.valuesOffset + run.slotRow * region.rowBytes, length, h.ref);
-    ops.bytesRead += length;
-    return;
+
+    // Variable length: offsets then values. Lists keep their values in the child's data buffer.
+    const large = typeId === Type.LargeUtf8 || typeId === Type.LargeBinary || typeId === Type.LargeList;
+    const offsetsBuf = bufferAt(1);
+    const valuesBuf = region.kind === 'list' ? bufferAt(3) : bufferAt(2);
+    const offWidth = large ? 8 : 4;
+    const at = this.#scratchRead(h, body + offsetsBuf.offset + run.row * offWidth, (run.count + 1) * offWidth);
+    this.deferred.push({ kind: 'offsets', at, h, unit: run.unit, count: run.count, slotRow: run.slotRow, large, target, valuesAt: body + valuesBuf.offset, valuesLength: valuesBuf.length });
   }
 
-  // Variable length: offsets then values. Lists keep their values in the child's data buffer.
-  const large = typeId === Type.LargeUtf8 || typeId === Type.LargeBinary || typeId === Type.LargeList;
-  const offsetsBuf = bufferAt(1);
-  const valuesBuf = region.kind === 'list' ? bufferAt(3) : bufferAt(2);
-  const offWidth = large ? 8 : 4;
-  const raw = ops.scratch((run.count + 1) * offWidth);
-  readExactly(h.fd, h.ref, raw, body + offsetsBuf.offset + run.row * offWidth);
-  const rawView = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
-  const offAt = (i: number) => (large ? Number(rawView.getBigInt64(i * 8, true)) : rawView.getInt32(i * 4, true));
-  const start = offAt(0);
-  const end = offAt(run.count);
-  const elems = end - start;
-  const eb = region.elementBytes;
-  if (elems < 0 || (start + elems) * eb > valuesBuf.length) throw corrupt(h.ref, `column ${region.name}: bad offsets in record batch ${run.unit}`);
-  if ((target.cursor + elems) * eb > region.valuesBytes) {
-    throw new GpufeedError(ErrorCodes.INVALID_OPTION, `column ${region.name}: rows of shard ${h.ref.name} need more than the ${region.valuesBytes} bytes a batch slot holds for it; the manifest's maxRowBytes is missing or wrong (re-index the dataset) or raise the loader's varRowBytes`, {
-      option: 'varRowBytes', column: region.name, shard: h.ref.name,
-    });
+  /** Does every planned read into slab `slabId`; `scratch` lends a buffer of at least n bytes. */
+  execute(slabId: number, ops: CopyOps): void {
+    this.slot.readInto(slabId);
+    ops.bytesRead += this.slot.bytes;
+    if (this.scratchReads.count > 0) {
+      const scratch = ops.scratch(this.scratchBytes);
+      this.scratchReads.readInto(scratch);
+      ops.bytesRead += this.scratchBytes;
+      // In planning order, so each column's values cursor advances run by run.
+      for (const d of this.deferred) {
+        if (d.kind === 'bits') unpackBits(scratch.subarray(d.at), d.bitStart, d.count, d.out, d.outStart);
+        else this.#rebaseOffsets(d, scratch);
+      }
+    }
+    this.values.readInto(slabId);
+    ops.bytesRead += this.values.bytes;
   }
-  // The offsets region sits right before the values region (batch-layout.ts).
-  const slotOffsets = new Int32Array(target.bytes.buffer, target.bytes.byteOffset + region.offsetsOffset, (region.valuesOffset - region.offsetsOffset) >> 2);
-  for (let i = 0; i < run.count; i++) slotOffsets[run.slotRow + i] = target.cursor + (offAt(i) - start);
-  if (elems > 0) ops.preadIntoSlot(h.fd, body + valuesBuf.offset + start * eb, region.valuesOffset + target.cursor * eb, elems * eb, h.ref);
-  target.cursor += elems;
-  slotOffsets[run.slotRow + run.count] = target.cursor;
-  ops.bytesRead += elems * eb + raw.length;
+
+  #rebaseOffsets(d: Extract<Deferred, { kind: 'offsets' }>, scratch: Uint8Array): void {
+    const { target, h } = d;
+    const region = target.region;
+    const raw = new DataView(scratch.buffer, scratch.byteOffset + d.at, (d.count + 1) * (d.large ? 8 : 4));
+    const offAt = (i: number) => (d.large ? Number(raw.getBigInt64(i * 8, true)) : raw.getInt32(i * 4, true));
+    const start = offAt(0);
+    const end = offAt(d.count);
+    const elems = end - start;
+    const eb = region.elementBytes;
+    if (elems < 0 || start < 0 || (start + elems) * eb > d.valuesLength) throw corrupt(h.ref, `column ${region.name}: bad offsets in record batch ${d.unit}`);
+    if ((target.cursor + elems) * eb > region.valuesBytes) {
+      throw new GpufeedError(ErrorCodes.INVALID_OPTION, `column ${region.name}: rows of shard ${h.ref.name} need more than the ${region.valuesBytes} bytes a batch slot holds for it; the manifest's maxRowBytes is missing or wrong (re-index the dataset) or raise the loader's varRowBytes`, {
+        option: 'varRowBytes', column: region.name, shard: h.ref.name,
+      });
+    }
+    // The offsets region sits right before the values region (batch-layout.ts).
+    const slotOffsets = new Int32Array(target.bytes.buffer, target.bytes.byteOffset + region.offsetsOffset, (region.valuesOffset - region.offsetsOffset) >> 2);
+    for (let i = 0; i < d.count; i++) slotOffsets[d.slotRow + i] = target.cursor + (offAt(i) - start);
+    this.values.add(h.fd, d.valuesAt + start * eb, region.valuesOffset + target.cursor * eb, elems * eb, h.ref);
+    target.cursor += elems;
+    slotOffsets[d.slotRow + d.count] = target.cursor;
+  }
 }
