@@ -5,8 +5,9 @@ import { Option, type Command } from 'commander';
 import { invalidOption } from '../errors.js';
 import type { LoaderOptions } from '../pipeline/loader.js';
 import type { ResumeState, ShuffleAlgo } from '../plan/index.js';
+import { addStorageOptions, storageOptionsFrom, type StorageFlags } from './storage-options.js';
 
-export interface LoaderFlags {
+export interface LoaderFlags extends StorageFlags {
   batchSize?: string;
   columns?: string;
   worldSize?: string;
@@ -25,7 +26,7 @@ export interface LoaderFlags {
 }
 
 export function addLoaderOptions(cmd: Command, defaults: { batchSize?: number } = {}): Command {
-  return cmd
+  return addStorageOptions(cmd)
     .option('--batch-size <n>', 'rows per batch on this rank', defaults.batchSize === undefined ? undefined : String(defaults.batchSize))
     .option('--columns <a,b>', 'columns to load (default: all)')
     .option('--world-size <n>', 'ranks in the job (default: $WORLD_SIZE, $SLURM_NTASKS, or 1)')
@@ -67,7 +68,8 @@ export function readResumeFile(path: string): ResumeState {
 export function loaderOptionsFromFlags(f: LoaderFlags): LoaderOptions {
   const batchSize = int('--batch-size', f.batchSize, 1);
   if (batchSize === undefined) throw invalidOption('--batch-size', 'is required');
-  const o: LoaderOptions = { batchSize };
+  const { store, cache } = storageOptionsFrom(f);
+  const o: LoaderOptions = { ...store, ...cache, batchSize };
   if (f.columns !== undefined) o.columns = f.columns.split(',').map((s) => s.trim()).filter(Boolean);
   const set = <K extends keyof LoaderOptions>(k: K, v: LoaderOptions[K] | undefined) => {
     if (v !== undefined) o[k] = v;

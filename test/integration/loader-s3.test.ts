@@ -1,0 +1,117 @@
+// The whole path from object storage: `prep --out s3://` writes the dataset to a real
+// S3-compatible server (s3rver), then two ranks (this process and a `gpufeed dump` child) read one
+// epoch through a proxy that faults ~10% of GETs, sharing one cache dir: every sample exactly
+// once, with the right values.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { prepDataset } from '../../src/dataset/index.js';
+import { Loader, ErrorCodes, GpufeedError } from '../../src/index.js';
+import { startS3Server, S3RVER_CREDENTIALS } from '../helpers/s3-server.js';
+import { startFaultProxy } from '../helpers/fault-proxy.js';
+import { ROOT } from '../fixtures/run-cli.js';
+
+const ROWS = 300;
+const SEQ = 64;
+
+function row(i: number): { tokens: number[]; label: number; text: string } {
+  return { tokens: Array.from({ length: SEQ }, (_, k) => (i * 7919 + k) % 65_521), label: i, text: `sample ${i}` };
+}
+
+const env = {
+  AWS_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId,
+  AWS_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey,
+  AWS_REGION: 'us-east-1',
+};
+
+interface Line { rank: number; ids: number[]; columns: { tokens: number[]; label: number[] } }
+
+function dumpRank(args: string[]): Promise<Line[]> {
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, ['--import', 'tsx', 'src/cli/run.ts', 'dump', ...args], {
+      cwd: ROOT, timeout: 120_000, maxBuffer: 16 << 20, env: { ...process.env, ...env },
+    }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`dump failed: ${stderr}`));
+      else resolve(stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Line));
+    });
+  });
+}
+
+test('two ranks read an S3 dataset through ~10% faulted GETs, sharing one cache dir: each sample once, right values', async (t) => {
+  const saved = { ...process.env };
+  Object.assign(process.env, env);
+  t.after(() => {
+    for (const k of Object.keys(env)) if (saved[k] === undefined) delete process.env[k];
+    else process.env[k] = saved[k];
+  });
+  const dir = mkdtempSync(join(tmpdir(), 'gpufeed-loader-s3-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const server = await startS3Server(['data']);
+  t.after(() => server.close());
+
+  const input = join(dir, 'rows.jsonl');
+  writeFileSync(input, Array.from({ length: ROWS }, (_, i) => JSON.stringify(row(i))).join('\n'));
+  const manifest = await prepDataset([input], {
+    out: 's3://data/ds', shapes: { tokens: [SEQ] }, types: { tokens: 'int32' }, shardSize: 16 * 1024,
+    workers: 0, progress: false, storeOptions: { s3Endpoint: server.endpoint },
+  });
+  assert.ok(manifest.shards.length >= 4, `several shards (${manifest.shards.length})`);
+
+  const proxy = await startFaultProxy(server.endpoint, { probability: 0.1, seed: 7, stallMs: 5_000 });
+  t.after(() => proxy.close());
+  const cacheDir = join(dir, 'cache');
+  const common = { batchSize: 8, worldSize: 2, shuffle: 'window' as const, shuffleWindow: 64, seed: 11, workers: 1, cacheDir, cacheBytes: 64 << 20, minFreeBytes: 0 };
+  const s3Tuning = { attemptTimeoutMs: 1_500, retryBaseMs: 10, retryMaxMs: 200, hedgeMinDelayMs: 100, partSize: 8 * 1024 };
+
+  const child = dumpRank(['s3://data/ds', '--s3-endpoint', proxy.endpoint, '--batch-size', '8', '--world-size', '2', '--rank', '1',
+    '--shuffle', 'window', '--shuffle-window', '64', '--seed', '11', '--workers', '1', '--cache-dir', cacheDir, '--cache-bytes', '64MiB', '--min-free-bytes', '0',
+    '--columns', 'tokens,label']);
+  const loader = await Loader.open('s3://data/ds', { ...common, rank: 0, s3Endpoint: proxy.endpoint, s3: s3Tuning, columns: ['tokens', 'label'] });
+  const mine: number[] = [];
+  try {
+    for await (const b of loader) {
+      const tokens = b.columns.tokens as Int32Array;
+      b.ids.forEach((id, i) => {
+        assert.deepEqual(Array.from(tokens.subarray(i * SEQ, (i + 1) * SEQ)), row(id).tokens, `tokens of ${id}`);
+        assert.equal(Number((b.columns.label as BigInt64Array)[i]), id);
+      });
+      mine.push(...b.ids);
+    }
+  } finally {
+    await loader.close();
+  }
+  const theirs = await child;
+  for (const l of theirs) {
+    l.ids.forEach((id, i) => {
+      assert.deepEqual(l.columns.tokens.slice(i * SEQ, (i + 1) * SEQ), row(id).tokens);
+      assert.equal(l.columns.label[i], id);
+    });
+  }
+  const all = [...mine, ...theirs.flatMap((l) => l.ids)];
+  assert.equal(all.length, ROWS, 'none twice');
+  assert.equal(new Set(all).size, ROWS, 'none lost');
+  const faults = Object.values(proxy.stats.faults).reduce((a, b) => a + b, 0);
+  assert.ok(faults >= 1, `faults were injected (${faults} in ${proxy.stats.gets} GETs)`);
+});
+
+test('an S3 dataset that does not exist is a clear error within seconds', async (t) => {
+  const server = await startS3Server(['data']);
+  t.after(() => server.close());
+  const saved = { ...process.env };
+  Object.assign(process.env, env);
+  t.after(() => {
+    for (const k of Object.keys(env)) if (saved[k] === undefined) delete process.env[k];
+    else process.env[k] = saved[k];
+  });
+  const started = Date.now();
+  await assert.rejects(Loader.open('s3://data/nothing-here', { batchSize: 4, s3Endpoint: server.endpoint }), (err: unknown) => {
+    assert.ok(err instanceof GpufeedError);
+    assert.equal(err.code, ErrorCodes.MANIFEST_NOT_FOUND);
+    assert.match(err.message, /nothing-here/);
+    return true;
+  });
+  assert.ok(Date.now() - started < 10_000);
+});
