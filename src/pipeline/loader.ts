@@ -46,7 +46,7 @@ export interface LoaderOptions extends StoreOptions, ShardSourceOptions {
   resume?: ResumeState;
   /** Decode threads. Default: the CPUs this process may use. */
   workers?: number;
-  /** Batch slots in the ring (batches decoded ahead plus those the consumer holds). Default workers + 2. */
+  /** Batch slots in the ring (batches decoded ahead plus those the consumer holds). Default 2 x workers + 2. */
   slots?: number;
   /** Page-lock batch memory (default true; GPUFEED_PIN=0 also turns it off). */
   pin?: boolean;
@@ -60,6 +60,9 @@ interface Scheduled {
   ids: number[];
   promise: Promise<Batch>;
 }
+
+/** Tasks posted to each decode worker at once (see the pool options). */
+const TASKS_PER_WORKER = 2;
 
 function checkPositiveInt(name: string, v: unknown, max = Number.MAX_SAFE_INTEGER): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > max) throw invalidOption(name, `must be an integer from 1 to ${max}, got ${String(v)}`);
@@ -119,7 +122,7 @@ export class Loader implements AsyncIterable<Batch> {
     this.#locator = new SampleLocator(manifest);
 
     this.workers = options.workers === undefined ? usableCpus() : checkPositiveInt('workers', options.workers, 1024);
-    const slots = options.slots === undefined ? this.workers + 2 : checkPositiveInt('slots', options.slots, 4096);
+    const slots = options.slots === undefined ? TASKS_PER_WORKER * this.workers + 2 : checkPositiveInt('slots', options.slots, 4096);
     if (options.varRowBytes !== undefined) checkPositiveInt('varRowBytes', options.varRowBytes);
     this.layout = computeBatchLayout(manifest, this.columns, this.order.batchSize, options.varRowBytes);
     this.#layoutJson = JSON.stringify(this.layout);
@@ -138,6 +141,9 @@ export class Loader implements AsyncIterable<Batch> {
       idleTimeout: 60_000,
       // Tasks are whole batches; the ring already bounds how many are in flight.
       maxQueue: slots + 1,
+      // A worker holds its next task before it finishes the current one, so it keeps decoding
+      // while the main thread is blocked (a consumer waiting on the GPU) and cannot dispatch.
+      concurrentTasksPerWorker: TASKS_PER_WORKER,
     });
   }
 
@@ -304,7 +310,7 @@ export class Loader implements AsyncIterable<Batch> {
   }
 
   stats(): LoaderStatsSnapshot {
-    return this.#stats.snapshot({ queued: this.#queue.length, freeSlots: this.ring.freeCount, slots: this.ring.slots.length, poolQueue: this.#pool.queueSize });
+    return this.#stats.snapshot({ queued: this.#queue.length, freeSlots: this.ring.freeCount, slots: this.ring.slots.length, poolQueue: this.#pool.queueSize }, this.#source.stats);
   }
 
   /** Stops decoding, waits for in-flight work, frees pinned memory and closes storage. */

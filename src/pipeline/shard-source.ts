@@ -8,7 +8,17 @@ export interface ShardLease {
   release(): void;
 }
 
+/** What a fetching source has done; an in-place source has no stats. */
+export interface ShardSourceStats {
+  hits: number;
+  downloads: number;
+  bytesDownloaded: number;
+  readyOnAcquire: number;
+  waitedOnAcquire: number;
+}
+
 export interface ShardSource {
+  readonly stats?: ShardSourceStats;
   /** The complete shard `index` (manifest order) on local disk. */
   acquire(index: number, signal?: AbortSignal): Promise<ShardLease>;
   /**

@@ -2,6 +2,7 @@
 // waited for data (data-wait), the figure that says whether the GPU starves.
 import { performance } from 'node:perf_hooks';
 import type { DecodeStats } from './decode-messages.js';
+import type { ShardSourceStats } from './shard-source.js';
 
 export interface LoaderStatsSnapshot {
   batches: number;
@@ -20,6 +21,8 @@ export interface LoaderStatsSnapshot {
   elapsedSeconds: number;
   released: number;
   queue: { queued: number; freeSlots: number; slots: number; poolQueue: number };
+  /** Downloads and cache hits, for remote datasets. */
+  storage?: ShardSourceStats;
 }
 
 export class LoaderStats {
@@ -54,8 +57,8 @@ export class LoaderStats {
     this.#released += 1;
   }
 
-  snapshot(queue: LoaderStatsSnapshot['queue']): LoaderStatsSnapshot {
-    return {
+  snapshot(queue: LoaderStatsSnapshot['queue'], storage?: ShardSourceStats): LoaderStatsSnapshot {
+    const s: LoaderStatsSnapshot = {
       batches: this.#batches,
       rows: this.#rows,
       bytesRead: this.#bytes,
@@ -68,5 +71,7 @@ export class LoaderStats {
       released: this.#released,
       queue,
     };
+    if (storage) s.storage = { ...storage };
+    return s;
   }
 }

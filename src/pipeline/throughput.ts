@@ -33,9 +33,11 @@ export interface MeasureOptions {
   consumerMs?: number;
   /**
    * How the simulated compute spends its time: 'spin' keeps this thread busy (CPU-bound work),
-   * 'sleep' blocks it without using a core, as a training loop waiting on the GPU does. Default spin.
+   * 'sleep' blocks it without using a core, as a training loop waiting on the GPU does; 'async'
+   * awaits a timer, as a loop awaiting GPU work does (the event loop keeps turning; several loaders
+   * in one process then overlap like ranks in their own processes). Default spin.
    */
-  consumerWait?: 'spin' | 'sleep';
+  consumerWait?: 'spin' | 'sleep' | 'async';
   onProgress?: (p: { batches: number; samples: number; bytes: number; seconds: number }) => void;
 }
 
@@ -83,7 +85,10 @@ export async function measureLoader(loader: Loader, options: MeasureOptions = {}
     batches += 1;
     samples += batch.size;
     bytes += batchPayloadBytes(batch);
-    if (options.consumerMs) (options.consumerWait === 'sleep' ? sleep : spin)(options.consumerMs);
+    if (options.consumerMs) {
+      if (options.consumerWait === 'async') await new Promise((r) => setTimeout(r, options.consumerMs));
+      else (options.consumerWait === 'sleep' ? sleep : spin)(options.consumerMs);
+    }
     if ((batches & 15) === 0) {
       const rss = process.memoryUsage.rss();
       if (rss > peakRss) peakRss = rss;
