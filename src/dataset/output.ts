@@ -1,7 +1,7 @@
 // prep's output location: refuse a non-empty one unless --overwrite, and with --overwrite replace
 // only a previous gpufeed dataset (its index.json and shards), never unrelated files. Old shards
 // are removed only after the new manifest is in place, so a failed prep leaves the old dataset whole.
-import { stat, rm } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { ErrorCodes, GpufeedError } from '../errors.js';
 import type { Store } from '../storage/store.js';
 import { parseManifest } from './manifest.js';
@@ -52,18 +52,8 @@ export async function prepareOutput(store: Store, overwrite: boolean): Promise<O
   return { oldKeys: existing.map((o) => o.key).filter((k) => k !== MANIFEST_FILE), previous };
 }
 
-/**
- * Deletes an object. Store has no delete yet; local stores delete the file, other stores use a
- * `delete(key)` method when they have one. Returns false when it could not.
- */
+/** Deletes an object (local file or S3 object). */
 export async function removeObject(store: Store, key: string): Promise<boolean> {
-  const deletable = store as Store & { delete?: (key: string) => Promise<void> };
-  if (typeof deletable.delete === 'function') {
-    await deletable.delete(key);
-    return true;
-  }
-  const path = store.localPath(key);
-  if (!path) return false;
-  await rm(path, { force: true });
+  await store.delete(key);
   return true;
 }

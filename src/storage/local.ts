@@ -111,6 +111,10 @@ export class LocalStore implements Store {
     }
   }
 
+  async delete(key: string): Promise<void> {
+    await rm(this.localPath(key), { force: true });
+  }
+
   async close(): Promise<void> {}
 }
 

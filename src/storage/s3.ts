@@ -6,7 +6,7 @@ import { Agent as HttpsAgent } from 'node:https';
 import { open, stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import {
-  S3Client, GetObjectCommand, HeadBucketCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand,
+  S3Client, DeleteObjectCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand,
   CreateMultipartUploadCommand, UploadPartCommand, CompleteMultipartUploadCommand, AbortMultipartUploadCommand,
   type CompletedPart,
 } from '@aws-sdk/client-s3';
@@ -201,6 +201,14 @@ export class S3Store implements Store {
     }
     out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
     return out;
+  }
+
+  async delete(key: string): Promise<void> {
+    const Key = this.objectKey(key);
+    // S3 answers 204 for a key that does not exist, so a retried delete is harmless.
+    await this.runner.run({ path: this.objectUri(key), what: 'DELETE', bucket: this.location.bucket }, (signal) =>
+      this.client.send(new DeleteObjectCommand({ Bucket: this.location.bucket, Key }), { abortSignal: signal }),
+    );
   }
 
   async put(key: string, data: Uint8Array | { path: string }): Promise<void> {

@@ -30,5 +30,7 @@ export interface Store {
   list(prefix?: string, opts?: ReadOptions): Promise<ObjectInfo[]>;
   /** Writes an object from memory or from a local file. Readers never see a partial object. */
   put(key: string, data: Uint8Array | { path: string }): Promise<void>;
+  /** Removes an object; removing one that does not exist is not an error. */
+  delete(key: string): Promise<void>;
   close(): Promise<void>;
 }

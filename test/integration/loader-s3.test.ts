@@ -115,3 +115,31 @@ test('an S3 dataset that does not exist is a clear error within seconds', async 
   });
   assert.ok(Date.now() - started < 10_000);
 });
+
+test('prep --overwrite on S3 replaces the dataset and deletes the old shards; without it, nothing is touched', async (t) => {
+  const server = await startS3Server(['data']);
+  t.after(() => server.close());
+  const saved = { ...process.env };
+  Object.assign(process.env, env);
+  t.after(() => {
+    for (const k of Object.keys(env)) if (saved[k] === undefined) delete process.env[k];
+    else process.env[k] = saved[k];
+  });
+  const dir = mkdtempSync(join(tmpdir(), 'gpufeed-prep-s3-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const input = join(dir, 'rows.jsonl');
+  writeFileSync(input, Array.from({ length: 50 }, (_, i) => JSON.stringify({ v: i })).join('\n'));
+  const opts = { out: 's3://data/ds', shardSize: 100, workers: 0, progress: false, storeOptions: { s3Endpoint: server.endpoint } };
+  const first = await prepDataset([input], opts);
+  const { openStore } = await import('../../src/storage/index.js');
+  const store = await openStore('s3://data/ds', { s3Endpoint: server.endpoint });
+  t.after(() => store.close());
+  const keys = async () => (await store.list()).map((o) => o.key).sort();
+  const before = await keys();
+  await assert.rejects(prepDataset([input], opts), (err: unknown) => err instanceof GpufeedError && err.code === ErrorCodes.OUTPUT_NOT_EMPTY);
+  assert.deepEqual(await keys(), before, 'a refused prep touches nothing');
+  const second = await prepDataset([input], { ...opts, overwrite: true });
+  const after = await keys();
+  assert.deepEqual(after, ['index.json', ...second.shards.map((s) => s.path)].sort());
+  for (const s of first.shards) assert.ok(!after.includes(s.path), `old shard ${s.path} deleted`);
+});

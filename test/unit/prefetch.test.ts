@@ -62,6 +62,9 @@ class FakeRemoteStore implements Store {
     return [];
   }
   async put(): Promise<void> {}
+  async delete(key: string): Promise<void> {
+    this.files.delete(key);
+  }
   async close(): Promise<void> {}
 }
 
