@@ -120,7 +120,8 @@ class Loader(_torch.DatasetBase):
     shuffle ('none' | 'window' | 'naive'), shuffle_window, partitions, drop_last, pad_last (the
     CLI's ``--pad``: fill the last step with repeated samples), epochs, rank,
     world_size (default: the launcher's RANK/WORLD_SIZE, torchrun's or Slurm's), workers (decode
-    threads), slots (batches decoded ahead plus those you hold; default workers + 2), pin.
+    threads), slots (batches decoded ahead plus those you hold; default workers + 2), pin, and for
+    remote datasets cache_dir, cache_bytes, min_free_bytes (bytes or '200GiB') and s3_endpoint.
 
     Client options: ``pad=True`` turns variable-length columns into padded ``[rows, max_len]``
     copies with lengths (``pad_value`` fills list columns, zero bytes fill strings);
@@ -158,6 +159,10 @@ class Loader(_torch.DatasetBase):
         workers: Optional[int] = None,
         slots: Optional[int] = None,
         pin: bool = True,
+        cache_dir: Optional[str] = None,
+        cache_bytes: Optional[Any] = None,
+        min_free_bytes: Optional[Any] = None,
+        s3_endpoint: Optional[str] = None,
         pad: bool = False,
         pad_value: Any = 0,
         as_numpy: bool = False,
@@ -207,6 +212,14 @@ class Loader(_torch.DatasetBase):
         num("slots", "--slots", slots)
         if not pin:
             flags.append("--no-pin")
+        # Storage: sizes as an int of bytes or a string with units ("200GiB"); checked by the server.
+        for name, flag, v in (("cache_dir", "--cache-dir", cache_dir), ("s3_endpoint", "--s3-endpoint", s3_endpoint),
+                              ("cache_bytes", "--cache-bytes", cache_bytes), ("min_free_bytes", "--min-free-bytes", min_free_bytes)):
+            if v is None:
+                continue
+            if isinstance(v, bool) or not isinstance(v, (str, int)) or (isinstance(v, str) and not v):
+                raise GpufeedError(INVALID_OPTION, f"option {name}: must be a string or an integer, got {v!r}", {"option": name})
+            flags.extend([flag, str(v)])
         for name, v in (("timeout", timeout), ("start_timeout", start_timeout)):
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
                 raise GpufeedError(INVALID_OPTION, f"option {name}: must be a positive number of seconds, got {v!r}", {"option": name})

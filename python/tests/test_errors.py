@@ -29,6 +29,8 @@ def test_missing_dataset(tmp_path):
         (dict(batch_size=0), "--batch-size"),  # range checked by the server
         (dict(batch_size=8, shuffle="bogus"), "shuffle"),  # a flag commander refuses
         (dict(batch_size=8, workers=0), "--workers"),
+        (dict(batch_size=8, cache_bytes="lots"), "--cache-bytes"),  # a storage option, parsed by the server
+        (dict(batch_size=8, s3_endpoint="ftp://x"), "--s3-endpoint"),
     ],
 )
 def test_bad_option(datasets, opts, option):
@@ -38,7 +40,7 @@ def test_bad_option(datasets, opts, option):
 
 
 def test_option_types_are_checked_here(datasets):
-    for opts in (dict(batch_size="8"), dict(batch_size=8, seed=1.5), dict(batch_size=8, columns="text"), dict(batch_size=8, timeout=0)):
+    for opts in (dict(batch_size="8"), dict(batch_size=8, seed=1.5), dict(batch_size=8, cache_dir=3.5), dict(batch_size=8, columns="text"), dict(batch_size=8, timeout=0)):
         assert code_of(lambda: open_loader(datasets["arrow"], **opts)).code == "GPUFEED_INVALID_OPTION"
 
 
