@@ -69,7 +69,17 @@ function layoutOf(json: string): BatchLayout {
 // concurrentTasksPerWorker), and a Parquet decode can yield between them.
 const freeReads: ArrowTaskReads[] = [];
 
+/**
+ * piscina starts every task already in the worker's port at once (concurrentTasksPerWorker > 1),
+ * each as far as its first await, and posts a task's reply a few microtasks after it returns. A
+ * task that ran synchronously to the end would let the next one run in between, so its reply
+ * would wait for the whole next batch. One macrotask turn first orders them: a task runs, its
+ * reply goes out (microtasks drain between immediates), then the next task runs.
+ */
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
 export async function decodeBatch(task: DecodeTask): Promise<DecodeReply> {
+  await nextTurn();
   const held: OpenShard[] = [];
   const arrowReads = freeReads.pop() ?? new ArrowTaskReads();
   const run: RowRun = { shard: 0, unit: 0, row: 0, count: 0, slotRow: 0 };

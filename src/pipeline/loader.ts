@@ -203,6 +203,9 @@ export class Loader implements AsyncIterable<Batch> {
   }
 
   #hintAhead(): void {
+    // Only a fetching source (it has stats) uses hints; computing them costs the shuffle of
+    // 2 x slots steps, on the consumer's thread.
+    if (!this.#source.stats) return;
     // Tell the shard source which shards come next, beyond what is already scheduled. The hint
     // looks 2 x slots steps ahead, so renewing it every `slots` steps keeps it ahead at a fraction
     // of the cost (each step's ids come from the shuffle).
@@ -285,6 +288,11 @@ export class Loader implements AsyncIterable<Batch> {
           throw new GpufeedError(ErrorCodes.INVALID_OPTION, `all ${this.ring.slots.length} batch slots are held by the consumer (retained batches); release some or raise the slots option`, { option: 'slots' });
         }
         const w0 = performance.now();
+        // One event-loop turn even when the batch is ready: the workers' replies are processed
+        // only then, and until they are the pool counts those workers busy and holds back the
+        // tasks queued for them. Without it a consumer that always finds a batch ready would
+        // starve the workers, then wait for all of them at once.
+        await new Promise((resolve) => setImmediate(resolve));
         const batch = await head.promise;
         this.#stats.waited(performance.now() - w0);
         this.#delivered = { epoch: head.epoch, step: head.step + 1 };
