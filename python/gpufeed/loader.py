@@ -120,7 +120,7 @@ class Loader(_torch.DatasetBase):
     shuffle ('none' | 'window' | 'naive'), shuffle_window, partitions, drop_last, pad_last (the
     CLI's ``--pad``: fill the last step with repeated samples), epochs, rank,
     world_size (default: the launcher's RANK/WORLD_SIZE, torchrun's or Slurm's), workers (decode
-    threads), slots (batches decoded ahead plus those you hold; default workers + 2), pin, and for
+    threads), slots (batches decoded ahead plus those you hold; default 2 x workers + 2), pin, and for
     remote datasets cache_dir, cache_bytes, min_free_bytes (bytes or '200GiB') and s3_endpoint.
 
     Client options: ``pad=True`` turns variable-length columns into padded ``[rows, max_len]``

@@ -39,7 +39,7 @@ export function addLoaderOptions(cmd: Command, defaults: { batchSize?: number } 
     .option('--pad', 'fill the last step with repeated samples (every batch full); default: a smaller last batch, each sample once')
     .option('--epochs <n>', 'epochs to run (default 1; "inf" for endless)')
     .option('--workers <n>', 'decode threads (default: usable CPUs)')
-    .option('--slots <n>', 'batch slots in the ring (default: workers + 2)')
+    .option('--slots <n>', 'batch slots in the ring (default: 2 x workers + 2)')
     .option('--no-pin', 'do not page-lock batch memory')
     .option('--resume <file>', 'resume from a state file written by --state-out or loader.state()');
 }

@@ -276,7 +276,7 @@ describe('gpufeed serve over a socketpair', () => {
     const { sock, r, exited } = serve([ds, '--batch-size', '8', '--workers', '1', '--epochs', '1', '--no-pin']);
     const hello = await r.next(30_000);
     assert.ok(hello?.type === 'hello', `got ${JSON.stringify(hello)}`);
-    assert.equal(hello.slabs.length, 3, 'workers + 2 slots');
+    assert.equal(hello.slabs.length, 4, '2 x workers + 2 slots');
     for (const s of hello.slabs) assert.ok(existsSync(`/proc/${hello.pid}/fd/${s.fd}`), 'a slab is reachable through /proc');
     const ids: number[] = [];
     for (let i = 0; i < 10; i++) {
