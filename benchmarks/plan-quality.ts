@@ -16,12 +16,9 @@
 //   touched   distinct shards of the epoch; bytes/share = their bytes / (dataset bytes / world).
 import { performance } from 'node:perf_hooks';
 import { planRankEpoch, resolveOrderOptions, samplesToShards, type ShardSize, type ShuffleAlgo, type World } from '../src/plan/index.js';
+import { numberArg } from './args.js';
 
-function arg(name: string, fallback: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  const v = i >= 0 ? Number(process.argv[i + 1]) : fallback;
-  return Number.isFinite(v) ? v : fallback;
-}
+const arg = numberArg;
 
 const SAMPLES = arg('samples', 2_000_000);
 const SHARDS = arg('shards', 2_000);

@@ -3,12 +3,9 @@
 // whole permutation). Run: npx tsx benchmarks/plan-scale.ts [--samples N] [--shards S] [--world W]
 import { performance } from 'node:perf_hooks';
 import { planRankEpoch, resolveOrderOptions, type ShardSize, type ShuffleAlgo, type World } from '../src/plan/index.js';
+import { numberArg } from './args.js';
 
-function arg(name: string, fallback: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  const v = i >= 0 ? Number(process.argv[i + 1]) : fallback;
-  return Number.isFinite(v) ? v : fallback;
-}
+const arg = numberArg;
 
 const SAMPLES = arg('samples', 100_000_000);
 const SHARDS = arg('shards', 100_000);

@@ -1,7 +1,7 @@
 // `gpufeed plan`: prints the sample order, reading only the manifest. One JSON line per batch,
 // {"rank","epoch","step","ids"}; for one rank (--rank), or for every rank, step-major: all ranks'
 // batches of step k (rank 0 first), then step k+1. That is the order the job consumes them in.
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { renameSync, writeFileSync } from 'node:fs';
 import { Option, type Command } from 'commander';
 import { invalidOption } from '../errors.js';
 import { loadManifest } from '../dataset/manifest.js';
@@ -12,13 +12,13 @@ import {
   type RankEpochPlan,
   resolveOrderOptions,
   resolveWorld,
-  type ResumeState,
   resumePoint,
   resumeState,
   type ShardSize,
   type ShuffleAlgo,
   type World,
 } from '../plan/index.js';
+import { readResumeFile } from './loader-options.js';
 
 interface PlanFlags {
   batchSize?: string;
@@ -91,7 +91,7 @@ async function runPlan(dataset: string, flags: PlanFlags): Promise<void> {
 
   const shards = await readShardSizes(dataset);
   let start = { epoch: intFlag('--epoch', flags.epoch, 0) ?? 0, step: 0 };
-  if (flags.resume !== undefined) start = resumePoint(readResumeState(flags.resume), shards, base, options);
+  if (flags.resume !== undefined) start = resumePoint(readResumeFile(flags.resume), shards, base, options);
 
   const ranks: World[] = onlyRank !== undefined
     ? [base]
@@ -125,20 +125,6 @@ async function readShardSizes(dataset: string): Promise<ShardSize[]> {
     return manifest.shards.map((s) => ({ rows: s.rows, bytes: s.bytes }));
   } finally {
     await store.close();
-  }
-}
-
-function readResumeState(path: string): ResumeState {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
-    throw invalidOption('--resume', `cannot read ${path}: ${(err as Error).message}`, { path });
-  }
-  try {
-    return JSON.parse(text) as ResumeState;
-  } catch (err) {
-    throw invalidOption('--resume', `${path} is not JSON: ${(err as Error).message}`, { path });
   }
 }
 

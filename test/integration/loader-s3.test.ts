@@ -27,6 +27,18 @@ const env = {
   AWS_REGION: 'us-east-1',
 };
 
+/** s3rver's credentials in this process's environment for the test, restored after it. */
+function useS3rverCredentials(t: { after: (fn: () => void) => void }): void {
+  const saved = { ...process.env };
+  Object.assign(process.env, env);
+  t.after(() => {
+    for (const k of Object.keys(env)) {
+      if (saved[k] === undefined) delete process.env[k];
+      else process.env[k] = saved[k];
+    }
+  });
+}
+
 interface Line { rank: number; ids: number[]; columns: { tokens: number[]; label: number[] } }
 
 function dumpRank(args: string[]): Promise<Line[]> {
@@ -41,12 +53,7 @@ function dumpRank(args: string[]): Promise<Line[]> {
 }
 
 test('two ranks read an S3 dataset through ~10% faulted GETs, sharing one cache dir: each sample once, right values', async (t) => {
-  const saved = { ...process.env };
-  Object.assign(process.env, env);
-  t.after(() => {
-    for (const k of Object.keys(env)) if (saved[k] === undefined) delete process.env[k];
-    else process.env[k] = saved[k];
-  });
+  useS3rverCredentials(t);
   const dir = mkdtempSync(join(tmpdir(), 'gpufeed-loader-s3-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const server = await startS3Server(['data']);
@@ -100,12 +107,7 @@ test('two ranks read an S3 dataset through ~10% faulted GETs, sharing one cache 
 test('an S3 dataset that does not exist is a clear error within seconds', async (t) => {
   const server = await startS3Server(['data']);
   t.after(() => server.close());
-  const saved = { ...process.env };
-  Object.assign(process.env, env);
-  t.after(() => {
-    for (const k of Object.keys(env)) if (saved[k] === undefined) delete process.env[k];
-    else process.env[k] = saved[k];
-  });
+  useS3rverCredentials(t);
   const started = Date.now();
   await assert.rejects(Loader.open('s3://data/nothing-here', { batchSize: 4, s3Endpoint: server.endpoint }), (err: unknown) => {
     assert.ok(err instanceof GpufeedError);
@@ -119,12 +121,7 @@ test('an S3 dataset that does not exist is a clear error within seconds', async 
 test('prep --overwrite on S3 replaces the dataset and deletes the old shards; without it, nothing is touched', async (t) => {
   const server = await startS3Server(['data']);
   t.after(() => server.close());
-  const saved = { ...process.env };
-  Object.assign(process.env, env);
-  t.after(() => {
-    for (const k of Object.keys(env)) if (saved[k] === undefined) delete process.env[k];
-    else process.env[k] = saved[k];
-  });
+  useS3rverCredentials(t);
   const dir = mkdtempSync(join(tmpdir(), 'gpufeed-prep-s3-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const input = join(dir, 'rows.jsonl');
