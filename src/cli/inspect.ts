@@ -4,16 +4,18 @@ import { loadManifest } from '../dataset/manifest.js';
 import type { ManifestV1 } from '../dataset/types.js';
 import { openStore } from '../storage/index.js';
 import { formatBytes } from '../util/bytes.js';
+import { addStorageOptions, storageOptionsFrom, type StorageFlags } from './storage-options.js';
 
 export function register(program: Command): void {
-  program
-    .command('inspect')
+  const cmd = program.command('inspect');
+  addStorageOptions(cmd, { cache: false });
+  cmd
     .description('Show a dataset: schema, shards (path, format, rows, bytes) and totals')
     .argument('<dataset>', 'dataset folder or URI (holding index.json)')
     .option('--json', 'print the manifest summary as JSON', false)
     .option('--shards <n>', 'shards listed in the table (all with --json)', '50')
-    .action(async (dataset: string, o: { json: boolean; shards: string }) => {
-      const store = await openStore(dataset);
+    .action(async (dataset: string, o: { json: boolean; shards: string } & StorageFlags) => {
+      const store = await openStore(dataset, storageOptionsFrom(o).store);
       try {
         const manifest = await loadManifest(store);
         if (o.json) process.stdout.write(`${JSON.stringify(inspectJson(store.uri, manifest), null, 2)}\n`);

@@ -19,8 +19,9 @@ import {
   type World,
 } from '../plan/index.js';
 import { readResumeFile } from './loader-options.js';
+import { addStorageOptions, storageOptionsFrom, type StorageFlags } from './storage-options.js';
 
-interface PlanFlags {
+interface PlanFlags extends StorageFlags {
   batchSize?: string;
   worldSize?: string;
   rank?: string;
@@ -37,8 +38,9 @@ interface PlanFlags {
 }
 
 export function register(program: Command): void {
-  program
-    .command('plan <dataset>')
+  const cmd = program.command('plan <dataset>');
+  addStorageOptions(cmd, { cache: false });
+  cmd
     .description(
       'print the sample order from the manifest alone: one JSON line per batch, {"rank","epoch","step","ids"}; ' +
         'without --rank, every rank, step-major (all ranks of step k, rank 0 first, then step k+1)',
@@ -89,7 +91,7 @@ async function runPlan(dataset: string, flags: PlanFlags): Promise<void> {
   if (flags.pad) partial.pad = true;
   const options = resolveOrderOptions(partial, base);
 
-  const shards = await readShardSizes(dataset);
+  const shards = await readShardSizes(dataset, flags);
   let start = { epoch: intFlag('--epoch', flags.epoch, 0) ?? 0, step: 0 };
   if (flags.resume !== undefined) start = resumePoint(readResumeFile(flags.resume), shards, base, options);
 
@@ -118,8 +120,8 @@ async function runPlan(dataset: string, flags: PlanFlags): Promise<void> {
   }
 }
 
-async function readShardSizes(dataset: string): Promise<ShardSize[]> {
-  const store = await openStore(dataset);
+async function readShardSizes(dataset: string, flags: StorageFlags): Promise<ShardSize[]> {
+  const store = await openStore(dataset, storageOptionsFrom(flags).store);
   try {
     const manifest = await loadManifest(store);
     return manifest.shards.map((s) => ({ rows: s.rows, bytes: s.bytes }));

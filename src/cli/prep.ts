@@ -5,12 +5,14 @@ import { prepDataset } from '../dataset/prep.js';
 import { parseShapeSpec, parseTypeSpec } from '../dataset/prep-options.js';
 import type { DType, ShardFormat } from '../dataset/types.js';
 import { formatBytes } from '../util/bytes.js';
+import { addStorageOptions, storageOptionsFrom, type StorageFlags } from './storage-options.js';
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
 
 export function register(program: Command): void {
-  program
-    .command('prep')
+  const cmd = program.command('prep');
+  addStorageOptions(cmd, { cache: false });
+  cmd
     .description('Convert JSON Lines (.jsonl, .jsonl.gz), CSV, Parquet or Arrow IPC inputs into a sharded gpufeed dataset')
     .argument('<inputs...>', 'input files, folders (read recursively) or globs, in order')
     .requiredOption('-o, --out <dir>', 'output dataset folder (or URI)')
@@ -27,7 +29,7 @@ export function register(program: Command): void {
     .action(async (inputs: string[], o: {
       out: string; format: string; shardSize: string; shape?: string[]; type?: string[]; nullable?: string[];
       compression?: string; overwrite: boolean; workers?: string; sampleRows: string; json: boolean;
-    }) => {
+    } & StorageFlags) => {
       const shapes = Object.fromEntries((o.shape ?? []).map(parseShapeSpec));
       const types = Object.fromEntries((o.type ?? []).map(parseTypeSpec)) as Record<string, DType>;
       const workers = o.workers === undefined ? undefined : parseIntOption('workers', o.workers);
@@ -35,7 +37,7 @@ export function register(program: Command): void {
       let seconds = 0;
       const manifest = await prepDataset(inputs, {
         out: o.out, format: o.format as ShardFormat, shardSize: o.shardSize, shapes, types, nullable: o.nullable,
-        compression: o.compression, overwrite: o.overwrite, workers, sampleRows,
+        compression: o.compression, overwrite: o.overwrite, workers, sampleRows, storeOptions: storageOptionsFrom(o).store,
       }, (s) => { seconds = s.seconds; });
       const rate = seconds > 0 ? Math.round(manifest.rows / seconds) : manifest.rows;
       if (o.json) {

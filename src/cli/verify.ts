@@ -3,16 +3,18 @@
 import type { Command } from 'commander';
 import { verifyDataset } from '../dataset/verify.js';
 import { formatBytes } from '../util/bytes.js';
+import { addStorageOptions, storageOptionsFrom, type StorageFlags } from './storage-options.js';
 
 export function register(program: Command): void {
-  program
-    .command('verify')
+  const cmd = program.command('verify');
+  addStorageOptions(cmd, { cache: false });
+  cmd
     .description('Check every shard of a dataset against index.json: present, right size, right sha256')
     .argument('<dataset>', 'dataset folder or URI (holding index.json)')
     .option('--json', 'print the report as JSON', false)
     .option('--concurrency <n>', 'shards hashed at once', '4')
-    .action(async (dataset: string, o: { json: boolean; concurrency: string }) => {
-      const report = await verifyDataset(dataset, { concurrency: Math.max(1, Number(o.concurrency) || 4) });
+    .action(async (dataset: string, o: { json: boolean; concurrency: string } & StorageFlags) => {
+      const report = await verifyDataset(dataset, { concurrency: Math.max(1, Number(o.concurrency) || 4), storeOptions: storageOptionsFrom(o).store });
       for (const p of report.problems) process.stderr.write(`gpufeed: error ${p.code}: ${p.message}\n`);
       if (o.json) {
         process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);

@@ -140,3 +140,35 @@ test('prep --overwrite on S3 replaces the dataset and deletes the old shards; wi
   assert.deepEqual(after, ['index.json', ...second.shards.map((s) => s.path)].sort());
   for (const s of first.shards) assert.ok(!after.includes(s.path), `old shard ${s.path} deleted`);
 });
+
+function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, ['--import', 'tsx', 'src/cli/run.ts', ...args], {
+      cwd: ROOT, timeout: 120_000, maxBuffer: 16 << 20, env: { ...process.env, ...env },
+    }, (err, stdout, stderr) => resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }));
+  });
+}
+
+test('every command takes an s3:// dataset with --s3-endpoint: prep, inspect, verify, plan', async (t) => {
+  const server = await startS3Server(['data']);
+  t.after(() => server.close());
+  const dir = mkdtempSync(join(tmpdir(), 'gpufeed-cli-s3-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const input = join(dir, 'rows.jsonl');
+  writeFileSync(input, Array.from({ length: 40 }, (_, i) => JSON.stringify({ v: i })).join('\n'));
+  const ep = ['--s3-endpoint', server.endpoint];
+  const prep = await cli(['prep', input, '--out', 's3://data/cli', '--shard-size', '100', ...ep]);
+  assert.equal(prep.code, 0, prep.stderr);
+  const inspect = await cli(['inspect', 's3://data/cli', '--json', ...ep]);
+  assert.equal(inspect.code, 0, inspect.stderr);
+  assert.equal((JSON.parse(inspect.stdout) as { rows: number }).rows, 40);
+  const verify = await cli(['verify', 's3://data/cli', ...ep]);
+  assert.equal(verify.code, 0, verify.stderr);
+  const plan = await cli(['plan', 's3://data/cli', '--batch-size', '8', ...ep]);
+  assert.equal(plan.code, 0, plan.stderr);
+  assert.equal(plan.stdout.trim().split('\n').length, 5);
+  // A wrong endpoint port fails fast with a storage code, not a hang.
+  const refused = await cli(['inspect', 's3://data/cli', '--s3-endpoint', 'http://127.0.0.1:1']);
+  assert.equal(refused.code, 2);
+  assert.match(refused.stderr, /GPUFEED_STORAGE_UNAVAILABLE/);
+});
