@@ -2,6 +2,7 @@
 export { Loader, type LoaderOptions } from './pipeline/loader.js';
 export { Batch, isVarColumn, type ColumnData, type VarColumn, type NumericArray } from './pipeline/batch.js';
 export type { BatchLayout, ColumnRegion } from './pipeline/batch-layout.js';
+export { toArrowRecordBatch } from './pipeline/arrow-view.js';
 export type { LoaderStatsSnapshot } from './pipeline/stats.js';
 export { GpufeedError, ErrorCodes, type ErrorCode } from './errors.js';
 export type { ManifestV1, ColumnSpec, ShardEntry, DType, ColumnKind } from './dataset/types.js';
