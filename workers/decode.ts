@@ -1,4 +1,5 @@
-// piscina entry: fills one batch slot. Thin on purpose; the logic is in src/pipeline/decode-worker.ts.
-import { decodeBatch } from '../src/pipeline/decode-worker.js';
+// piscina entry: one long-lived decode loop per worker. Thin on purpose; the logic is in
+// src/pipeline/decode-worker.ts.
+import { runDecodeLoop } from '../src/pipeline/decode-worker.js';
 
-export default decodeBatch;
+export default runDecodeLoop;

@@ -54,3 +54,41 @@ export interface DecodeStats {
 }
 
 export type DecodeReply = { ok: true; stats: DecodeStats } | { ok: false; error: SerializedError };
+
+/**
+ * The one long-lived task each decode worker runs (decode-worker.ts, runDecodeLoop): everything
+ * it needs to schedule itself, sent once. Per batch nothing crosses but the control block's words.
+ */
+export interface DecodeLoopTask {
+  /** This worker's index, 0 .. workers - 1 (its row of counters). */
+  worker: number;
+  control: import('./control-block.js').ControlBuffers;
+  /** Slab id of each slot. */
+  slabIds: number[];
+  layoutJson: string;
+  manifest: import('../dataset/types.js').ManifestV1;
+  world: import('../plan/index.js').World;
+  order: import('../plan/index.js').OrderOptions;
+  stepsPerEpoch: number;
+  /** Flat step (epoch * stepsPerEpoch + step) of seq 0. */
+  startStep: number;
+  /** First seq past the run (Infinity: endless). */
+  endSeq: number;
+  /** Local file of every shard (in-place datasets); absent: ask the main thread for leases. */
+  paths?: string[];
+  /** Errors, lease requests and releases go over this port. */
+  port: import('node:worker_threads').MessagePort;
+}
+
+/** Worker -> main thread, over the task's port. */
+export type WorkerMessage =
+  | { type: 'error'; seq: number; error: SerializedError }
+  | { type: 'acquire'; id: number; shards: number[] }
+  | { type: 'release'; shards: number[] };
+
+/** Main thread -> worker: the answer to an acquire (one path per shard asked for, or why not). */
+export type LeaseReply = { type: 'leases'; id: number; paths: string[] } | { type: 'leases'; id: number; error: SerializedError };
+
+export interface DecodeLoopResult {
+  batches: number;
+}

@@ -1,13 +1,19 @@
-// Decode worker logic: fills one batch slot from the shard files a task names. Runs inside a
-// piscina worker (workers/decode.ts); attaches its own view of the slab by id.
+// Decode worker logic. Each worker runs one long-lived task (runDecodeLoop) that schedules itself
+// from the loader's control block: take a free slot, claim the next seq, compute that batch's ids
+// from the plan, read and decode its rows into the slot, publish it. Runs inside a piscina worker
+// (workers/decode.ts); attaches its own view of each slab by id.
 import { performance } from 'node:perf_hooks';
-import { ErrorCodes, GpufeedError, serializeError } from '../errors.js';
+import { ErrorCodes, GpufeedError, deserializeError, serializeError } from '../errors.js';
 import { slabView } from '../memory/index.js';
 import type { BatchLayout } from './batch-layout.js';
 import { readRun, runCount } from './row-runs.js';
 import { ArrowTaskReads, closeArrowShard, openArrowShard, type ArrowShardHandle, type CopyOps, type SlotTarget } from './arrow-unit.js';
 import { closeParquetShard, copyParquetRun, openParquetShard, type ParquetShardHandle } from './parquet-unit.js';
-import type { DecodeReply, DecodeTask, RowRun, ShardRef } from './decode-messages.js';
+import type { DecodeLoopResult, DecodeLoopTask, DecodeStats, LeaseReply, RowRun, ShardRef, WorkerMessage } from './decode-messages.js';
+import { ControlBlock, STAT_BATCHES, STAT_BYTES, STAT_DECODE_NS, STAT_READ_NS, STAT_ROWS, STAT_SHARD_WAIT_NS } from './control-block.js';
+import { planRankEpoch, type RankEpochPlan } from '../plan/index.js';
+import { SampleLocator } from './sample-locator.js';
+import { buildRuns } from './row-runs.js';
 
 type Handle = { kind: 'arrow'; h: ArrowShardHandle } | { kind: 'parquet'; h: ParquetShardHandle };
 /** `users`: tasks holding the handle. A task plans reads by fd and issues them later, so a file in use is never closed (its fd could be reused by another open). */
@@ -32,12 +38,26 @@ function trimOpen(): void {
   }
 }
 
+/** Opens a shard file; the format's open checks its size against the manifest. */
+function openHandle(ref: ShardRef): Handle {
+  try {
+    return ref.format === 'arrow' ? { kind: 'arrow', h: openArrowShard(ref) } : { kind: 'parquet', h: openParquetShard(ref) };
+  } catch (err) {
+    const code = (err as { code?: unknown }).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') {
+      throw new GpufeedError(ErrorCodes.SHARD_MISSING, `shard ${ref.name} is missing: ${ref.file} does not exist`, { shard: ref.name, path: ref.file });
+    }
+    if (code === 'EISDIR') throw new GpufeedError(ErrorCodes.SHARD_CORRUPT, `shard ${ref.name}: ${ref.file} is not a file`, { shard: ref.name, path: ref.file });
+    throw err;
+  }
+}
+
 /** Opens (or reuses) a shard for a task; the task gives it back with releaseHandles. */
 function handleFor(ref: ShardRef, held: OpenShard[]): Handle {
   const key = `${ref.file}\0${ref.bytes}`;
   let o = open.get(key);
   if (o) open.delete(key);
-  else o = { handle: ref.format === 'arrow' ? { kind: 'arrow', h: openArrowShard(ref) } : { kind: 'parquet', h: openParquetShard(ref) }, users: 0 };
+  else o = { handle: openHandle(ref), users: 0 };
   open.set(key, o);
   if (!held.includes(o)) {
     o.users += 1;
@@ -54,40 +74,16 @@ function releaseHandles(held: OpenShard[]): void {
 
 let scratchBuf = new Uint8Array(64 * 1024);
 
-// Parsed layouts by their JSON text: a loader's layout never changes, so this holds one or two.
-const layouts = new Map<string, BatchLayout>();
-function layoutOf(json: string): BatchLayout {
-  let l = layouts.get(json);
-  if (!l) {
-    if (layouts.size > 8) layouts.clear();
-    layouts.set(json, (l = JSON.parse(json) as BatchLayout));
-  }
-  return l;
-}
+const arrowReads = new ArrowTaskReads();
+const run: RowRun = { shard: 0, unit: 0, row: 0, count: 0, slotRow: 0 };
 
-// Per-task read lists, reused: a worker may hold more than one task at a time (piscina's
-// concurrentTasksPerWorker), and a Parquet decode can yield between them.
-const freeReads: ArrowTaskReads[] = [];
-
-/**
- * piscina starts every task already in the worker's port at once (concurrentTasksPerWorker > 1),
- * each as far as its first await, and posts a task's reply a few microtasks after it returns. A
- * task that ran synchronously to the end would let the next one run in between, so its reply
- * would wait for the whole next batch. One macrotask turn first orders them: a task runs, its
- * reply goes out (microtasks drain between immediates), then the next task runs.
- */
-const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
-
-export async function decodeBatch(task: DecodeTask): Promise<DecodeReply> {
-  await nextTurn();
+/** Reads and decodes `rows` rows (runs) from `shards` into slab `slabId`. */
+async function fillSlot(slabId: number, layout: BatchLayout, rows: number, shards: readonly ShardRef[], runs: Float64Array): Promise<DecodeStats> {
   const held: OpenShard[] = [];
-  const arrowReads = freeReads.pop() ?? new ArrowTaskReads();
-  const run: RowRun = { shard: 0, unit: 0, row: 0, count: 0, slotRow: 0 };
   try {
     const t0 = performance.now();
-    const layout = layoutOf(task.layoutJson);
-    const view = slabView(task.slabId);
-    if (view.byteLength < layout.slotBytes) throw new GpufeedError(ErrorCodes.INTERNAL, `slab ${task.slabId} has ${view.byteLength} bytes, the layout needs ${layout.slotBytes}`);
+    const view = slabView(slabId);
+    if (view.byteLength < layout.slotBytes) throw new GpufeedError(ErrorCodes.INTERNAL, `slab ${slabId} has ${view.byteLength} bytes, the layout needs ${layout.slotBytes}`);
     const bytes = new Uint8Array(view, 0, layout.slotBytes);
     let readMs = 0;
     const ops: CopyOps = {
@@ -98,36 +94,161 @@ export async function decodeBatch(task: DecodeTask): Promise<DecodeReply> {
       },
     };
     const targets: SlotTarget[] = layout.columns.map((region) => ({ region, bytes, cursor: 0 }));
-    const n = runCount(task.runs);
+    const n = runCount(runs);
     arrowReads.clear();
+    // Each shard's handle once per batch; runs of one shard mostly follow each other.
+    let lastShard = -1;
+    let handle: Handle | undefined;
     for (let i = 0; i < n; i++) {
-      readRun(task.runs, i, run);
-      const ref = task.shards.find((s) => s.index === run.shard);
-      if (!ref) throw new GpufeedError(ErrorCodes.INTERNAL, `run names shard ${run.shard}, which the task does not carry`);
-      const handle = handleFor(ref, held);
-      // Arrow runs are only planned here and read together below, a few native calls per task.
+      readRun(runs, i, run);
+      if (run.shard !== lastShard || !handle) {
+        const ref = shards.find((s) => s.index === run.shard);
+        if (!ref) throw new GpufeedError(ErrorCodes.INTERNAL, `run names shard ${run.shard}, which the batch does not carry`);
+        handle = handleFor(ref, held);
+        lastShard = run.shard;
+      }
+      // Arrow runs are only planned here and read together below, a few native calls per batch.
       if (handle.kind === 'arrow') for (const t of targets) arrowReads.plan(handle.h, run, t);
       else await copyParquetRun(handle.h, run, targets, ops);
     }
     if (!arrowReads.empty) {
       const r0 = performance.now();
-      arrowReads.execute(task.slabId, ops);
+      arrowReads.execute(slabId, ops);
       readMs += performance.now() - r0;
     }
     // Variable-length columns: an empty batch still has a valid offsets[0].
     for (const t of targets) {
-      if (t.region.offsetsOffset >= 0 && task.rows === 0) new Int32Array(bytes.buffer, bytes.byteOffset + t.region.offsetsOffset, 1)[0] = 0;
+      if (t.region.offsetsOffset >= 0 && rows === 0) new Int32Array(bytes.buffer, bytes.byteOffset + t.region.offsetsOffset, 1)[0] = 0;
     }
     const total = performance.now() - t0;
-    return {
-      ok: true,
-      stats: { rows: task.rows, bytesRead: ops.bytesRead, readNs: Math.round(readMs * 1e6), decodeNs: Math.round((total - readMs) * 1e6) },
-    };
-  } catch (err) {
-    return { ok: false, error: serializeError(err) };
+    return { rows, bytesRead: ops.bytesRead, readNs: Math.round(readMs * 1e6), decodeNs: Math.round((total - readMs) * 1e6) };
   } finally {
     releaseHandles(held);
     arrowReads.clear();
-    freeReads.push(arrowReads);
   }
+}
+
+/**
+ * Shard leases of a remote dataset, asked of the main thread (its shard source and lease table)
+ * over the task's port. A worker keeps the leases of its last batch until the next batch's are
+ * known, so consecutive batches on the same shards cost no round trip.
+ */
+class RemoteLeases {
+  readonly #port: DecodeLoopTask['port'];
+  readonly #control: ControlBlock;
+  readonly #pending = new Map<number, { resolve: (paths: string[]) => void; reject: (e: unknown) => void }>();
+  /** Shard -> local path, for the shards this worker holds a lease on. */
+  readonly #held = new Map<number, string>();
+  #nextId = 1;
+
+  constructor(port: DecodeLoopTask['port'], control: ControlBlock) {
+    this.#port = port;
+    this.#control = control;
+    port.on('message', (m: LeaseReply) => {
+      const p = this.#pending.get(m.id);
+      if (!p) return;
+      this.#pending.delete(m.id);
+      if ('error' in m) p.reject(deserializeError(m.error));
+      else p.resolve(m.paths);
+    });
+  }
+
+  /** Local paths of `shards`; leases this batch does not need are given back. */
+  async acquire(shards: readonly number[]): Promise<string[]> {
+    const missing = shards.filter((s) => !this.#held.has(s));
+    const unused = [...this.#held.keys()].filter((s) => !shards.includes(s));
+    if (unused.length) {
+      for (const s of unused) this.#held.delete(s);
+      this.#post({ type: 'release', shards: unused });
+    }
+    if (missing.length) {
+      const id = this.#nextId++;
+      const got = new Promise<string[]>((resolve, reject) => this.#pending.set(id, { resolve, reject }));
+      this.#control.requestPosted();
+      this.#post({ type: 'acquire', id, shards: missing });
+      const paths = await got;
+      missing.forEach((s, i) => this.#held.set(s, paths[i]!));
+    }
+    return shards.map((s) => this.#held.get(s)!);
+  }
+
+  releaseAll(): void {
+    if (this.#held.size) this.#post({ type: 'release', shards: [...this.#held.keys()] });
+    this.#held.clear();
+  }
+
+  #post(m: WorkerMessage): void {
+    this.#port.postMessage(m);
+  }
+}
+
+/** The long-lived task: decodes batches into free slots, in claim order, until stopped or past the end. */
+export async function runDecodeLoop(task: DecodeLoopTask): Promise<DecodeLoopResult> {
+  const control = new ControlBlock(task.control);
+  const { manifest, world, order, stepsPerEpoch, startStep, endSeq, port, paths } = task;
+  const layout = JSON.parse(task.layoutJson) as BatchLayout;
+  const locator = new SampleLocator(manifest);
+  const shardSizes = manifest.shards.map((s) => ({ rows: s.rows, bytes: s.bytes }));
+  const stats = control.statsOf(task.worker);
+  const remote = paths ? undefined : new RemoteLeases(port, control);
+  const plans = new Map<number, RankEpochPlan>();
+  const planOf = (epoch: number): RankEpochPlan => {
+    let p = plans.get(epoch);
+    if (!p) {
+      p = planRankEpoch(shardSizes, world, order, epoch);
+      plans.set(epoch, p);
+      for (const e of plans.keys()) if (e < epoch - 1) plans.delete(e);
+    }
+    return p;
+  };
+  let batches = 0;
+  try {
+    for (;;) {
+      const slot = control.takeSlot();
+      if (slot < 0) break;
+      if (control.stopped) {
+        control.free(slot);
+        break;
+      }
+      const seq = control.claimSeq();
+      if (seq >= endSeq) {
+        control.free(slot);
+        break;
+      }
+      let rows = 0;
+      try {
+        const flat = startStep + seq;
+        const epoch = Math.floor(flat / stepsPerEpoch);
+        const ids = planOf(epoch).batchIds(flat - epoch * stepsPerEpoch);
+        if (ids.length > control.batchSize) throw new GpufeedError(ErrorCodes.INTERNAL, `step has ${ids.length} ids, the batch holds ${control.batchSize}`);
+        control.idsOf(slot).set(ids);
+        const { runs, shards } = buildRuns(ids, locator, manifest);
+        const t0 = performance.now();
+        const files = remote ? await remote.acquire(shards) : shards.map((i) => paths![i]!);
+        const refs: ShardRef[] = shards.map((index, i) => {
+          const entry = manifest.shards[index]!;
+          return { index, name: entry.path, file: files[i]!, format: entry.format, bytes: entry.bytes };
+        });
+        const t1 = performance.now();
+        const s = await fillSlot(task.slabIds[slot]!, layout, ids.length, refs, runs);
+        rows = ids.length;
+        stats[STAT_BATCHES]! += 1;
+        stats[STAT_ROWS]! += s.rows;
+        stats[STAT_BYTES]! += s.bytesRead;
+        stats[STAT_READ_NS]! += s.readNs;
+        stats[STAT_DECODE_NS]! += s.decodeNs;
+        stats[STAT_SHARD_WAIT_NS]! += (t1 - t0) * 1e6;
+        control.publish(slot, seq, rows, false);
+      } catch (err) {
+        // The consumer meets this error at this seq, not before: the message goes first, then the
+        // slot is published as failed.
+        port.postMessage({ type: 'error', seq, error: serializeError(err) } satisfies WorkerMessage);
+        control.publish(slot, seq, 0, true);
+      }
+      batches += 1;
+    }
+  } finally {
+    remote?.releaseAll();
+  }
+  return { batches };
 }

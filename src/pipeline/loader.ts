@@ -1,28 +1,32 @@
-// The loader: plan -> shard source -> decode pool -> batch ring -> consumer. It schedules the
-// batches of this rank's plan ahead, as far as free slots allow, and hands them out in plan order.
+// The loader: plan -> shard source -> decode workers -> batch ring -> consumer. The decode workers
+// schedule themselves (decode-worker.ts, control-block.ts): each takes a free slot, claims the next
+// batch of the plan, computes its sample ids, decodes it and publishes it. The main thread only
+// waits for the next batch in plan order, hands it out and frees its slot when it comes back; for a
+// remote dataset it also answers the workers' shard lease requests and hints the prefetcher.
 import { pathToFileURL } from 'node:url';
+import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
 import { Piscina } from 'piscina';
-import { ErrorCodes, GpufeedError, deserializeError, invalidOption } from '../errors.js';
+import { ErrorCodes, GpufeedError, deserializeError, invalidOption, reviveError, serializeError, type SerializedError } from '../errors.js';
 import { loadManifest, selectColumns } from '../dataset/manifest.js';
 import type { ColumnSpec, ManifestV1 } from '../dataset/types.js';
 import { openStore, type Store, type StoreOptions } from '../storage/index.js';
 import { workerEntry } from '../package-root.js';
 import {
-  planRankEpoch, resolveOrderOptions, resolveWorld, resumePoint, resumeState,
+  layoutFor, planRankEpoch, resolveOrderOptions, resolveWorld, resumePoint, resumeState,
   type OrderOptions, type RankEpochPlan, type ResumeState, type ShuffleAlgo, type World,
 } from '../plan/index.js';
-import { createShardSource, type ShardSourceOptions } from './prefetcher.js';
-import type { ShardLease, ShardSource } from './shard-source.js';
+import { createShardSource, InPlaceShardSource, type ShardSourceOptions } from './prefetcher.js';
+import type { ShardSource } from './shard-source.js';
 import { LeaseTable } from './lease-table.js';
 import { computeBatchLayout, type BatchLayout } from './batch-layout.js';
-import { BatchRing, type Slot } from './batch-ring.js';
+import { BatchRing } from './batch-ring.js';
 import { Batch } from './batch.js';
 import { SampleLocator } from './sample-locator.js';
-import { buildRuns } from './row-runs.js';
 import { usableCpus } from './cpus.js';
 import { LoaderStats, type LoaderStatsSnapshot } from './stats.js';
-import type { DecodeReply, DecodeTask, ShardRef } from './decode-messages.js';
+import { ControlBlock, FREE, READY, STAT_BATCHES, STAT_BYTES, STAT_DECODE_NS, STAT_READ_NS, STAT_ROWS, STAT_SHARD_WAIT_NS } from './control-block.js';
+import type { DecodeLoopResult, DecodeLoopTask, LeaseReply, WorkerMessage } from './decode-messages.js';
 
 export interface LoaderOptions extends StoreOptions, ShardSourceOptions {
   /** Rows per batch on this rank. */
@@ -54,19 +58,24 @@ export interface LoaderOptions extends StoreOptions, ShardSourceOptions {
   varRowBytes?: number;
 }
 
-interface Scheduled {
-  epoch: number;
-  step: number;
-  ids: number[];
-  promise: Promise<Batch>;
-}
-
-/** Tasks posted to each decode worker at once (see the pool options). */
-const TASKS_PER_WORKER = 2;
+/**
+ * Default slots per worker (plus 2): each worker fills one slot while the batches it decoded
+ * before wait for the consumer, so it keeps decoding while the main thread is blocked.
+ */
+const SLOTS_PER_WORKER = 2;
 
 function checkPositiveInt(name: string, v: unknown, max = Number.MAX_SAFE_INTEGER): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > max) throw invalidOption(name, `must be an integer from 1 to ${max}, got ${String(v)}`);
   return v;
+}
+
+/** The main thread's end of one worker's port, with the shard leases it holds for that worker. */
+interface WorkerLink {
+  port: MessagePort;
+  /** Shard -> leases held for the worker (released when it says so, or at close). */
+  leases: Map<number, number>;
+  /** Lease requests not yet answered: id -> answer now (used by close). */
+  pending: Map<number, (reply: LeaseReply) => void>;
 }
 
 export class Loader implements AsyncIterable<Batch> {
@@ -83,20 +92,36 @@ export class Loader implements AsyncIterable<Batch> {
   readonly #source: ShardSource;
   readonly #leases: LeaseTable;
   readonly #layoutJson: string;
-  /** Step (epoch * 2^32 + step) from which the shard source was last hinted. */
+  /** Flat step from which the shard source was last hinted. */
   #hintedAt = -Infinity;
   readonly #pool: Piscina;
   readonly #locator: SampleLocator;
   readonly #shardSizes: { rows: number; bytes: number }[];
+  /** Plans of the main thread, for the prefetch hints of remote datasets only. */
   readonly #plans = new Map<number, RankEpochPlan>();
   readonly #stats = new LoaderStats();
+  readonly #control: ControlBlock;
+  /** Steps of every epoch on this rank (the same each epoch). */
+  readonly #stepsPerEpoch: number;
+  /** Flat step (epoch * stepsPerEpoch + step) of seq 0: the start or resume point. */
+  readonly #startStep: number;
+  /** First seq past the run; Infinity for endless epochs. */
+  readonly #endSeq: number;
+  /** Next seq to hand out. */
+  #consumed = 0;
+  /** Seq after the last batch delivered: what state() describes (a failed batch is not delivered). */
+  #delivered = 0;
+  /** Slots the consumer holds (handed out, not released). */
+  #held = 0;
   #closed = false;
   #iterating = false;
-  /** Next (epoch, step) to schedule. */
-  #next: { epoch: number; step: number };
-  /** Position after the last delivered batch: what state() describes. */
-  #delivered: { epoch: number; step: number };
-  #queue: Scheduled[] = [];
+  #loops: Promise<unknown>[] | undefined;
+  #links: WorkerLink[] = [];
+  #linksClosed = false;
+  /** A worker loop that died (not a batch error: those arrive per seq). */
+  #fatal: unknown;
+  readonly #errors = new Map<number, SerializedError>();
+  readonly #errorWaiters = new Map<number, (e: SerializedError) => void>();
 
   private constructor(uri: string, store: Store, manifest: ManifestV1, options: LoaderOptions) {
     this.uri = uri;
@@ -122,28 +147,29 @@ export class Loader implements AsyncIterable<Batch> {
     this.#locator = new SampleLocator(manifest);
 
     this.workers = options.workers === undefined ? usableCpus() : checkPositiveInt('workers', options.workers, 1024);
-    const slots = options.slots === undefined ? TASKS_PER_WORKER * this.workers + 2 : checkPositiveInt('slots', options.slots, 4096);
+    const slots = options.slots === undefined ? SLOTS_PER_WORKER * this.workers + 2 : checkPositiveInt('slots', options.slots, 4096);
     if (options.varRowBytes !== undefined) checkPositiveInt('varRowBytes', options.varRowBytes);
     this.layout = computeBatchLayout(manifest, this.columns, this.order.batchSize, options.varRowBytes);
     this.#layoutJson = JSON.stringify(this.layout);
 
+    this.#stepsPerEpoch = layoutFor(this.#shardSizes, this.world, this.order).steps;
     const start = options.resume ? resumePoint(options.resume, this.#shardSizes, this.world, this.order) : { epoch: 0, step: 0 };
-    this.#next = { ...start };
-    this.#delivered = { ...start };
+    const S = this.#stepsPerEpoch;
+    this.#startStep = start.epoch * S + start.step;
+    this.#endSeq = S === 0 ? 0 : this.order.epochs === Infinity ? Infinity : Math.max(0, this.order.epochs * S - this.#startStep);
 
     this.#source = createShardSource(store, manifest, options);
     this.#leases = new LeaseTable(this.#source);
     this.ring = new BatchRing(slots, this.layout.slotBytes, options.pin === undefined ? {} : { pin: options.pin });
+    this.#control = new ControlBlock({ slots, workers: this.workers, batchSize: this.order.batchSize });
     this.#pool = new Piscina({
       filename: pathToFileURL(workerEntry('decode')).href,
       minThreads: this.workers,
       maxThreads: this.workers,
       idleTimeout: 60_000,
-      // Tasks are whole batches; the ring already bounds how many are in flight.
-      maxQueue: slots + 1,
-      // A worker holds its next task before it finishes the current one, so it keeps decoding
-      // while the main thread is blocked (a consumer waiting on the GPU) and cannot dispatch.
-      concurrentTasksPerWorker: TASKS_PER_WORKER,
+      // One long-lived task per worker: it schedules itself from the control block.
+      maxQueue: this.workers,
+      concurrentTasksPerWorker: 1,
     });
   }
 
@@ -171,105 +197,148 @@ export class Loader implements AsyncIterable<Batch> {
     return p;
   }
 
-  /** Steps of one epoch on this rank (every rank has the same). */
-  stepsPerEpoch(epoch = this.#delivered.epoch): number {
-    return this.#plan(epoch).steps;
+  /** Steps of one epoch on this rank (every rank has the same, every epoch). */
+  stepsPerEpoch(_epoch?: number): number {
+    return this.#stepsPerEpoch;
   }
 
-  #advance(pos: { epoch: number; step: number }): boolean {
-    // Normalizes pos to a real step, moving past the end of epochs; false when the run is over.
-    for (let guard = 0; guard < 1_000_000; guard++) {
-      if (pos.epoch >= this.order.epochs) return false;
-      if (pos.step < this.#plan(pos.epoch).steps) return true;
-      pos.epoch += 1;
-      pos.step = 0;
-    }
-    throw new GpufeedError(ErrorCodes.INTERNAL, 'no epoch with any step');
+  /** (epoch, step) of a flat step. */
+  #position(flat: number): { epoch: number; step: number } {
+    const S = this.#stepsPerEpoch;
+    if (S === 0) return { epoch: this.order.epochs === Infinity ? 0 : this.order.epochs, step: 0 };
+    const epoch = Math.floor(flat / S);
+    return { epoch, step: flat - epoch * S };
   }
 
-  #pump(): void {
-    while (!this.#closed && this.ring.freeCount > 0 && this.#advance(this.#next)) {
-      const slot = this.ring.tryAcquire();
-      if (!slot) break;
-      const { epoch, step } = this.#next;
-      const ids = this.#plan(epoch).batchIds(step);
-      this.#next = { epoch, step: step + 1 };
-      const promise = this.#decode(epoch, step, ids, slot);
-      // Errors surface when the consumer reaches this batch; until then, keep them quiet.
-      promise.catch(() => {});
-      this.#queue.push({ epoch, step, ids, promise });
+  /** Starts one decode loop per worker (once). */
+  #start(): void {
+    if (this.#loops) return;
+    const inPlace = this.#source instanceof InPlaceShardSource;
+    const paths = inPlace ? this.manifest.shards.map((s) => this.#store.localPath(s.path)!) : undefined;
+    const slabIds = this.ring.slots.map((s) => s.slab.id);
+    this.#loops = [];
+    for (let w = 0; w < this.workers; w++) {
+      const { port1, port2 } = new MessageChannel();
+      const link: WorkerLink = { port: port1, leases: new Map(), pending: new Map() };
+      port1.on('message', (m: WorkerMessage) => this.#onWorkerMessage(link, m));
+      this.#links.push(link);
+      const task: DecodeLoopTask = {
+        worker: w, control: this.#control.buffers, slabIds, layoutJson: this.#layoutJson, manifest: this.manifest,
+        world: this.world, order: this.order, stepsPerEpoch: this.#stepsPerEpoch, startStep: this.#startStep, endSeq: this.#endSeq,
+        port: port2,
+      };
+      if (paths) task.paths = paths;
+      const loop = (this.#pool.run(task, { transferList: [port2] }) as Promise<DecodeLoopResult>).catch((err: unknown) => {
+        // A loop that dies leaves its claimed batch unpublished: the consumer must not wait for it.
+        if (this.#fatal === undefined && !this.#closed) this.#fatal = reviveError(err);
+        this.#control.wakeConsumer();
+      });
+      this.#loops.push(loop);
     }
-    this.#hintAhead();
+  }
+
+  #onWorkerMessage(link: WorkerLink, m: WorkerMessage): void {
+    if (this.#linksClosed) return;
+    if (m.type === 'error') {
+      const waiter = this.#errorWaiters.get(m.seq);
+      if (waiter) {
+        this.#errorWaiters.delete(m.seq);
+        waiter(m.error);
+      } else {
+        this.#errors.set(m.seq, m.error);
+      }
+    } else if (m.type === 'release') {
+      for (const index of m.shards) {
+        const n = link.leases.get(index) ?? 0;
+        if (n <= 0) continue;
+        if (n === 1) link.leases.delete(index);
+        else link.leases.set(index, n - 1);
+        this.#leases.release(index);
+      }
+    } else {
+      this.#control.requestHandled();
+      void this.#answerAcquire(link, m.id, m.shards);
+    }
+  }
+
+  /** Leases shards for a worker (shared through the lease table) and answers with their paths. */
+  async #answerAcquire(link: WorkerLink, id: number, shards: number[]): Promise<void> {
+    let answered = false;
+    const answer = (reply: LeaseReply): void => {
+      if (answered) return;
+      answered = true;
+      link.pending.delete(id);
+      if (!this.#linksClosed) link.port.postMessage(reply);
+    };
+    if (this.#closed) return answer({ type: 'leases', id, error: serializeError(new GpufeedError(ErrorCodes.CLOSED, 'loader is closed')) });
+    link.pending.set(id, answer);
+    // In parallel; a shard some batch in flight already holds costs no acquire (lease-table.ts).
+    const settled = await Promise.allSettled(shards.map((index) => this.#leases.acquire(index)));
+    const got: number[] = [];
+    const paths: string[] = [];
+    let failure: unknown;
+    settled.forEach((r, i) => {
+      if (r.status === 'fulfilled') {
+        got.push(shards[i]!);
+        paths.push(r.value.path);
+      } else {
+        failure ??= r.reason;
+      }
+    });
+    if (failure !== undefined || answered || this.#linksClosed) {
+      // Failed, or close() already answered the worker: give back what was leased.
+      for (const index of got) this.#leases.release(index);
+      return answer({ type: 'leases', id, error: serializeError(failure ?? new GpufeedError(ErrorCodes.CLOSED, 'loader is closed')) });
+    }
+    for (const index of got) link.leases.set(index, (link.leases.get(index) ?? 0) + 1);
+    answer({ type: 'leases', id, paths });
   }
 
   #hintAhead(): void {
     // Only a fetching source (it has stats) uses hints; computing them costs the shuffle of
     // 2 x slots steps, on the consumer's thread.
     if (!this.#source.stats) return;
-    // Tell the shard source which shards come next, beyond what is already scheduled. The hint
-    // looks 2 x slots steps ahead, so renewing it every `slots` steps keeps it ahead at a fraction
-    // of the cost (each step's ids come from the shuffle).
-    const horizon = this.ring.slots.length * 2;
-    const at = this.#next.epoch * 2 ** 32 + this.#next.step;
-    if (at >= this.#hintedAt && at < this.#hintedAt + this.ring.slots.length) return;
+    // Tell the shard source which shards come next. The hint looks 2 x slots steps ahead, so
+    // renewing it every `slots` steps keeps it ahead of the workers (at most `slots` batches
+    // ahead of the consumer) at a fraction of the cost.
+    const slots = this.ring.slots.length;
+    const at = this.#startStep + this.#consumed;
+    if (at >= this.#hintedAt && at < this.#hintedAt + slots) return;
     this.#hintedAt = at;
-    const pos = { ...this.#next };
     const upcoming: number[] = [];
-    for (let k = 0; k < horizon && this.#advance(pos); k++) {
+    const end = Math.min(this.#startStep + this.#endSeq, at + 2 * slots);
+    for (let flat = at; flat < end; flat++) {
+      const { epoch, step } = this.#position(flat);
       let last = -1;
-      for (const id of this.#plan(pos.epoch).batchIds(pos.step)) {
+      for (const id of this.#plan(epoch).batchIds(step)) {
         const s = this.#locator.locate(id).shard;
         if (s !== last) upcoming.push((last = s));
       }
-      pos.step += 1;
     }
     if (upcoming.length) this.#source.hint(upcoming);
   }
 
-  async #decode(epoch: number, step: number, ids: number[], slot: Slot): Promise<Batch> {
-    const held: number[] = [];
-    let handedOut = false;
-    try {
-      const t0 = performance.now();
-      const { runs, shards } = buildRuns(ids, this.#locator, this.manifest);
-      // Leases are shared by the batches in flight; only a shard no scheduled batch holds yet
-      // costs an acquire, and those run in parallel.
-      const got: (ShardLease | Promise<ShardLease>)[] = [];
-      for (const index of shards) got.push(this.#leases.acquire(index));
-      let leases: ShardLease[];
-      if (got.some((g) => g instanceof Promise)) {
-        const settled = await Promise.allSettled(got);
-        settled.forEach((r, i) => { if (r.status === 'fulfilled') held.push(shards[i]!); });
-        const failed = settled.find((r) => r.status === 'rejected');
-        if (failed) throw failed.reason;
-        leases = settled.map((r) => (r as PromiseFulfilledResult<ShardLease>).value);
-      } else {
-        held.push(...shards);
-        leases = got as ShardLease[];
-      }
-      const refs: ShardRef[] = shards.map((index, i) => {
-        const entry = this.manifest.shards[index]!;
-        return { index, name: entry.path, file: leases[i]!.path, format: entry.format, bytes: entry.bytes };
-      });
-      const t1 = performance.now();
-      const task: DecodeTask = { slabId: slot.slab.id, layoutJson: this.#layoutJson, rows: ids.length, shards: refs, runs };
-      const reply = (await this.#pool.run(task)) as DecodeReply;
-      if (!reply.ok) throw deserializeError(reply.error);
-      this.#stats.addDecode(reply.stats, t1 - t0);
-      const batch = new Batch({
-        epoch, step, ids, slabId: slot.slab.id, layout: this.layout, buffer: slot.buffer,
-        release: () => {
-          this.#stats.released();
-          this.ring.release(slot);
-          this.#pump();
-        },
-      });
-      handedOut = true;
-      return batch;
-    } finally {
-      for (const index of held) this.#leases.release(index);
-      if (!handedOut) this.ring.release(slot);
+  #errorOf(seq: number): Promise<GpufeedError> {
+    const e = this.#errors.get(seq);
+    if (e) {
+      this.#errors.delete(seq);
+      return Promise.resolve(deserializeError(e));
     }
+    // The worker posts the error before it publishes the slot; it is on its way.
+    return new Promise((resolve) => this.#errorWaiters.set(seq, (s) => resolve(deserializeError(s))));
+  }
+
+  #release(slot: number): void {
+    if (this.#closed) return;
+    this.#held -= 1;
+    this.#stats.released();
+    this.#control.free(slot);
+  }
+
+  /** The run is over: every batch was handed out. Stops the loops (they have nothing left to do). */
+  async #finish(): Promise<void> {
+    this.#control.stop();
+    if (this.#loops) await Promise.allSettled(this.#loops);
   }
 
   /** Delivers this rank's batches in plan order. One iteration at a time per loader. */
@@ -277,26 +346,50 @@ export class Loader implements AsyncIterable<Batch> {
     if (this.#iterating) throw new GpufeedError(ErrorCodes.INVALID_OPTION, 'this loader is already being iterated; open another loader', { option: 'iterate' });
     this.#iterating = true;
     let previous: Batch | undefined;
+    const control = this.#control;
+    const slots = this.ring.slots;
     try {
-      this.#pump();
+      if (this.#closed) return;
+      if (this.#stepsPerEpoch === 0 && this.order.epochs === Infinity) throw new GpufeedError(ErrorCodes.INTERNAL, 'no epoch with any step');
+      this.#start();
       for (;;) {
         if (this.#closed) return;
-        const head = this.#queue.shift();
-        if (!head) {
-          if (!this.#advance(this.#next)) return;
-          // Every slot is held by the consumer: nothing can be decoded until one comes back.
-          throw new GpufeedError(ErrorCodes.INVALID_OPTION, `all ${this.ring.slots.length} batch slots are held by the consumer (retained batches); release some or raise the slots option`, { option: 'slots' });
+        const seq = this.#consumed;
+        if (seq >= this.#endSeq) {
+          await this.#finish();
+          return;
         }
+        this.#hintAhead();
         const w0 = performance.now();
-        // One event-loop turn even when the batch is ready: the workers' replies are processed
-        // only then, and until they are the pool counts those workers busy and holds back the
-        // tasks queued for them. Without it a consumer that always finds a batch ready would
-        // starve the workers, then wait for all of them at once.
-        await new Promise((resolve) => setImmediate(resolve));
-        const batch = await head.promise;
+        let slot = control.readySlot(seq);
+        if (slot < 0) {
+          // Every slot is held by the consumer: nothing can be decoded until one comes back.
+          if (this.#held >= slots.length) {
+            throw new GpufeedError(ErrorCodes.INVALID_OPTION, `all ${slots.length} batch slots are held by the consumer (retained batches); release some or raise the slots option`, { option: 'slots' });
+          }
+          while (slot < 0) {
+            if (this.#fatal !== undefined) throw this.#fatal;
+            await control.waitReady(seq);
+            if (this.#closed) return;
+            slot = control.readySlot(seq);
+          }
+        }
+        // Workers wait on the main thread for shard leases (remote datasets): let their requests in.
+        if (control.pendingRequests > 0) await new Promise((resolve) => setImmediate(resolve));
+        if (this.#closed) return;
+        const { rows, failed } = control.hold(seq, slot);
+        this.#consumed = seq + 1;
+        if (failed) {
+          control.free(slot);
+          throw await this.#errorOf(seq);
+        }
+        this.#held += 1;
+        const ids = Array.from(control.idsOf(slot).subarray(0, rows));
+        const { epoch, step } = this.#position(this.#startStep + seq);
+        const s = slots[slot]!;
+        this.#delivered = seq + 1;
+        const batch = new Batch({ epoch, step, ids, slabId: s.slab.id, layout: this.layout, buffer: s.buffer, release: () => this.#release(slot) });
         this.#stats.waited(performance.now() - w0);
-        this.#delivered = { epoch: head.epoch, step: head.step + 1 };
-        this.#pump();
         yield batch;
         previous = batch;
         previous.releaseUnlessRetained();
@@ -312,22 +405,36 @@ export class Loader implements AsyncIterable<Batch> {
    * step, so rank 0's copy resumes the whole job (also with another world size).
    */
   state(): ResumeState {
-    const pos = { ...this.#delivered };
-    this.#advance(pos);
+    const pos = this.#position(this.#startStep + this.#delivered);
     return resumeState(this.#shardSizes, this.world, this.order, pos.epoch, pos.step);
   }
 
   stats(): LoaderStatsSnapshot {
-    return this.#stats.snapshot({ queued: this.#queue.length, freeSlots: this.ring.freeCount, slots: this.ring.slots.length, poolQueue: this.#pool.queueSize }, this.#source.stats);
+    const t = this.#control.totals();
+    this.#stats.setDecode({
+      batches: t[STAT_BATCHES]!, rows: t[STAT_ROWS]!, bytesRead: t[STAT_BYTES]!, readNs: t[STAT_READ_NS]!, decodeNs: t[STAT_DECODE_NS]!, shardWaitNs: t[STAT_SHARD_WAIT_NS]!,
+    });
+    const c = this.#control;
+    return this.#stats.snapshot({ queued: c.count(READY), freeSlots: c.count(FREE), slots: this.ring.slots.length, poolQueue: this.#pool.queueSize }, this.#source.stats);
   }
 
-  /** Stops decoding, waits for in-flight work, frees pinned memory and closes storage. */
+  /** Stops decoding, waits for the workers' loops to end, frees pinned memory and closes storage. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    const pending = this.#queue.splice(0);
-    await Promise.allSettled(pending.map((s) => s.promise));
+    this.#control.stop();
+    // Workers waiting for a shard lease get their answer now; a lease that arrives later is given back.
+    const closed = serializeError(new GpufeedError(ErrorCodes.CLOSED, 'loader is closed'));
+    for (const link of this.#links) for (const [id, answer] of [...link.pending]) answer({ type: 'leases', id, error: closed });
+    if (this.#loops) await Promise.allSettled(this.#loops);
+    // No worker writes a slot any more; only now may the slabs go.
     await this.#pool.destroy();
+    this.#linksClosed = true;
+    for (const link of this.#links) {
+      link.port.close();
+      for (const [index, n] of link.leases) for (let i = 0; i < n; i++) this.#leases.release(index);
+      link.leases.clear();
+    }
     this.#leases.close();
     this.ring.close();
     await this.#source.close();

@@ -20,6 +20,7 @@ export interface LoaderStatsSnapshot {
   /** Seconds since the loader opened. */
   elapsedSeconds: number;
   released: number;
+  /** queued: batches decoded and waiting for the consumer; freeSlots: slots no worker or consumer holds. */
   queue: { queued: number; freeSlots: number; slots: number; poolQueue: number };
   /** Downloads and cache hits, for remote datasets. */
   storage?: ShardSourceStats;
@@ -37,6 +38,16 @@ export class LoaderStats {
   #firstMs = -1;
   #delivered = 0;
   #released = 0;
+
+  /** Totals of every decode worker (their shared counters), replacing what was counted before. */
+  setDecode(t: { batches: number; rows: number; bytesRead: number; readNs: number; decodeNs: number; shardWaitNs: number }): void {
+    this.#batches = t.batches;
+    this.#rows = t.rows;
+    this.#bytes = t.bytesRead;
+    this.#readNs = t.readNs;
+    this.#decodeNs = t.decodeNs;
+    this.#shardWaitMs = t.shardWaitNs / 1e6;
+  }
 
   addDecode(s: DecodeStats, shardWaitMs: number): void {
     this.#batches += 1;

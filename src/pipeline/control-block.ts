@@ -1,0 +1,239 @@
+// The shared control block of a loader and its decode workers: which batch slot is free, being
+// filled, ready or held by the consumer; which batch (seq) each slot holds; the next seq to decode;
+// and the decoded batches' sample ids and counters. Workers schedule themselves from it, so the
+// main thread does no per-batch work but a wait and a release.
+//
+// seq numbers the batches of this loader's run in plan order: seq 0 is the start (or resume) point,
+// seq k the k-th (epoch, step) after it. A worker takes a free slot FIRST and only then claims the
+// next seq, so every claimed seq has a slot: the lowest seq the consumer waits for is always being
+// decoded, never stuck behind later ones.
+
+/** Slot states (Int32 words). */
+export const FREE = 0;
+export const FILLING = 1;
+export const READY = 2;
+export const HELD = 3;
+
+/** Header words of the Int32 region. */
+const STOP = 0;
+/** Bumped (and notified) each time a slot becomes FREE; workers waiting for a slot wait on it. */
+const FREE_GEN = 1;
+/** Requests a worker posted to the main thread that it has not yet answered (remote shards). */
+const PENDING = 2;
+const HEADER = 8;
+
+/** Per-worker counters (Float64, written by their worker only). */
+export const STAT_BATCHES = 0;
+export const STAT_ROWS = 1;
+export const STAT_BYTES = 2;
+export const STAT_READ_NS = 3;
+export const STAT_DECODE_NS = 4;
+export const STAT_SHARD_WAIT_NS = 5;
+export const STAT_FIELDS = 6;
+
+export interface ControlBlockInit {
+  slots: number;
+  workers: number;
+  batchSize: number;
+}
+
+/** The buffers of a control block, as sent to each worker (structured clone shares them). */
+export interface ControlBuffers extends ControlBlockInit {
+  ints: SharedArrayBuffer;
+  nextSeq: SharedArrayBuffer;
+  floats: SharedArrayBuffer;
+}
+
+type WaitAsync = (typedArray: Int32Array, index: number, value: number) => { async: false; value: 'not-equal' | 'timed-out' } | { async: true; value: Promise<'ok' | 'timed-out'> };
+// Node 20 has Atomics.waitAsync; the ES2023 lib this project compiles against does not declare it.
+const waitAsync = (Atomics as unknown as { waitAsync: WaitAsync }).waitAsync;
+
+export class ControlBlock {
+  readonly slots: number;
+  readonly workers: number;
+  readonly batchSize: number;
+  /** Entries of the ready table: more than the seqs that can be claimed and not yet consumed. */
+  readonly ring: number;
+  readonly buffers: ControlBuffers;
+  readonly #ints: Int32Array;
+  readonly #next: BigInt64Array;
+  /** slotSeq[slots], then stats[workers * STAT_FIELDS], then ids[slots * batchSize]. */
+  readonly #floats: Float64Array;
+  readonly #stateAt: number;
+  readonly #rowsAt: number;
+  readonly #errorAt: number;
+  readonly #readyAt: number;
+  readonly #statsAt: number;
+  readonly #idsAt: number;
+
+  constructor(init: ControlBlockInit | ControlBuffers) {
+    this.slots = init.slots;
+    this.workers = init.workers;
+    this.batchSize = init.batchSize;
+    this.ring = init.slots + init.workers + 1;
+    this.#stateAt = HEADER;
+    this.#rowsAt = this.#stateAt + this.slots;
+    this.#errorAt = this.#rowsAt + this.slots;
+    this.#readyAt = this.#errorAt + this.slots;
+    const intWords = this.#readyAt + this.ring;
+    this.#statsAt = this.slots;
+    this.#idsAt = this.#statsAt + this.workers * STAT_FIELDS;
+    const floatWords = this.#idsAt + this.slots * this.batchSize;
+    const b = init as Partial<ControlBuffers>;
+    this.buffers = b.ints && b.nextSeq && b.floats
+      ? (init as ControlBuffers)
+      : {
+          slots: init.slots, workers: init.workers, batchSize: init.batchSize,
+          ints: new SharedArrayBuffer(intWords * 4), nextSeq: new SharedArrayBuffer(8), floats: new SharedArrayBuffer(floatWords * 8),
+        };
+    this.#ints = new Int32Array(this.buffers.ints);
+    this.#next = new BigInt64Array(this.buffers.nextSeq);
+    this.#floats = new Float64Array(this.buffers.floats);
+  }
+
+  // --- stop -----------------------------------------------------------------------------------
+
+  get stopped(): boolean {
+    return Atomics.load(this.#ints, STOP) !== 0;
+  }
+
+  /** Tells every worker to stop and wakes every waiter (workers and the consumer). */
+  stop(): void {
+    Atomics.store(this.#ints, STOP, 1);
+    Atomics.add(this.#ints, FREE_GEN, 1);
+    Atomics.notify(this.#ints, FREE_GEN);
+    this.wakeConsumer();
+  }
+
+  /** Wakes a consumer waiting in waitReady (it then re-checks why it waits). */
+  wakeConsumer(): void {
+    for (let i = 0; i < this.ring; i++) Atomics.notify(this.#ints, this.#readyAt + i);
+  }
+
+  // --- worker side ----------------------------------------------------------------------------
+
+  /** A FREE slot, now FILLING; -1 when stopped. Blocks this (worker) thread until there is one. */
+  takeSlot(): number {
+    // The generation is read before the scan: a slot freed after the scan changes it, so the
+    // wait below returns at once instead of missing the wake-up.
+    const gen = Atomics.load(this.#ints, FREE_GEN);
+    const s = this.#tryTake();
+    return s !== undefined ? s : this.#waitForSlot(gen);
+  }
+
+  /**
+   * Waits for a FREE slot (or stop) in this worker's thread: a blocking wait on the free
+   * generation with a timeout that grows from 50 us to 1 ms, so a slot freed by the consumer is
+   * taken within a fraction of a batch while the ring is busy and an idle ring costs few wake-ups.
+   * Nothing else is pending in the worker while it waits for a slot (its lease requests are
+   * answered before it decodes), so blocking its event loop loses nothing.
+   */
+  #waitForSlot(gen: number): number {
+    for (let timeout = 0.05; ; timeout = Math.min(1, timeout * 2)) {
+      Atomics.wait(this.#ints, FREE_GEN, gen, timeout);
+      gen = Atomics.load(this.#ints, FREE_GEN);
+      const s = this.#tryTake();
+      if (s !== undefined) return s;
+    }
+  }
+
+  #tryTake(): number | undefined {
+    if (this.stopped) return -1;
+    for (let s = 0; s < this.slots; s++) {
+      if (Atomics.compareExchange(this.#ints, this.#stateAt + s, FREE, FILLING) === FREE) return s;
+    }
+    return undefined;
+  }
+
+  /** The next seq in plan order (claim it only while holding a slot). */
+  claimSeq(): number {
+    return Number(Atomics.add(this.#next, 0, 1n));
+  }
+
+  /** The sample ids region of a slot (batchSize entries). */
+  idsOf(slot: number): Float64Array {
+    return this.#floats.subarray(this.#idsAt + slot * this.batchSize, this.#idsAt + (slot + 1) * this.batchSize);
+  }
+
+  /** Publishes `seq` in `slot` (rows decoded, or failed) and wakes the consumer. */
+  publish(slot: number, seq: number, rows: number, failed: boolean): void {
+    this.#floats[slot] = seq;
+    this.#ints[this.#rowsAt + slot] = rows;
+    this.#ints[this.#errorAt + slot] = failed ? 1 : 0;
+    Atomics.store(this.#ints, this.#stateAt + slot, READY);
+    const r = this.#readyAt + (seq % this.ring);
+    Atomics.store(this.#ints, r, slot + 1);
+    Atomics.notify(this.#ints, r);
+  }
+
+  /** This worker's counters. */
+  statsOf(worker: number): Float64Array {
+    return this.#floats.subarray(this.#statsAt + worker * STAT_FIELDS, this.#statsAt + (worker + 1) * STAT_FIELDS);
+  }
+
+  requestPosted(): void {
+    Atomics.add(this.#ints, PENDING, 1);
+  }
+
+  // --- consumer side --------------------------------------------------------------------------
+
+  /** The slot holding seq (READY), or -1 when it is not ready yet. */
+  readySlot(seq: number): number {
+    return Atomics.load(this.#ints, this.#readyAt + (seq % this.ring)) - 1;
+  }
+
+  /** Waits until seq may be ready (or a wake-up); the caller re-checks. */
+  waitReady(seq: number): Promise<unknown> | undefined {
+    const w = waitAsync(this.#ints, this.#readyAt + (seq % this.ring), 0);
+    return w.async ? w.value : undefined;
+  }
+
+  /** Takes seq's slot for the consumer: READY -> HELD. */
+  hold(seq: number, slot: number): { rows: number; failed: boolean } {
+    Atomics.store(this.#ints, this.#readyAt + (seq % this.ring), 0);
+    const got = this.#floats[slot];
+    if (got !== seq) throw new Error(`control block: slot ${slot} holds seq ${got}, expected ${seq}`);
+    Atomics.store(this.#ints, this.#stateAt + slot, HELD);
+    return { rows: this.#ints[this.#rowsAt + slot]!, failed: this.#ints[this.#errorAt + slot] !== 0 };
+  }
+
+  /**
+   * Gives a slot back to the workers: -> FREE. No notify: a worker waiting for a slot polls (see
+   * #waitForSlot), because waking a worker from here lets it preempt the consumer's thread when
+   * the decode threads fill the cores: the consumer then waits a scheduler time slice for its own
+   * next batch, even with several batches ready.
+   */
+  free(slot: number): void {
+    Atomics.store(this.#ints, this.#stateAt + slot, FREE);
+    Atomics.add(this.#ints, FREE_GEN, 1);
+  }
+
+  stateOf(slot: number): number {
+    return Atomics.load(this.#ints, this.#stateAt + slot);
+  }
+
+  count(state: number): number {
+    let n = 0;
+    for (let s = 0; s < this.slots; s++) if (this.stateOf(s) === state) n++;
+    return n;
+  }
+
+  /** Requests posted by workers not yet answered; the consumer yields to the event loop while any are. */
+  get pendingRequests(): number {
+    return Atomics.load(this.#ints, PENDING);
+  }
+
+  requestHandled(): void {
+    Atomics.sub(this.#ints, PENDING, 1);
+  }
+
+  /** Sum of every worker's counters. */
+  totals(): Float64Array {
+    const out = new Float64Array(STAT_FIELDS);
+    for (let w = 0; w < this.workers; w++) {
+      const s = this.statsOf(w);
+      for (let f = 0; f < STAT_FIELDS; f++) out[f]! += s[f]!;
+    }
+    return out;
+  }
+}
