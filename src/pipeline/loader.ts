@@ -221,6 +221,9 @@ export class Loader implements AsyncIterable<Batch> {
       const { port1, port2 } = new MessageChannel();
       const link: WorkerLink = { port: port1, leases: new Map(), pending: new Map() };
       port1.on('message', (m: WorkerMessage) => this.#onWorkerMessage(link, m));
+      // Only a running loop talks on it, and a running task keeps its worker (and the process)
+      // alive; once the loops end, a loader left unclosed must not hold the process.
+      port1.unref();
       this.#links.push(link);
       const task: DecodeLoopTask = {
         worker: w, control: this.#control.buffers, slabIds, layoutJson: this.#layoutJson, manifest: this.manifest,
