@@ -15,6 +15,7 @@
 
 #include <napi.h>
 
+#include "maps.h"
 #include "registry.h"
 
 namespace gpufeed {
@@ -85,6 +86,10 @@ class Addon : public Napi::Addon<Addon> {
         InstanceMethod("preadRuns", &Addon::PreadRuns),
         InstanceMethod("copy", &Addon::Copy),
         InstanceMethod("claimOnce", &Addon::ClaimOnce),
+        InstanceMethod("mapFile", &Addon::MapFile),
+        InstanceMethod("unmapFile", &Addon::UnmapFile),
+        InstanceMethod("copyRunsFromMap", &Addon::CopyRunsFromMap),
+        InstanceMethod("mapStatus", &Addon::MapStatus),
     });
   }
 
@@ -380,6 +385,124 @@ class Addon : public Napi::Addon<Addon> {
     reg.Unref(dst_id);
     if (!ok) return Throw(env, NativeError::Invalid(dst_id, "copy range is outside slab " + std::to_string(dst_id) + " or " + std::to_string(src_id)));
     return env.Undefined();
+  }
+
+  // mapFile(pathOrFd, flags) -> { mapId, size }: a read-only shared mapping of the whole file
+  // (flags: 1 MAP_POPULATE, 2 MADV_RANDOM, 4 MADV_WILLNEED). See maps.h for SIGBUS.
+  Napi::Value MapFile(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    uint64_t fdnum = 0, flags = 0;
+    bool is_path = info.Length() > 0 && info[0].IsString();
+    if (!is_path && (!U64(info, 0, &fdnum) || fdnum > 0x7fffffff)) return BadArg(env, "fd");
+    if (info.Length() > 1 && !info[1].IsUndefined() && (!U64(info, 1, &flags) || flags > 7)) return BadArg(env, "flags");
+    std::string path = is_path ? info[0].As<Napi::String>().Utf8Value() : std::string();
+    unsigned id = 0;
+    uint64_t size = 0;
+    NativeError e = MapRegistry::Get().Map(is_path ? -1 : static_cast<int>(fdnum), path, static_cast<unsigned>(flags), &id, &size);
+    if (e.failed) return Throw(env, e);
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("mapId", Napi::Number::New(env, id));
+    o.Set("size", Napi::Number::New(env, static_cast<double>(size)));
+    return o;
+  }
+
+  Napi::Value UnmapFile(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    unsigned id;
+    if (!SlabId(info, 0, &id)) return BadArg(env, "mapId");
+    NativeError e = MapRegistry::Get().Release(id);
+    if (e.failed) return Throw(env, e);
+    return env.Undefined();
+  }
+
+  // copyRunsFromMap(mapId, runs: Float64Array, count, target: slabId | Uint8Array) -> bytes copied.
+  // Run i is runs[3i..3i+2] = [fileOffset, targetOffset, length]. Every run is checked against the
+  // mapping and the target before the first byte is copied; a bad run is GPUFEED_INVALID_OPTION
+  // naming its index.
+  Napi::Value CopyRunsFromMap(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    unsigned map_id;
+    if (!SlabId(info, 0, &map_id)) return BadArg(env, "mapId");
+    if (info.Length() < 2 || !info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array) {
+      return BadArg(env, "runs (not a Float64Array)");
+    }
+    Napi::Float64Array runs = info[1].As<Napi::Float64Array>();
+    uint64_t count;
+    if (!U64(info, 2, &count) || count > runs.ElementLength() / 3) return BadArg(env, "count");
+    bool to_slab = info.Length() > 3 && info[3].IsNumber();
+    unsigned id = 0;
+    uint8_t* ptr = nullptr;
+    size_t bytes = 0;
+    Registry& reg = Registry::Get();
+    if (to_slab) {
+      if (!SlabId(info, 3, &id)) return BadArg(env, "slabId");
+    } else if (info.Length() > 3 && info[3].IsTypedArray() && info[3].As<Napi::TypedArray>().TypedArrayType() == napi_uint8_array) {
+      Napi::Uint8Array t = info[3].As<Napi::Uint8Array>();
+      ptr = t.Data();
+      bytes = t.ByteLength();
+    } else {
+      return BadArg(env, "target (a slab id or a Uint8Array)");
+    }
+    MapRegistry& maps = MapRegistry::Get();
+    MapRegistry::Pin pin;
+    NativeError e = maps.Acquire(map_id, &pin);
+    if (e.failed) return Throw(env, e);
+    if (to_slab) {
+      e = reg.Acquire(id, &ptr, &bytes);  // keeps the slab mapped while we copy
+      if (e.failed) {
+        maps.Unref(pin);
+        return Throw(env, e);
+      }
+    }
+    // The runs are read before any byte is written: the target may alias the runs' buffer.
+    const double* r = runs.Data();
+    std::string where = to_slab ? "slab " + std::to_string(id) : std::string("the target buffer");
+    for (uint64_t i = 0; i < count && !e.failed; i++) {
+      const double* v = r + 3 * i;
+      bool ok = true;
+      for (int k = 0; k < 3 && ok; k++) ok = v[k] >= 0 && v[k] <= kMaxSafe && std::floor(v[k]) == v[k];
+      if (!ok) {
+        e = NativeError::Invalid(id, "run " + std::to_string(i) + ": fileOffset, targetOffset and length must be non-negative safe integers");
+        break;
+      }
+      uint64_t foff = static_cast<uint64_t>(v[0]), toff = static_cast<uint64_t>(v[1]), len = static_cast<uint64_t>(v[2]);
+      if (foff > pin.size || len > pin.size - foff) {
+        e = NativeError::Invalid(id, "run " + std::to_string(i) + ": file range [" + std::to_string(foff) + ", +" + std::to_string(len) + ") is outside file map " + std::to_string(map_id) + " (" + std::to_string(pin.size) + " bytes)");
+      } else if (toff > bytes || len > bytes - toff) {
+        e = NativeError::Invalid(id, "run " + std::to_string(i) + ": range [" + std::to_string(toff) + ", +" + std::to_string(len) + ") is outside " + where + " (" + std::to_string(bytes) + " bytes)");
+      }
+    }
+    uint64_t total = 0;
+    if (!e.failed) {
+      // A private copy of the runs only when the target overlaps them (a view of the same memory).
+      std::vector<double> copy;
+      const uint8_t* rb = reinterpret_cast<const uint8_t*>(r);
+      if (rb + 24 * count > ptr && rb < ptr + bytes) {
+        copy.assign(r, r + 3 * count);
+        r = copy.data();
+      }
+      for (uint64_t i = 0; i < count; i++) {
+        const double* v = r + 3 * i;
+        uint64_t len = static_cast<uint64_t>(v[2]);
+        if (len > 0) memcpy(ptr + static_cast<uint64_t>(v[1]), pin.ptr + static_cast<uint64_t>(v[0]), len);
+        total += len;
+      }
+    }
+    if (to_slab) reg.Unref(id);
+    maps.Unref(pin);
+    if (e.failed) return Throw(env, e);
+    return Napi::Number::New(env, static_cast<double>(total));
+  }
+
+  // mapStatus() -> { handles, mappings, bytes }: file maps of the whole process.
+  Napi::Value MapStatus(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    MapStats st = MapRegistry::Get().Stats();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("handles", Napi::Number::New(env, static_cast<double>(st.handles)));
+    o.Set("mappings", Napi::Number::New(env, static_cast<double>(st.mappings)));
+    o.Set("bytes", Napi::Number::New(env, static_cast<double>(st.bytes)));
+    return o;
   }
 
   // claimOnce(key) -> true the first time in this process, across all threads: the TS wrapper

@@ -45,6 +45,12 @@ export interface NativeBinding {
   preadRuns(runs: Float64Array, count: number, target: number | Uint8Array): number;
   copy(dstId: number, dstOffset: number, srcId: number, srcOffset: number, length: number): void;
   claimOnce(key: string): boolean;
+  /** flags: 1 MAP_POPULATE, 2 MADV_RANDOM, 4 MADV_WILLNEED. */
+  mapFile(pathOrFd: string | number, flags: number): { mapId: number; size: number };
+  unmapFile(mapId: number): void;
+  /** runs: [fileOffset, targetOffset, length] x count; target: a slab id or a buffer. */
+  copyRunsFromMap(mapId: number, runs: Float64Array, count: number, target: number | Uint8Array): number;
+  mapStatus(): { handles: number; mappings: number; bytes: number };
 }
 
 let binding: NativeBinding | undefined;

@@ -9,7 +9,7 @@ import { Footer } from 'apache-arrow/ipc/metadata/file';
 import { Message, type RecordBatch as RecordBatchHeader } from 'apache-arrow/ipc/metadata/message';
 import { Type, type DataType, type Field } from 'apache-arrow';
 import { ErrorCodes, GpufeedError } from '../errors.js';
-import { PREAD_RUN_FIELDS, preadRunsIntoBuffer, preadRunsIntoSlab, shortRun } from '../memory/index.js';
+import { copyRunsFromMap, copyRunsFromMapIntoBuffer, MAP_RUN_FIELDS, mapFile, PREAD_RUN_FIELDS, preadRunsIntoBuffer, preadRunsIntoSlab, shortRun, unmapFile, type ReadMode } from '../memory/index.js';
 import type { ColumnRegion } from './batch-layout.js';
 import type { RowRun, ShardRef } from './decode-messages.js';
 
@@ -22,6 +22,8 @@ interface ColumnPlacement {
 
 export interface ArrowShardHandle {
   fd: number;
+  /** File map handle (read 'mmap'), 0 when reads use pread. */
+  mapId: number;
   ref: ShardRef;
   columns: Map<string, ColumnPlacement>;
   headers: Map<number, RecordBatchHeader>;
@@ -61,8 +63,9 @@ function readExactly(fd: number, ref: ShardRef, buf: Uint8Array, position: numbe
   }
 }
 
-export function openArrowShard(ref: ShardRef): ArrowShardHandle {
+export function openArrowShard(ref: ShardRef, read: ReadMode = 'pread'): ArrowShardHandle {
   const fd = openSync(ref.file, 'r');
+  let mapId = 0;
   try {
     const size = fstatSync(fd).size;
     if (size !== ref.bytes) throw corrupt(ref, `file has ${size} bytes, the manifest says ${ref.bytes}`);
@@ -84,8 +87,16 @@ export function openArrowShard(ref: ShardRef): ArrowShardHandle {
       node += f.nodes;
       buffer += f.buffers;
     }
-    return { fd, ref, columns, headers: new Map() };
+    if (read === 'mmap') {
+      // The mapping is of this very descriptor, whose size was just checked: a file renamed into
+      // place meanwhile cannot swap in. Shard files are never truncated (see native/README.md).
+      const m = mapFile(fd);
+      mapId = m.mapId;
+      if (m.size !== ref.bytes) throw corrupt(ref, `file has ${m.size} bytes, the manifest says ${ref.bytes}`);
+    }
+    return { fd, mapId, ref, columns, headers: new Map() };
   } catch (err) {
+    if (mapId) unmapFile(mapId);
     closeSync(fd);
     if (err instanceof GpufeedError) throw err;
     throw corrupt(ref, `cannot read the Arrow footer: ${(err as Error).message}`);
@@ -93,6 +104,8 @@ export function openArrowShard(ref: ShardRef): ArrowShardHandle {
 }
 
 export function closeArrowShard(h: ArrowShardHandle): void {
+  if (h.mapId) unmapFile(h.mapId);
+  h.mapId = 0;
   closeSync(h.fd);
 }
 
@@ -134,8 +147,9 @@ export interface CopyOps {
 }
 
 /**
- * A list of reads ([fd, position, targetOffset, length] runs) issued together by one native call
- * (preadRuns). Reused across tasks: it only grows.
+ * A list of reads ([fd, position, targetOffset, length] runs) issued together: by one native call
+ * (preadRuns), or, when every run has a file map, by one gather copy per mapped file
+ * (copyRunsFromMap). Reused across tasks: it only grows.
  */
 export class RunReads {
   runs = new Float64Array(PREAD_RUN_FIELDS * 256);
@@ -144,9 +158,17 @@ export class RunReads {
   bytes = 0;
   /** The shard each run reads, for the error when one ends short. */
   readonly refs: ShardRef[] = [];
+  /** The file map of each run's shard (0: none, read with pread). */
+  readonly maps: number[] = [];
+  /** One map's runs as [fileOffset, targetOffset, length], rebuilt per copy call. */
+  #gather = new Float64Array(MAP_RUN_FIELDS * 256);
 
-  add(fd: number, position: number, targetOffset: number, length: number, ref: ShardRef): void {
+  add(fd: number, position: number, targetOffset: number, length: number, ref: ShardRef, mapId = 0): void {
     if (length === 0) return;
+    // A mapped run past the end of the file would fault: the file is shorter than its metadata says.
+    if (mapId !== 0 && position + length > ref.bytes) {
+      throw new GpufeedError(ErrorCodes.SHARD_CORRUPT, `shard ${ref.name}: file ends before byte ${position + length} (wanted ${length} bytes at ${position})`, { shard: ref.name, path: ref.file });
+    }
     let at = this.count * PREAD_RUN_FIELDS;
     const r = this.runs;
     // Extends the previous run when this one continues it in both file and target (an
@@ -167,6 +189,7 @@ export class RunReads {
     w[at++] = targetOffset;
     w[at] = length;
     this.refs[this.count] = ref;
+    this.maps[this.count] = mapId;
     this.count += 1;
     this.bytes += length;
   }
@@ -179,6 +202,10 @@ export class RunReads {
   /** Reads every run into slab `slabId` (or into `buffer`); a run that meets end of file is SHARD_CORRUPT naming its shard. */
   readInto(target: number | Uint8Array): void {
     if (this.count === 0) return;
+    if (this.#allMapped()) {
+      this.#copyFromMaps(target);
+      return;
+    }
     const got = typeof target === 'number' ? preadRunsIntoSlab(this.runs, this.count, target) : preadRunsIntoBuffer(this.runs, this.count, target);
     if (got !== this.bytes) {
       const i = shortRun(this.runs, this.count, got);
@@ -187,6 +214,39 @@ export class RunReads {
       const position = this.runs[at + 1]!;
       const length = this.runs[at + 3]!;
       throw new GpufeedError(ErrorCodes.SHARD_CORRUPT, `shard ${ref.name}: file ends before byte ${position + length} (wanted ${length} bytes at ${position})`, { shard: ref.name, path: ref.file });
+    }
+  }
+
+  #allMapped(): boolean {
+    for (let i = 0; i < this.count; i++) if (this.maps[i] === 0) return false;
+    return true;
+  }
+
+  /** One copyRunsFromMap call per distinct file map, in run order within each (a task touches few shards). */
+  #copyFromMaps(target: number | Uint8Array): void {
+    if (this.#gather.length < this.count * MAP_RUN_FIELDS) this.#gather = new Float64Array(this.count * MAP_RUN_FIELDS * 2);
+    const g = this.#gather;
+    const r = this.runs;
+    let doneMap = -1;
+    for (let first = 0; first < this.count; first++) {
+      const mapId = this.maps[first]!;
+      if (mapId === doneMap) continue;
+      // Copied already when an earlier run had this map (runs of one map are taken together).
+      let seen = false;
+      for (let j = 0; j < first && !seen; j++) seen = this.maps[j] === mapId;
+      if (seen) continue;
+      let n = 0;
+      for (let i = first; i < this.count; i++) {
+        if (this.maps[i] !== mapId) continue;
+        const at = i * PREAD_RUN_FIELDS;
+        g[n * MAP_RUN_FIELDS] = r[at + 1]!;
+        g[n * MAP_RUN_FIELDS + 1] = r[at + 2]!;
+        g[n * MAP_RUN_FIELDS + 2] = r[at + 3]!;
+        n += 1;
+      }
+      if (typeof target === 'number') copyRunsFromMap(mapId, g, n, target);
+      else copyRunsFromMapIntoBuffer(mapId, g, n, target);
+      doneMap = mapId;
     }
   }
 }
@@ -230,7 +290,7 @@ export class ArrowTaskReads {
 
   #scratchRead(h: ArrowShardHandle, position: number, length: number): number {
     const at = this.scratchBytes;
-    this.scratchReads.add(h.fd, position, at, length, h.ref);
+    this.scratchReads.add(h.fd, position, at, length, h.ref, h.mapId);
     this.scratchBytes += length;
     return at;
   }
@@ -275,7 +335,7 @@ export class ArrowTaskReads {
       if ((run.row + run.count) * region.rowBytes > data.length) {
         throw corrupt(h.ref, `column ${region.name}: record batch ${run.unit} data buffer is ${data.length} bytes, too short for ${run.row + run.count} rows`);
       }
-      this.slot.add(h.fd, body + data.offset + run.row * region.rowBytes, region.valuesOffset + run.slotRow * region.rowBytes, run.count * region.rowBytes, h.ref);
+      this.slot.add(h.fd, body + data.offset + run.row * region.rowBytes, region.valuesOffset + run.slotRow * region.rowBytes, run.count * region.rowBytes, h.ref, h.mapId);
       return;
     }
 
@@ -324,7 +384,7 @@ export class ArrowTaskReads {
     // The offsets region sits right before the values region (batch-layout.ts).
     const slotOffsets = new Int32Array(target.bytes.buffer, target.bytes.byteOffset + region.offsetsOffset, (region.valuesOffset - region.offsetsOffset) >> 2);
     for (let i = 0; i < d.count; i++) slotOffsets[d.slotRow + i] = target.cursor + (offAt(i) - start);
-    this.values.add(h.fd, d.valuesAt + start * eb, region.valuesOffset + target.cursor * eb, elems * eb, h.ref);
+    this.values.add(h.fd, d.valuesAt + start * eb, region.valuesOffset + target.cursor * eb, elems * eb, h.ref, h.mapId);
     target.cursor += elems;
     slotOffsets[d.slotRow + d.count] = target.cursor;
   }

@@ -78,6 +78,8 @@ export interface DecodeLoopTask {
   paths?: string[];
   /** Errors, lease requests and releases go over this port. */
   port: import('node:worker_threads').MessagePort;
+  /** How Arrow shards are read: gather copies from a file mapping, or pread. */
+  read: import('../memory/index.js').ReadMode;
 }
 
 /** Worker -> main thread, over the task's port. */

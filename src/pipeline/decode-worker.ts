@@ -4,7 +4,7 @@
 // (workers/decode.ts); attaches its own view of each slab by id.
 import { performance } from 'node:perf_hooks';
 import { ErrorCodes, GpufeedError, deserializeError, serializeError } from '../errors.js';
-import { slabView } from '../memory/index.js';
+import { slabView, type ReadMode } from '../memory/index.js';
 import type { BatchLayout } from './batch-layout.js';
 import { readRun, runCount } from './row-runs.js';
 import { ArrowTaskReads, closeArrowShard, openArrowShard, type ArrowShardHandle, type CopyOps, type SlotTarget } from './arrow-unit.js';
@@ -29,9 +29,9 @@ function closeHandle(handle: Handle): void {
   else closeParquetShard(handle.h);
 }
 
-function trimOpen(): void {
+function trimOpen(max = MAX_OPEN_SHARDS): void {
   for (const [key, o] of open) {
-    if (open.size <= MAX_OPEN_SHARDS) return;
+    if (open.size <= max) return;
     if (o.users > 0) continue;
     open.delete(key);
     closeHandle(o.handle);
@@ -39,9 +39,9 @@ function trimOpen(): void {
 }
 
 /** Opens a shard file; the format's open checks its size against the manifest. */
-function openHandle(ref: ShardRef): Handle {
+function openHandle(ref: ShardRef, read: ReadMode): Handle {
   try {
-    return ref.format === 'arrow' ? { kind: 'arrow', h: openArrowShard(ref) } : { kind: 'parquet', h: openParquetShard(ref) };
+    return ref.format === 'arrow' ? { kind: 'arrow', h: openArrowShard(ref, read) } : { kind: 'parquet', h: openParquetShard(ref) };
   } catch (err) {
     const code = (err as { code?: unknown }).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') {
@@ -53,11 +53,11 @@ function openHandle(ref: ShardRef): Handle {
 }
 
 /** Opens (or reuses) a shard for a task; the task gives it back with releaseHandles. */
-function handleFor(ref: ShardRef, held: OpenShard[]): Handle {
-  const key = `${ref.file}\0${ref.bytes}`;
+function handleFor(ref: ShardRef, held: OpenShard[], read: ReadMode): Handle {
+  const key = `${ref.file}\0${ref.bytes}\0${read}`;
   let o = open.get(key);
   if (o) open.delete(key);
-  else o = { handle: openHandle(ref), users: 0 };
+  else o = { handle: openHandle(ref, read), users: 0 };
   open.set(key, o);
   if (!held.includes(o)) {
     o.users += 1;
@@ -78,7 +78,7 @@ const arrowReads = new ArrowTaskReads();
 const run: RowRun = { shard: 0, unit: 0, row: 0, count: 0, slotRow: 0 };
 
 /** Reads and decodes `rows` rows (runs) from `shards` into slab `slabId`. */
-async function fillSlot(slabId: number, layout: BatchLayout, rows: number, shards: readonly ShardRef[], runs: Float64Array): Promise<DecodeStats> {
+async function fillSlot(slabId: number, layout: BatchLayout, rows: number, shards: readonly ShardRef[], runs: Float64Array, read: ReadMode): Promise<DecodeStats> {
   const held: OpenShard[] = [];
   try {
     const t0 = performance.now();
@@ -104,7 +104,7 @@ async function fillSlot(slabId: number, layout: BatchLayout, rows: number, shard
       if (run.shard !== lastShard || !handle) {
         const ref = shards.find((s) => s.index === run.shard);
         if (!ref) throw new GpufeedError(ErrorCodes.INTERNAL, `run names shard ${run.shard}, which the batch does not carry`);
-        handle = handleFor(ref, held);
+        handle = handleFor(ref, held, read);
         lastShard = run.shard;
       }
       // Arrow runs are only planned here and read together below, a few native calls per batch.
@@ -186,6 +186,7 @@ class RemoteLeases {
 export async function runDecodeLoop(task: DecodeLoopTask): Promise<DecodeLoopResult> {
   const control = new ControlBlock(task.control);
   const { manifest, world, order, stepsPerEpoch, startStep, endSeq, port, paths } = task;
+  const read: ReadMode = task.read ?? 'pread';
   const layout = JSON.parse(task.layoutJson) as BatchLayout;
   const locator = new SampleLocator(manifest);
   const shardSizes = manifest.shards.map((s) => ({ rows: s.rows, bytes: s.bytes }));
@@ -230,7 +231,7 @@ export async function runDecodeLoop(task: DecodeLoopTask): Promise<DecodeLoopRes
           return { index, name: entry.path, file: files[i]!, format: entry.format, bytes: entry.bytes };
         });
         const t1 = performance.now();
-        const s = await fillSlot(task.slabIds[slot]!, layout, ids.length, refs, runs);
+        const s = await fillSlot(task.slabIds[slot]!, layout, ids.length, refs, runs, read);
         rows = ids.length;
         stats[STAT_BATCHES]! += 1;
         stats[STAT_ROWS]! += s.rows;
@@ -249,6 +250,9 @@ export async function runDecodeLoop(task: DecodeLoopTask): Promise<DecodeLoopRes
     }
   } finally {
     remote?.releaseAll();
+    // The loop is over: close this thread's shard files and mappings (the thread may be torn down
+    // next, and a descriptor or mapping left open would outlive it in the process).
+    trimOpen(0);
   }
   return { batches };
 }

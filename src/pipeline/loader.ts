@@ -24,6 +24,7 @@ import { BatchRing } from './batch-ring.js';
 import { Batch } from './batch.js';
 import { SampleLocator } from './sample-locator.js';
 import { usableCpus } from './cpus.js';
+import { defaultReadMode, type ReadMode } from '../memory/index.js';
 import { LoaderStats, type LoaderStatsSnapshot } from './stats.js';
 import { ControlBlock, FREE, READY, STAT_BATCHES, STAT_BYTES, STAT_DECODE_NS, STAT_READ_NS, STAT_ROWS, STAT_SHARD_WAIT_NS } from './control-block.js';
 import type { DecodeLoopResult, DecodeLoopTask, LeaseReply, WorkerMessage } from './decode-messages.js';
@@ -56,6 +57,11 @@ export interface LoaderOptions extends StoreOptions, ShardSourceOptions {
   pin?: boolean;
   /** Bytes of one row assumed for variable-length columns whose manifest has no maxRowBytes. */
   varRowBytes?: number;
+  /**
+   * How decode workers read Arrow shards: 'mmap' copies rows from a read-only mapping of the file
+   * (one memcpy each), 'pread' reads them with pread. Default: GPUFEED_READ, else mmap on Linux.
+   */
+  read?: ReadMode;
 }
 
 /**
@@ -92,6 +98,7 @@ export class Loader implements AsyncIterable<Batch> {
   readonly #source: ShardSource;
   readonly #leases: LeaseTable;
   readonly #layoutJson: string;
+  readonly #read: ReadMode;
   /** Flat step from which the shard source was last hinted. */
   #hintedAt = -Infinity;
   readonly #pool: Piscina;
@@ -151,6 +158,8 @@ export class Loader implements AsyncIterable<Batch> {
     if (options.varRowBytes !== undefined) checkPositiveInt('varRowBytes', options.varRowBytes);
     this.layout = computeBatchLayout(manifest, this.columns, this.order.batchSize, options.varRowBytes);
     this.#layoutJson = JSON.stringify(this.layout);
+    if (options.read !== undefined && options.read !== 'mmap' && options.read !== 'pread') throw invalidOption('read', `must be mmap or pread, got ${String(options.read)}`);
+    this.#read = options.read ?? defaultReadMode();
 
     this.#stepsPerEpoch = layoutFor(this.#shardSizes, this.world, this.order).steps;
     const start = options.resume ? resumePoint(options.resume, this.#shardSizes, this.world, this.order) : { epoch: 0, step: 0 };
@@ -228,7 +237,7 @@ export class Loader implements AsyncIterable<Batch> {
       const task: DecodeLoopTask = {
         worker: w, control: this.#control.buffers, slabIds, layoutJson: this.#layoutJson, manifest: this.manifest,
         world: this.world, order: this.order, stepsPerEpoch: this.#stepsPerEpoch, startStep: this.#startStep, endSeq: this.#endSeq,
-        port: port2,
+        port: port2, read: this.#read,
       };
       if (paths) task.paths = paths;
       const loop = (this.#pool.run(task, { transferList: [port2] }) as Promise<DecodeLoopResult>).catch((err: unknown) => {
