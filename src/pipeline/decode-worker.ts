@@ -20,8 +20,10 @@ type Handle = { kind: 'arrow'; h: ArrowShardHandle } | { kind: 'parquet'; h: Par
 type OpenShard = { handle: Handle; users: number };
 
 // Open shard files, most recently used last. Bounded so a long shuffled epoch never runs out of
-// fds; exceeded only while the tasks in progress hold more than that.
-const MAX_OPEN_SHARDS = 32;
+// fds, and small because a mapped shard's touched pages count in RSS until it is unmapped: a
+// window shuffle keeps a few shards live per worker, so a handful of open shards is enough and
+// memory does not grow with the dataset. Exceeded only while the batch in progress holds more.
+const MAX_OPEN_SHARDS = 4;
 const open = new Map<string, OpenShard>();
 
 function closeHandle(handle: Handle): void {
