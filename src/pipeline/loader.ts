@@ -26,7 +26,7 @@ import { SampleLocator } from './sample-locator.js';
 import { usableCpus } from './cpus.js';
 import { defaultReadMode, type ReadMode } from '../memory/index.js';
 import { LoaderStats, type LoaderStatsSnapshot } from './stats.js';
-import { ControlBlock, FREE, READY, STAT_BATCHES, STAT_BYTES, STAT_DECODE_NS, STAT_READ_NS, STAT_ROWS, STAT_SHARD_WAIT_NS } from './control-block.js';
+import { ControlBlock, FILLING, FREE, HELD, READY, STAT_BATCHES, STAT_BYTES, STAT_DECODE_NS, STAT_READ_NS, STAT_ROWS, STAT_SHARD_WAIT_NS } from './control-block.js';
 import type { DecodeLoopResult, DecodeLoopTask, LeaseReply, WorkerMessage } from './decode-messages.js';
 
 export interface LoaderOptions extends StoreOptions, ShardSourceOptions {
@@ -427,7 +427,7 @@ export class Loader implements AsyncIterable<Batch> {
       batches: t[STAT_BATCHES]!, rows: t[STAT_ROWS]!, bytesRead: t[STAT_BYTES]!, readNs: t[STAT_READ_NS]!, decodeNs: t[STAT_DECODE_NS]!, shardWaitNs: t[STAT_SHARD_WAIT_NS]!,
     });
     const c = this.#control;
-    return this.#stats.snapshot({ queued: c.count(READY), freeSlots: c.count(FREE), slots: this.ring.slots.length, poolQueue: this.#pool.queueSize }, this.#source.stats);
+    return this.#stats.snapshot({ queued: c.count(READY), filling: c.count(FILLING), freeSlots: c.count(FREE), held: c.count(HELD), slots: this.ring.slots.length }, this.#source.stats);
   }
 
   /** Stops decoding, waits for the workers' loops to end, frees pinned memory and closes storage. */

@@ -21,7 +21,8 @@ export interface LoaderStatsSnapshot {
   elapsedSeconds: number;
   released: number;
   /** queued: batches decoded and waiting for the consumer; freeSlots: slots no worker or consumer holds. */
-  queue: { queued: number; freeSlots: number; slots: number; poolQueue: number };
+  /** Slots by state: decoded and waiting for the consumer, being decoded, free, held by the consumer. */
+  queue: { queued: number; filling: number; freeSlots: number; held: number; slots: number };
   /** Downloads and cache hits, for remote datasets. */
   storage?: ShardSourceStats;
 }
