@@ -80,6 +80,8 @@ export interface DecodeLoopTask {
   port: import('node:worker_threads').MessagePort;
   /** How Arrow shards are read: gather copies from a file mapping, or pread. */
   read: import('../memory/index.js').ReadMode;
+  /** Decoded Parquet chunks shared by the loader's workers (row-group-cache.ts); absent: per-worker decoding only. */
+  rowGroupCache?: import('./row-group-cache.js').RowGroupCacheBuffers;
 }
 
 /** Worker -> main thread, over the task's port. */

@@ -8,7 +8,8 @@ import { slabView, type ReadMode } from '../memory/index.js';
 import type { BatchLayout } from './batch-layout.js';
 import { readRun, runCount } from './row-runs.js';
 import { ArrowTaskReads, closeArrowShard, openArrowShard, type ArrowShardHandle, type CopyOps, type SlotTarget } from './arrow-unit.js';
-import { closeParquetShard, copyParquetRun, openParquetShard, type ParquetShardHandle } from './parquet-unit.js';
+import { closeParquetShard, copyParquetRun, openParquetShard, type ParquetShardHandle, type SharedDecoded } from './parquet-unit.js';
+import { RowGroupCache } from './row-group-cache.js';
 import type { DecodeLoopResult, DecodeLoopTask, DecodeStats, LeaseReply, RowRun, ShardRef, WorkerMessage } from './decode-messages.js';
 import { ControlBlock, STAT_BATCHES, STAT_BYTES, STAT_DECODE_NS, STAT_READ_NS, STAT_ROWS, STAT_SHARD_WAIT_NS } from './control-block.js';
 import { planRankEpoch, type RankEpochPlan } from '../plan/index.js';
@@ -80,7 +81,7 @@ const arrowReads = new ArrowTaskReads();
 const run: RowRun = { shard: 0, unit: 0, row: 0, count: 0, slotRow: 0 };
 
 /** Reads and decodes `rows` rows (runs) from `shards` into slab `slabId`. */
-async function fillSlot(slabId: number, layout: BatchLayout, rows: number, shards: readonly ShardRef[], runs: Float64Array, read: ReadMode): Promise<DecodeStats> {
+async function fillSlot(slabId: number, layout: BatchLayout, rows: number, shards: readonly ShardRef[], runs: Float64Array, read: ReadMode, shared?: SharedDecoded): Promise<DecodeStats> {
   const held: OpenShard[] = [];
   try {
     const t0 = performance.now();
@@ -111,7 +112,7 @@ async function fillSlot(slabId: number, layout: BatchLayout, rows: number, shard
       }
       // Arrow runs are only planned here and read together below, a few native calls per batch.
       if (handle.kind === 'arrow') for (const t of targets) arrowReads.plan(handle.h, run, t);
-      else await copyParquetRun(handle.h, run, targets, ops);
+      else await copyParquetRun(handle.h, run, targets, ops, shared);
     }
     if (!arrowReads.empty) {
       const r0 = performance.now();
@@ -194,6 +195,7 @@ export async function runDecodeLoop(task: DecodeLoopTask): Promise<DecodeLoopRes
   const shardSizes = manifest.shards.map((s) => ({ rows: s.rows, bytes: s.bytes }));
   const stats = control.statsOf(task.worker);
   const remote = paths ? undefined : new RemoteLeases(port, control);
+  const shared: SharedDecoded | undefined = task.rowGroupCache ? { cache: new RowGroupCache(task.rowGroupCache), stopped: () => control.stopped } : undefined;
   const plans = new Map<number, RankEpochPlan>();
   const planOf = (epoch: number): RankEpochPlan => {
     let p = plans.get(epoch);
@@ -233,7 +235,7 @@ export async function runDecodeLoop(task: DecodeLoopTask): Promise<DecodeLoopRes
           return { index, name: entry.path, file: files[i]!, format: entry.format, bytes: entry.bytes };
         });
         const t1 = performance.now();
-        const s = await fillSlot(task.slabIds[slot]!, layout, ids.length, refs, runs, read);
+        const s = await fillSlot(task.slabIds[slot]!, layout, ids.length, refs, runs, read, shared);
         rows = ids.length;
         stats[STAT_BATCHES]! += 1;
         stats[STAT_ROWS]! += s.rows;

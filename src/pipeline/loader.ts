@@ -28,6 +28,7 @@ import { defaultReadMode, type ReadMode } from '../memory/index.js';
 import { LoaderStats, type LoaderStatsSnapshot } from './stats.js';
 import { ControlBlock, FILLING, FREE, HELD, READY, STAT_BATCHES, STAT_BYTES, STAT_DECODE_NS, STAT_READ_NS, STAT_ROWS, STAT_SHARD_WAIT_NS } from './control-block.js';
 import type { DecodeLoopResult, DecodeLoopTask, LeaseReply, WorkerMessage } from './decode-messages.js';
+import { createRowGroupCache, planRowGroupCache, type RowGroupCacheBuffers } from './row-group-cache.js';
 
 export interface LoaderOptions extends StoreOptions, ShardSourceOptions {
   /** Rows per batch on this rank. */
@@ -108,6 +109,8 @@ export class Loader implements AsyncIterable<Batch> {
   readonly #plans = new Map<number, RankEpochPlan>();
   readonly #stats = new LoaderStats();
   readonly #control: ControlBlock;
+  /** Decoded Parquet chunks shared by the workers (row-group-cache.ts), when the dataset has any to share. */
+  readonly rowGroupCache: RowGroupCacheBuffers | undefined;
   /** Steps of every epoch on this rank (the same each epoch). */
   readonly #stepsPerEpoch: number;
   /** Flat step (epoch * stepsPerEpoch + step) of seq 0: the start or resume point. */
@@ -171,6 +174,8 @@ export class Loader implements AsyncIterable<Batch> {
     this.#leases = new LeaseTable(this.#source);
     this.ring = new BatchRing(slots, this.layout.slotBytes, options.pin === undefined ? {} : { pin: options.pin });
     this.#control = new ControlBlock({ slots, workers: this.workers, batchSize: this.order.batchSize });
+    const cachePlan = planRowGroupCache(manifest, this.layout, this.order, this.workers);
+    this.rowGroupCache = cachePlan ? createRowGroupCache(cachePlan.entries, cachePlan.entryBytes) : undefined;
     this.#pool = new Piscina({
       filename: pathToFileURL(workerEntry('decode')).href,
       minThreads: this.workers,
@@ -240,6 +245,7 @@ export class Loader implements AsyncIterable<Batch> {
         port: port2, read: this.#read,
       };
       if (paths) task.paths = paths;
+      if (this.rowGroupCache) task.rowGroupCache = this.rowGroupCache;
       const loop = (this.#pool.run(task, { transferList: [port2] }) as Promise<DecodeLoopResult>).catch((err: unknown) => {
         // A loop that dies leaves its claimed batch unpublished: the consumer must not wait for it.
         if (this.#fatal === undefined && !this.#closed) this.#fatal = reviveError(err);

@@ -18,16 +18,24 @@ import type { ColumnRegion } from './batch-layout.js';
 import type { ShardRef } from './decode-messages.js';
 
 type Flat = Int32Array | Uint32Array | BigInt64Array | BigUint64Array | Float32Array | Float64Array;
+type FlatCtor = { new (n: number): Flat; new (buffer: ArrayBufferLike, offset: number, length: number): Flat; BYTES_PER_ELEMENT: number };
 
 /** Physical types whose values are the dtype's bytes as they are (no conversion). */
-const PHYSICAL: Partial<Record<DType, { type: ParquetType; make: (n: number) => Flat }>> = {
-  int32: { type: 'INT32', make: (n) => new Int32Array(n) },
-  uint32: { type: 'INT32', make: (n) => new Uint32Array(n) },
-  int64: { type: 'INT64', make: (n) => new BigInt64Array(n) },
-  uint64: { type: 'INT64', make: (n) => new BigUint64Array(n) },
-  float32: { type: 'FLOAT', make: (n) => new Float32Array(n) },
-  float64: { type: 'DOUBLE', make: (n) => new Float64Array(n) },
+const PHYSICAL: Partial<Record<DType, { type: ParquetType; ctor: FlatCtor }>> = {
+  int32: { type: 'INT32', ctor: Int32Array as FlatCtor },
+  uint32: { type: 'INT32', ctor: Uint32Array as FlatCtor },
+  int64: { type: 'INT64', ctor: BigInt64Array as FlatCtor },
+  uint64: { type: 'INT64', ctor: BigUint64Array as FlatCtor },
+  float32: { type: 'FLOAT', ctor: Float32Array as FlatCtor },
+  float64: { type: 'DOUBLE', ctor: Float64Array as FlatCtor },
 };
+
+/** Where to decode to instead of a new array: `bytes` bytes of `buffer` from `offset` (aligned to 8). */
+export interface FlatTarget {
+  buffer: ArrayBufferLike;
+  offset: number;
+  bytes: number;
+}
 
 /** Logical annotations that leave the stored bits as the value (anything else is converted). */
 function plainNumeric(el: SchemaElement, dtype: DType): boolean {
@@ -65,10 +73,11 @@ function readChunkBytes(fd: number, ref: ShardRef, start: number, length: number
 
 /**
  * Decodes column `region.name` of row group `unit` flat, or returns undefined when the column is
- * not a plain fixed-shape/scalar numeric column without nulls (the generic path handles it).
+ * not a plain fixed-shape/scalar numeric column without nulls (the generic path handles it), or
+ * does not fit `into` when given.
  */
 export function decodeFlatColumn(
-  fd: number, ref: ShardRef, metadata: FileMetaData, unit: number, region: ColumnRegion, compressors: Compressors,
+  fd: number, ref: ShardRef, metadata: FileMetaData, unit: number, region: ColumnRegion, compressors: Compressors, into?: FlatTarget,
 ): FlatColumn | undefined {
   if (region.kind !== 'fixed' && region.kind !== 'scalar') return undefined;
   const phys = PHYSICAL[region.dtype];
@@ -89,7 +98,9 @@ export function decodeFlatColumn(
   const perRow = region.rowBytes / region.elementBytes;
   const rows = Number(rg.num_rows);
   try {
-    const out = phys.make(rows * perRow);
+    const n = rows * perRow;
+    if (into && n * phys.ctor.BYTES_PER_ELEMENT > into.bytes) return undefined;
+    const out = into ? new phys.ctor(into.buffer, into.offset, n) : new phys.ctor(n);
     decodeChunk(fd, ref, chunk, meta.codec, compressors, phys.type, element, maxRep, maxDef, perRow, out);
     return { bytes: new Uint8Array(out.buffer, out.byteOffset, out.byteLength), rowBytes: region.rowBytes };
   } catch (err) {

@@ -8,6 +8,7 @@ import { brotliDecompressSync, gunzipSync } from 'node:zlib';
 import { parquetMetadata, parquetRead, type Compressors, type FileMetaData } from 'hyparquet';
 import { compressors as jsCompressors } from 'hyparquet-compressors';
 import { decodeFlatColumn, type FlatColumn } from './parquet-flat.js';
+import { mayBeFlat, type RowGroupCache } from './row-group-cache.js';
 import { ErrorCodes, GpufeedError } from '../errors.js';
 import type { ColumnRegion } from './batch-layout.js';
 import type { RowRun, ShardRef } from './decode-messages.js';
@@ -185,19 +186,59 @@ function writeNumber(view: DataView, offset: number, dtype: ColumnRegion['dtype'
 
 const encoder = new TextEncoder();
 
+/** Rows run..run+count are contiguous in a flat column: one copy into the slot. */
+function copyFlatRows(h: ParquetShardHandle, run: RowRun, target: SlotTarget, bytes: Uint8Array, rowBytes: number, ops: CopyOps): void {
+  const region = target.region;
+  const src = bytes.subarray(run.row * rowBytes, (run.row + run.count) * rowBytes);
+  if (src.byteLength !== run.count * rowBytes) throw corrupt(h.ref, `row group ${run.unit} has fewer than ${run.row + run.count} rows`);
+  target.bytes.set(src, region.valuesOffset + run.slotRow * region.rowBytes);
+  if (region.validOffset >= 0) target.bytes.fill(1, region.validOffset + run.slotRow, region.validOffset + run.slotRow + run.count);
+  ops.bytesRead += src.byteLength;
+}
+
+/** The loader's shared cache of decoded flat chunks, as a worker uses it. */
+export interface SharedDecoded {
+  cache: RowGroupCache;
+  /** The loader is stopping: stop waiting for another worker's decode. */
+  stopped: () => boolean;
+}
+
+/**
+ * Copies the run of column `column` (its index in the layout) from the shared cache, decoding the
+ * chunk into it first when no worker has; false when the chunk must take the per-worker path.
+ */
+function copySharedRun(h: ParquetShardHandle, run: RowRun, target: SlotTarget, column: number, ops: CopyOps, shared: SharedDecoded): boolean {
+  const region = target.region;
+  const got = shared.cache.acquire(h.ref.index, run.unit, column, (buffer, offset, bytes) => {
+    return decodeFlatColumn(h.fd, h.ref, h.metadata, run.unit, region, compressors, { buffer, offset, bytes })?.bytes.byteLength;
+  }, shared.stopped);
+  if (got === 'fallback') return false;
+  try {
+    copyFlatRows(h, run, target, got.bytes, region.rowBytes, ops);
+  } finally {
+    shared.cache.release(got.entry);
+  }
+  return true;
+}
+
 /** Copies one run of rows of every target column from a Parquet row group into the slot. */
-export async function copyParquetRun(h: ParquetShardHandle, run: RowRun, targets: readonly SlotTarget[], ops: CopyOps): Promise<void> {
-  const decoded = await decodeRowGroup(h, run.unit, targets.map((t) => t.region));
-  for (const target of targets) {
+export async function copyParquetRun(h: ParquetShardHandle, run: RowRun, targets: readonly SlotTarget[], ops: CopyOps, shared?: SharedDecoded): Promise<void> {
+  let rest = targets;
+  if (shared) {
+    const left: SlotTarget[] = [];
+    for (let c = 0; c < targets.length; c++) {
+      const t = targets[c]!;
+      if (!mayBeFlat(t.region) || !copySharedRun(h, run, t, c, ops, shared)) left.push(t);
+    }
+    if (left.length === 0) return;
+    rest = left;
+  }
+  const decoded = await decodeRowGroup(h, run.unit, rest.map((t) => t.region));
+  for (const target of rest) {
     const region = target.region;
     const values = decoded.columns.get(region.name)!;
     if (isFlat(values)) {
-      // Rows run..run+count are contiguous in the flat column: one copy into the slot.
-      const src = values.bytes.subarray(run.row * values.rowBytes, (run.row + run.count) * values.rowBytes);
-      if (src.byteLength !== run.count * values.rowBytes) throw corrupt(h.ref, `row group ${run.unit} has fewer than ${run.row + run.count} rows`);
-      target.bytes.set(src, region.valuesOffset + run.slotRow * region.rowBytes);
-      if (region.validOffset >= 0) target.bytes.fill(1, region.validOffset + run.slotRow, region.validOffset + run.slotRow + run.count);
-      ops.bytesRead += src.byteLength;
+      copyFlatRows(h, run, target, values.bytes, values.rowBytes, ops);
       continue;
     }
     const view = new DataView(target.bytes.buffer, target.bytes.byteOffset, target.bytes.byteLength);
