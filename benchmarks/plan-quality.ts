@@ -16,7 +16,7 @@
 //   touched   distinct shards of the epoch; bytes/share = their bytes / (dataset bytes / world).
 import { performance } from 'node:perf_hooks';
 import { planRankEpoch, resolveOrderOptions, samplesToShards, type ShardSize, type ShuffleAlgo, type World } from '../src/plan/index.js';
-import { numberArg } from './args.js';
+import { numberArg, syntheticShards } from './args.js';
 
 const arg = numberArg;
 
@@ -29,16 +29,7 @@ const LIVE_STEPS = arg('live-steps', 16);
 const QUALITY_STEPS = 100;
 
 function makeShards(): ShardSize[] {
-  const mean = SAMPLES / SHARDS;
-  const shards: ShardSize[] = [];
-  let total = 0;
-  for (let i = 0; i < SHARDS; i++) {
-    const rows = i === SHARDS - 1 ? SAMPLES - total : Math.max(1, Math.round(mean * (0.5 + ((i * 2654435761) % 1000) / 1000)));
-    shards.push({ rows, bytes: rows * 4096 });
-    total += rows;
-  }
-  if (total !== SAMPLES) throw new Error('shard generator: sizes do not add up');
-  return shards;
+  return syntheticShards(SAMPLES, SHARDS, 4096);
 }
 
 /** Exact mean of |a - b| over all pairs, via the sorted-order identity. */

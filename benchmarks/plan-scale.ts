@@ -3,7 +3,7 @@
 // whole permutation). Run: npx tsx benchmarks/plan-scale.ts [--samples N] [--shards S] [--world W]
 import { performance } from 'node:perf_hooks';
 import { planRankEpoch, resolveOrderOptions, type ShardSize, type ShuffleAlgo, type World } from '../src/plan/index.js';
-import { numberArg } from './args.js';
+import { numberArg, syntheticShards } from './args.js';
 
 const arg = numberArg;
 
@@ -12,18 +12,8 @@ const SHARDS = arg('shards', 100_000);
 const WORLD = arg('world', 1024);
 const BATCH = arg('batch', 32);
 
-// Shard sizes vary +-50% around the mean (deterministic), and sum exactly to SAMPLES.
 function makeShards(): ShardSize[] {
-  const mean = SAMPLES / SHARDS;
-  const shards: ShardSize[] = [];
-  let total = 0;
-  for (let i = 0; i < SHARDS; i++) {
-    const rows = i === SHARDS - 1 ? SAMPLES - total : Math.max(1, Math.round(mean * (0.5 + ((i * 2654435761) % 1000) / 1000)));
-    shards.push({ rows, bytes: rows * 1024 });
-    total += rows;
-  }
-  if (total !== SAMPLES || shards.some((s) => s.rows < 0)) throw new Error('shard generator: sizes do not add up');
-  return shards;
+  return syntheticShards(SAMPLES, SHARDS, 1024);
 }
 
 const MB = 1024 * 1024;

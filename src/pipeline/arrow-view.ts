@@ -2,10 +2,8 @@
 // the batch's pinned slot. Two things are built, both tiny: validity bitmaps (gpufeed keeps one
 // byte per row, Arrow one bit) and the schema. bool columns are one byte per value in gpufeed, so
 // they appear as Arrow Uint8 (Arrow's Bool is bit-packed and would need a copy).
-import {
-  Binary, Field, FixedSizeList, Float32, Float64, Int16, Int32, Int64, Int8, List, RecordBatch, Schema, Struct,
-  Uint16, Uint32, Uint64, Uint8, Utf8, makeData, type DataType, type Data,
-} from 'apache-arrow';
+import { Field, FixedSizeList, List, RecordBatch, Schema, Struct, Uint8, makeData, type DataType, type Data, type Utf8 } from 'apache-arrow';
+import { arrowElementType } from '../dataset/formats/schema-map.js';
 import type { DType } from '../dataset/types.js';
 import type { Batch, VarColumn } from './batch.js';
 
@@ -15,21 +13,9 @@ const makePrimitive = makeData as unknown as (props: {
   type: DataType; length: number; nullCount?: number; nullBitmap?: Uint8Array | undefined; data: ArrayLike<unknown>;
 }) => Data;
 
+/** The Arrow type of one element; bool stays one byte (Uint8), as it is in the slot. */
 function elementType(dtype: DType): DataType {
-  switch (dtype) {
-    case 'int8': return new Int8();
-    case 'uint8': case 'bool': return new Uint8();
-    case 'int16': return new Int16();
-    case 'uint16': return new Uint16();
-    case 'int32': return new Int32();
-    case 'uint32': return new Uint32();
-    case 'int64': return new Int64();
-    case 'uint64': return new Uint64();
-    case 'float32': return new Float32();
-    case 'float64': return new Float64();
-    case 'string': return new Utf8();
-    case 'binary': return new Binary();
-  }
+  return dtype === 'bool' ? new Uint8() : arrowElementType(dtype);
 }
 
 /** Packs gpufeed's one-byte-per-row validity into an Arrow bitmap; returns the null count too. */
