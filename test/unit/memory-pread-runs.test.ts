@@ -11,6 +11,7 @@ import { ErrorCodes, GpufeedError } from '../../src/errors.js';
 import { allocSlab, freeSlab, PREAD_RUN_FIELDS, preadRunsIntoBuffer, preadRunsIntoSlab, shortRun, slabView } from '../../src/memory/index.js';
 import { RunReads } from '../../src/pipeline/arrow-unit.js';
 import type { ShardRef } from '../../src/pipeline/decode-messages.js';
+import { invalidOptionNaming } from '../helpers/expect-error.js';
 
 function setup(t: { after(fn: () => unknown): void }, fileBytes = 1 << 20) {
   const dir = mkdtempSync(join(tmpdir(), 'gpufeed-runs-'));
@@ -31,15 +32,7 @@ function setup(t: { after(fn: () => unknown): void }, fileBytes = 1 << 20) {
   return { dir, file, data, fd, slab };
 }
 
-function invalid(option: string, pattern?: RegExp) {
-  return (err: unknown) => {
-    assert.ok(err instanceof GpufeedError, String(err));
-    assert.equal(err.code, ErrorCodes.INVALID_OPTION);
-    assert.equal(err.details.option, option);
-    if (pattern) assert.match(err.message, pattern);
-    return true;
-  };
-}
+const invalid = invalidOptionNaming;
 
 test('preadRuns reads many runs into a slab and into a buffer, each where it was asked', (t) => {
   const { data, fd, slab } = setup(t);
