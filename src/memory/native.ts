@@ -4,7 +4,7 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { ErrorCodes, GpufeedError } from '../errors.js';
 import { packageRoot } from '../package-root.js';
-import type { MemoryKind } from './types.js';
+import type { MemoryKind, MemoryStatus } from './types.js';
 
 export interface NativeSlab {
   id: number;
@@ -16,17 +16,8 @@ export interface NativeSlab {
   cudaError?: string;
 }
 
-export interface NativeStatus {
-  slabs: number;
-  bytes: number;
-  pinnedBytes: number;
-  pendingSlabs: number;
-  pendingBytes: number;
-  views: number;
-  cudaAvailable: boolean;
-  cudaError?: string;
-  memlockLimit: number | null;
-}
+/** What the addon reports; the wrapper adds the page size. */
+export type NativeStatus = Omit<MemoryStatus, 'pageSize'>;
 
 /** 0: no locking, 1: mlock only, 2: CUDA registration, then mlock. */
 export type PinMode = 0 | 1 | 2;

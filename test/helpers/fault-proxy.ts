@@ -7,6 +7,7 @@
 // Headers pass through unchanged (Host included), so SigV4 signatures still verify upstream.
 import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse, type Server } from 'node:http';
 import type { Socket } from 'node:net';
+import { mulberry32 } from './seeded-random.js';
 
 export type FaultKind = 'slowdown' | 'reset' | 'truncate' | 'stall';
 
@@ -183,14 +184,3 @@ export async function startFaultProxy(upstream: string, policy: FaultPolicy = {}
   };
 }
 
-/** A small seeded PRNG so a fault schedule repeats run to run. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
