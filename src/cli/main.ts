@@ -7,16 +7,38 @@ interface SubcommandModule {
   register(program: Command): void;
 }
 
-const SUBCOMMANDS: Record<string, () => Promise<SubcommandModule>> = {
-  prep: () => import('./prep.js'),
-  index: () => import('./index-cmd.js'),
-  inspect: () => import('./inspect.js'),
-  verify: () => import('./verify.js'),
-  plan: () => import('./plan.js'),
-  dump: () => import('./dump.js'),
-  bench: () => import('./bench.js'),
-  serve: () => import('./serve.js'),
-  cache: () => import('./cache.js'),
+/**
+ * Each subcommand's loader, and what the top-level help says of it: `gpufeed --help` and
+ * `--version` then load no subcommand module (prep alone pulls in the Parquet and Arrow writers).
+ * test/unit/cli-main.test.ts checks that every entry matches what its module registers.
+ */
+export const SUBCOMMANDS: Record<string, { term: string; summary: string; load: () => Promise<SubcommandModule> }> = {
+  prep: {
+    term: 'prep [options] <inputs...>',
+    summary: 'Convert JSON Lines (.jsonl, .jsonl.gz), CSV, Parquet or Arrow IPC inputs into a sharded gpufeed dataset',
+    load: () => import('./prep.js'),
+  },
+  index: {
+    term: 'index [options] <dataset>',
+    summary: 'Write index.json for a folder or S3 prefix of Parquet / Arrow IPC files (footers via ranged reads; one streamed read per file for its sha256)',
+    load: () => import('./index-cmd.js'),
+  },
+  inspect: { term: 'inspect [options] <dataset>', summary: 'Show a dataset: schema, shards (path, format, rows, bytes) and totals', load: () => import('./inspect.js') },
+  verify: { term: 'verify [options] <dataset>', summary: 'Check every shard of a dataset against index.json: present, right size, right sha256', load: () => import('./verify.js') },
+  plan: {
+    term: 'plan [options] <dataset>',
+    summary: 'print the sample order from the manifest alone: one JSON line per batch, {"rank","epoch","step","ids"}; ' +
+      'without --rank, every rank, step-major (all ranks of step k, rank 0 first, then step k+1)',
+    load: () => import('./plan.js'),
+  },
+  dump: { term: 'dump [options] <dataset>', summary: 'load batches and print one JSON line per batch: {"rank","epoch","step","ids","columns"}', load: () => import('./dump.js') },
+  bench: { term: 'bench [options] [dataset]', summary: 'measure samples/s and GB/s delivered into pinned batches (--demo: on a generated demo dataset)', load: () => import('./bench.js') },
+  serve: {
+    term: 'serve [options] <dataset>',
+    summary: 'serve batches to a consumer process (the Python client) over an inherited Unix socket: JSON control messages, batches in shared memory',
+    load: () => import('./serve.js'),
+  },
+  cache: { term: 'cache', summary: 'Inspect, verify or clear the node-local shard cache', load: () => import('./cache.js') },
 };
 
 export async function main(argv: string[] = process.argv): Promise<number> {
@@ -25,24 +47,23 @@ export async function main(argv: string[] = process.argv): Promise<number> {
     .version(await packageVersion())
     .exitOverride()
     .showHelpAfterError();
-  const wanted = argv[2];
-  const names = wanted && wanted in SUBCOMMANDS ? [wanted] : Object.keys(SUBCOMMANDS);
-  for (const name of names) {
-    const load = SUBCOMMANDS[name];
-    if (!load) continue;
-    try {
-      (await load()).register(program);
-    } catch (err) {
-      // A subcommand that cannot load must not hide the others from --help.
-      if (names.length === 1) throw err;
-    }
-  }
+  // `gpufeed help prep` is `gpufeed prep --help`.
+  const wanted = argv[2] === 'help' && argv[3] ? argv[3] : argv[2];
   try {
+    const sub = wanted !== undefined ? SUBCOMMANDS[wanted] : undefined;
+    if (sub) (await sub.load()).register(program);
+    else registerSummaries(program);
     await program.parseAsync(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (err) {
     return reportError(err);
   }
+}
+
+/** Top-level help, --version and unknown commands: each subcommand as a term and a line, nothing loaded. */
+export function registerSummaries(program: Command): void {
+  for (const [name, { summary }] of Object.entries(SUBCOMMANDS)) program.command(name).description(summary);
+  program.configureHelp({ subcommandTerm: (cmd) => SUBCOMMANDS[cmd.name()]?.term ?? cmd.name() });
 }
 
 export function reportError(err: unknown): number {

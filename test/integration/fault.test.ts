@@ -42,8 +42,12 @@ test('~10% of GETs faulted: two ranks (two sources in this process + one child) 
   assert.deepEqual(child.result?.bad, []);
   assert.deepEqual(badA, []);
   assert.deepEqual(badB, []);
-  await new Promise((r) => setTimeout(r, 50)); // let the async event appends land
-  const events = await checkDownloadsNeverOverlap(eventsPath);
+  // The event appends are asynchronous: wait (bounded, by count) until every download's end is in.
+  let events = await checkDownloadsNeverOverlap(eventsPath);
+  for (let i = 0; i < 200 && events.filter((e) => e.type === 'download-end').length < count; i++) {
+    await new Promise((r) => setTimeout(r, 25));
+    events = await checkDownloadsNeverOverlap(eventsPath);
+  }
   const downloads = events.filter((e) => e.type === 'download-end');
   assert.equal(downloads.length, count, `downloads: ${downloads.length}`);
   const faults = Object.values(proxy.stats.faults).reduce((x, y) => x + y, 0);

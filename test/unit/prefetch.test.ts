@@ -34,6 +34,8 @@ class FakeRemoteStore implements Store {
   readonly downloads: string[] = [];
   active = 0;
   maxActive = 0;
+  /** Downloads finished (file written). */
+  completed = 0;
   constructor(private readonly files: Map<string, Buffer>, private readonly delayMs = 20) {}
   localPath(): undefined {
     return undefined;
@@ -53,6 +55,7 @@ class FakeRemoteStore implements Store {
       await new Promise((r) => setTimeout(r, this.delayMs));
       const d = this.files.get(key)!;
       await writeFile(dest, d);
+      this.completed++;
       return d.length;
     } finally {
       this.active--;
@@ -99,7 +102,11 @@ test('remote datasets go through the cache; hinted shards are fetched ahead, bou
   t.after(() => source.close());
   const order = [3, 1, 4, 0, 5, 9, 2, 6, 8, 7];
   source.hint(order);
-  await new Promise((r) => setTimeout(r, 200));
+  // Waits for the window to fill, by count (bounded), not for a fixed time: a loaded machine may
+  // take any time. A sixth download, were the window wrong, would start as soon as one of the first
+  // five finished, so it would be seen by the time the fifth is done and a few turns have passed.
+  for (let i = 0; i < 1000 && store.completed < 5; i++) await new Promise((r) => setTimeout(r, 10));
+  for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
   // Five shards fit the prefetch window; two downloads at a time.
   assert.deepEqual([...store.downloads].sort(), order.slice(0, 5).map((i) => `shard-${i}.arrow`).sort());
   assert.ok(store.maxActive <= 2);
