@@ -3,6 +3,7 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import type { Command } from 'commander';
 import { invalidOption } from '../errors.js';
 import { Loader } from '../pipeline/loader.js';
@@ -37,8 +38,12 @@ function progressBar(done: number, total: number, text: string): string {
 }
 
 export function summaryLine(r: ThroughputResult): string {
-  return `bench: ${Math.round(r.samples_per_s)} samples/s, ${(r.bytes_per_s / 1e9).toFixed(2)} GB/s into ${r.pinned ? 'pinned' : 'pageable'} (${r.memory_kind}) batches; ` +
-    `${r.batches} batches of ${r.batch_size} in ${r.seconds.toFixed(2)} s, ${r.workers} workers, data-wait ${(r.data_wait_fraction * 100).toFixed(1)}%, peak RSS ${formatBytes(r.peak_rss_bytes)}`;
+  const wait = r.data_wait_measured
+    ? `data-wait ${(r.data_wait_fraction * 100).toFixed(1)}% steady, ${(r.data_wait_fraction_with_startup * 100).toFixed(1)}% with start-up`
+    : 'data-wait not measured (no consumer step; pass --consumer-ms)';
+  return `bench: ${Math.round(r.samples_per_s)} samples/s, ${(r.bytes_per_s / 1e9).toFixed(2)} GB/s steady into ${r.pinned ? 'pinned' : 'pageable'} (${r.memory_kind}) batches; ` +
+    `whole run ${Math.round(r.whole_samples_per_s)} samples/s, ${(r.whole_bytes_per_s / 1e9).toFixed(2)} GB/s (first batch ${r.startup_seconds.toFixed(3)} s after open); ` +
+    `${r.batches} batches of ${r.batch_size} in ${r.seconds.toFixed(2)} s, ${r.workers} workers, ${wait}, peak RSS ${formatBytes(r.peak_rss_bytes)}`;
 }
 
 export function register(program: Command): void {
@@ -71,6 +76,7 @@ export function register(program: Command): void {
           await makeDemoDataset(demoDir, { rows, seqLen, format });
           dataset = demoDir;
         }
+        const openedAt = performance.now();
         const loader = await Loader.open(dataset!, options);
         let result: ThroughputResult;
         try {
@@ -82,6 +88,7 @@ export function register(program: Command): void {
           const mem = memoryStatus();
           process.stderr.write(`bench: ${loader.manifest.rows} rows in ${loader.manifest.shards.length} shards (${formatBytes(loader.manifest.bytes)}), rank ${loader.world.rank}/${loader.world.worldSize}, ${loader.workers} workers, ${loader.ring.slots.length} slots of ${formatBytes(loader.layout.slotBytes)}, CUDA ${mem.cudaAvailable ? 'available' : 'not available'}\n`);
           const measure: Parameters<typeof measureLoader>[1] = {
+            startedAt: openedAt,
             onProgress: (p) => {
               if (!tty) return;
               const text = `${p.batches} batches, ${Math.round(p.samples / Math.max(p.seconds, 1e-3))} samples/s, ${(p.bytes / Math.max(p.seconds, 1e-3) / 1e9).toFixed(2)} GB/s`;

@@ -6,9 +6,18 @@ import type { Batch } from './batch.js';
 import type { LoaderStatsSnapshot } from './stats.js';
 
 export interface ThroughputResult {
+  /** Steady rate: samples after the first batch, over the time after the first batch. */
   samples_per_s: number;
-  /** Batch payload bytes (the used part of each column region) delivered per second. */
+  /** Batch payload bytes (the used part of each column region) delivered per second, steady. */
   bytes_per_s: number;
+  /**
+   * Whole-run rate: every sample over the time from `startedAt` (before Loader.open, when given)
+   * to the last batch, start-up and first batch included: what a short epoch really gets.
+   */
+  whole_samples_per_s: number;
+  whole_bytes_per_s: number;
+  /** Seconds from `startedAt` to the first batch (open, pool start, first shard, first decode). */
+  startup_seconds: number;
   batches: number;
   samples: number;
   bytes: number;
@@ -16,6 +25,13 @@ export interface ThroughputResult {
   peak_rss_bytes: number;
   /** Share of wall time (after the first batch) the consumer waited for data. */
   data_wait_fraction: number;
+  /** The same share over the whole run from the first ask, the wait for the first batch included. */
+  data_wait_fraction_with_startup: number;
+  /**
+   * Whether a consumer step was simulated (consumerMs > 0). Without one, the consumer asks again
+   * at once, so it waits for nearly every batch by construction and data-wait says nothing.
+   */
+  data_wait_measured: boolean;
   first_batch_seconds: number;
   workers: number;
   batch_size: number;
@@ -38,6 +54,8 @@ export interface MeasureOptions {
    * in one process then overlap like ranks in their own processes). Default spin.
    */
   consumerWait?: 'spin' | 'sleep' | 'async';
+  /** performance.now() taken before Loader.open, so whole-run figures include opening. Default: the call. */
+  startedAt?: number;
   onProgress?: (p: { batches: number; samples: number; bytes: number; seconds: number }) => void;
 }
 
@@ -105,15 +123,23 @@ export async function measureLoader(loader: Loader, options: MeasureOptions = {}
   const steadyBytes = batches > 1 ? bytes * ((batches - 1) / batches) : bytes;
   const s: LoaderStatsSnapshot = loader.stats();
   const slab = loader.ring.slots[0]?.slab;
+  const startedAt = Math.min(options.startedAt ?? start, start);
+  const whole = (end - startedAt) / 1e3;
+  const firstWaitMs = batches > 0 ? firstAt - start : end - start;
   return {
     samples_per_s: steady > 0 ? steadySamples / steady : 0,
     bytes_per_s: steady > 0 ? steadyBytes / steady : 0,
+    whole_samples_per_s: whole > 0 ? samples / whole : 0,
+    whole_bytes_per_s: whole > 0 ? bytes / whole : 0,
+    startup_seconds: batches > 0 ? (firstAt - startedAt) / 1e3 : whole,
     batches,
     samples,
     bytes,
     seconds: (end - start) / 1e3,
     peak_rss_bytes: peakRss,
     data_wait_fraction: steady > 0 ? waitMs / 1e3 / steady : 0,
+    data_wait_fraction_with_startup: end > start ? (waitMs + firstWaitMs) / (end - start) : 0,
+    data_wait_measured: (options.consumerMs ?? 0) > 0,
     first_batch_seconds: (firstAt - start) / 1e3,
     workers: loader.workers,
     batch_size: loader.order.batchSize,
