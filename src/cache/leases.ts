@@ -58,6 +58,11 @@ export class LeaseFile {
     return this.writing;
   }
 
+  /** Resolves once every flush asked for so far is on disk. */
+  settled(): Promise<void> {
+    return this.writing.catch(() => {});
+  }
+
   async delete(): Promise<void> {
     this.holds.clear();
     await this.writing.catch(() => {});

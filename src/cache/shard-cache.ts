@@ -285,6 +285,9 @@ export class ShardCache {
     const deadline = Date.now() + o.admitTimeoutMs;
     for (let round = 0; ; round++) {
       const outcome = await this.admitLocked(`reserve ${ref.shard.path}`, async () => {
+        // This instance's releases flush its lease file asynchronously; eviction reads lease files,
+        // so wait for ours to be on disk, or an entry just released still looks leased.
+        await this.leases.settled();
         const entries = await scanEntries(this.layout);
         const { live } = await scanReservations(this.layout);
         const holds = await readLiveHolds(this.layout.leases);
