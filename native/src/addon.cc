@@ -76,13 +76,23 @@ void FinalizeView(napi_env, void*, void* hint) {
 }
 
 // The memcpys of copyRunsFromMap, run under the fault guard. `current` tells a fault's run.
+//
+// A file truncated after it was mapped faults on pages wholly past its new end, but the tail of
+// the page holding the new end reads as zeros. So after the copies one byte of the page right
+// after the furthest byte read is touched (probe): if it reads, the file still extends past every
+// run and the copies hold file bytes; if it faults, or there is no such page in the mapping (a
+// run reached the mapping's last page), the caller asks the file's size (one fstat).
 struct MapGather {
   uint8_t* dst;
   const uint8_t* src;
   const double* runs;  // [fileOffset, targetOffset, length] x count, checked already
   uint64_t count;
-  volatile uint64_t current;
-  uint64_t total;
+  uint64_t size;  // the mapping's length
+  uint64_t page;
+  volatile uint64_t current = 0;
+  volatile bool probing = false;
+  bool check_size = false;  // set when the probe could not run: ask fstat
+  uint64_t total = 0;
   uint64_t end = 0;  // one past the last file byte any run reads
 
   static void Run(void* ctx) {
@@ -97,6 +107,16 @@ struct MapGather {
       }
       g.total += len;
     }
+    if (g.end == 0) return;
+    uint64_t next = (g.end + g.page - 1) / g.page * g.page;
+    if (next >= g.size) {
+      g.check_size = true;
+      return;
+    }
+    g.probing = true;
+    volatile uint8_t probe = g.src[next];
+    (void)probe;
+    g.probing = false;
   }
 };
 
@@ -512,16 +532,18 @@ class Addon : public Napi::Addon<Addon> {
         copy.assign(r, r + 3 * count);
         r = copy.data();
       }
-      MapGather g{ptr, pin.ptr, r, count, 0, 0};
+      static const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+      MapGather g{ptr, pin.ptr, r, count, pin.size, page};
       GuardFault fault;
-      if (!RunGuarded(pin.ptr, pin.size, &MapGather::Run, &g, &fault)) {
+      bool ran = RunGuarded(pin.ptr, pin.size, &MapGather::Run, &g, &fault);
+      if (!ran && !g.probing) {
         const double* v = r + 3 * g.current;
         uint64_t at = fault.address - reinterpret_cast<uintptr_t>(pin.ptr);
         e = NativeError::Corrupt(static_cast<int64_t>(g.current), static_cast<int64_t>(at), SignalName(fault.signal),
                                  "file map " + std::to_string(map_id) + ": " + SignalName(fault.signal) + " reading byte " + std::to_string(at) + " (run " + std::to_string(g.current) + ", [" +
                                      std::to_string(static_cast<uint64_t>(v[0])) + ", +" + std::to_string(static_cast<uint64_t>(v[2])) + ")) of a " + std::to_string(pin.size) +
                                      "-byte mapping: the file was truncated after it was mapped, or its storage failed");
-      } else if (int64_t now = MapRegistry::Shrunk(pin, g.end); now >= 0) {
+      } else if (int64_t now = (!ran || g.check_size) ? MapRegistry::Shrunk(pin, g.end) : -1; now >= 0) {
         // Bytes past the new end in its last page read as zeros without a fault: the copy is void.
         e = NativeError::Corrupt(-1, now, nullptr,
                                  "file map " + std::to_string(map_id) + ": the file shrank to " + std::to_string(now) + " bytes after it was mapped (" + std::to_string(pin.size) +

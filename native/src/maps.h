@@ -7,8 +7,8 @@
 // Truncation: an access to a page of a mapped file past its current end (the file was truncated
 // after it was mapped) raises SIGBUS. Copies from a mapping run under the fault guard
 // (fault-guard.h), which turns that into an error, and each mapping keeps a descriptor of its
-// file so a copy can check afterwards that the file did not shrink under it: the tail of the
-// page holding the new end reads as zeros without a fault. See native/README.md.
+// file so a copy can check that the file did not shrink under it when its probe cannot tell:
+// the tail of the page holding the new end reads as zeros without a fault. See native/README.md.
 #pragma once
 #include <sys/types.h>
 

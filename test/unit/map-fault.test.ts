@@ -89,6 +89,18 @@ test('a copy that reads the zeros past the new end in its last page is refused t
   assert.equal(copyRunsFromMapIntoBuffer(mapId, runs([CUT - 100, 0, 100]), 1, buf), 100);
 });
 
+test('a file cut inside the mapping\'s last page is caught too (no page after the runs to probe)', (t) => {
+  const { file, mapId } = mappedThenTruncated(t);
+  writeFileSync(file, randomBytes(FILE_BYTES)); // back to full size, new bytes: no fault anywhere now
+  truncateSync(file, FILE_BYTES - 100);
+  const buf = new Uint8Array(4096);
+  assert.throws(() => copyRunsFromMapIntoBuffer(mapId, runs([FILE_BYTES - 1000, 0, 950]), 1, buf), shardCorrupt((e) => {
+    assert.equal(e.details.fileOffset, FILE_BYTES - 100);
+    assert.match(e.message, /shrank/);
+  }));
+  assert.equal(copyRunsFromMapIntoBuffer(mapId, runs([FILE_BYTES - 1000, 0, 900]), 1, buf), 900);
+});
+
 test('RunReads names the shard whose mapping faulted', (t) => {
   const { file, mapId } = mappedThenTruncated(t);
   const ref: ShardRef = { index: 7, name: 'shards/shard-00007.arrow', file, format: 'arrow', bytes: FILE_BYTES };
