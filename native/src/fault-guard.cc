@@ -13,15 +13,18 @@ namespace gpufeed {
 
 namespace {
 
-// One per thread; the handler runs on the faulting thread, so it reads only its own.
+// One per guarded call, on RunGuarded's stack; the faulting thread finds its own through a
+// thread-local pointer. initial-exec TLS: reading it in the handler is one load, with no lazy
+// allocation (which could take malloc's lock in a thread that crashed inside malloc).
 struct GuardState {
   sigjmp_buf env;
-  volatile sig_atomic_t armed = 0;
   uintptr_t lo = 0, hi = 0;
   volatile int signal = 0;
   volatile uintptr_t address = 0;
 };
-thread_local GuardState tls_guard;
+__attribute__((tls_model("initial-exec"))) thread_local GuardState* volatile tls_guard = nullptr;
+// Guarded calls in progress, all threads: while 0, the handler chains without touching TLS.
+std::atomic<int> g_armed{0};
 
 struct sigaction g_prev_bus;
 struct sigaction g_prev_segv;
@@ -50,15 +53,15 @@ void Chain(int sig, siginfo_t* si, void* uc) {
 }
 
 void Handler(int sig, siginfo_t* si, void* uc) {
-  GuardState& g = tls_guard;
-  // si_code > 0: raised by the kernel for this access, not sent by another process.
-  if (g.armed && si != nullptr && si->si_code > 0) {
+  // si_code > 0: raised by the kernel for this access, not sent with kill().
+  if (g_armed.load(std::memory_order_relaxed) > 0 && si != nullptr && si->si_code > 0) {
+    GuardState* g = tls_guard;
     uintptr_t a = reinterpret_cast<uintptr_t>(si->si_addr);
-    if (a >= g.lo && a < g.hi) {
-      g.armed = 0;
-      g.signal = sig;
-      g.address = a;
-      siglongjmp(g.env, 1);
+    if (g != nullptr && a >= g->lo && a < g->hi) {
+      tls_guard = nullptr;
+      g->signal = sig;
+      g->address = a;
+      siglongjmp(g->env, 1);
     }
   }
   Chain(sig, si, uc);
@@ -91,12 +94,13 @@ const std::string& InstallFaultGuard() {
 }
 
 bool RunGuarded(const void* lo, size_t bytes, void (*fn)(void*), void* ctx, GuardFault* fault) {
-  GuardState& g = tls_guard;  // touched here first, so the handler never allocates the TLS block
+  GuardState g;
   g.lo = reinterpret_cast<uintptr_t>(lo);
   g.hi = g.lo + bytes;
-  g.signal = 0;
+  g_armed.fetch_add(1, std::memory_order_relaxed);
   // savemask 0: no sigprocmask per call; the one signal left blocked after a jump is unblocked below.
   if (sigsetjmp(g.env, 0) != 0) {
+    g_armed.fetch_sub(1, std::memory_order_relaxed);
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, g.signal);
@@ -105,11 +109,12 @@ bool RunGuarded(const void* lo, size_t bytes, void (*fn)(void*), void* ctx, Guar
     fault->address = g.address;
     return false;
   }
-  g.armed = 1;
+  tls_guard = &g;
   std::atomic_signal_fence(std::memory_order_seq_cst);
   fn(ctx);
   std::atomic_signal_fence(std::memory_order_seq_cst);
-  g.armed = 0;
+  tls_guard = nullptr;
+  g_armed.fetch_sub(1, std::memory_order_relaxed);
   return true;
 }
 
