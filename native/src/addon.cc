@@ -15,6 +15,7 @@
 
 #include <napi.h>
 
+#include "fault-guard.h"
 #include "maps.h"
 #include "registry.h"
 
@@ -29,6 +30,9 @@ Napi::Value Throw(Napi::Env env, const NativeError& e) {
   if (e.slab != 0) err.Set("slabId", Napi::Number::New(env, e.slab));
   if (!e.syscall.empty()) err.Set("syscall", Napi::String::New(env, e.syscall));
   if (e.err != 0) err.Set("errno", Napi::Number::New(env, e.err));
+  if (e.run >= 0) err.Set("run", Napi::Number::New(env, static_cast<double>(e.run)));
+  if (e.file_offset >= 0) err.Set("fileOffset", Napi::Number::New(env, static_cast<double>(e.file_offset)));
+  if (e.signal != nullptr) err.Set("signal", Napi::String::New(env, e.signal));
   err.ThrowAsJavaScriptException();
   return env.Undefined();
 }
@@ -70,6 +74,51 @@ Napi::Object SnapshotObject(Napi::Env env, const SlabSnapshot& s) {
 void FinalizeView(napi_env, void*, void* hint) {
   Registry::Get().DropView(static_cast<uint64_t>(reinterpret_cast<uintptr_t>(hint)));
 }
+
+// The memcpys of copyRunsFromMap, run under the fault guard. `current` tells a fault's run.
+//
+// A file truncated after it was mapped faults on pages wholly past its new end, but the tail of
+// the page holding the new end reads as zeros. So after the copies one byte of the page right
+// after the furthest byte read is touched (probe): if it reads, the file still extends past every
+// run and the copies hold file bytes; if it faults, or there is no such page in the mapping (a
+// run reached the mapping's last page), the caller asks the file's size (one fstat).
+struct MapGather {
+  uint8_t* dst;
+  const uint8_t* src;
+  const double* runs;  // [fileOffset, targetOffset, length] x count, checked already
+  uint64_t count;
+  uint64_t size;  // the mapping's length
+  uint64_t page;
+  volatile uint64_t current = 0;
+  volatile bool probing = false;
+  bool check_size = false;  // set when the probe could not run: ask fstat
+  uint64_t total = 0;
+  uint64_t end = 0;  // one past the last file byte any run reads
+
+  static void Run(void* ctx) {
+    MapGather& g = *static_cast<MapGather*>(ctx);
+    for (uint64_t i = 0; i < g.count; i++) {
+      const double* v = g.runs + 3 * i;
+      uint64_t foff = static_cast<uint64_t>(v[0]), len = static_cast<uint64_t>(v[2]);
+      g.current = i;
+      if (len > 0) {
+        memcpy(g.dst + static_cast<uint64_t>(v[1]), g.src + foff, len);
+        if (foff + len > g.end) g.end = foff + len;
+      }
+      g.total += len;
+    }
+    if (g.end == 0) return;
+    uint64_t next = (g.end + g.page - 1) / g.page * g.page;
+    if (next >= g.size) {
+      g.check_size = true;
+      return;
+    }
+    g.probing = true;
+    volatile uint8_t probe = g.src[next];
+    (void)probe;
+    g.probing = false;
+  }
+};
 
 class Addon : public Napi::Addon<Addon> {
  public:
@@ -388,7 +437,7 @@ class Addon : public Napi::Addon<Addon> {
   }
 
   // mapFile(pathOrFd, flags) -> { mapId, size }: a read-only shared mapping of the whole file
-  // (flags: 1 MAP_POPULATE, 2 MADV_RANDOM, 4 MADV_WILLNEED). See maps.h for SIGBUS.
+  // (flags: 1 MAP_POPULATE, 2 MADV_RANDOM, 4 MADV_WILLNEED). See maps.h for truncation.
   Napi::Value MapFile(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     uint64_t fdnum = 0, flags = 0;
@@ -418,7 +467,9 @@ class Addon : public Napi::Addon<Addon> {
   // copyRunsFromMap(mapId, runs: Float64Array, count, target: slabId | Uint8Array) -> bytes copied.
   // Run i is runs[3i..3i+2] = [fileOffset, targetOffset, length]. Every run is checked against the
   // mapping and the target before the first byte is copied; a bad run is GPUFEED_INVALID_OPTION
-  // naming its index.
+  // naming its index. A fault reading the mapping (the file was truncated after it was mapped)
+  // or a file found shorter after the copy is GPUFEED_SHARD_CORRUPT with run / fileOffset /
+  // signal: the target then holds partial data, to be discarded.
   Napi::Value CopyRunsFromMap(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     unsigned map_id;
@@ -481,11 +532,24 @@ class Addon : public Napi::Addon<Addon> {
         copy.assign(r, r + 3 * count);
         r = copy.data();
       }
-      for (uint64_t i = 0; i < count; i++) {
-        const double* v = r + 3 * i;
-        uint64_t len = static_cast<uint64_t>(v[2]);
-        if (len > 0) memcpy(ptr + static_cast<uint64_t>(v[1]), pin.ptr + static_cast<uint64_t>(v[0]), len);
-        total += len;
+      static const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+      MapGather g{ptr, pin.ptr, r, count, pin.size, page};
+      GuardFault fault;
+      bool ran = RunGuarded(pin.ptr, pin.size, &MapGather::Run, &g, &fault);
+      if (!ran && !g.probing) {
+        const double* v = r + 3 * g.current;
+        uint64_t at = fault.address - reinterpret_cast<uintptr_t>(pin.ptr);
+        e = NativeError::Corrupt(static_cast<int64_t>(g.current), static_cast<int64_t>(at), SignalName(fault.signal),
+                                 "file map " + std::to_string(map_id) + ": " + SignalName(fault.signal) + " reading byte " + std::to_string(at) + " (run " + std::to_string(g.current) + ", [" +
+                                     std::to_string(static_cast<uint64_t>(v[0])) + ", +" + std::to_string(static_cast<uint64_t>(v[2])) + ")) of a " + std::to_string(pin.size) +
+                                     "-byte mapping: the file was truncated after it was mapped, or its storage failed");
+      } else if (int64_t now = (!ran || g.check_size) ? MapRegistry::Shrunk(pin, g.end) : -1; now >= 0) {
+        // Bytes past the new end in its last page read as zeros without a fault: the copy is void.
+        e = NativeError::Corrupt(-1, now, nullptr,
+                                 "file map " + std::to_string(map_id) + ": the file shrank to " + std::to_string(now) + " bytes after it was mapped (" + std::to_string(pin.size) +
+                                     " bytes); the runs read up to byte " + std::to_string(g.end));
+      } else {
+        total = g.total;
       }
     }
     if (to_slab) reg.Unref(id);

@@ -1,5 +1,7 @@
 #include "maps.h"
 
+#include "fault-guard.h"
+
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -21,6 +23,9 @@ MapRegistry& MapRegistry::Get() {
 }
 
 NativeError MapRegistry::Map(int fd, const std::string& path, unsigned flags, unsigned* id, uint64_t* size) {
+  // Every copy from a mapping runs under the guard: no mapping without it.
+  const std::string& guard = InstallFaultGuard();
+  if (!guard.empty()) return NativeError::Sys(0, "sigaction", 0, "cannot install the SIGBUS guard for file maps: " + guard);
   bool own = fd < 0;
   std::string what = own ? path : "fd " + std::to_string(fd);
   if (own) {
@@ -72,6 +77,14 @@ NativeError MapRegistry::Map(int fd, const std::string& path, unsigned flags, un
     if (flags & kMapAdviseRandom) madvise(ptr, bytes, MADV_RANDOM);
     if (flags & kMapAdviseWillNeed) madvise(ptr, bytes, MADV_WILLNEED);
   }
+  // The mapping's own descriptor, for the size check after a copy (Shrunk).
+  int keep = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (keep < 0) {
+    int err = errno;
+    if (own) close(fd);
+    if (ptr) munmap(ptr, bytes);
+    return NativeError::Sys(0, "fcntl", err, "dup of " + what + ": " + strerror(err));
+  }
   if (own) close(fd);
   uint8_t* extra = nullptr;  // another thread mapped the same file meanwhile: keep one mapping
   {
@@ -81,12 +94,14 @@ NativeError MapRegistry::Map(int fd, const std::string& path, unsigned flags, un
       extra = ptr;
       it->second.handles++;
     } else {
-      mappings_.emplace(key, Mapping{ptr, bytes, 1, 0});
+      mappings_.emplace(key, Mapping{ptr, bytes, keep, 1, 0});
+      keep = -1;
     }
     *id = next_id_++;
     handles_.emplace(*id, key);
   }
   if (extra) munmap(extra, bytes);
+  if (keep >= 0) close(keep);
   *size = bytes;
   return NativeError();
 }
@@ -94,6 +109,7 @@ NativeError MapRegistry::Map(int fd, const std::string& path, unsigned flags, un
 NativeError MapRegistry::Release(unsigned id) {
   uint8_t* ptr = nullptr;
   uint64_t size = 0;
+  int fd = -1;
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto h = handles_.find(id);
@@ -102,9 +118,10 @@ NativeError MapRegistry::Release(unsigned id) {
     handles_.erase(h);
     auto it = mappings_.find(key);
     if (it != mappings_.end()) it->second.handles--;
-    if (!TakeIfDead(key, &ptr, &size)) return NativeError();
+    if (!TakeIfDead(key, &ptr, &size, &fd)) return NativeError();
   }
   if (ptr) munmap(ptr, size);
+  if (fd >= 0) close(fd);
   return NativeError();
 }
 
@@ -117,28 +134,41 @@ NativeError MapRegistry::Acquire(unsigned id, Pin* out) {
   out->key = h->second;
   out->ptr = m.ptr;
   out->size = m.size;
+  out->fd = m.fd;
   return NativeError();
 }
 
 void MapRegistry::Unref(const Pin& pin) {
   uint8_t* ptr = nullptr;
   uint64_t size = 0;
+  int fd = -1;
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = mappings_.find(pin.key);
     if (it == mappings_.end() || it->second.ops == 0) return;
     it->second.ops--;
-    if (!TakeIfDead(pin.key, &ptr, &size)) return;
+    if (!TakeIfDead(pin.key, &ptr, &size, &fd)) return;
   }
   if (ptr) munmap(ptr, size);
+  if (fd >= 0) close(fd);
 }
 
-bool MapRegistry::TakeIfDead(const Key& key, uint8_t** ptr, uint64_t* size) {
+int64_t MapRegistry::Shrunk(const Pin& pin, uint64_t end) {
+  struct stat st;
+  // The descriptor lives as long as the pin: fstat cannot fail short of a kernel bug, and a
+  // failure is treated as no news (the guard still catches faults).
+  if (pin.fd < 0 || fstat(pin.fd, &st) != 0) return -1;
+  uint64_t now = static_cast<uint64_t>(st.st_size);
+  return now < end ? static_cast<int64_t>(now) : -1;
+}
+
+bool MapRegistry::TakeIfDead(const Key& key, uint8_t** ptr, uint64_t* size, int* fd) {
   auto it = mappings_.find(key);
   if (it == mappings_.end()) return false;
   if (it->second.handles != 0 || it->second.ops != 0) return false;
   *ptr = it->second.ptr;
   *size = it->second.size;
+  *fd = it->second.fd;
   mappings_.erase(it);
   return true;
 }

@@ -124,7 +124,7 @@ async function readShardSizes(dataset: string, flags: StorageFlags): Promise<Sha
   const store = await openStore(dataset, storageOptionsFrom(flags).store);
   try {
     const manifest = await loadManifest(store);
-    return manifest.shards.map((s) => ({ rows: s.rows, bytes: s.bytes }));
+    return manifest.shards.map((s) => ({ rows: s.rows, bytes: s.bytes, hash: s.hash }));
   } finally {
     await store.close();
   }

@@ -2,10 +2,10 @@
 // mapping" read path. A shuffled batch's rows are one memcpy each, from the page cache's pages
 // straight into a (pinned) slab, with no system call per row.
 //
-// A mapped file must not be truncated while mapped: touching a page past the new end raises
-// SIGBUS and kills the process (native/README.md). gpufeed maps only immutable shard files whose
-// size matched the manifest when they were opened; the pread path stays selectable
-// (GPUFEED_READ=pread, or the loader's `read` option).
+// A file truncated while mapped does not kill the process: the addon's copies run under a SIGBUS
+// guard and check the file's size afterwards, so a copy that met the new end (a fault, or the
+// zeros past it in its last page) fails with GPUFEED_SHARD_CORRUPT (details: run, fileOffset,
+// signal) and the target's bytes are void. The caller names the shard (native/README.md).
 import { invalidOption } from '../errors.js';
 import { fromNative, loadNative } from './native.js';
 
@@ -99,7 +99,8 @@ export function unmapFile(mapId: number): void {
  * Copies run i (`runs[3i .. 3i+2]` = fileOffset, slabOffset, length) from the mapped file into
  * slab `slabId`: one memcpy per run, one native call for all. Every run is checked against the
  * mapping and the slab before anything is copied (a bad run is GPUFEED_INVALID_OPTION naming its
- * index). Returns the bytes copied (the sum of the lengths). Synchronous: for worker threads.
+ * index). Returns the bytes copied (the sum of the lengths). A file that shrank under its mapping
+ * is GPUFEED_SHARD_CORRUPT (the slab's bytes are then void). Synchronous: for worker threads.
  */
 export function copyRunsFromMap(mapId: number, runs: Float64Array, count: number, slabId: number): number {
   checkMapId('mapId', mapId);

@@ -39,7 +39,10 @@ export interface NativeBinding {
   /** flags: 1 MAP_POPULATE, 2 MADV_RANDOM, 4 MADV_WILLNEED. */
   mapFile(pathOrFd: string | number, flags: number): { mapId: number; size: number };
   unmapFile(mapId: number): void;
-  /** runs: [fileOffset, targetOffset, length] x count; target: a slab id or a buffer. */
+  /**
+   * runs: [fileOffset, targetOffset, length] x count; target: a slab id or a buffer. Throws code
+   * GPUFEED_SHARD_CORRUPT (with run, fileOffset, signal) when the file shrank under the mapping.
+   */
   copyRunsFromMap(mapId: number, runs: Float64Array, count: number, target: number | Uint8Array): number;
   mapStatus(): { handles: number; mappings: number; bytes: number };
 }
@@ -75,6 +78,14 @@ export function fromNative(err: unknown, option?: string): GpufeedError {
   if (typeof e.slabId === 'number') details.slabId = e.slabId;
   if (typeof e.syscall === 'string') details.syscall = e.syscall;
   if (typeof e.errno === 'number') details.errno = e.errno;
+  // A failed read from a file map (the file shrank under it): the caller names the shard.
+  if (e.code === ErrorCodes.SHARD_CORRUPT) {
+    const f = err as { run?: unknown; fileOffset?: unknown; signal?: unknown };
+    if (typeof f.run === 'number') details.run = f.run;
+    if (typeof f.fileOffset === 'number') details.fileOffset = f.fileOffset;
+    if (typeof f.signal === 'string') details.signal = f.signal;
+    return new GpufeedError(ErrorCodes.SHARD_CORRUPT, message, details, { cause: err });
+  }
   if (e.code === ErrorCodes.INVALID_OPTION) {
     if (option) details.option = option;
     return new GpufeedError(ErrorCodes.INVALID_OPTION, option ? `option ${option}: ${message}` : message, details, { cause: err });

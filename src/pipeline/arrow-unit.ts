@@ -244,11 +244,21 @@ export class RunReads {
         g[n * MAP_RUN_FIELDS + 2] = r[at + 3]!;
         n += 1;
       }
-      if (typeof target === 'number') copyRunsFromMap(mapId, g, n, target);
-      else copyRunsFromMapIntoBuffer(mapId, g, n, target);
+      try {
+        if (typeof target === 'number') copyRunsFromMap(mapId, g, n, target);
+        else copyRunsFromMapIntoBuffer(mapId, g, n, target);
+      } catch (err) {
+        throw mappedReadError(err, this.refs[first]!);
+      }
       doneMap = mapId;
     }
   }
+}
+
+/** A map's runs all read one shard: a copy that met the file's new end names it. */
+function mappedReadError(err: unknown, ref: ShardRef): unknown {
+  if (!(err instanceof GpufeedError) || err.code !== ErrorCodes.SHARD_CORRUPT) return err;
+  return new GpufeedError(ErrorCodes.SHARD_CORRUPT, `shard ${ref.name}: ${err.message.replace(/^file map \d+: /, '')}`, { ...err.details, shard: ref.name, path: ref.file }, { cause: err });
 }
 
 function unpackBits(bits: Uint8Array, bitStart: number, count: number, out: Uint8Array, outStart: number): void {

@@ -104,7 +104,7 @@ export class Loader implements AsyncIterable<Batch> {
   #hintedAt = -Infinity;
   readonly #pool: Piscina;
   readonly #locator: SampleLocator;
-  readonly #shardSizes: { rows: number; bytes: number }[];
+  readonly #shardSizes: { rows: number; bytes: number; hash: string }[];
   /** Plans of the main thread, for the prefetch hints of remote datasets only. */
   readonly #plans = new Map<number, RankEpochPlan>();
   readonly #stats = new LoaderStats();
@@ -153,7 +153,7 @@ export class Loader implements AsyncIterable<Batch> {
     if (options.pad !== undefined) partial.pad = options.pad;
     if (options.epochs !== undefined) partial.epochs = options.epochs;
     this.order = resolveOrderOptions(partial, this.world);
-    this.#shardSizes = manifest.shards.map((s) => ({ rows: s.rows, bytes: s.bytes }));
+    this.#shardSizes = manifest.shards.map((s) => ({ rows: s.rows, bytes: s.bytes, hash: s.hash }));
     this.#locator = new SampleLocator(manifest);
 
     this.workers = options.workers === undefined ? usableCpus() : checkPositiveInt('workers', options.workers, 1024);

@@ -1,12 +1,18 @@
 // Global sample ids: shard order in the manifest, then row order. This maps ids to shards and back
-// with a binary search over cumulative row counts, and fingerprints the row layout so a resume
-// state can tell whether it is used with the dataset it was taken on.
+// with a binary search over cumulative row counts, and fingerprints the shards (row counts and
+// content hashes) so a resume state can tell whether it is used with the dataset it was taken on.
+import { createHash } from 'node:crypto';
 import { ErrorCodes, GpufeedError, invalidOption } from '../errors.js';
 
 /** What the plan needs of a manifest shard, in manifest order. */
 export interface ShardSize {
   rows: number;
   bytes: number;
+  /**
+   * The manifest's content hash (`sha256:<hex>`), for the resume fingerprint. Pass it whenever
+   * states are taken or checked: without it two datasets with the same row counts look the same.
+   */
+  hash?: string;
 }
 
 export interface SampleLocation {
@@ -87,19 +93,22 @@ export function locateSample(shards: readonly ShardSize[], id: number): SampleLo
   return samplesToShards(shards).locate(id);
 }
 
-/** FNV-1a over the shard row counts: changes when shards are added, removed, reordered or resized. */
+/**
+ * sha256 over the shards' row counts and content hashes, in manifest order: changes when shards
+ * are added, removed, reordered, resized or rewritten. (Version 1 resume states had an FNV-1a
+ * of the row counts only, `rows-fnv1a:`; state.ts refuses them.)
+ */
 export function datasetFingerprint(shards: readonly ShardSize[]): string {
-  let h = 0x811c9dc5;
-  const feed = (word: number): void => {
-    for (let b = 0; b < 4; b++) {
-      h ^= (word >>> (8 * b)) & 0xff;
-      h = Math.imul(h, 0x01000193);
-    }
-  };
-  feed(shards.length);
-  for (const shard of shards) {
-    feed(shard.rows >>> 0);
-    feed(Math.floor(shard.rows / 4294967296) >>> 0);
+  // Cached per shards array like the locator: state() may run after every batch.
+  let f = fingerprints.get(shards);
+  if (f === undefined) {
+    const h = createHash('sha256');
+    h.update(`${shards.length}\n`);
+    for (const shard of shards) h.update(`${shard.rows} ${shard.hash ?? ''}\n`);
+    f = `shards-sha256:${h.digest('hex').slice(0, 32)}`;
+    fingerprints.set(shards, f);
   }
-  return `rows-fnv1a:${(h >>> 0).toString(16).padStart(8, '0')}`;
+  return f;
 }
+
+const fingerprints = new WeakMap<readonly ShardSize[], string>();

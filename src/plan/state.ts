@@ -9,7 +9,8 @@ import { datasetFingerprint, type ShardSize, samplesToShards } from './samples.j
 import type { World } from './world.js';
 
 export const RESUME_FORMAT = 'gpufeed-resume';
-export const RESUME_VERSION = 1;
+/** 2: the dataset fingerprint covers content hashes (1: row counts only; refused, see checkShape). */
+export const RESUME_VERSION = 2;
 
 export interface ResumeState {
   format: typeof RESUME_FORMAT;
@@ -28,6 +29,7 @@ export interface ResumeState {
   shuffleWindow: number;
   dropLast: boolean;
   pad: boolean;
+  /** fingerprint: datasetFingerprint, over row counts and content hashes (`shards-sha256:`). */
   dataset: { shards: number; rows: number; fingerprint: string };
 }
 
@@ -64,9 +66,9 @@ export function resumeState(
 
 /**
  * Where this rank continues: planRankEpoch(..., epoch).batchIds(step) is its next batch. A state
- * taken at the end of an epoch points at step 0 of the next; an epoch >= options.epochs means the
- * run is complete. Throws GPUFEED_RESUME_MISMATCH naming the first field that cannot continue
- * exactly (details.field).
+ * taken at the end of an epoch points at step 0 of the next. A point at or past options.epochs
+ * (nothing left to load) is refused like every state that cannot continue exactly: throws
+ * GPUFEED_RESUME_MISMATCH naming the first such field (details.field), with the valid range.
  */
 export function resumePoint(
   state: ResumeState,
@@ -80,7 +82,7 @@ export function resumePoint(
   if (state.dataset.shards !== now.dataset.shards || state.dataset.rows !== now.dataset.rows || state.dataset.fingerprint !== now.dataset.fingerprint) {
     throw mismatch(
       'dataset',
-      `the state was taken on another dataset (${state.dataset.shards} shards, ${state.dataset.rows} rows, ${state.dataset.fingerprint}; now ${now.dataset.shards} shards, ${now.dataset.rows} rows, ${now.dataset.fingerprint})`,
+      `the state was taken on another dataset: its shards' row counts or content hashes differ (${state.dataset.shards} shards, ${state.dataset.rows} rows, ${state.dataset.fingerprint}; now ${now.dataset.shards} shards, ${now.dataset.rows} rows, ${now.dataset.fingerprint})`,
       state.dataset, now.dataset,
     );
   }
@@ -106,21 +108,40 @@ export function resumePoint(
   if (state.shuffle === 'window' && state.shuffleWindow !== now.shuffleWindow) {
     throw mismatch('shuffleWindow', `the state has ${state.shuffleWindow}, now ${now.shuffleWindow}`, state.shuffleWindow, now.shuffleWindow);
   }
-  if (state.stepsPerEpoch !== now.stepsPerEpoch || state.stepsDone > now.stepsPerEpoch) {
+  if (state.stepsPerEpoch !== now.stepsPerEpoch) {
     throw mismatch('stepsPerEpoch', `the state has ${state.stepsPerEpoch} steps per epoch, now ${now.stepsPerEpoch}`, state.stepsPerEpoch, now.stepsPerEpoch);
   }
-  if (state.stepsDone === now.stepsPerEpoch) return { epoch: state.epoch + 1, step: 0 };
-  return { epoch: state.epoch, step: state.stepsDone };
+  const point = state.stepsDone === now.stepsPerEpoch ? { epoch: state.epoch + 1, step: 0 } : { epoch: state.epoch, step: state.stepsDone };
+  // A point past the run's last epoch would load nothing and look like success. (An empty
+  // dataset has no steps to resume at: it loads nothing anyway.)
+  if (opts.epochs !== Infinity && now.stepsPerEpoch > 0 && point.epoch >= opts.epochs) {
+    throw mismatch(
+      'epoch',
+      `the state resumes at epoch ${point.epoch} step ${point.step} (epoch ${state.epoch}, stepsDone ${state.stepsDone} of ${state.stepsPerEpoch}), ` +
+        `past the last epoch of this run: epochs ${opts.epochs} runs epochs 0 to ${opts.epochs - 1}; pass a larger epochs (--epochs) to continue`,
+      state.epoch, opts.epochs,
+    );
+  }
+  return point;
 }
 
 function checkShape(state: unknown): asserts state is ResumeState {
   const s = state as Partial<Record<keyof ResumeState, unknown>> | null;
   if (!s || typeof s !== 'object') throw mismatch('state', 'is not an object');
   if (s.format !== RESUME_FORMAT) throw mismatch('format', `must be ${JSON.stringify(RESUME_FORMAT)}, got ${JSON.stringify(s.format)}`);
+  if (s.version === 1) {
+    // Its fingerprint covers row counts only: it cannot tell this dataset from another with the
+    // same row counts, and resuming on the wrong one would deliver wrong samples silently.
+    throw mismatch('version', 'the state is version 1, whose dataset fingerprint covers row counts only (rows-fnv1a), so it cannot show that this is the dataset it was taken on; ' +
+      `version ${RESUME_VERSION} states also cover the shards' content hashes. Take a new state with this gpufeed (loader.state(), --state-out), or start the epoch again`);
+  }
   if (s.version !== RESUME_VERSION) throw mismatch('version', `must be ${RESUME_VERSION}, got ${JSON.stringify(s.version)}`);
   for (const field of ['epoch', 'stepsDone', 'stepsPerEpoch', 'globalBatchSize', 'partitions', 'seed', 'shuffleWindow'] as const) {
     const v = s[field];
     if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw mismatch(field, `must be a non-negative integer, got ${JSON.stringify(v)}`);
+  }
+  if ((s.stepsDone as number) > (s.stepsPerEpoch as number)) {
+    throw mismatch('stepsDone', `must be an integer from 0 to stepsPerEpoch (${s.stepsPerEpoch as number}), got ${s.stepsDone as number}`, s.stepsDone, s.stepsPerEpoch);
   }
   if (!SHUFFLE_ALGOS.includes(s.shuffle as ShuffleAlgo)) throw mismatch('shuffle', `unknown algorithm ${JSON.stringify(s.shuffle)}`);
   if (typeof s.dropLast !== 'boolean') throw mismatch('dropLast', `must be a boolean, got ${JSON.stringify(s.dropLast)}`);

@@ -6,7 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import { pathToFileURL } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import { ErrorCodes, GpufeedError } from '../errors.js';
-import { checkRelativeKey } from '../dataset/paths.js';
+import { checkRelativeKey, checkResolvesInside } from '../dataset/paths.js';
 import type { ByteRange, ObjectInfo, ReadOptions, Store } from './store.js';
 
 export class LocalStore implements Store {
@@ -18,8 +18,14 @@ export class LocalStore implements Store {
     this.uri = pathToFileURL(this.root).href;
   }
 
+  /**
+   * The file of `key`, checked to resolve (symlinks followed) inside the dataset folder: once per
+   * shard open, lease or request, never per read (a worker reads through the descriptor it opened).
+   */
   localPath(key: string): string {
-    return join(this.root, checkRelativeKey(key, this.uri));
+    const path = join(this.root, checkRelativeKey(key, this.uri));
+    checkResolvesInside(this.root, path, key, this.uri);
+    return path;
   }
 
   async head(key: string): Promise<ObjectInfo | undefined> {

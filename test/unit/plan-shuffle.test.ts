@@ -25,11 +25,16 @@ describe('samplesToShards', () => {
     assert.throws(() => locator.shardOf(-1));
   });
 
-  it('fingerprints row counts and their order', () => {
+  it('fingerprints row counts, content hashes and their order', () => {
     const f = datasetFingerprint(shards);
     assert.equal(datasetFingerprint(shards.map((s) => ({ ...s, bytes: 99 }))), f);
     assert.notEqual(datasetFingerprint([...shards].reverse()), f);
     assert.notEqual(datasetFingerprint([...shards, { rows: 0, bytes: 0 }]), f);
+    // Content hashes count too: same row counts, another file.
+    const hashed = shards.map((s, i) => ({ ...s, hash: `sha256:${String(i).repeat(64).slice(0, 64)}` }));
+    const other = hashed.map((s, i) => (i === 2 ? { ...s, hash: `sha256:${'f'.repeat(64)}` } : s));
+    assert.notEqual(datasetFingerprint(hashed), f);
+    assert.notEqual(datasetFingerprint(other), datasetFingerprint(hashed));
   });
 });
 

@@ -164,7 +164,8 @@ describe('planRankEpoch properties over random manifests', () => {
       );
       const worldSize2 = pick(r, candidates.length ? candidates : [c.worldSize]);
       if (worldSize2 !== c.worldSize) elastic++;
-      const options2 = resolveOrderOptions({ ...c.options, batchSize: g / worldSize2, partitions }, world(0, worldSize2));
+      // Endless epochs: a state at the end of the last epoch would be refused (resume-state.test.ts).
+      const options2 = resolveOrderOptions({ ...c.options, batchSize: g / worldSize2, partitions, epochs: Infinity }, world(0, worldSize2));
 
       const before = full.flatMap((rankBatches) => rankBatches.slice(0, stepsDone).flat());
       const after: number[] = [];
@@ -325,7 +326,7 @@ describe('resume state', () => {
     mismatch(() => resumePoint(s, resized, w, base), 'dataset');
     const swapped = [shards[1]!, shards[0]!, ...shards.slice(2)];
     mismatch(() => resumePoint(s, swapped, w, base), 'dataset');
-    mismatch(() => resumePoint({ ...s, version: 2 } as unknown as ResumeState, shards, w, base), 'version');
+    mismatch(() => resumePoint({ ...s, version: 3 } as unknown as ResumeState, shards, w, base), 'version');
     mismatch(() => resumePoint({ ...s, stepsDone: -1 }, shards, w, base), 'stepsDone');
     mismatch(() => resumePoint(null as unknown as ResumeState, shards, w, base), 'state');
   });
@@ -337,8 +338,9 @@ describe('resume state', () => {
     assert.deepEqual(resumePoint(s, shards, w, { ...base, epochs: Infinity }), { epoch: 1, step: 3 });
   });
 
-  it('points past a finished epoch to the next one', () => {
-    const steps = planRankEpoch(shards, w, base, 4).steps;
-    assert.deepEqual(resumePoint(resumeState(shards, w, base, 4, steps), shards, w, base), { epoch: 5, step: 0 });
+  it('points past a finished epoch to the next one, and refuses a point past the last epoch', () => {
+    const steps = planRankEpoch(shards, w, base, 3).steps;
+    assert.deepEqual(resumePoint(resumeState(shards, w, base, 3, steps), shards, w, base), { epoch: 4, step: 0 });
+    mismatch(() => resumePoint(resumeState(shards, w, base, 4, steps), shards, w, base), 'epoch');
   });
 });
