@@ -120,7 +120,9 @@ class Loader(_torch.DatasetBase):
     shuffle ('none' | 'window' | 'naive'), shuffle_window, partitions, drop_last, pad_last (the
     CLI's ``--pad``: fill the last step with repeated samples), epochs, rank,
     world_size (default: the launcher's RANK/WORLD_SIZE, torchrun's or Slurm's), workers (decode
-    threads), slots (batches decoded ahead plus those you hold; default 2 x workers + 2), pin, and for
+    threads), slots (batches decoded ahead plus those you hold; default 2 x workers + 2), pin,
+    verify_pieces (default True: each record batch / column chunk is checked against its manifest
+    checksum as it is read; the CLI's ``--no-verify-pieces`` when False), and for
     remote datasets cache_dir, cache_bytes, min_free_bytes (bytes or '200GiB') and s3_endpoint.
 
     Client options: ``pad=True`` turns variable-length columns into padded ``[rows, max_len]``
@@ -159,6 +161,7 @@ class Loader(_torch.DatasetBase):
         workers: Optional[int] = None,
         slots: Optional[int] = None,
         pin: bool = True,
+        verify_pieces: bool = True,
         cache_dir: Optional[str] = None,
         cache_bytes: Optional[Any] = None,
         min_free_bytes: Optional[Any] = None,
@@ -212,6 +215,10 @@ class Loader(_torch.DatasetBase):
         num("slots", "--slots", slots)
         if not pin:
             flags.append("--no-pin")
+        if not isinstance(verify_pieces, bool):
+            raise GpufeedError(INVALID_OPTION, f"option verify_pieces: must be True or False, got {verify_pieces!r}", {"option": "verify_pieces"})
+        if not verify_pieces:
+            flags.append("--no-verify-pieces")
         # Storage: sizes as an int of bytes or a string with units ("200GiB"); checked by the server.
         for name, flag, v in (("cache_dir", "--cache-dir", cache_dir), ("s3_endpoint", "--s3-endpoint", s3_endpoint),
                               ("cache_bytes", "--cache-bytes", cache_bytes), ("min_free_bytes", "--min-free-bytes", min_free_bytes)):

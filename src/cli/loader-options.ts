@@ -22,6 +22,7 @@ export interface LoaderFlags extends StorageFlags {
   workers?: string;
   slots?: string;
   pin?: boolean;
+  verifyPieces?: boolean;
   resume?: string;
 }
 
@@ -41,6 +42,7 @@ export function addLoaderOptions(cmd: Command, defaults: { batchSize?: number } 
     .option('--workers <n>', 'decode threads (default: usable CPUs)')
     .option('--slots <n>', 'batch slots in the ring (default: 2 x workers + 2)')
     .option('--no-pin', 'do not page-lock batch memory')
+    .option('--no-verify-pieces', 'do not check each record batch / column chunk against its manifest checksum as it is read')
     .option('--resume <file>', 'resume from a state file written by --state-out or loader.state()');
 }
 
@@ -86,6 +88,7 @@ export function loaderOptionsFromFlags(f: LoaderFlags): LoaderOptions {
   set('workers', int('--workers', f.workers, 1));
   set('slots', int('--slots', f.slots, 1));
   if (f.pin === false) o.pin = false;
+  if (f.verifyPieces === false) o.verifyPieces = false;
   if (f.resume !== undefined) o.resume = readResumeFile(f.resume);
   return o;
 }

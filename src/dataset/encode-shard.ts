@@ -1,8 +1,8 @@
 // One shard, from columnar rows to finished bytes: encode (Arrow or Parquet), lay out, hash.
 // Runs inside the prep worker pool (workers/prep-shard.ts) or on the main thread.
-import { encodeArrowShard } from './formats/arrow.js';
+import { encodeArrowShard, withArrowPieceChecksums } from './formats/arrow.js';
 import { maxRowBytesOf, type ShardColumns } from './formats/column-data.js';
-import { encodeParquetShard } from './formats/parquet.js';
+import { encodeParquetShard, withParquetPieceChecksums } from './formats/parquet.js';
 import { hashBytes } from './hash.js';
 import type { ArrowLayout, ColumnSpec, ParquetLayout, ShardFormat } from './types.js';
 
@@ -29,7 +29,8 @@ export function encodeShard(job: ShardJob): EncodedShardResult {
   const { bytes, layout } = job.format === 'arrow'
     ? encodeArrowShard(job.schema, job.shard, { targetBatchBytes: job.targetBatchBytes, maxBatchRows: job.maxBatchRows })
     : encodeParquetShard(job.schema, job.shard, { compression: job.compression, targetRowGroupBytes: job.targetBatchBytes });
-  const result: EncodedShardResult = { bytes, rows: job.shard.rows, layout, hash: hashBytes(bytes) };
+  const checked = layout.kind === 'arrow' ? withArrowPieceChecksums(layout, bytes) : withParquetPieceChecksums(layout, bytes);
+  const result: EncodedShardResult = { bytes, rows: job.shard.rows, layout: checked, hash: hashBytes(bytes) };
   const maxRowBytes = maxRowBytesOf(job.schema, job.shard);
   if (maxRowBytes) result.maxRowBytes = maxRowBytes;
   return result;

@@ -6,7 +6,9 @@ import { checkRelativeKey } from './paths.js';
 import {
   MANIFEST_FILE, MANIFEST_FORMAT, MANIFEST_VERSION,
   type ArrowLayout, type ColumnKind, type ColumnSpec, type DType, type ManifestV1, type ParquetLayout, type ShardEntry,
+  type ArrowBatchLayout, type ParquetChunkLayout, type ParquetRowGroupLayout,
 } from './types.js';
+import { PIECE_HASH } from './piece-checksum.js';
 
 export { columnByName, selectColumns } from './columns.js';
 
@@ -130,20 +132,23 @@ function validateShard(v: Validator, raw: unknown, at: string, varCols: Set<stri
         metadataLength: v.count(o.metadataLength, `${bAt}.metadataLength`),
         bodyLength: v.count(o.bodyLength, `${bAt}.bodyLength`),
         rows: v.count(o.rows, `${bAt}.rows`),
-      };
+      } as ArrowBatchLayout;
       if (batch.offset + batch.metadataLength + batch.bodyLength > bytes) v.fail(bAt, `ends past the shard's ${bytes} bytes`);
+      if (o.crc32 !== undefined) batch.crc32 = v.checksum(o.crc32, `${bAt}.crc32`);
       return batch;
     });
     const sum = batches.reduce((a, b) => a + b.rows, 0);
     if (sum !== rows) v.fail(`${shAt}.layout.batches`, `hold ${sum} rows but the shard has ${rows}`);
     layout = { kind: 'arrow', batches };
+    pieceChecksums(v, layoutObj, layout, `${shAt}.layout`, batches.some((b) => b.crc32 !== undefined));
   } else {
     if (layoutObj.kind !== 'parquet') v.fail(`${shAt}.layout.kind`, `must be "parquet" for a parquet shard, got ${JSON.stringify(layoutObj.kind)}`);
     const rowGroups = v.array(layoutObj.rowGroups, `${shAt}.layout.rowGroups`).map((g, i) => {
       const gAt = `${shAt}.layout.rowGroups[${i}]`;
       const o = v.object(g, gAt);
-      const group = { rows: v.count(o.rows, `${gAt}.rows`), offset: v.count(o.offset, `${gAt}.offset`), bytes: v.count(o.bytes, `${gAt}.bytes`) };
+      const group: ParquetRowGroupLayout = { rows: v.count(o.rows, `${gAt}.rows`), offset: v.count(o.offset, `${gAt}.offset`), bytes: v.count(o.bytes, `${gAt}.bytes`) };
       if (group.offset + group.bytes > bytes) v.fail(gAt, `ends past the shard's ${bytes} bytes`);
+      if (o.chunks !== undefined) group.chunks = v.array(o.chunks, `${gAt}.chunks`).map((c, k) => validateChunk(v, c, `${gAt}.chunks[${k}]`, group));
       return group;
     });
     const sum = rowGroups.reduce((a, g) => a + g.rows, 0);
@@ -152,6 +157,7 @@ function validateShard(v: Validator, raw: unknown, at: string, varCols: Set<stri
     const footerLength = v.count(layoutObj.footerLength, `${shAt}.layout.footerLength`);
     if (footerOffset + footerLength !== bytes) v.fail(`${shAt}.layout`, `footer [${footerOffset}, ${footerOffset + footerLength}) must end at the shard's size ${bytes}`);
     layout = { kind: 'parquet', rowGroups, footerOffset, footerLength };
+    pieceChecksums(v, layoutObj, layout, `${shAt}.layout`, rowGroups.some((g) => g.chunks !== undefined));
   }
   const entry: ShardEntry = { path, format, rows, bytes, hash, layout };
   if (s.maxRowBytes !== undefined) {
@@ -164,6 +170,30 @@ function validateShard(v: Validator, raw: unknown, at: string, varCols: Set<stri
     entry.maxRowBytes = out;
   }
   return entry;
+}
+
+function validateChunk(v: Validator, raw: unknown, at: string, group: ParquetRowGroupLayout): ParquetChunkLayout {
+  const o = v.object(raw, at);
+  const chunk: ParquetChunkLayout = {
+    column: v.string(o.column, `${at}.column`),
+    offset: v.count(o.offset, `${at}.offset`),
+    bytes: v.count(o.bytes, `${at}.bytes`),
+    crc32: v.checksum(o.crc32, `${at}.crc32`),
+  };
+  if (chunk.offset < group.offset || chunk.offset + chunk.bytes > group.offset + group.bytes) {
+    v.fail(at, `[${chunk.offset}, ${chunk.offset + chunk.bytes}) lies outside its row group [${group.offset}, ${group.offset + group.bytes})`);
+  }
+  return chunk;
+}
+
+/** The layout's pieceHash and footerCrc32: the algorithm must be named when any piece has a checksum. */
+function pieceChecksums(v: Validator, raw: Record<string, unknown>, layout: ArrowLayout | ParquetLayout, at: string, anyPiece: boolean): void {
+  if (raw.pieceHash !== undefined) {
+    if (raw.pieceHash !== PIECE_HASH) v.fail(`${at}.pieceHash`, `must be ${JSON.stringify(PIECE_HASH)}, got ${JSON.stringify(raw.pieceHash)}`);
+    layout.pieceHash = PIECE_HASH;
+  }
+  if (raw.footerCrc32 !== undefined) layout.footerCrc32 = v.checksum(raw.footerCrc32, `${at}.footerCrc32`);
+  if ((anyPiece || layout.footerCrc32 !== undefined) && layout.pieceHash === undefined) v.fail(`${at}.pieceHash`, 'is missing but the layout has piece checksums');
 }
 
 const DTYPE_SET: Record<DType, true> = {
@@ -193,6 +223,13 @@ class Validator {
   string(x: unknown, field: string): string {
     if (x === undefined) this.fail(field, 'is missing');
     if (typeof x !== 'string') this.fail(field, `must be a string, got ${describe(x)}`);
+    return x;
+  }
+
+  /** A 32-bit unsigned checksum. */
+  checksum(x: unknown, field: string): number {
+    if (x === undefined) this.fail(field, 'is missing');
+    if (typeof x !== 'number' || !Number.isInteger(x) || x < 0 || x > 0xffffffff) this.fail(field, `must be an integer from 0 to 4294967295, got ${describe(x)}`);
     return x;
   }
 

@@ -40,11 +40,20 @@ export interface ArrowBatchLayout {
   /** Body length in bytes. */
   bodyLength: number;
   rows: number;
+  /** Piece checksum (layout.pieceHash) of the batch's bytes, metadata + body. Absent in older manifests. */
+  crc32?: number;
 }
+
+/** Algorithm of the per-piece checksums of a layout: zlib's CRC-32 (`zlib.crc32`). */
+export type PieceHash = 'crc32';
 
 export interface ArrowLayout {
   kind: 'arrow';
   batches: ArrowBatchLayout[];
+  /** Set when the layout carries piece checksums (batches[].crc32, footerCrc32). */
+  pieceHash?: PieceHash;
+  /** Checksum of the file's footer: flatbuffer + int32 length + "ARROW1" (the last footer length + 10 bytes). */
+  footerCrc32?: number;
 }
 
 export interface ParquetRowGroupLayout {
@@ -53,6 +62,17 @@ export interface ParquetRowGroupLayout {
   offset: number;
   /** Bytes spanned by this row group's column chunks (compressed). */
   bytes: number;
+  /** Per column chunk, in the footer's order, its range and checksum. Absent in older manifests. */
+  chunks?: ParquetChunkLayout[];
+}
+
+/** One column chunk of a row group (all its pages, dictionary page included). */
+export interface ParquetChunkLayout {
+  /** Top-level column the chunk belongs to (first element of its schema path). */
+  column: string;
+  offset: number;
+  bytes: number;
+  crc32: number;
 }
 
 export interface ParquetLayout {
@@ -61,6 +81,10 @@ export interface ParquetLayout {
   /** Offset and length of the footer (metadata + 8-byte tail), for ranged reads. */
   footerOffset: number;
   footerLength: number;
+  /** Set when the layout carries piece checksums (rowGroups[].chunks, footerCrc32). */
+  pieceHash?: PieceHash;
+  /** Checksum of the footer range [footerOffset, footerOffset + footerLength). */
+  footerCrc32?: number;
 }
 
 export interface ShardEntry {

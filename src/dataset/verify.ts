@@ -1,11 +1,14 @@
-// `gpufeed verify`: every shard in the manifest exists, has the recorded size, and hashes to the
-// recorded sha256. Problems are collected (one per shard), not thrown, so one run reports them all.
+// `gpufeed verify`: every shard in the manifest exists, has the recorded size, hashes to the
+// recorded sha256, and agrees with the manifest's schema, row count, layout and piece checksums
+// (shard-truth.ts: the file is the truth). Problems are collected (one per shard), not thrown, so
+// one run reports them all.
 import { ErrorCodes, GpufeedError, type ErrorCode } from '../errors.js';
 import { openStore, type StoreOptions } from '../storage/index.js';
 import type { Store } from '../storage/store.js';
 import { hashObject } from './hash.js';
 import { loadManifest } from './manifest.js';
-import type { ManifestV1, ShardEntry } from './types.js';
+import { checkShardAgainstFile, readShardFacts } from './shard-truth.js';
+import type { ColumnSpec, ManifestV1, ShardEntry } from './types.js';
 
 export interface ShardProblem {
   shard: string;
@@ -47,7 +50,7 @@ export async function verifyShards(store: Store, manifest: ManifestV1, options: 
     while (next < manifest.shards.length) {
       const i = next++;
       const shard = manifest.shards[i]!;
-      const problem = await verifyShard(store, shard);
+      const problem = await verifyShard(store, shard, manifest.schema);
       problems[i] = problem;
       options.onShard?.(shard, problem);
     }
@@ -57,7 +60,8 @@ export async function verifyShards(store: Store, manifest: ManifestV1, options: 
   return { uri: store.uri, shards: manifest.shards.length, rows: manifest.rows, bytes: manifest.bytes, ok: found.length === 0, problems: found };
 }
 
-export async function verifyShard(store: Store, shard: ShardEntry): Promise<ShardProblem | undefined> {
+/** `schema`: the manifest's, compared with the file's own (omit to check size and hash only). */
+export async function verifyShard(store: Store, shard: ShardEntry, schema?: readonly ColumnSpec[]): Promise<ShardProblem | undefined> {
   const problem = (code: ErrorCode, message: string): ShardProblem => ({ shard: shard.path, code, message: `shard ${shard.path}: ${message}` });
   const info = await store.head(shard.path);
   if (!info) return problem(ErrorCodes.SHARD_MISSING, 'is missing');
@@ -72,5 +76,15 @@ export async function verifyShard(store: Store, shard: ShardEntry): Promise<Shar
     throw err;
   }
   if (hash !== shard.hash) return problem(ErrorCodes.HASH_MISMATCH, `content hash ${hash} differs from the manifest's ${shard.hash}`);
+  if (!schema) return undefined;
+  try {
+    const read = (offset: number, length: number) => store.get(shard.path, { offset, length });
+    const facts = await readShardFacts(read, shard.bytes, shard.format, shard.path, true);
+    checkShardAgainstFile(shard, schema, facts, { footerChecksum: true, pieceChecksums: true });
+  } catch (err) {
+    if (!(err instanceof GpufeedError) || err.code === ErrorCodes.INTERNAL) throw err;
+    // Already "shard <path>: ..." when it comes from the comparison.
+    return { shard: shard.path, code: err.code, message: err.message.startsWith(`shard ${shard.path}`) ? err.message : `shard ${shard.path}: ${err.message}` };
+  }
   return undefined;
 }

@@ -80,6 +80,8 @@ export interface DecodeLoopTask {
   port: import('node:worker_threads').MessagePort;
   /** How Arrow shards are read: gather copies from a file mapping, or pread. */
   read: import('../memory/index.js').ReadMode;
+  /** Check each piece's checksum as it is first read (the loader's verifyPieces). Default true. */
+  verifyPieces?: boolean;
   /** Decoded Parquet chunks shared by the loader's workers (row-group-cache.ts); absent: per-worker decoding only. */
   rowGroupCache?: import('./row-group-cache.js').RowGroupCacheBuffers;
 }

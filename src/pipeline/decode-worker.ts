@@ -15,10 +15,21 @@ import { ControlBlock, STAT_BATCHES, STAT_BYTES, STAT_DECODE_NS, STAT_READ_NS, S
 import { planRankEpoch, type RankEpochPlan } from '../plan/index.js';
 import { SampleLocator } from './sample-locator.js';
 import { buildRuns } from './row-runs.js';
+import { checkOpenedShard, fileIdentity, PieceVerifier, shardDecodeError } from './piece-check.js';
+import type { ManifestV1 } from '../dataset/types.js';
 
 type Handle = { kind: 'arrow'; h: ArrowShardHandle } | { kind: 'parquet'; h: ParquetShardHandle };
 /** `users`: tasks holding the handle. A task plans reads by fd and issues them later, so a file in use is never closed (its fd could be reused by another open). */
-type OpenShard = { handle: Handle; users: number };
+type OpenShard = { handle: Handle; users: number; identity: string };
+
+/** What a task checks its shards against: the manifest, and whether piece checksums are verified. */
+interface ShardChecks {
+  manifest: ManifestV1;
+  verifyPieces: boolean;
+}
+
+// This worker's verified pieces, across its tasks and its shards' reopenings.
+const pieces = new PieceVerifier();
 
 // Open shard files, most recently used last. Bounded so a long shuffled epoch never runs out of
 // fds, and small because a mapped shard's touched pages count in RSS until it is unmapped: a
@@ -55,19 +66,36 @@ function openHandle(ref: ShardRef, read: ReadMode): Handle {
   }
 }
 
+/**
+ * Opens a shard and checks the manifest against the file before any of its rows is read; a shard
+ * that fails is closed again and the error names it.
+ */
+async function openChecked(ref: ShardRef, read: ReadMode, checks: ShardChecks): Promise<OpenShard> {
+  const handle = openHandle(ref, read);
+  try {
+    const entry = checks.manifest.shards[ref.index];
+    if (!entry) throw new GpufeedError(ErrorCodes.INTERNAL, `no manifest entry for shard ${ref.index}`);
+    await checkOpenedShard(handle.h.fd, ref, entry, checks.manifest.schema, checks.verifyPieces);
+    return { handle, users: 0, identity: fileIdentity(handle.h.fd) };
+  } catch (err) {
+    closeHandle(handle);
+    throw shardDecodeError(err, ref, 'the footer');
+  }
+}
+
 /** Opens (or reuses) a shard for a task; the task gives it back with releaseHandles. */
-function handleFor(ref: ShardRef, held: OpenShard[], read: ReadMode): Handle {
+async function handleFor(ref: ShardRef, held: OpenShard[], read: ReadMode, checks: ShardChecks): Promise<OpenShard> {
   const key = `${ref.file}\0${ref.bytes}\0${read}`;
   let o = open.get(key);
   if (o) open.delete(key);
-  else o = { handle: openHandle(ref, read), users: 0 };
+  else o = await openChecked(ref, read, checks);
   open.set(key, o);
   if (!held.includes(o)) {
     o.users += 1;
     held.push(o);
   }
   trimOpen();
-  return o.handle;
+  return o;
 }
 
 function releaseHandles(held: OpenShard[]): void {
@@ -81,7 +109,7 @@ const arrowReads = new ArrowTaskReads();
 const run: RowRun = { shard: 0, unit: 0, row: 0, count: 0, slotRow: 0 };
 
 /** Reads and decodes `rows` rows (runs) from `shards` into slab `slabId`. */
-async function fillSlot(slabId: number, layout: BatchLayout, rows: number, shards: readonly ShardRef[], runs: Float64Array, read: ReadMode, shared?: SharedDecoded): Promise<DecodeStats> {
+async function fillSlot(slabId: number, layout: BatchLayout, rows: number, shards: readonly ShardRef[], runs: Float64Array, read: ReadMode, checks: ShardChecks, shared?: SharedDecoded): Promise<DecodeStats> {
   const held: OpenShard[] = [];
   try {
     const t0 = performance.now();
@@ -101,22 +129,44 @@ async function fillSlot(slabId: number, layout: BatchLayout, rows: number, shard
     arrowReads.clear();
     // Each shard's handle once per batch; runs of one shard mostly follow each other.
     let lastShard = -1;
-    let handle: Handle | undefined;
+    let shard: OpenShard | undefined;
+    let ref: ShardRef | undefined;
+    const columnNames = layout.columns.map((c) => c.name);
     for (let i = 0; i < n; i++) {
       readRun(runs, i, run);
-      if (run.shard !== lastShard || !handle) {
-        const ref = shards.find((s) => s.index === run.shard);
+      if (run.shard !== lastShard || !shard) {
+        ref = shards.find((s) => s.index === run.shard);
         if (!ref) throw new GpufeedError(ErrorCodes.INTERNAL, `run names shard ${run.shard}, which the batch does not carry`);
-        handle = handleFor(ref, held, read);
+        shard = await handleFor(ref, held, read, checks);
         lastShard = run.shard;
       }
-      // Arrow runs are only planned here and read together below, a few native calls per batch.
-      if (handle.kind === 'arrow') for (const t of targets) arrowReads.plan(handle.h, run, t);
-      else await copyParquetRun(handle.h, run, targets, ops, shared);
+      const handle = shard.handle;
+      const entry = checks.manifest.shards[ref!.index]!;
+      // Each piece's checksum before any of its rows is planned or decoded.
+      if (handle.kind === 'arrow') {
+        if (checks.verifyPieces) pieces.arrowBatch(handle.h.fd, shard.identity, ref!, entry, run.unit);
+        // Arrow runs are only planned here and read together below, a few native calls per batch.
+        try {
+          for (const t of targets) arrowReads.plan(handle.h, run, t);
+        } catch (err) {
+          throw shardDecodeError(err, ref!, `record batch ${run.unit}`);
+        }
+      } else {
+        if (checks.verifyPieces) pieces.parquetChunks(handle.h.fd, shard.identity, ref!, entry, handle.h.metadata, run.unit, columnNames);
+        try {
+          await copyParquetRun(handle.h, run, targets, ops, shared);
+        } catch (err) {
+          throw shardDecodeError(err, ref!, `row group ${run.unit} (columns ${columnNames.join(', ')})`);
+        }
+      }
     }
     if (!arrowReads.empty) {
       const r0 = performance.now();
-      arrowReads.execute(slabId, ops);
+      try {
+        arrowReads.execute(slabId, ops);
+      } catch (err) {
+        throw shardDecodeError(err, shards[0]!, `a record batch (of shards ${shards.map((s) => s.name).join(', ')})`);
+      }
       readMs += performance.now() - r0;
     }
     // Variable-length columns: an empty batch still has a valid offsets[0].
@@ -196,6 +246,7 @@ export async function runDecodeLoop(task: DecodeLoopTask): Promise<DecodeLoopRes
   const stats = control.statsOf(task.worker);
   const remote = paths ? undefined : new RemoteLeases(port, control);
   const shared: SharedDecoded | undefined = task.rowGroupCache ? { cache: new RowGroupCache(task.rowGroupCache), stopped: () => control.stopped } : undefined;
+  const checks: ShardChecks = { manifest, verifyPieces: task.verifyPieces ?? true };
   const plans = new Map<number, RankEpochPlan>();
   const planOf = (epoch: number): RankEpochPlan => {
     let p = plans.get(epoch);
@@ -235,7 +286,7 @@ export async function runDecodeLoop(task: DecodeLoopTask): Promise<DecodeLoopRes
           return { index, name: entry.path, file: files[i]!, format: entry.format, bytes: entry.bytes };
         });
         const t1 = performance.now();
-        const s = await fillSlot(task.slabIds[slot]!, layout, ids.length, refs, runs, read, shared);
+        const s = await fillSlot(task.slabIds[slot]!, layout, ids.length, refs, runs, read, checks, shared);
         rows = ids.length;
         stats[STAT_BATCHES]! += 1;
         stats[STAT_ROWS]! += s.rows;

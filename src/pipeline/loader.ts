@@ -63,6 +63,12 @@ export interface LoaderOptions extends StoreOptions, ShardSourceOptions {
    * (one memcpy each), 'pread' reads them with pread. Default: GPUFEED_READ, else mmap on Linux.
    */
   read?: ReadMode;
+  /**
+   * Check every piece (Arrow record batch, Parquet column chunk, footer) against the manifest's
+   * checksum before its rows reach a batch: GPUFEED_HASH_MISMATCH names the shard and piece.
+   * Default true; the manifest-against-file checks at open run either way.
+   */
+  verifyPieces?: boolean;
 }
 
 /**
@@ -100,6 +106,7 @@ export class Loader implements AsyncIterable<Batch> {
   readonly #leases: LeaseTable;
   readonly #layoutJson: string;
   readonly #read: ReadMode;
+  readonly #verifyPieces: boolean;
   /** Flat step from which the shard source was last hinted. */
   #hintedAt = -Infinity;
   readonly #pool: Piscina;
@@ -163,6 +170,8 @@ export class Loader implements AsyncIterable<Batch> {
     this.#layoutJson = JSON.stringify(this.layout);
     if (options.read !== undefined && options.read !== 'mmap' && options.read !== 'pread') throw invalidOption('read', `must be mmap or pread, got ${String(options.read)}`);
     this.#read = options.read ?? defaultReadMode();
+    if (options.verifyPieces !== undefined && typeof options.verifyPieces !== 'boolean') throw invalidOption('verifyPieces', `must be true or false, got ${String(options.verifyPieces)}`);
+    this.#verifyPieces = options.verifyPieces ?? true;
 
     this.#stepsPerEpoch = layoutFor(this.#shardSizes, this.world, this.order).steps;
     const start = options.resume ? resumePoint(options.resume, this.#shardSizes, this.world, this.order) : { epoch: 0, step: 0 };
@@ -242,7 +251,7 @@ export class Loader implements AsyncIterable<Batch> {
       const task: DecodeLoopTask = {
         worker: w, control: this.#control.buffers, slabIds, layoutJson: this.#layoutJson, manifest: this.manifest,
         world: this.world, order: this.order, stepsPerEpoch: this.#stepsPerEpoch, startStep: this.#startStep, endSeq: this.#endSeq,
-        port: port2, read: this.#read,
+        port: port2, read: this.#read, verifyPieces: this.#verifyPieces,
       };
       if (paths) task.paths = paths;
       if (this.rowGroupCache) task.rowGroupCache = this.rowGroupCache;

@@ -10,6 +10,7 @@ import { valuesPerRow } from '../columns.js';
 import type { ArrowBatchLayout, ArrowLayout, ColumnSpec } from '../types.js';
 import { packBits } from './bits.js';
 import { columnBytes, sliceColumn, type ColumnData, type ShardColumns } from './column-data.js';
+import { PIECE_HASH, pieceChecksum, type LayoutReadOptions } from '../piece-checksum.js';
 import type { RangeReader } from './range-reader.js';
 import { arrowElementType, arrowSchemaFor, arrowTypeFor, columnsFromArrowSchema } from './schema-map.js';
 
@@ -52,6 +53,13 @@ export function encodeArrowShard(schema: readonly ColumnSpec[], shard: ShardColu
   const footer = arrowLayoutFromFooter(bytes, bytes.length);
   const layoutBatches = footer.blocks.map((b) => ({ ...b, rows: arrowMessageRows(bytes.subarray(b.offset, b.offset + b.metadataLength)) }));
   return { bytes, layout: { kind: 'arrow', batches: layoutBatches } };
+}
+
+/** `layout` with the checksum of every batch and of the footer of `bytes`, the whole file. */
+export function withArrowPieceChecksums(layout: ArrowLayout, bytes: Uint8Array): ArrowLayout {
+  const { footerOffset } = arrowFooterRange(bytes, bytes.length);
+  const batches = layout.batches.map((b) => ({ ...b, crc32: pieceChecksum(bytes.subarray(b.offset, b.offset + b.metadataLength + b.bodyLength)) }));
+  return { ...layout, batches, pieceHash: PIECE_HASH, footerCrc32: pieceChecksum(bytes.subarray(footerOffset)) };
 }
 
 function batchesOrEmpty(batches: RecordBatch[], schema: Schema): RecordBatch[] {
@@ -187,13 +195,17 @@ export interface ArrowFileLayout {
   schema: Schema;
   /** The schema as gpufeed columns (strict mapping; throws GPUFEED_UNSUPPORTED_TYPE). */
   columns: ColumnSpec[];
+  /** Checksum of the footer as read (layout.footerCrc32 too when piece checksums were asked for). */
+  footerCrc32: number;
 }
 
 /**
- * A whole layout through ranged reads: the tail, the footer, then each batch's metadata. The
- * footer is usually inside the first 64 KiB read, so small files take 1 + batches reads.
+ * A whole layout through ranged reads: the tail, the footer, then each batch's metadata (with
+ * `pieceChecksums`, the default and what `gpufeed index` records: each whole batch, to checksum
+ * it). The footer is usually inside the first 64 KiB read, so small files take 1 + batches reads.
  */
-export async function readArrowLayout(read: RangeReader, fileSize: number, where = 'arrow file'): Promise<ArrowFileLayout> {
+export async function readArrowLayout(read: RangeReader, fileSize: number, where = 'arrow file', opts: LayoutReadOptions = {}): Promise<ArrowFileLayout> {
+  const withChecksums = opts.pieceChecksums ?? true;
   const first = Math.min(fileSize, 64 << 10);
   let tail = await read(fileSize - first, first);
   const { footerLength } = arrowFooterRange(tail, fileSize, where);
@@ -201,9 +213,15 @@ export async function readArrowLayout(read: RangeReader, fileSize: number, where
   const info = arrowLayoutFromFooter(tail, fileSize, where);
   const batches: ArrowBatchLayout[] = [];
   for (const b of info.blocks) {
-    const meta = await read(b.offset, b.metadataLength);
-    batches.push({ ...b, rows: arrowMessageRows(meta, where) });
+    if (withChecksums) {
+      const piece = await read(b.offset, b.metadataLength + b.bodyLength);
+      batches.push({ ...b, rows: arrowMessageRows(piece.subarray(0, b.metadataLength), where), crc32: pieceChecksum(piece) });
+    } else {
+      batches.push({ ...b, rows: arrowMessageRows(await read(b.offset, b.metadataLength), where) });
+    }
   }
   const rows = batches.reduce((a, b) => a + b.rows, 0);
-  return { layout: { kind: 'arrow', batches }, rows, schema: info.schema, columns: columnsFromArrowSchema(info.schema, { where }) };
+  const footerCrc32 = pieceChecksum(tail.subarray(tail.length - footerLength));
+  const layout: ArrowLayout = withChecksums ? { kind: 'arrow', batches, pieceHash: PIECE_HASH, footerCrc32 } : { kind: 'arrow', batches };
+  return { layout, rows, schema: info.schema, columns: columnsFromArrowSchema(info.schema, { where }), footerCrc32 };
 }

@@ -10,6 +10,7 @@ import { valuesPerRow } from '../columns.js';
 import type { ColumnSpec, ParquetLayout } from '../types.js';
 import { columnBytes, type ColumnData, type ShardColumns } from './column-data.js';
 import { parquetCodec } from './compression.js';
+import { PIECE_HASH, pieceChecksum, type LayoutReadOptions } from '../piece-checksum.js';
 import type { RangeReader } from './range-reader.js';
 import { columnsFromParquetSchema, parquetSchemaFor, SCHEMA_METADATA_KEY } from './schema-map.js';
 
@@ -110,6 +111,17 @@ export function encodeParquetShard(schema: readonly ColumnSpec[], shard: ShardCo
   const bytes = writer.getBytes();
   const { layout } = parquetLayoutFromFooter(bytes, bytes.length);
   return { bytes, layout };
+}
+
+/** `layout` with the checksum of every column chunk and of the footer of `bytes`, the whole file. */
+export function withParquetPieceChecksums(layout: ParquetLayout, bytes: Uint8Array): ParquetLayout {
+  const { metadata } = parquetLayoutFromFooter(bytes, bytes.length);
+  const ranges = parquetChunkRanges(metadata);
+  const rowGroups = layout.rowGroups.map((g, i) => ({
+    ...g,
+    chunks: (ranges[i] ?? []).map((c) => ({ ...c, crc32: pieceChecksum(bytes.subarray(c.offset, c.offset + c.bytes)) })),
+  }));
+  return { ...layout, rowGroups, pieceHash: PIECE_HASH, footerCrc32: pieceChecksum(bytes.subarray(layout.footerOffset, layout.footerOffset + layout.footerLength)) };
 }
 
 /**
@@ -227,16 +239,13 @@ export function parquetLayoutFromFooter(tail: Uint8Array, fileSize: number, wher
   } catch (err) {
     throw corrupt(where, `footer does not decode (${(err as Error).message})`);
   }
+  const chunks = parquetChunkRanges(metadata, where);
   const rowGroups = metadata.row_groups.map((rg, i) => {
     let start = Infinity;
     let end = 0;
-    for (const c of rg.columns) {
-      const m = c.meta_data;
-      if (!m) throw corrupt(where, `row group ${i} has a column chunk without metadata`);
-      const first = Number(m.dictionary_page_offset ?? m.data_page_offset);
-      const chunkStart = m.dictionary_page_offset !== undefined && Number(m.dictionary_page_offset) > 0 ? Math.min(first, Number(m.data_page_offset)) : Number(m.data_page_offset);
-      start = Math.min(start, chunkStart);
-      end = Math.max(end, chunkStart + Number(m.total_compressed_size));
+    for (const c of chunks[i]!) {
+      start = Math.min(start, c.offset);
+      end = Math.max(end, c.offset + c.bytes);
     }
     if (!Number.isFinite(start)) start = 4;
     if (end > footerOffset) throw corrupt(where, `row group ${i} runs past the footer`);
@@ -246,18 +255,58 @@ export function parquetLayoutFromFooter(tail: Uint8Array, fileSize: number, wher
   return { layout: { kind: 'parquet', rowGroups, footerOffset, footerLength }, rows, metadata };
 }
 
+/** One column chunk's byte range (dictionary page included) and its top-level column. */
+export interface ParquetChunkRange {
+  column: string;
+  offset: number;
+  bytes: number;
+}
+
+/** The byte range of every column chunk, per row group, in the footer's order. */
+export function parquetChunkRanges(metadata: FileMetaData, where = 'parquet file'): ParquetChunkRange[][] {
+  return metadata.row_groups.map((rg, i) => rg.columns.map((c) => {
+    const m = c.meta_data;
+    if (!m) throw corrupt(where, `row group ${i} has a column chunk without metadata`);
+    const dict = m.dictionary_page_offset !== undefined && Number(m.dictionary_page_offset) > 0 ? Number(m.dictionary_page_offset) : undefined;
+    const data = Number(m.data_page_offset);
+    const offset = dict === undefined ? data : Math.min(dict, data);
+    const bytes = Number(m.total_compressed_size);
+    if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(bytes) || bytes < 0) {
+      throw corrupt(where, `row group ${i}: column chunk ${m.path_in_schema.join('.')} has a bad range (offset ${offset}, ${bytes} bytes)`);
+    }
+    return { column: m.path_in_schema[0] ?? '', offset, bytes };
+  }));
+}
+
 export interface ParquetFileLayout extends ParquetFooterInfo {
   /** The schema as gpufeed columns (strict mapping; throws GPUFEED_UNSUPPORTED_TYPE). */
   columns: ColumnSpec[];
+  /** Checksum of the footer as read (layout.footerCrc32 too when piece checksums were asked for). */
+  footerCrc32: number;
 }
 
-/** A whole layout through at most two ranged reads (the tail, then the footer if it is larger). */
-export async function readParquetLayout(read: RangeReader, fileSize: number, where = 'parquet file'): Promise<ParquetFileLayout> {
+/**
+ * A whole layout through ranged reads: the tail, then the footer if it is larger; with
+ * `pieceChecksums` (the default, what `gpufeed index` records) also every column chunk, once, to
+ * checksum it.
+ */
+export async function readParquetLayout(read: RangeReader, fileSize: number, where = 'parquet file', opts: LayoutReadOptions = {}): Promise<ParquetFileLayout> {
   const first = Math.min(fileSize, 64 << 10);
   let tail = await read(fileSize - first, first);
   const { footerLength } = parquetFooterRange(tail, fileSize, where);
   if (footerLength > tail.length) tail = await read(fileSize - footerLength, footerLength);
   const info = parquetLayoutFromFooter(tail, fileSize, where);
   const columns = columnsFromParquetSchema(info.metadata.schema, info.metadata.key_value_metadata ?? [], { where });
-  return { ...info, columns };
+  const footerCrc32 = pieceChecksum(tail.subarray(tail.length - footerLength));
+  if (opts.pieceChecksums ?? true) {
+    const ranges = parquetChunkRanges(info.metadata, where);
+    for (let g = 0; g < info.layout.rowGroups.length; g++) {
+      const chunks = [];
+      for (const c of ranges[g]!) chunks.push({ ...c, crc32: pieceChecksum(await read(c.offset, c.bytes)) });
+      info.layout.rowGroups[g]!.chunks = chunks;
+    }
+    info.layout.pieceHash = PIECE_HASH;
+    info.layout.footerCrc32 = footerCrc32;
+  }
+  return { ...info, columns, footerCrc32 };
 }

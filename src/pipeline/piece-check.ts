@@ -1,0 +1,158 @@
+// A decode worker's checks of the shards it reads (DESIGN.md, "Trust"): when it opens a shard, the
+// manifest's claims against the file's own footer (shard-truth.ts) and the footer's checksum; as
+// it first reads a piece (an Arrow record batch, a Parquet column chunk), that piece's checksum,
+// before any row of it reaches a batch. A piece is hashed once per worker per file: the verified
+// set is keyed by the file's identity (device, inode, size, mtime), so a shuffled epoch that
+// revisits a batch, or a shard closed and reopened, costs no second hash.
+import { fstatSync, readSync } from 'node:fs';
+import type { FileMetaData } from 'hyparquet';
+import { ErrorCodes, GpufeedError } from '../errors.js';
+import { parquetChunkRanges, type ParquetChunkRange } from '../dataset/formats/parquet.js';
+import type { RangeReader } from '../dataset/formats/range-reader.js';
+import { formatChecksum, pieceChecksum } from '../dataset/piece-checksum.js';
+import { checkShardAgainstFile, readShardFacts } from '../dataset/shard-truth.js';
+import type { ColumnSpec, ShardEntry } from '../dataset/types.js';
+import type { ShardRef } from './decode-messages.js';
+
+/** Files whose verified pieces are remembered (a worker keeps a few shards open at once). */
+const MAX_FILES = 64;
+
+function shortRead(ref: ShardRef, position: number, length: number, got: number): GpufeedError {
+  return new GpufeedError(ErrorCodes.SHARD_CORRUPT, `shard ${ref.name}: file ends at ${position + got}, wanted ${length} bytes at ${position}`, { shard: ref.name, path: ref.file });
+}
+
+function readFully(fd: number, ref: ShardRef, out: Uint8Array, position: number): void {
+  let done = 0;
+  while (done < out.length) {
+    const n = readSync(fd, out, done, out.length - done, position + done);
+    if (n === 0) throw shortRead(ref, position, out.length, done);
+    done += n;
+  }
+}
+
+/** Ranged reads of an open shard file, for the footer readers. */
+export function fdRangeReader(fd: number, ref: ShardRef): RangeReader {
+  return async (offset, length) => {
+    const out = new Uint8Array(length);
+    readFully(fd, ref, out, offset);
+    return out;
+  };
+}
+
+/** Identity of the file behind `fd`: the same path rewritten is another file. */
+export function fileIdentity(fd: number): string {
+  const s = fstatSync(fd, { bigint: true });
+  return `${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}`;
+}
+
+/**
+ * At open: the manifest's schema, rows and layout against the file's footer and record batch
+ * metadata, and (verifyPieces) the footer checksum. Throws before any row is read.
+ */
+export async function checkOpenedShard(fd: number, ref: ShardRef, entry: ShardEntry, schema: readonly ColumnSpec[], verifyPieces: boolean): Promise<void> {
+  const facts = await readShardFacts(fdRangeReader(fd, ref), ref.bytes, entry.format, ref.name, false);
+  checkShardAgainstFile(entry, schema, facts, { footerChecksum: verifyPieces });
+}
+
+/**
+ * An error met while decoding a shard's piece: bad bytes (a decoder's own exception, or an
+ * "internal" one it raised on them) become GPUFEED_SHARD_CORRUPT naming the shard and the piece;
+ * gpufeed's other errors pass as they are.
+ */
+export function shardDecodeError(err: unknown, ref: ShardRef, piece: string): unknown {
+  if (err instanceof GpufeedError && err.code !== ErrorCodes.INTERNAL) return err;
+  const code = (err as { code?: unknown } | null)?.code;
+  if (!(err instanceof GpufeedError) && typeof code === 'string' && code.startsWith('GPUFEED_') && code !== ErrorCodes.INTERNAL) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new GpufeedError(ErrorCodes.SHARD_CORRUPT, `shard ${ref.name}: ${piece} does not decode (${message}); the file is damaged`, { shard: ref.name, path: ref.file, piece }, { cause: err });
+}
+
+/** One worker's piece checksum checks, with its set of verified pieces per file. */
+export class PieceVerifier {
+  readonly #verified = new Map<string, Set<string>>();
+  readonly #chunkRanges = new WeakMap<FileMetaData, ParquetChunkRange[][]>();
+  #scratch = new Uint8Array(1 << 20);
+  /** Pieces hashed so far (each at most once per file). */
+  hashed = 0;
+  /** Bytes hashed so far. */
+  hashedBytes = 0;
+
+  #setOf(identity: string): Set<string> {
+    let set = this.#verified.get(identity);
+    if (set) {
+      // Most recently used last, so the oldest file is dropped first.
+      this.#verified.delete(identity);
+    } else {
+      set = new Set();
+      if (this.#verified.size >= MAX_FILES) this.#verified.delete(this.#verified.keys().next().value!);
+    }
+    this.#verified.set(identity, set);
+    return set;
+  }
+
+  #hash(fd: number, ref: ShardRef, offset: number, length: number): number {
+    if (this.#scratch.length < length) this.#scratch = new Uint8Array(Math.max(length, this.#scratch.length * 2));
+    const buf = this.#scratch.subarray(0, length);
+    readFully(fd, ref, buf, offset);
+    this.hashed += 1;
+    this.hashedBytes += length;
+    return pieceChecksum(buf);
+  }
+
+  #mismatch(ref: ShardRef, piece: string, field: string, offset: number, length: number, got: number, want: number): GpufeedError {
+    return new GpufeedError(
+      ErrorCodes.HASH_MISMATCH,
+      `shard ${ref.name}: ${piece} (bytes [${offset}, ${offset + length})) checksums to ${formatChecksum(got)}, the manifest's ${field} is ${formatChecksum(want)}; the shard is damaged (gpufeed verify checks the whole file)`,
+      { shard: ref.name, path: ref.file, piece, field },
+    );
+  }
+
+  /** Record batch `unit` of an Arrow shard, metadata and body, before its rows are read. */
+  arrowBatch(fd: number, identity: string, ref: ShardRef, entry: ShardEntry, unit: number): void {
+    if (entry.layout.kind !== 'arrow') return;
+    const b = entry.layout.batches[unit];
+    if (!b || b.crc32 === undefined) return;
+    const set = this.#setOf(identity);
+    const key = `b${unit}`;
+    if (set.has(key)) return;
+    const length = b.metadataLength + b.bodyLength;
+    const got = this.#hash(fd, ref, b.offset, length);
+    if (got !== b.crc32) throw this.#mismatch(ref, `record batch ${unit}`, `layout.batches[${unit}].crc32`, b.offset, length, got, b.crc32);
+    set.add(key);
+  }
+
+  /**
+   * The column chunks of `columns` in row group `unit` of a Parquet shard, before they are
+   * decoded. Ranges come from the file's footer (what the decoder reads) and must match the
+   * manifest's.
+   */
+  parquetChunks(fd: number, identity: string, ref: ShardRef, entry: ShardEntry, metadata: FileMetaData, unit: number, columns: readonly string[]): void {
+    if (entry.layout.kind !== 'parquet') return;
+    const claimed = entry.layout.rowGroups[unit]?.chunks;
+    if (!claimed) return;
+    let ranges = this.#chunkRanges.get(metadata);
+    if (!ranges) {
+      ranges = parquetChunkRanges(metadata, ref.name);
+      this.#chunkRanges.set(metadata, ranges);
+    }
+    const fileChunks = ranges[unit];
+    if (!fileChunks) throw new GpufeedError(ErrorCodes.SHARD_CORRUPT, `shard ${ref.name}: the file has no row group ${unit}`, { shard: ref.name, path: ref.file });
+    if (fileChunks.length !== claimed.length) {
+      throw new GpufeedError(ErrorCodes.SHARD_CORRUPT, `shard ${ref.name}: the manifest disagrees with the file: layout.rowGroups[${unit}].chunks lists ${claimed.length} column chunks, the file's row group ${unit} has ${fileChunks.length}`, { shard: ref.name, field: `layout.rowGroups[${unit}].chunks` });
+    }
+    const set = this.#setOf(identity);
+    fileChunks.forEach((f, k) => {
+      if (!columns.includes(f.column)) return;
+      const key = `c${unit}:${k}`;
+      if (set.has(key)) return;
+      const c = claimed[k]!;
+      const field = `layout.rowGroups[${unit}].chunks[${k}]`;
+      if (c.column !== f.column || c.offset !== f.offset || c.bytes !== f.bytes) {
+        throw new GpufeedError(ErrorCodes.SHARD_CORRUPT, `shard ${ref.name}: the manifest disagrees with the file: ${field} says column ${JSON.stringify(c.column)} at [${c.offset}, +${c.bytes}), the file's footer has column ${JSON.stringify(f.column)} at [${f.offset}, +${f.bytes})`, { shard: ref.name, field, column: f.column });
+      }
+      const got = this.#hash(fd, ref, f.offset, f.bytes);
+      if (got !== c.crc32) throw this.#mismatch(ref, `row group ${unit} column ${f.column}`, `${field}.crc32`, f.offset, f.bytes, got, c.crc32);
+      set.add(key);
+    });
+  }
+}
