@@ -39,6 +39,8 @@ export const ErrorCodes = {
   STORAGE_UNAVAILABLE: 'GPUFEED_STORAGE_UNAVAILABLE',
   /** Storage: a request passed its deadline on every attempt. */
   STORAGE_TIMEOUT: 'GPUFEED_STORAGE_TIMEOUT',
+  /** A file-system operation on a named path failed (ENOSPC, EROFS, EACCES, ENOTDIR, ...); the errno is named. */
+  IO: 'GPUFEED_IO',
   /** Cache budget or disk floor too small for what must be held at once. */
   CACHE_BUDGET: 'GPUFEED_CACHE_BUDGET',
   /** The loader or bridge was closed, or the peer process went away. */
@@ -134,4 +136,49 @@ export function reviveError(err: unknown): unknown {
 
 export function invalidOption(option: string, message: string, details: ErrorDetails = {}): GpufeedError {
   return new GpufeedError(ErrorCodes.INVALID_OPTION, `option ${option}: ${message}`, { option, ...details });
+}
+
+const FS_CAUSES: Record<string, string> = {
+  ENOSPC: 'no space left on the device',
+  EDQUOT: 'disk quota exceeded',
+  EROFS: 'read-only file system',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  ENOTDIR: 'a component of the path is not a directory',
+  EISDIR: 'is a directory',
+  ENOENT: 'no such file or directory',
+  EEXIST: 'already exists',
+  EMFILE: 'too many open files',
+  ENAMETOOLONG: 'file name too long',
+  EIO: 'input/output error',
+};
+
+/** A Node.js system error from the file system (it has an errno code such as ENOSPC and a syscall). */
+export function isFsError(err: unknown): err is NodeJS.ErrnoException {
+  const e = err as { code?: unknown; syscall?: unknown } | null;
+  return !!e && typeof e === 'object' && typeof e.code === 'string' && /^E[A-Z0-9]+$/.test(e.code) && typeof e.syscall === 'string';
+}
+
+/**
+ * GPUFEED_IO for a failed file-system call: `${action} ${path}: cause (ERRNO)`. `path` is the file
+ * gpufeed was working on (the errno's own path, if it differs, goes into details).
+ */
+export function ioError(action: string, path: string, err: unknown): GpufeedError {
+  const e = err as NodeJS.ErrnoException;
+  const errno = typeof e?.code === 'string' ? e.code : 'unknown';
+  const cause = FS_CAUSES[errno] ?? (e?.message ?? String(err));
+  const details: ErrorDetails = { path, errno };
+  if (e?.syscall) details.syscall = e.syscall;
+  if (e?.path && e.path !== path) details.sysPath = e.path;
+  return new GpufeedError(ErrorCodes.IO, `${action} ${path}: ${cause} (${errno})`, details, { cause: err });
+}
+
+/** Runs a file-system step, turning a system error into GPUFEED_IO; GpufeedErrors pass unchanged. */
+export async function withIoErrors<T>(action: string, path: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (!(err instanceof GpufeedError) && isFsError(err)) throw ioError(action, path, err);
+    throw err;
+  }
 }

@@ -123,7 +123,10 @@ class Loader(_torch.DatasetBase):
     threads), slots (batches decoded ahead plus those you hold; default 2 x workers + 2), pin,
     verify_pieces (default True: each record batch / column chunk is checked against its manifest
     checksum as it is read; the CLI's ``--no-verify-pieces`` when False), and for
-    remote datasets cache_dir, cache_bytes, min_free_bytes (bytes or '200GiB') and s3_endpoint.
+    remote datasets cache_dir, cache_bytes, min_free_bytes (bytes or '200GiB') and s3_endpoint;
+    ``s3_timeout`` (seconds: the deadline of one storage request, all retries included; default 60)
+    and ``s3_first_byte_timeout`` (seconds: an attempt with no response by then is retried;
+    default 2.5, so an endpoint that never answers fails within about 15 s).
 
     Client options: ``pad=True`` turns variable-length columns into padded ``[rows, max_len]``
     copies with lengths (``pad_value`` fills list columns, zero bytes fill strings);
@@ -166,6 +169,8 @@ class Loader(_torch.DatasetBase):
         cache_bytes: Optional[Any] = None,
         min_free_bytes: Optional[Any] = None,
         s3_endpoint: Optional[str] = None,
+        s3_timeout: Optional[float] = None,
+        s3_first_byte_timeout: Optional[float] = None,
         pad: bool = False,
         pad_value: Any = 0,
         as_numpy: bool = False,
@@ -227,6 +232,13 @@ class Loader(_torch.DatasetBase):
             if isinstance(v, bool) or not isinstance(v, (str, int)) or (isinstance(v, str) and not v):
                 raise GpufeedError(INVALID_OPTION, f"option {name}: must be a string or an integer, got {v!r}", {"option": name})
             flags.extend([flag, str(v)])
+        # Storage deadlines in seconds, like timeout; the server takes milliseconds.
+        for name, flag, v in (("s3_timeout", "--s3-timeout", s3_timeout), ("s3_first_byte_timeout", "--s3-first-byte-timeout", s3_first_byte_timeout)):
+            if v is None:
+                continue
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.001 <= v < 1e9:
+                raise GpufeedError(INVALID_OPTION, f"option {name}: must be a number of seconds >= 0.001, got {v!r}", {"option": name})
+            flags.extend([flag, str(max(1, round(v * 1000)))])
         for name, v in (("timeout", timeout), ("start_timeout", start_timeout)):
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
                 raise GpufeedError(INVALID_OPTION, f"option {name}: must be a positive number of seconds, got {v!r}", {"option": name})

@@ -1,8 +1,10 @@
 // `gpufeed cache status|verify|clear`: inspect, re-hash and empty a cache dir. All three first
 // remove what dead processes left (temp files, locks, leases), and never touch an entry a live
 // process holds.
-import { mkdir, readdir, rm, unlink } from 'node:fs/promises';
+import { readdir, rm, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import { withIoErrors } from '../errors.js';
+import { makeDirs } from '../storage/make-dirs.js';
 import { withLock } from './file-lock.js';
 import { hashFromEntryName } from './entry-name.js';
 import { sha256File } from './hash-file.js';
@@ -33,7 +35,7 @@ export interface VerifyResult {
 
 async function prepare(dir: string): Promise<{ layout: CacheLayout; staleRemoved: number }> {
   const layout = cacheLayout(dir);
-  for (const d of [layout.shards, layout.tmp, layout.locks, layout.leases]) await mkdir(d, { recursive: true });
+  for (const d of [layout.shards, layout.tmp, layout.locks, layout.leases]) await withIoErrors('creating cache folder', d, () => makeDirs(d));
   return { layout, staleRemoved: await cleanStale(layout) };
 }
 

@@ -4,10 +4,11 @@
 // sees a partial shard. Budget accounting, eviction, and the lease bookkeeping that keeps readers'
 // files in place all run under one short cross-process lock (locks/admit.lock) and always from a
 // fresh scan of the directory, so they hold whatever other processes did or how they died.
-import { mkdir, open, readdir, rename, stat, statfs, unlink, utimes } from 'node:fs/promises';
+import { open, readdir, rename, stat, statfs, unlink, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LRUCache } from 'lru-cache';
-import { ErrorCodes, GpufeedError } from '../errors.js';
+import { ErrorCodes, GpufeedError, ioError, isFsError, withIoErrors } from '../errors.js';
+import { makeDirs } from '../storage/make-dirs.js';
 import type { ShardEntry } from '../dataset/types.js';
 import { sleep } from '../storage/backoff.js';
 import { cacheEntryName, sha256HexOf } from './entry-name.js';
@@ -73,10 +74,12 @@ export class ShardCache {
   init(): Promise<void> {
     this.ready ??= (async () => {
       for (const dir of [this.layout.root, this.layout.shards, this.layout.tmp, this.layout.locks, this.layout.leases]) {
-        await mkdir(dir, { recursive: true });
+        await withIoErrors('creating cache folder', dir, () => makeDirs(dir));
       }
       await cleanStale(this.layout);
     })();
+    // A failed init (read-only or full disk) is retried by the next acquire, not remembered.
+    this.ready.catch(() => { this.ready = undefined; });
     return this.ready;
   }
 
@@ -227,7 +230,11 @@ export class ShardCache {
         let renamed = false;
         try {
           this.emit('download-start', name, ref.shard.bytes, ref.shard.path);
-          await ref.fetch(tmp, signal);
+          await ref.fetch(tmp, signal).catch((err: unknown) => {
+            // The store's own errors pass; a file-system one here is the cache disk's (full, read-only).
+            if (!(err instanceof GpufeedError) && isFsError(err)) throw ioError(`downloading shard ${ref.shard.path} into`, tmp, err);
+            throw err;
+          });
           const st = await stat(tmp);
           this.stats.downloads++;
           this.stats.bytesDownloaded += st.size;
@@ -325,7 +332,7 @@ export class ShardCache {
           this.emit('evict', v.name, v.bytes);
         }
         const tmp = join(this.layout.tmp, tempFileName(name, ownerToken(), bytes));
-        await (await open(tmp, 'wx')).close();
+        await withIoErrors('creating cache temp file', tmp, async () => (await open(tmp, 'wx')).close());
         return { ok: true as const, tmp };
       }, signal);
       if (outcome.ok) return outcome.tmp;

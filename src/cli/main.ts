@@ -1,7 +1,7 @@
 // `gpufeed` entry point. Each subcommand lives in its own module exporting `register(program)`;
 // only the invoked one is imported, so `gpufeed inspect` does not pay for loading the AWS SDK.
 import { Command, CommanderError } from 'commander';
-import { GpufeedError } from '../errors.js';
+import { ErrorCodes, GpufeedError, ioError, isFsError } from '../errors.js';
 
 interface SubcommandModule {
   register(program: Command): void;
@@ -46,7 +46,9 @@ export async function main(argv: string[] = process.argv): Promise<number> {
     .description('Feed GPUs from sharded datasets (Parquet, Arrow IPC) on S3 or local disk.')
     .version(await packageVersion())
     .exitOverride()
-    .showHelpAfterError();
+    // Usage errors in gpufeed's own error format; the usage line says where to look next.
+    .configureOutput({ outputError: (text, write) => write(`gpufeed: error ${ErrorCodes.INVALID_OPTION}: ${text.replace(/^error: /, '')}`) })
+    .showHelpAfterError("(run 'gpufeed <command> --help' for usage)");
   // `gpufeed help prep` is `gpufeed prep --help`.
   const wanted = argv[2] === 'help' && argv[3] ? argv[3] : argv[2];
   try {
@@ -68,8 +70,13 @@ export function registerSummaries(program: Command): void {
 
 export function reportError(err: unknown): number {
   if (err instanceof CommanderError) {
-    return err.exitCode;
+    // --help and --version end with 0; every usage error (unknown option or command, missing
+    // argument, no command at all) is the caller's mistake: 2, like any other bad input.
+    return err.exitCode === 0 ? 0 : 2;
   }
+  // A file-system failure no layer named (a --state-out or --json file, say) is still the
+  // environment's, not a bug: GPUFEED_IO with the path and errno.
+  if (!(err instanceof GpufeedError) && isFsError(err)) err = ioError(err.syscall ?? 'accessing', err.path ?? '(unknown path)', err);
   if (err instanceof GpufeedError) {
     process.stderr.write(`gpufeed: error ${err.code}: ${err.message}\n`);
     if (process.env.GPUFEED_DEBUG && err.stack) process.stderr.write(`${err.stack}\n`);

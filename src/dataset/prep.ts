@@ -52,7 +52,13 @@ export async function prepDataset(inputs: string[], options: PrepOptions, onStat
     } finally {
       await encoder.close();
     }
-    await writeManifest(store, manifest);
+    try {
+      await writeManifest(store, manifest);
+    } catch (err) {
+      // No manifest, no dataset: the old one (if any) is still whole; this run's shards go.
+      await Promise.allSettled(written.map((k) => removeObject(store, k)));
+      throw err;
+    }
     const keep = new Set(manifest.shards.map((s) => s.path));
     for (const key of plan.oldKeys) if (!keep.has(key)) await removeObject(store, key).catch(() => false);
     onStats?.({ rows: manifest.rows, shards: manifest.shards.length, bytes: manifest.bytes, seconds: (Date.now() - started) / 1000 });

@@ -1,11 +1,12 @@
 // Local-disk Store: the dataset root is a folder; shards are read in place.
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, stat, writeFile, copyFile } from 'node:fs/promises';
+import { open, readdir, rename, rm, stat, writeFile, copyFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { pathToFileURL } from 'node:url';
 import { randomBytes } from 'node:crypto';
-import { ErrorCodes, GpufeedError } from '../errors.js';
+import { ErrorCodes, GpufeedError, ioError, withIoErrors } from '../errors.js';
+import { makeDirs } from './make-dirs.js';
 import { checkRelativeKey, checkResolvesInside } from '../dataset/paths.js';
 import type { ByteRange, ObjectInfo, ReadOptions, Store } from './store.js';
 
@@ -70,9 +71,12 @@ export class LocalStore implements Store {
 
   async download(key: string, destPath: string): Promise<number> {
     const src = this.localPath(key);
-    await copyFile(src, destPath).catch((err: unknown) => {
-      if (isNotFound(err)) throw new GpufeedError(ErrorCodes.STORAGE_NOT_FOUND, `not found: ${src}`, { path: src, shard: key });
-      throw err;
+    await copyFile(src, destPath).catch(async (err: unknown) => {
+      // Missing source: not found; anything else (the destination's disk full or read-only): I/O.
+      if (isNotFound(err) && !(await stat(src).catch(() => undefined))) {
+        throw new GpufeedError(ErrorCodes.STORAGE_NOT_FOUND, `not found: ${src}`, { path: src, shard: key });
+      }
+      throw ioError(`copying ${src} to`, destPath, err);
     });
     return (await stat(destPath)).size;
   }
@@ -101,24 +105,27 @@ export class LocalStore implements Store {
 
   async put(key: string, data: Uint8Array | { path: string }): Promise<void> {
     const dest = this.localPath(key);
-    await mkdir(dirname(dest), { recursive: true });
+    await withIoErrors('creating folder', dirname(dest), () => makeDirs(dirname(dest)));
     // Write to a temporary sibling and rename, so readers never see a partial object.
     const tmp = `${dest}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-    try {
-      if (data instanceof Uint8Array) {
-        await writeFile(tmp, data);
-      } else {
-        await pipeline(createReadStream(data.path), createWriteStream(tmp));
+    await withIoErrors('writing', dest, async () => {
+      try {
+        if (data instanceof Uint8Array) {
+          await writeFile(tmp, data);
+        } else {
+          await pipeline(createReadStream(data.path), createWriteStream(tmp));
+        }
+        await rename(tmp, dest);
+      } catch (err) {
+        await rm(tmp, { force: true }).catch(() => {});
+        throw err;
       }
-      await rename(tmp, dest);
-    } catch (err) {
-      await rm(tmp, { force: true });
-      throw err;
-    }
+    });
   }
 
   async delete(key: string): Promise<void> {
-    await rm(this.localPath(key), { force: true });
+    const path = this.localPath(key);
+    await withIoErrors('deleting', path, () => rm(path, { force: true }));
   }
 
   async close(): Promise<void> {}

@@ -2,11 +2,15 @@
 // jitter) and an optional hedged duplicate. The AWS SDK retries only until response headers arrive;
 // a body that stalls or is cut mid-stream is invisible to it, so each attempt here covers the whole
 // response, body included, and the SDK's own maxAttempts is kept at 1.
+//
+// Three clocks bound a request: time to first byte of each attempt (a server that accepts and
+// never answers fails fast), the attempt's deadline (body included), and one deadline for the
+// whole request, every attempt and backoff included. Each retry is reported through onRetry.
 import { GpufeedError } from '../errors.js';
 import { AdaptiveLimiter } from './adaptive-limiter.js';
 import { backoffDelay, sleep, type BackoffPolicy } from './backoff.js';
 import { LatencyTracker } from './latency-tracker.js';
-import { DeadlineExceeded, classifyS3Error, toStorageError, type FailureContext } from './s3-errors.js';
+import { DeadlineExceeded, classifyS3Error, describeS3Error, toStorageError, type FailureContext } from './s3-errors.js';
 
 export interface HedgePolicy {
   enabled: boolean;
@@ -24,13 +28,43 @@ export interface RequestPolicy {
   backoff: BackoffPolicy;
   /** Deadline of one attempt, response body included, in ms. */
   attemptTimeoutMs: number;
+  /** An attempt with no response (headers or first byte) by then is given up, in ms. Default: attemptTimeoutMs. */
+  firstByteTimeoutMs?: number;
+  /** Deadline of the whole request, all attempts and backoff included, in ms. Default: unbounded. */
+  requestTimeoutMs?: number;
   hedge: HedgePolicy;
+  /** Told before each retry (a slow or failing store shows progress); must not throw. */
+  onRetry?: (event: RetryEvent) => void;
 }
+
+export interface RetryEvent {
+  /** The object, e.g. s3://bucket/prefix/key. */
+  path: string;
+  /** The operation, e.g. `GET bytes=0-8388607`. */
+  what: string;
+  /** The attempt that just failed (1-based) and the most there will be. */
+  attempt: number;
+  maxAttempts: number;
+  /** Why it failed, in words. */
+  reason: string;
+  /** Backoff before the next attempt, ms. */
+  delayMs: number;
+  /** Since the request started, ms. */
+  elapsedMs: number;
+}
+
+/** Tells the runner the attempt's response has begun (headers or first body byte). */
+export type FirstByte = () => void;
 
 export interface RunOptions {
   signal?: AbortSignal | undefined;
   /** Request size in bytes; enables hedging against peers of about this size. */
   hedgeBytes?: number;
+  /**
+   * The attempt sends a body (PUT, UploadPart): no first-byte deadline, since the server answers
+   * only after the upload. The attempt and request deadlines still hold.
+   */
+  sendsBody?: boolean;
 }
 
 export interface RequestStats {
@@ -47,11 +81,14 @@ export class RequestRunner {
 
   constructor(readonly policy: RequestPolicy, readonly limiter: AdaptiveLimiter) {}
 
-  async run<T>(ctx: FailureContext, attemptFn: (signal: AbortSignal) => Promise<T>, opts: RunOptions = {}): Promise<T> {
+  async run<T>(ctx: FailureContext, attemptFn: (signal: AbortSignal, firstByte: FirstByte) => Promise<T>, opts: RunOptions = {}): Promise<T> {
     const { signal } = opts;
+    const started = performance.now();
+    const total = this.policy.requestTimeoutMs ?? Number.POSITIVE_INFINITY;
     for (let attempt = 1; ; attempt++) {
       try {
-        const result = await this.attemptWithHedge(attemptFn, opts);
+        const left = total - (performance.now() - started);
+        const result = await this.attemptWithHedge(attemptFn, opts, left);
         this.limiter.onSuccess();
         return result;
       } catch (err) {
@@ -63,15 +100,30 @@ export class RequestRunner {
         if (!retryable || attempt >= this.policy.maxAttempts) {
           throw toStorageError(err, { ...ctx, attempts: attempt });
         }
+        const delay = backoffDelay(attempt, this.policy.backoff);
+        const elapsed = performance.now() - started;
+        if (elapsed + delay >= total) {
+          // No time for another attempt: the request's own deadline ends it.
+          throw toStorageError(new DeadlineExceeded(total, 'request', describeS3Error(err)), { ...ctx, attempts: attempt });
+        }
         this.stats.retries++;
-        await sleep(backoffDelay(attempt, this.policy.backoff), signal);
+        this.report({ path: ctx.path, what: ctx.what, attempt, maxAttempts: this.policy.maxAttempts, reason: describeS3Error(err), delayMs: Math.round(delay), elapsedMs: Math.round(elapsed) });
+        await sleep(delay, signal);
       }
     }
   }
 
-  private async attemptWithHedge<T>(attemptFn: (signal: AbortSignal) => Promise<T>, opts: RunOptions): Promise<T> {
+  private report(event: RetryEvent): void {
+    try {
+      this.policy.onRetry?.(event);
+    } catch {
+      // an observer's failure is not the request's
+    }
+  }
+
+  private async attemptWithHedge<T>(attemptFn: (signal: AbortSignal, firstByte: FirstByte) => Promise<T>, opts: RunOptions, leftMs: number): Promise<T> {
     const release = await this.limiter.acquire(opts.signal);
-    const primary = this.timedAttempt(attemptFn, opts, release);
+    const primary = this.timedAttempt(attemptFn, opts, release, leftMs);
     const hedge = this.policy.hedge;
     const median = hedge.enabled && opts.hedgeBytes !== undefined ? this.latency.median(opts.hedgeBytes, hedge.minSamples) : undefined;
     if (median === undefined) return (await primary.done).value;
@@ -87,7 +139,7 @@ export class RequestRunner {
 
     // The range is much slower than its peers: ask again and take whichever answer arrives first.
     this.stats.hedges++;
-    const second = this.timedAttempt(attemptFn, opts, hedgeSlot);
+    const second = this.timedAttempt(attemptFn, opts, hedgeSlot, leftMs - delay);
     try {
       const winner = await Promise.any([primary.done, second.done]);
       if (winner.from === second) this.stats.hedgeWins++;
@@ -105,14 +157,24 @@ export class RequestRunner {
   }
 
   private timedAttempt<T>(
-    attemptFn: (signal: AbortSignal) => Promise<T>,
+    attemptFn: (signal: AbortSignal, firstByte: FirstByte) => Promise<T>,
     opts: RunOptions,
     release: () => void,
+    leftMs: number,
   ): { controller: AbortController; done: Promise<{ value: T; from: unknown }> } {
     const controller = new AbortController();
-    const ms = this.policy.attemptTimeoutMs;
-    const deadline = new DeadlineExceeded(ms);
+    // The attempt's deadline, cut to what is left of the request's.
+    const requestBound = leftMs < this.policy.attemptTimeoutMs;
+    const ms = Math.max(1, Math.min(this.policy.attemptTimeoutMs, leftMs));
+    const deadline = requestBound ? new DeadlineExceeded(this.policy.requestTimeoutMs ?? ms, 'request') : new DeadlineExceeded(ms, 'attempt');
     const timer = setTimeout(() => controller.abort(deadline), ms);
+    const fb = this.policy.firstByteTimeoutMs;
+    const firstByteDeadline = fb !== undefined && !opts.sendsBody && fb < ms ? new DeadlineExceeded(fb, 'first byte') : undefined;
+    let firstByteTimer = firstByteDeadline ? setTimeout(() => controller.abort(firstByteDeadline), fb) : undefined;
+    const firstByte: FirstByte = () => {
+      if (firstByteTimer) clearTimeout(firstByteTimer);
+      firstByteTimer = undefined;
+    };
     const onAbort = (): void => controller.abort(opts.signal?.reason);
     if (opts.signal?.aborted) controller.abort(opts.signal.reason);
     else opts.signal?.addEventListener('abort', onAbort, { once: true });
@@ -121,17 +183,19 @@ export class RequestRunner {
     const handle = { controller, done: undefined as unknown as Promise<{ value: T; from: unknown }> };
     handle.done = (async () => {
       try {
-        const value = await attemptFn(controller.signal);
+        const value = await attemptFn(controller.signal, firstByte);
         if (controller.signal.aborted) throw controller.signal.reason;
         if (opts.hedgeBytes !== undefined) this.latency.record(opts.hedgeBytes, performance.now() - started);
         return { value, from: handle };
       } catch (err) {
         // An abort by our own deadline surfaces from the SDK as a generic AbortError; name the cause.
-        if (controller.signal.aborted && controller.signal.reason === deadline) throw deadline;
+        const reason: unknown = controller.signal.reason;
+        if (controller.signal.aborted && (reason === deadline || reason === firstByteDeadline)) throw reason;
         if (err instanceof GpufeedError) throw err;
         throw err;
       } finally {
         clearTimeout(timer);
+        firstByte();
         opts.signal?.removeEventListener('abort', onAbort);
         release();
       }

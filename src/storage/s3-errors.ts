@@ -6,8 +6,12 @@ export type FailureKind = 'not-found' | 'auth' | 'slow-down' | 'timeout' | 'retr
 
 /** Thrown inside an attempt when its own deadline passed (not the caller's signal). */
 export class DeadlineExceeded extends Error {
-  constructor(readonly ms: number) {
-    super(`no complete response within ${ms} ms`);
+  constructor(readonly ms: number, readonly phase: 'attempt' | 'first byte' | 'request' = 'attempt', last?: string) {
+    super(
+      phase === 'first byte' ? `no response within ${ms} ms (first-byte timeout)`
+        : phase === 'request' ? `request deadline of ${ms} ms passed${last ? `; last failure: ${last}` : ''}`
+          : `no complete response within ${ms} ms`,
+    );
     this.name = 'DeadlineExceeded';
   }
 }

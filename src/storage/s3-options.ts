@@ -1,6 +1,7 @@
 // Options of the S3 store, their defaults and their validation (at construction, naming the option).
 import { invalidOption } from '../errors.js';
 import type { S3ClientConfig } from '@aws-sdk/client-s3';
+import type { RetryEvent } from './request-runner.js';
 
 const MiB = 1024 * 1024;
 
@@ -21,6 +22,16 @@ export interface S3StoreOptions {
   maxAttempts?: number;
   /** Deadline for one attempt of one request, body included, in ms. Default 30000. */
   attemptTimeoutMs?: number;
+  /**
+   * An attempt that gets no response (headers) by then is retried, in ms. Default 2500, so an
+   * endpoint that accepts and never answers fails within about 14 s with the default 5 attempts.
+   * Uploads (PUT, UploadPart) have none: their answer comes after the body.
+   */
+  firstByteTimeoutMs?: number;
+  /** Deadline of one request, all its attempts and backoff included, in ms. Default 60000. */
+  requestTimeoutMs?: number;
+  /** Told before each retry (what, which object, why, the attempt); must not throw. */
+  onRetry?: (event: RetryEvent) => void;
   /** TCP connect timeout in ms. Default 3000. */
   connectTimeoutMs?: number;
   /** First retry backoff ceiling in ms (doubles per attempt, full jitter). Default 100. */
@@ -39,8 +50,8 @@ export interface S3StoreOptions {
   uploadPartSize?: number;
 }
 
-export type ResolvedS3StoreOptions = Required<Omit<S3StoreOptions, 'endpoint' | 'credentials'>> &
-  Pick<S3StoreOptions, 'endpoint' | 'credentials'>;
+export type ResolvedS3StoreOptions = Required<Omit<S3StoreOptions, 'endpoint' | 'credentials' | 'onRetry'>> &
+  Pick<S3StoreOptions, 'endpoint' | 'credentials' | 'onRetry'>;
 
 export function resolveS3StoreOptions(o: S3StoreOptions, env: NodeJS.ProcessEnv = process.env): ResolvedS3StoreOptions {
   const int = (name: keyof S3StoreOptions, value: unknown, def: number, min: number, max = Number.MAX_SAFE_INTEGER): number => {
@@ -68,6 +79,7 @@ export function resolveS3StoreOptions(o: S3StoreOptions, env: NodeJS.ProcessEnv 
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw invalidOption('s3Endpoint', `must be http:// or https://, got ${endpoint}`);
   }
   if (o.hedge !== undefined && typeof o.hedge !== 'boolean') throw invalidOption('s3.hedge', 'must be a boolean');
+  if (o.onRetry !== undefined && typeof o.onRetry !== 'function') throw invalidOption('s3.onRetry', 'must be a function');
   const concurrency = int('concurrency', o.concurrency, 16, 1, 1024);
   const partSize = int('partSize', o.partSize, 8 * MiB, 1);
   const uploadPartSize = int('uploadPartSize', o.uploadPartSize, 8 * MiB, 1);
@@ -80,6 +92,9 @@ export function resolveS3StoreOptions(o: S3StoreOptions, env: NodeJS.ProcessEnv 
     partSize,
     maxAttempts: int('maxAttempts', o.maxAttempts, 5, 1, 100),
     attemptTimeoutMs: int('attemptTimeoutMs', o.attemptTimeoutMs, 30_000, 1),
+    firstByteTimeoutMs: int('firstByteTimeoutMs', o.firstByteTimeoutMs, 2_500, 1),
+    requestTimeoutMs: int('requestTimeoutMs', o.requestTimeoutMs, 60_000, 1),
+    onRetry: o.onRetry,
     connectTimeoutMs: int('connectTimeoutMs', o.connectTimeoutMs, 3_000, 1),
     retryBaseMs: int('retryBaseMs', o.retryBaseMs, 100, 0),
     retryMaxMs: int('retryMaxMs', o.retryMaxMs, 3_000, 0),

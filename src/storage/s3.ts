@@ -13,7 +13,7 @@ import {
 import { ErrorCodes, GpufeedError } from '../errors.js';
 import { checkRelativeKey } from '../dataset/paths.js';
 import { AdaptiveLimiter } from './adaptive-limiter.js';
-import { RequestRunner, type RequestStats } from './request-runner.js';
+import { RequestRunner, type FirstByte, type RequestStats } from './request-runner.js';
 import { resolveS3StoreOptions, type ResolvedS3StoreOptions, type S3StoreOptions } from './s3-options.js';
 import { formatS3Uri, parseS3Uri, type S3Location } from './s3-uri.js';
 import { forEachBounded } from './for-each-bounded.js';
@@ -84,6 +84,9 @@ export class S3Store implements Store {
       {
         maxAttempts: o.maxAttempts,
         attemptTimeoutMs: o.attemptTimeoutMs,
+        firstByteTimeoutMs: o.firstByteTimeoutMs,
+        requestTimeoutMs: o.requestTimeoutMs,
+        ...(o.onRetry ? { onRetry: o.onRetry } : {}),
         backoff: { baseMs: o.retryBaseMs, maxMs: o.retryMaxMs },
         hedge: { enabled: o.hedge, factor: o.hedgeFactor, minDelayMs: o.hedgeMinDelayMs, minSamples: 5 },
       },
@@ -218,7 +221,7 @@ export class S3Store implements Store {
       const body = data instanceof Uint8Array ? data : await readWhole(data.path, size);
       await this.runner.run({ path: this.objectUri(key), what: 'PUT', bucket: this.location.bucket }, (signal) =>
         this.client.send(new PutObjectCommand({ Bucket: this.location.bucket, Key, Body: body, ContentLength: size }), { abortSignal: signal }),
-      );
+      { sendsBody: true });
       return;
     }
     await this.putMultipart(key, Key, size, data);
@@ -245,6 +248,7 @@ export class S3Store implements Store {
         const res = await this.runner.run(
           { path, what: `UploadPart ${PartNumber} bytes=${offset}-${offset + length - 1}`, bucket: Bucket, details: { range: [offset, offset + length] } },
           (signal) => this.client.send(new UploadPartCommand({ Bucket, Key, UploadId, PartNumber, Body: body, ContentLength: length }), { abortSignal: signal }),
+          { sendsBody: true },
         );
         parts[i] = { PartNumber, ETag: res.ETag };
       });
@@ -273,7 +277,7 @@ export class S3Store implements Store {
     try {
       const res = await this.runner.run(
         { path: this.objectUri(key), what: `GET bytes=0-${partSize - 1}`, bucket: this.location.bucket, details: { range: [0, partSize] } },
-        (s) => this.getOnce(key, { offset: 0, length: partSize }, s, true),
+        (s, firstByte) => this.getOnce(key, { offset: 0, length: partSize }, s, true, firstByte),
         { signal, hedgeBytes: partSize },
       );
       return { first: res.data, total: res.total };
@@ -300,7 +304,7 @@ export class S3Store implements Store {
         const len = Math.min(partSize, offset + length - start);
         const res = await this.runner.run(
           { path: this.objectUri(key), what: `GET bytes=${start}-${start + len - 1}`, bucket: this.location.bucket, details: { range: [start, start + len] } },
-          (s) => this.getOnce(key, { offset: start, length: len }, s, false),
+          (s, firstByte) => this.getOnce(key, { offset: start, length: len }, s, false, firstByte),
           { signal: inner.signal, hedgeBytes: len },
         );
         await onPart(start, res.data);
@@ -314,11 +318,13 @@ export class S3Store implements Store {
    * One GET attempt. With `upTo`, the range may extend past the end (first part of a whole-object
    * read); otherwise exactly `range.length` bytes must arrive.
    */
-  private async getOnce(key: string, range: ByteRange, signal: AbortSignal, upTo: boolean): Promise<{ data: Buffer; total: number }> {
+  private async getOnce(key: string, range: ByteRange, signal: AbortSignal, upTo: boolean, firstByte?: FirstByte): Promise<{ data: Buffer; total: number }> {
     const res = await this.client.send(
       new GetObjectCommand({ Bucket: this.location.bucket, Key: this.objectKey(key), Range: `bytes=${range.offset}-${range.offset + range.length - 1}` }),
       { abortSignal: signal },
     );
+    firstByte?.(); // headers are in: the body now has the attempt's deadline
+
     const body = res.Body as Readable | undefined;
     let finished = false;
     const onAbort = (): void => {

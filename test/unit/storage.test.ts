@@ -6,7 +6,7 @@ import { AdaptiveLimiter } from '../../src/storage/adaptive-limiter.js';
 import { RequestRunner } from '../../src/storage/request-runner.js';
 import { classifyS3Error, toStorageError } from '../../src/storage/s3-errors.js';
 import { parseS3Uri, formatS3Uri } from '../../src/storage/s3-uri.js';
-import { storageOptionsFrom } from '../../src/cli/storage-options.js';
+import { retryLine, storageOptionsFrom } from '../../src/cli/storage-options.js';
 
 const policy = { maxAttempts: 4, attemptTimeoutMs: 200, backoff: { baseMs: 1, maxMs: 5 }, hedge: { enabled: true, factor: 3, minDelayMs: 10, minSamples: 3 } };
 const ctx = { path: 's3://b/p/k', what: 'GET bytes=0-9', details: { range: [0, 10] as [number, number] } };
@@ -90,8 +90,15 @@ test('S3 URIs and CLI storage flags', () => {
   assert.deepEqual(parseS3Uri('s3://bkt'), { bucket: 'bkt', prefix: '' });
   assert.equal(formatS3Uri({ bucket: 'bkt', prefix: 'a/' }), 's3://bkt/a');
   assert.throws(() => parseS3Uri('s3://bkt/../x'), /"\."/);
-  assert.deepEqual(storageOptionsFrom({ s3Endpoint: 'http://127.0.0.1:9000', cacheDir: '/x', cacheBytes: '2GiB' }), {
-    store: { s3Endpoint: 'http://127.0.0.1:9000' }, cache: { cacheDir: '/x', cacheBytes: 2 * 1024 ** 3 },
+  const flags = storageOptionsFrom({ s3Endpoint: 'http://127.0.0.1:9000', cacheDir: '/x', cacheBytes: '2GiB', s3Timeout: '9000', s3FirstByteTimeout: '700' });
+  const { onRetry, ...s3 } = flags.store.s3 ?? {};
+  assert.deepEqual({ ...flags, store: { ...flags.store, s3 } }, {
+    store: { s3Endpoint: 'http://127.0.0.1:9000', s3: { requestTimeoutMs: 9000, firstByteTimeoutMs: 700 } }, cache: { cacheDir: '/x', cacheBytes: 2 * 1024 ** 3 },
   });
+  assert.equal(typeof onRetry, 'function'); // the CLI reports retries on stderr
+  assert.equal(retryLine({ path: 's3://b/k', what: 'GET bytes=0-9', attempt: 2, maxAttempts: 5, reason: 'HTTP 503', delayMs: 40, elapsedMs: 2500 }),
+    'gpufeed: storage: GET bytes=0-9 s3://b/k: attempt 2 of 5 failed (HTTP 503); retrying in 40 ms (2.5 s so far)\n');
   assert.throws(() => storageOptionsFrom({ cacheBytes: 'lots' }), /--cache-bytes/);
+  assert.throws(() => storageOptionsFrom({ s3Timeout: '0' }), /--s3-timeout/);
+  assert.throws(() => storageOptionsFrom({ s3FirstByteTimeout: '1.5s' }), /--s3-first-byte-timeout/);
 });

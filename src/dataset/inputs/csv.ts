@@ -1,10 +1,10 @@
 // CSV input (RFC 4180; also gzipped): a header row names the columns; quoted fields may hold
 // commas, quotes ("") and newlines. An empty unquoted field is null; a quoted "" is an empty string.
-// Cells stay text until the schema is known; csvCellValue then converts them.
-import { StringDecoder } from 'node:string_decoder';
+// Cells stay text until the schema is known; csvCellValue then converts them. Input that is not
+// valid UTF-8 is bad input (a lenient decode would store U+FFFD in place of the bytes).
 import { badInput, type RowRef } from '../row-ref.js';
 import type { ColumnSpec } from '../types.js';
-import { openTextStream, type CountingStream } from './text-stream.js';
+import { firstInvalidUtf8, openTextStream, type CountingStream } from './text-stream.js';
 import { TEXT_BATCH_ROWS, type InputFile, type InputReader, type RowBatch } from './source.js';
 
 export class CsvReader implements InputReader {
@@ -23,7 +23,7 @@ export class CsvReader implements InputReader {
 
   async *batches(): AsyncIterable<RowBatch> {
     this.opened = openTextStream(this.file);
-    const decoder = new StringDecoder('utf8');
+    const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
     const delim = this.delimiter;
     let header: string[] | undefined;
     let rows: Record<string, unknown>[] = [];
@@ -114,7 +114,12 @@ export class CsvReader implements InputReader {
 
     for await (const chunk of this.opened.stream) {
       // Run a whole chunk through; hand out full batches between chunks.
-      const text = decoder.write(chunk);
+      let text: string;
+      try {
+        text = decoder.decode(chunk, { stream: true });
+      } catch {
+        throw this.invalidUtf8(chunk, line);
+      }
       // Slice big chunks so a batch never grows far past TEXT_BATCH_ROWS.
       feed(text);
       if (rows.length >= TEXT_BATCH_ROWS) {
@@ -123,13 +128,31 @@ export class CsvReader implements InputReader {
         refs = [];
       }
     }
-    feed(decoder.end());
+    let tail: string;
+    try {
+      tail = decoder.decode();
+    } catch {
+      throw badInput({ file: this.file.path, row: line, unit: 'line' }, undefined, 'not valid UTF-8 (the file ends inside a multi-byte character)');
+    }
+    feed(tail);
     if (inQuotes && !quotePending) {
       throw badInput({ file: this.file.path, row: recordLine, unit: 'line' }, undefined, 'quoted field is not closed before the end of the file');
     }
     if (quotePending) inQuotes = false;
     if (field !== '' || fields.length > 0 || quoted) endRecord();
     if (rows.length > 0) yield { rows, refs };
+  }
+
+  /** The error for a chunk the decoder refused; `line` is the parser's line at the chunk's start. */
+  private invalidUtf8(chunk: Buffer, line: number): Error {
+    // Up to 3 leading continuation bytes may finish a character begun in the previous chunk.
+    let from = 0;
+    while (from < 3 && from < chunk.length && (chunk[from]! & 0xc0) === 0x80) from++;
+    let at = firstInvalidUtf8(chunk, from);
+    if (at < 0) at = from > 0 ? 0 : chunk.length;
+    for (let i = 0; i < at; i++) if (chunk[i] === 0x0a) line++;
+    return badInput({ file: this.file.path, row: line, unit: 'line' }, undefined,
+      `not valid UTF-8 (byte 0x${(chunk[at] ?? 0).toString(16).padStart(2, '0')})`);
   }
 }
 

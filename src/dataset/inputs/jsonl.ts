@@ -1,8 +1,10 @@
 // JSON Lines input (also gzipped): one JSON object per line; blank lines are skipped. Lines are
-// split on raw bytes so a multi-byte character never straddles a decode.
+// split on raw bytes so a multi-byte character never straddles a decode. A line that is not valid
+// UTF-8 is bad input: decoding would turn its bytes into U+FFFD and store text nobody wrote.
+import { isUtf8 } from 'node:buffer';
 import { badInput } from '../row-ref.js';
 import type { ColumnSpec } from '../types.js';
-import { openTextStream, type CountingStream } from './text-stream.js';
+import { firstInvalidUtf8, openTextStream, type CountingStream } from './text-stream.js';
 import { TEXT_BATCH_ROWS, type InputFile, type InputReader, type RowBatch } from './source.js';
 
 export class JsonlReader implements InputReader {
@@ -32,6 +34,11 @@ export class JsonlReader implements InputReader {
       let s = start;
       while (s < end && (buf[s] === 0x20 || buf[s] === 0x09)) s++;
       if (s === end) return;
+      if (!isUtf8(buf.subarray(s, end))) {
+        const at = firstInvalidUtf8(buf, s, end);
+        throw badInput({ file: this.file.path, row: line, unit: 'line' }, undefined,
+          `not valid UTF-8 (byte 0x${(buf[at] ?? 0).toString(16).padStart(2, '0')} at byte ${at - start + 1} of the line)`);
+      }
       const text = buf.toString('utf8', s, end);
       let value: unknown;
       try {
