@@ -23,7 +23,8 @@ import { computeBatchLayout, type BatchLayout } from './batch-layout.js';
 import { BatchRing } from './batch-ring.js';
 import { Batch } from './batch.js';
 import { SampleLocator } from './sample-locator.js';
-import { usableCpus } from './cpus.js';
+import { maxWorkers, usableCpus } from './cpus.js';
+import { checkLoaderOptionTypes } from './loader-option-types.js';
 import { defaultReadMode, type ReadMode } from '../memory/index.js';
 import { LoaderStats, type LoaderStatsSnapshot } from './stats.js';
 import { ControlBlock, FILLING, FREE, HELD, READY, STAT_BATCHES, STAT_BYTES, STAT_DECODE_NS, STAT_READ_NS, STAT_ROWS, STAT_SHARD_WAIT_NS } from './control-block.js';
@@ -50,10 +51,16 @@ export interface LoaderOptions extends StoreOptions, ShardSourceOptions {
   localWorldSize?: number;
   /** Continue from a state returned by loader.state(). */
   resume?: ResumeState;
-  /** Decode threads. Default: the CPUs this process may use. */
+  /** Decode threads. Default: the CPUs this process may use; at most 4 per usable CPU (and 256). */
   workers?: number;
   /** Batch slots in the ring (batches decoded ahead plus those the consumer holds). Default 2 x workers + 2. */
   slots?: number;
+  /**
+   * Bytes of pinned batch memory in all: the slots, plus the one-off allocations of batches whose
+   * variable-length rows do not fit a slot (memory-budget.ts). Default: a quarter of the machine's
+   * memory, from 256 MiB to 32 GiB.
+   */
+  memoryBytes?: number;
   /** Page-lock batch memory (default true; GPUFEED_PIN=0 also turns it off). */
   pin?: boolean;
   /** Bytes of one row assumed for variable-length columns whose manifest has no maxRowBytes. */
@@ -74,6 +81,15 @@ const SLOTS_PER_WORKER = 2;
 function checkPositiveInt(name: string, v: unknown, max = Number.MAX_SAFE_INTEGER): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > max) throw invalidOption(name, `must be an integer from 1 to ${max}, got ${String(v)}`);
   return v;
+}
+
+function checkWorkers(v: number): number {
+  const cpus = usableCpus();
+  const max = maxWorkers(cpus);
+  if (typeof v === 'number' && Number.isInteger(v) && v > max) {
+    throw invalidOption('workers', `must be at most ${max} (4 per usable CPU, ${cpus} here, and at most 256), got ${v}: each decode thread costs start-up time and memory`, { max });
+  }
+  return checkPositiveInt('workers', v, max);
 }
 
 /** The main thread's end of one worker's port, with the shard leases it holds for that worker. */
@@ -156,7 +172,7 @@ export class Loader implements AsyncIterable<Batch> {
     this.#shardSizes = manifest.shards.map((s) => ({ rows: s.rows, bytes: s.bytes }));
     this.#locator = new SampleLocator(manifest);
 
-    this.workers = options.workers === undefined ? usableCpus() : checkPositiveInt('workers', options.workers, 1024);
+    this.workers = options.workers === undefined ? usableCpus() : checkWorkers(options.workers);
     const slots = options.slots === undefined ? SLOTS_PER_WORKER * this.workers + 2 : checkPositiveInt('slots', options.slots, 4096);
     if (options.varRowBytes !== undefined) checkPositiveInt('varRowBytes', options.varRowBytes);
     this.layout = computeBatchLayout(manifest, this.columns, this.order.batchSize, options.varRowBytes);
@@ -191,6 +207,7 @@ export class Loader implements AsyncIterable<Batch> {
   static async open(uri: string, options: LoaderOptions): Promise<Loader> {
     if (typeof uri !== 'string' || uri.length === 0) throw invalidOption('uri', 'must be a dataset path or URI');
     if (!options || typeof options !== 'object') throw invalidOption('options', 'must be an object with at least batchSize');
+    checkLoaderOptionTypes(options);
     const store = await openStore(uri, options);
     try {
       const manifest = await loadManifest(store);
