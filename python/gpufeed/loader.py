@@ -120,7 +120,9 @@ class Loader(_torch.DatasetBase):
     shuffle ('none' | 'window' | 'naive'), shuffle_window, partitions, drop_last, pad_last (the
     CLI's ``--pad``: fill the last step with repeated samples), epochs, rank,
     world_size (default: the launcher's RANK/WORLD_SIZE, torchrun's or Slurm's), workers (decode
-    threads), slots (batches decoded ahead plus those you hold; default 2 x workers + 2), pin,
+    threads), slots (batches decoded ahead plus those you hold; default 2 x workers + 2), memory_bytes
+    (pinned batch memory in all, an int of bytes or a string like "4GiB"; slots x slot size must fit
+    it, and slots here hold the dataset's largest rows), pin,
     verify_pieces (default True: each record batch / column chunk is checked against its manifest
     checksum as it is read; the CLI's ``--no-verify-pieces`` when False), and for
     remote datasets cache_dir, cache_bytes, min_free_bytes (bytes or '200GiB') and s3_endpoint;
@@ -163,6 +165,7 @@ class Loader(_torch.DatasetBase):
         world_size: Optional[int] = None,
         workers: Optional[int] = None,
         slots: Optional[int] = None,
+        memory_bytes: Optional[Any] = None,
         pin: bool = True,
         verify_pieces: bool = True,
         cache_dir: Optional[str] = None,
@@ -226,7 +229,8 @@ class Loader(_torch.DatasetBase):
             flags.append("--no-verify-pieces")
         # Storage: sizes as an int of bytes or a string with units ("200GiB"); checked by the server.
         for name, flag, v in (("cache_dir", "--cache-dir", cache_dir), ("s3_endpoint", "--s3-endpoint", s3_endpoint),
-                              ("cache_bytes", "--cache-bytes", cache_bytes), ("min_free_bytes", "--min-free-bytes", min_free_bytes)):
+                              ("cache_bytes", "--cache-bytes", cache_bytes), ("min_free_bytes", "--min-free-bytes", min_free_bytes),
+                              ("memory_bytes", "--memory-bytes", memory_bytes)):
             if v is None:
                 continue
             if isinstance(v, bool) or not isinstance(v, (str, int)) or (isinstance(v, str) and not v):

@@ -238,6 +238,15 @@ export class BridgeServer {
     }
     const b = r.value;
     if (this.#closing) return;
+    if (!loader.ring.slots.some(({ slab }) => slab.id === b.slabId)) {
+      // An oversize batch in a one-off slot (memory-budget.ts): the client maps only the slabs of
+      // the hello. Refused by name rather than described wrongly.
+      b.release();
+      this.#finished = true;
+      const err = new GpufeedError(ErrorCodes.INVALID_OPTION, `batch at epoch ${b.epoch} step ${b.step} needs more room for its variable-length rows than a batch slot has (${loader.layout.slotBytes} bytes), and the bridge carries only slot batches; raise memoryBytes (memory_bytes) so that slots hold the largest rows`, { option: 'memoryBytes' });
+      this.#send(errorMessage(serializeError(err), true));
+      return;
+    }
     b.retain();
     const seq = ++this.#seq;
     this.#held.set(seq, b);

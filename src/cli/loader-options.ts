@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { Option, type Command } from 'commander';
 import { invalidOption } from '../errors.js';
+import { parseBytes } from '../util/bytes.js';
 import type { LoaderOptions } from '../pipeline/loader.js';
 import type { ResumeState, ShuffleAlgo } from '../plan/index.js';
 import { addStorageOptions, storageOptionsFrom, type StorageFlags } from './storage-options.js';
@@ -21,6 +22,7 @@ export interface LoaderFlags extends StorageFlags {
   epochs?: string;
   workers?: string;
   slots?: string;
+  memoryBytes?: string;
   pin?: boolean;
   verifyPieces?: boolean;
   resume?: string;
@@ -41,6 +43,7 @@ export function addLoaderOptions(cmd: Command, defaults: { batchSize?: number } 
     .option('--epochs <n>', 'epochs to run (default 1; "inf" for endless)')
     .option('--workers <n>', 'decode threads (default: usable CPUs)')
     .option('--slots <n>', 'batch slots in the ring (default: 2 x workers + 2)')
+    .option('--memory-bytes <size>', 'pinned batch memory in all, e.g. 4GiB (default: a quarter of RAM, 256 MiB to 32 GiB)')
     .option('--no-pin', 'do not page-lock batch memory')
     .option('--no-verify-pieces', 'do not check each record batch / column chunk against its manifest checksum as it is read')
     .option('--resume <file>', 'resume from a state file written by --state-out or loader.state()');
@@ -87,6 +90,10 @@ export function loaderOptionsFromFlags(f: LoaderFlags): LoaderOptions {
   if (f.epochs !== undefined) o.epochs = /^inf(inity)?$/i.test(f.epochs) ? Number.POSITIVE_INFINITY : int('--epochs', f.epochs, 1)!;
   set('workers', int('--workers', f.workers, 1));
   set('slots', int('--slots', f.slots, 1));
+  if (f.memoryBytes !== undefined) {
+    o.memoryBytes = parseBytes(f.memoryBytes, '--memory-bytes');
+    if (o.memoryBytes < 1) throw invalidOption('--memory-bytes', `must be at least 1 byte, got ${JSON.stringify(f.memoryBytes)}`);
+  }
   if (f.pin === false) o.pin = false;
   if (f.verifyPieces === false) o.verifyPieces = false;
   if (f.resume !== undefined) o.resume = readResumeFile(f.resume);

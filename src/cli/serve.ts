@@ -98,7 +98,8 @@ export function register(program: Command): void {
           if (flags.resume !== undefined) throw invalidOption('--resume-json', 'cannot be combined with --resume');
           options.resume = parseResumeJson(flags.resumeJson);
         }
-        return Loader.open(dataset, options);
+        // The client maps only the ring's slabs: no one-off slots for oversize batches.
+        return Loader.open(dataset, options, { slotsHoldLargestRows: true });
       });
       server.start();
       const outcome = await server.done;

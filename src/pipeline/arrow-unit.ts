@@ -10,7 +10,7 @@ import { Message, type RecordBatch as RecordBatchHeader } from 'apache-arrow/ipc
 import { Type, type DataType, type Field } from 'apache-arrow';
 import { ErrorCodes, GpufeedError } from '../errors.js';
 import { copyRunsFromMap, copyRunsFromMapIntoBuffer, MAP_RUN_FIELDS, mapFile, PREAD_RUN_FIELDS, preadRunsIntoBuffer, preadRunsIntoSlab, shortRun, unmapFile, type ReadMode } from '../memory/index.js';
-import type { ColumnRegion } from './batch-layout.js';
+import { MAX_VAR_ELEMENTS, varColumnTooLong, type ColumnRegion } from './batch-layout.js';
 import type { RowRun, ShardRef } from './decode-messages.js';
 
 /** Where one top-level column's nodes and buffers start in every record batch of the file. */
@@ -386,15 +386,13 @@ export class ArrowTaskReads {
     const elems = end - start;
     const eb = region.elementBytes;
     if (elems < 0 || start < 0 || (start + elems) * eb > d.valuesLength) throw corrupt(h.ref, `column ${region.name}: bad offsets in record batch ${d.unit}`);
-    if ((target.cursor + elems) * eb > region.valuesBytes) {
-      throw new GpufeedError(ErrorCodes.INVALID_OPTION, `column ${region.name}: rows of shard ${h.ref.name} need more than the ${region.valuesBytes} bytes a batch slot holds for it; the manifest's maxRowBytes is missing or wrong (re-index the dataset) or raise the loader's varRowBytes`, {
-        option: 'varRowBytes', column: region.name, shard: h.ref.name,
-      });
-    }
+    if (target.cursor + elems > MAX_VAR_ELEMENTS) throw varColumnTooLong(region, h.ref.name);
     // The offsets region sits right before the values region (batch-layout.ts).
     const slotOffsets = new Int32Array(target.bytes.buffer, target.bytes.byteOffset + region.offsetsOffset, (region.valuesOffset - region.offsetsOffset) >> 2);
     for (let i = 0; i < d.count; i++) slotOffsets[d.slotRow + i] = target.cursor + (offAt(i) - start);
-    this.values.add(h.fd, d.valuesAt + start * eb, region.valuesOffset + target.cursor * eb, elems * eb, h.ref, h.mapId);
+    // Values that do not fit are not read: the cursor still counts them, and the batch is decoded
+    // again into a one-off slot of that size (oversize-batch.ts).
+    if ((target.cursor + elems) * eb <= region.valuesBytes) this.values.add(h.fd, d.valuesAt + start * eb, region.valuesOffset + target.cursor * eb, elems * eb, h.ref, h.mapId);
     target.cursor += elems;
     slotOffsets[d.slotRow + d.count] = target.cursor;
   }

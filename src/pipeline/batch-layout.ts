@@ -1,6 +1,7 @@
 // Where each column of a batch lives inside one slot (one slab). Computed once per loader from the
-// schema, the batch size and the largest row of every variable-length column, so a decode worker
-// can write any batch without growing anything. The same layout is what the bridge describes to
+// schema, the batch size and the room memory-budget.ts gives every variable-length column, so a
+// decode worker writes a batch without growing anything (a batch whose rows need more room goes to
+// a one-off slot with the same regions resized; oversize-batch.ts). The same layout is what the bridge describes to
 // another process, so it is plain data.
 import { ErrorCodes, GpufeedError } from '../errors.js';
 import { DTYPE_BYTES, type ColumnSpec, type DType, type ManifestV1 } from '../dataset/types.js';
@@ -58,43 +59,95 @@ export function maxRowBytes(manifest: ManifestV1, column: string, fallbackRowByt
   return known ? max : Math.max(max, fallbackRowBytes);
 }
 
+/** Int32 offsets: a batch's variable-length column holds at most this many elements. */
+export const MAX_VAR_ELEMENTS = 2 ** 31 - 1;
+
+/** A batch whose variable-length column would pass MAX_VAR_ELEMENTS (Int32 offsets). */
+export function varColumnTooLong(region: ColumnRegion, shard: string): GpufeedError {
+  return new GpufeedError(ErrorCodes.INVALID_OPTION, `column ${region.name}: the rows of one batch (shard ${shard}) hold more than ${MAX_VAR_ELEMENTS} elements, past what Int32 offsets can address; lower batchSize`, {
+    option: 'batchSize', column: region.name, shard,
+  });
+}
+
+/** Largest values region any layout may plan (a guard against overflowing arithmetic). */
+const MAX_REGION_BYTES = 2 ** 40;
+
+/**
+ * Bytes the values region of each variable-length column needs so that any batch fits: batchSize x
+ * the column's largest row (`fallbackRowBytes` where the manifest does not know it), at least one
+ * element per row. Plain numbers, not yet bounded: memory-budget.ts decides what a slot gets.
+ */
+export function varRegionNeeds(manifest: ManifestV1, columns: readonly ColumnSpec[], batchSize: number, fallbackRowBytes = 64 * 1024): Record<string, number> {
+  const needs: Record<string, number> = {};
+  for (const col of columns) {
+    if (isVariableLength(col.kind)) needs[col.name] = batchSize * Math.max(DTYPE_BYTES[col.dtype], maxRowBytes(manifest, col.name, fallbackRowBytes));
+  }
+  return needs;
+}
+
+/**
+ * The layout of a slot of `batchSize` rows. `varBytes` gives the values region of each
+ * variable-length column (default: what varRegionNeeds says, i.e. room for the largest rows).
+ */
 export function computeBatchLayout(
   manifest: ManifestV1,
   columns: readonly ColumnSpec[],
   batchSize: number,
   fallbackRowBytes = 64 * 1024,
+  varBytes: Record<string, number> = varRegionNeeds(manifest, columns, batchSize, fallbackRowBytes),
 ): BatchLayout {
-  let cursor = 0;
-  const regions: ColumnRegion[] = [];
-  for (const col of columns) {
+  const regions = columns.map((col) => {
     const elementBytes = DTYPE_BYTES[col.dtype];
     const shape = col.kind === 'fixed' ? [...(col.shape ?? [])] : [];
-    let rowBytes = 0;
-    let valuesBytes: number;
+    const rowBytes = isVariableLength(col.kind) ? 0 : shape.reduce((a, b) => a * b, 1) * elementBytes;
+    const valuesBytes = isVariableLength(col.kind) ? Math.max(batchSize * elementBytes, varBytes[col.name] ?? 0) : batchSize * rowBytes;
+    return { name: col.name, kind: col.kind, dtype: col.dtype, shape, elementBytes, rowBytes, valuesBytes, nullable: col.nullable === true };
+  });
+  return placeRegions(regions, batchSize);
+}
+
+/**
+ * The same layout with other values regions for its variable-length columns (a one-off slot for
+ * a batch whose rows do not fit the ring's slots; oversize-batch.ts). Plain data in, plain data out.
+ */
+export function resizeVarRegions(layout: BatchLayout, varBytes: Record<string, number>): BatchLayout {
+  return placeRegions(
+    layout.columns.map((r) => ({
+      ...r, nullable: r.validOffset >= 0, valuesBytes: r.offsetsOffset >= 0 ? Math.max(r.valuesBytes, varBytes[r.name] ?? 0) : r.valuesBytes,
+    })),
+    layout.batchSize,
+  );
+}
+
+type RegionSize = Pick<ColumnRegion, 'name' | 'kind' | 'dtype' | 'shape' | 'elementBytes' | 'rowBytes' | 'valuesBytes'> & { nullable: boolean };
+
+/** Places regions one after another, each on a 64-byte boundary. */
+function placeRegions(sizes: readonly RegionSize[], batchSize: number): BatchLayout {
+  let cursor = 0;
+  const regions: ColumnRegion[] = [];
+  for (const r of sizes) {
+    const valuesBytes = r.valuesBytes;
+    if (!Number.isSafeInteger(valuesBytes) || valuesBytes > MAX_REGION_BYTES) {
+      throw new GpufeedError(ErrorCodes.INVALID_OPTION, `column ${r.name}: a batch of ${batchSize} rows needs ${valuesBytes} bytes; lower batchSize`, {
+        option: 'batchSize', column: r.name,
+      });
+    }
     let offsetsOffset = -1;
-    if (isVariableLength(col.kind)) {
+    if (isVariableLength(r.kind)) {
       offsetsOffset = cursor;
       cursor = alignUp(cursor + (batchSize + 1) * 4);
-      // At least one element of room per row keeps the region non-empty for all-empty columns.
-      valuesBytes = batchSize * Math.max(elementBytes, maxRowBytes(manifest, col.name, fallbackRowBytes));
-    } else {
-      const perRow = shape.reduce((a, b) => a * b, 1);
-      rowBytes = perRow * elementBytes;
-      valuesBytes = batchSize * rowBytes;
-    }
-    if (!Number.isSafeInteger(valuesBytes) || valuesBytes > 2 ** 40) {
-      throw new GpufeedError(ErrorCodes.INVALID_OPTION, `column ${col.name}: a batch of ${batchSize} rows needs ${valuesBytes} bytes; lower batchSize`, {
-        option: 'batchSize', column: col.name,
-      });
     }
     const valuesOffset = cursor;
     cursor = alignUp(cursor + valuesBytes);
     let validOffset = -1;
-    if (col.nullable) {
+    if (r.nullable) {
       validOffset = cursor;
       cursor = alignUp(cursor + batchSize);
     }
-    regions.push({ name: col.name, kind: col.kind, dtype: col.dtype, shape, elementBytes, rowBytes, valuesOffset, valuesBytes, offsetsOffset, validOffset });
+    regions.push({
+      name: r.name, kind: r.kind, dtype: r.dtype, shape: [...r.shape], elementBytes: r.elementBytes, rowBytes: r.rowBytes,
+      valuesOffset, valuesBytes, offsetsOffset, validOffset,
+    });
   }
   return { batchSize, columns: regions, slotBytes: Math.max(ALIGN, cursor) };
 }

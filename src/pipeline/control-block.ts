@@ -20,7 +20,22 @@ const STOP = 0;
 const FREE_GEN = 1;
 /** Requests a worker posted to the main thread that it has not yet answered (remote shards). */
 const PENDING = 2;
+/**
+ * Bumped (and notified) when the consumer takes a batch, starts or stops waiting, or frees a
+ * one-off slot: a worker waiting to allocate a one-off slot (oversize-batch.ts) waits on it.
+ */
+const CONSUMER_GEN = 3;
 const HEADER = 8;
+
+/** Words of the BigInt64 region: seqs and byte counts that may pass 2^31. */
+const NEXT_SEQ = 0;
+/** Bytes of one-off slots allocated and not yet freed. */
+const ONE_OFF_BYTES = 1;
+/** Seqs the consumer has taken (hold), i.e. the next seq it takes. */
+const CONSUMED = 2;
+/** 1 + the seq the consumer is blocked waiting for; 0 while it is not waiting. */
+const WAITING = 3;
+const BIG_WORDS = 4;
 
 /** Per-worker counters (Float64, written by their worker only). */
 export const STAT_BATCHES = 0;
@@ -62,6 +77,8 @@ export class ControlBlock {
   readonly #stateAt: number;
   readonly #rowsAt: number;
   readonly #errorAt: number;
+  /** Per slot: the one-off slab id the batch in it was decoded into instead, or 0. */
+  readonly #oneOffAt: number;
   readonly #readyAt: number;
   readonly #statsAt: number;
   readonly #idsAt: number;
@@ -74,7 +91,8 @@ export class ControlBlock {
     this.#stateAt = HEADER;
     this.#rowsAt = this.#stateAt + this.slots;
     this.#errorAt = this.#rowsAt + this.slots;
-    this.#readyAt = this.#errorAt + this.slots;
+    this.#oneOffAt = this.#errorAt + this.slots;
+    this.#readyAt = this.#oneOffAt + this.slots;
     const intWords = this.#readyAt + this.ring;
     this.#statsAt = this.slots;
     this.#idsAt = this.#statsAt + this.workers * STAT_FIELDS;
@@ -84,7 +102,7 @@ export class ControlBlock {
       ? (init as ControlBuffers)
       : {
           slots: init.slots, workers: init.workers, batchSize: init.batchSize,
-          ints: new SharedArrayBuffer(intWords * 4), nextSeq: new SharedArrayBuffer(8), floats: new SharedArrayBuffer(floatWords * 8),
+          ints: new SharedArrayBuffer(intWords * 4), nextSeq: new SharedArrayBuffer(BIG_WORDS * 8), floats: new SharedArrayBuffer(floatWords * 8),
         };
     this.#ints = new Int32Array(this.buffers.ints);
     this.#next = new BigInt64Array(this.buffers.nextSeq);
@@ -102,6 +120,7 @@ export class ControlBlock {
     Atomics.store(this.#ints, STOP, 1);
     Atomics.add(this.#ints, FREE_GEN, 1);
     Atomics.notify(this.#ints, FREE_GEN);
+    this.#consumerChanged();
     this.wakeConsumer();
   }
 
@@ -147,7 +166,7 @@ export class ControlBlock {
 
   /** The next seq in plan order (claim it only while holding a slot). */
   claimSeq(): number {
-    return Number(Atomics.add(this.#next, 0, 1n));
+    return Number(Atomics.add(this.#next, NEXT_SEQ, 1n));
   }
 
   /** The sample ids region of a slot (batchSize entries). */
@@ -155,11 +174,15 @@ export class ControlBlock {
     return this.#floats.subarray(this.#idsAt + slot * this.batchSize, this.#idsAt + (slot + 1) * this.batchSize);
   }
 
-  /** Publishes `seq` in `slot` (rows decoded, or failed) and wakes the consumer. */
-  publish(slot: number, seq: number, rows: number, failed: boolean): void {
+  /**
+   * Publishes `seq` in `slot` (rows decoded, or failed) and wakes the consumer. `oneOffSlab`: the
+   * batch was decoded into that one-off slab instead of the slot (the slot holds only its ids).
+   */
+  publish(slot: number, seq: number, rows: number, failed: boolean, oneOffSlab = 0): void {
     this.#floats[slot] = seq;
     this.#ints[this.#rowsAt + slot] = rows;
     this.#ints[this.#errorAt + slot] = failed ? 1 : 0;
+    this.#ints[this.#oneOffAt + slot] = oneOffSlab;
     Atomics.store(this.#ints, this.#stateAt + slot, READY);
     const r = this.#readyAt + (seq % this.ring);
     Atomics.store(this.#ints, r, slot + 1);
@@ -169,6 +192,53 @@ export class ControlBlock {
   /** This worker's counters. */
   statsOf(worker: number): Float64Array {
     return this.#floats.subarray(this.#statsAt + worker * STAT_FIELDS, this.#statsAt + (worker + 1) * STAT_FIELDS);
+  }
+
+  // --- one-off slots (oversize-batch.ts) -------------------------------------------------------
+
+  /** Seqs the consumer has taken: every seq below it was handed out (or failed). */
+  get consumed(): number {
+    return Number(Atomics.load(this.#next, CONSUMED));
+  }
+
+  /** The seq the consumer is blocked waiting for, or -1. */
+  get waitingFor(): number {
+    return Number(Atomics.load(this.#next, WAITING)) - 1;
+  }
+
+  get oneOffBytes(): number {
+    return Number(Atomics.load(this.#next, ONE_OFF_BYTES));
+  }
+
+  /** Counts `bytes` of one-off slots if the total stays within `limit`; false (nothing counted) if not. */
+  reserveOneOff(bytes: number, limit: number): boolean {
+    const b = BigInt(bytes);
+    for (;;) {
+      const cur = Atomics.load(this.#next, ONE_OFF_BYTES);
+      if (cur + b > BigInt(limit)) return false;
+      if (Atomics.compareExchange(this.#next, ONE_OFF_BYTES, cur, cur + b) === cur) return true;
+    }
+  }
+
+  /** Uncounts a one-off slot that was freed. */
+  releaseOneOff(bytes: number): void {
+    Atomics.sub(this.#next, ONE_OFF_BYTES, BigInt(bytes));
+    this.#consumerChanged();
+  }
+
+  /** The consumer-side generation a worker reads before checking, then waits on. */
+  get consumerGen(): number {
+    return Atomics.load(this.#ints, CONSUMER_GEN);
+  }
+
+  /** Blocks this (worker) thread until the consumer side changes or `timeoutMs` passes. */
+  waitConsumerChange(gen: number, timeoutMs: number): void {
+    Atomics.wait(this.#ints, CONSUMER_GEN, gen, timeoutMs);
+  }
+
+  #consumerChanged(): void {
+    Atomics.add(this.#ints, CONSUMER_GEN, 1);
+    Atomics.notify(this.#ints, CONSUMER_GEN);
   }
 
   requestPosted(): void {
@@ -182,6 +252,12 @@ export class ControlBlock {
     return Atomics.load(this.#ints, this.#readyAt + (seq % this.ring)) - 1;
   }
 
+  /** The consumer is blocked waiting for `seq` (or, with -1, no longer waits). */
+  setWaiting(seq: number): void {
+    Atomics.store(this.#next, WAITING, BigInt(seq + 1));
+    this.#consumerChanged();
+  }
+
   /** Waits until seq may be ready (or a wake-up); the caller re-checks. */
   waitReady(seq: number): Promise<unknown> | undefined {
     const w = waitAsync(this.#ints, this.#readyAt + (seq % this.ring), 0);
@@ -189,12 +265,19 @@ export class ControlBlock {
   }
 
   /** Takes seq's slot for the consumer: READY -> HELD. */
-  hold(seq: number, slot: number): { rows: number; failed: boolean } {
+  hold(seq: number, slot: number): { rows: number; failed: boolean; oneOffSlab: number } {
     Atomics.store(this.#ints, this.#readyAt + (seq % this.ring), 0);
     const got = this.#floats[slot];
     if (got !== seq) throw new Error(`control block: slot ${slot} holds seq ${got}, expected ${seq}`);
     Atomics.store(this.#ints, this.#stateAt + slot, HELD);
-    return { rows: this.#ints[this.#rowsAt + slot]!, failed: this.#ints[this.#errorAt + slot] !== 0 };
+    Atomics.store(this.#next, CONSUMED, BigInt(seq + 1));
+    this.#consumerChanged();
+    return { rows: this.#ints[this.#rowsAt + slot]!, failed: this.#ints[this.#errorAt + slot] !== 0, oneOffSlab: this.#ints[this.#oneOffAt + slot]! };
+  }
+
+  /** The one-off slab of the batch in `slot`, or 0 (read by close for batches never taken). */
+  oneOffSlabOf(slot: number): number {
+    return Atomics.load(this.#ints, this.#oneOffAt + slot);
   }
 
   /**
@@ -204,6 +287,7 @@ export class ControlBlock {
    * next batch, even with several batches ready.
    */
   free(slot: number): void {
+    Atomics.store(this.#ints, this.#oneOffAt + slot, 0);
     Atomics.store(this.#ints, this.#stateAt + slot, FREE);
     Atomics.add(this.#ints, FREE_GEN, 1);
   }

@@ -84,11 +84,17 @@ export interface DecodeLoopTask {
   verifyPieces?: boolean;
   /** Decoded Parquet chunks shared by the loader's workers (row-group-cache.ts); absent: per-worker decoding only. */
   rowGroupCache?: import('./row-group-cache.js').RowGroupCacheBuffers;
+  /** Bytes all one-off slabs of oversize batches may take at once (memory-budget.ts). */
+  oneOffBytes: number;
+  /** Page-lock one-off slabs (the loader's pin option; undefined: the addon's default). */
+  pin?: boolean;
 }
 
 /** Worker -> main thread, over the task's port. */
 export type WorkerMessage =
   | { type: 'error'; seq: number; error: SerializedError }
+  /** Batch `seq` lies in a one-off slab (oversize-batch.ts), with this layout; sent before the slot is published. */
+  | { type: 'oneOff'; seq: number; slabId: number; bytes: number; layoutJson: string }
   | { type: 'acquire'; id: number; shards: number[] }
   | { type: 'release'; shards: number[] };
 

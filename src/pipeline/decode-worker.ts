@@ -14,6 +14,7 @@ import type { DecodeLoopResult, DecodeLoopTask, DecodeStats, LeaseReply, RowRun,
 import { ControlBlock, STAT_BATCHES, STAT_BYTES, STAT_DECODE_NS, STAT_READ_NS, STAT_ROWS, STAT_SHARD_WAIT_NS } from './control-block.js';
 import { planRankEpoch, type RankEpochPlan } from '../plan/index.js';
 import { SampleLocator } from './sample-locator.js';
+import { decodeOversize } from './oversize-batch.js';
 import { buildRuns } from './row-runs.js';
 import { checkOpenedShard, fileIdentity, PieceVerifier, shardDecodeError } from './piece-check.js';
 import type { ManifestV1 } from '../dataset/types.js';
@@ -108,8 +109,12 @@ let scratchBuf = new Uint8Array(64 * 1024);
 const arrowReads = new ArrowTaskReads();
 const run: RowRun = { shard: 0, unit: 0, row: 0, count: 0, slotRow: 0 };
 
-/** Reads and decodes `rows` rows (runs) from `shards` into slab `slabId`. */
-async function fillSlot(slabId: number, layout: BatchLayout, rows: number, shards: readonly ShardRef[], runs: Float64Array, read: ReadMode, checks: ShardChecks, shared?: SharedDecoded): Promise<DecodeStats> {
+/**
+ * Reads and decodes `rows` rows (runs) from `shards` into slab `slabId`. `needs` (bytes of every
+ * variable-length column) is set when some column's rows did not fit its region: then the slot
+ * holds complete offsets but not all values, and the batch must be decoded again (oversize-batch.ts).
+ */
+async function fillSlot(slabId: number, layout: BatchLayout, rows: number, shards: readonly ShardRef[], runs: Float64Array, read: ReadMode, checks: ShardChecks, shared?: SharedDecoded): Promise<DecodeStats & { needs?: Record<string, number> }> {
   const held: OpenShard[] = [];
   try {
     const t0 = performance.now();
@@ -174,7 +179,12 @@ async function fillSlot(slabId: number, layout: BatchLayout, rows: number, shard
       if (t.region.offsetsOffset >= 0 && rows === 0) new Int32Array(bytes.buffer, bytes.byteOffset + t.region.offsetsOffset, 1)[0] = 0;
     }
     const total = performance.now() - t0;
-    return { rows, bytesRead: ops.bytesRead, readNs: Math.round(readMs * 1e6), decodeNs: Math.round((total - readMs) * 1e6) };
+    const stats = { rows, bytesRead: ops.bytesRead, readNs: Math.round(readMs * 1e6), decodeNs: Math.round((total - readMs) * 1e6) };
+    const varTargets = targets.filter((t) => t.region.offsetsOffset >= 0);
+    if (varTargets.some((t) => t.cursor * t.region.elementBytes > t.region.valuesBytes)) {
+      return { ...stats, needs: Object.fromEntries(varTargets.map((t) => [t.region.name, t.cursor * t.region.elementBytes])) };
+    }
+    return stats;
   } finally {
     releaseHandles(held);
     arrowReads.clear();
@@ -286,7 +296,19 @@ export async function runDecodeLoop(task: DecodeLoopTask): Promise<DecodeLoopRes
           return { index, name: entry.path, file: files[i]!, format: entry.format, bytes: entry.bytes };
         });
         const t1 = performance.now();
-        const s = await fillSlot(task.slabIds[slot]!, layout, ids.length, refs, runs, read, checks, shared);
+        const slotSlabId = task.slabIds[slot]!;
+        let s = await fillSlot(slotSlabId, layout, ids.length, refs, runs, read, checks, shared);
+        let oneOffSlab = 0;
+        if (s.needs) {
+          const o = await decodeOversize(
+            { control, seq, slotSlabId, layout, needs: s.needs, ids, limit: task.oneOffBytes, pin: task.pin, manifest, locator },
+            (id, l) => fillSlot(id, l, ids.length, refs, runs, read, checks, shared),
+          );
+          s = o.result;
+          oneOffSlab = o.slabId;
+          // The layout first, then the slot: the consumer waits for this message when it sees the slab.
+          port.postMessage({ type: 'oneOff', seq, slabId: o.slabId, bytes: o.bytes, layoutJson: JSON.stringify(o.layout) } satisfies WorkerMessage);
+        }
         rows = ids.length;
         stats[STAT_BATCHES]! += 1;
         stats[STAT_ROWS]! += s.rows;
@@ -294,7 +316,7 @@ export async function runDecodeLoop(task: DecodeLoopTask): Promise<DecodeLoopRes
         stats[STAT_READ_NS]! += s.readNs;
         stats[STAT_DECODE_NS]! += s.decodeNs;
         stats[STAT_SHARD_WAIT_NS]! += (t1 - t0) * 1e6;
-        control.publish(slot, seq, rows, false);
+        control.publish(slot, seq, rows, false, oneOffSlab);
       } catch (err) {
         // The consumer meets this error at this seq, not before: the message goes first, then the
         // slot is published as failed.

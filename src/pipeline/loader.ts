@@ -19,12 +19,14 @@ import {
 import { createShardSource, InPlaceShardSource, type ShardSourceOptions } from './prefetcher.js';
 import type { ShardSource } from './shard-source.js';
 import { LeaseTable } from './lease-table.js';
-import { computeBatchLayout, type BatchLayout } from './batch-layout.js';
+import type { BatchLayout } from './batch-layout.js';
+import { planSlotMemory, resolveMemoryBytes } from './memory-budget.js';
 import { BatchRing } from './batch-ring.js';
 import { Batch } from './batch.js';
 import { SampleLocator } from './sample-locator.js';
-import { usableCpus } from './cpus.js';
-import { defaultReadMode, type ReadMode } from '../memory/index.js';
+import { maxWorkers, usableCpus } from './cpus.js';
+import { checkLoaderOptionTypes } from './loader-option-types.js';
+import { defaultReadMode, detachSlab, freeSlab, slabView, type ReadMode } from '../memory/index.js';
 import { LoaderStats, type LoaderStatsSnapshot } from './stats.js';
 import { ControlBlock, FILLING, FREE, HELD, READY, STAT_BATCHES, STAT_BYTES, STAT_DECODE_NS, STAT_READ_NS, STAT_ROWS, STAT_SHARD_WAIT_NS } from './control-block.js';
 import type { DecodeLoopResult, DecodeLoopTask, LeaseReply, WorkerMessage } from './decode-messages.js';
@@ -50,10 +52,16 @@ export interface LoaderOptions extends StoreOptions, ShardSourceOptions {
   localWorldSize?: number;
   /** Continue from a state returned by loader.state(). */
   resume?: ResumeState;
-  /** Decode threads. Default: the CPUs this process may use. */
+  /** Decode threads. Default: the CPUs this process may use; at most 4 per usable CPU (and 256). */
   workers?: number;
   /** Batch slots in the ring (batches decoded ahead plus those the consumer holds). Default 2 x workers + 2. */
   slots?: number;
+  /**
+   * Bytes of pinned batch memory in all: the slots, plus the one-off allocations of batches whose
+   * variable-length rows do not fit a slot (memory-budget.ts). Default: a quarter of the machine's
+   * memory, from 256 MiB to 32 GiB.
+   */
+  memoryBytes?: number;
   /** Page-lock batch memory (default true; GPUFEED_PIN=0 also turns it off). */
   pin?: boolean;
   /** Bytes of one row assumed for variable-length columns whose manifest has no maxRowBytes. */
@@ -82,6 +90,26 @@ function checkPositiveInt(name: string, v: unknown, max = Number.MAX_SAFE_INTEGE
   return v;
 }
 
+function checkWorkers(v: number): number {
+  const cpus = usableCpus();
+  const max = maxWorkers(cpus);
+  if (typeof v === 'number' && Number.isInteger(v) && v > max) {
+    throw invalidOption('workers', `must be at most ${max} (4 per usable CPU, ${cpus} here, and at most 256), got ${v}: each decode thread costs start-up time and memory`, { max });
+  }
+  return checkPositiveInt('workers', v, max);
+}
+
+/** Settings of gpufeed's own entry points, not user options. */
+export interface LoaderInternalOptions {
+  /**
+   * Slots sized for the dataset's largest rows, so no batch goes to a one-off slot: the bridge
+   * (`gpufeed serve`) needs it, since its consumer maps only the ring's slabs.
+   */
+  slotsHoldLargestRows?: boolean;
+}
+
+type OneOffMessage = Extract<WorkerMessage, { type: 'oneOff' }>;
+
 /** The main thread's end of one worker's port, with the shard leases it holds for that worker. */
 interface WorkerLink {
   port: MessagePort;
@@ -100,8 +128,13 @@ export class Loader implements AsyncIterable<Batch> {
   readonly layout: BatchLayout;
   readonly ring: BatchRing;
   readonly workers: number;
+  /** The pinned-memory cap (option memoryBytes): the ring plus one-off slots of oversize batches. */
+  readonly memoryBytes: number;
+  /** Of memoryBytes, what one-off slots may take at once (memoryBytes minus the ring). */
+  readonly oneOffBytes: number;
 
   readonly #store: Store;
+  readonly #pin: boolean | undefined;
   readonly #source: ShardSource;
   readonly #leases: LeaseTable;
   readonly #layoutJson: string;
@@ -139,8 +172,11 @@ export class Loader implements AsyncIterable<Batch> {
   #fatal: unknown;
   readonly #errors = new Map<number, SerializedError>();
   readonly #errorWaiters = new Map<number, (e: SerializedError) => void>();
+  /** One-off slabs of oversize batches, by seq, as the workers announce them. */
+  readonly #oneOffs = new Map<number, OneOffMessage>();
+  readonly #oneOffWaiters = new Map<number, (m: OneOffMessage) => void>();
 
-  private constructor(uri: string, store: Store, manifest: ManifestV1, options: LoaderOptions) {
+  private constructor(uri: string, store: Store, manifest: ManifestV1, options: LoaderOptions, internal: LoaderInternalOptions) {
     this.uri = uri;
     this.#store = store;
     this.manifest = manifest;
@@ -163,10 +199,17 @@ export class Loader implements AsyncIterable<Batch> {
     this.#shardSizes = manifest.shards.map((s) => ({ rows: s.rows, bytes: s.bytes, hash: s.hash }));
     this.#locator = new SampleLocator(manifest);
 
-    this.workers = options.workers === undefined ? usableCpus() : checkPositiveInt('workers', options.workers, 1024);
+    this.workers = options.workers === undefined ? usableCpus() : checkWorkers(options.workers);
     const slots = options.slots === undefined ? SLOTS_PER_WORKER * this.workers + 2 : checkPositiveInt('slots', options.slots, 4096);
     if (options.varRowBytes !== undefined) checkPositiveInt('varRowBytes', options.varRowBytes);
-    this.layout = computeBatchLayout(manifest, this.columns, this.order.batchSize, options.varRowBytes);
+    const memory = planSlotMemory({
+      manifest, columns: this.columns, batchSize: this.order.batchSize, slots, memoryBytes: resolveMemoryBytes(options.memoryBytes), fallbackRowBytes: options.varRowBytes,
+      largestRows: internal.slotsHoldLargestRows === true,
+    });
+    this.layout = memory.layout;
+    this.memoryBytes = memory.memoryBytes;
+    this.oneOffBytes = memory.oneOffBytes;
+    this.#pin = options.pin;
     this.#layoutJson = JSON.stringify(this.layout);
     if (options.read !== undefined && options.read !== 'mmap' && options.read !== 'pread') throw invalidOption('read', `must be mmap or pread, got ${String(options.read)}`);
     this.#read = options.read ?? defaultReadMode();
@@ -197,13 +240,14 @@ export class Loader implements AsyncIterable<Batch> {
   }
 
   /** Opens a dataset (local path, file:// or s3:// URI) and validates every option. */
-  static async open(uri: string, options: LoaderOptions): Promise<Loader> {
+  static async open(uri: string, options: LoaderOptions, internal: LoaderInternalOptions = {}): Promise<Loader> {
     if (typeof uri !== 'string' || uri.length === 0) throw invalidOption('uri', 'must be a dataset path or URI');
     if (!options || typeof options !== 'object') throw invalidOption('options', 'must be an object with at least batchSize');
+    checkLoaderOptionTypes(options);
     const store = await openStore(uri, options);
     try {
       const manifest = await loadManifest(store);
-      return new Loader(uri, store, manifest, options);
+      return new Loader(uri, store, manifest, options, internal);
     } catch (err) {
       await store.close();
       throw err;
@@ -251,8 +295,9 @@ export class Loader implements AsyncIterable<Batch> {
       const task: DecodeLoopTask = {
         worker: w, control: this.#control.buffers, slabIds, layoutJson: this.#layoutJson, manifest: this.manifest,
         world: this.world, order: this.order, stepsPerEpoch: this.#stepsPerEpoch, startStep: this.#startStep, endSeq: this.#endSeq,
-        port: port2, read: this.#read, verifyPieces: this.#verifyPieces,
+        port: port2, read: this.#read, verifyPieces: this.#verifyPieces, oneOffBytes: this.oneOffBytes,
       };
+      if (this.#pin !== undefined) task.pin = this.#pin;
       if (paths) task.paths = paths;
       if (this.rowGroupCache) task.rowGroupCache = this.rowGroupCache;
       const loop = (this.#pool.run(task, { transferList: [port2] }) as Promise<DecodeLoopResult>).catch((err: unknown) => {
@@ -273,6 +318,14 @@ export class Loader implements AsyncIterable<Batch> {
         waiter(m.error);
       } else {
         this.#errors.set(m.seq, m.error);
+      }
+    } else if (m.type === 'oneOff') {
+      const waiter = this.#oneOffWaiters.get(m.seq);
+      if (waiter) {
+        this.#oneOffWaiters.delete(m.seq);
+        waiter(m);
+      } else {
+        this.#oneOffs.set(m.seq, m);
       }
     } else if (m.type === 'release') {
       for (const index of m.shards) {
@@ -355,8 +408,26 @@ export class Loader implements AsyncIterable<Batch> {
     return new Promise((resolve) => this.#errorWaiters.set(seq, (s) => resolve(deserializeError(s))));
   }
 
-  #release(slot: number): void {
+  /** The one-off slab message of seq (posted before its slot was published; it may still be on its way). */
+  #oneOffOf(seq: number): Promise<OneOffMessage> {
+    const m = this.#oneOffs.get(seq);
+    if (m) {
+      this.#oneOffs.delete(seq);
+      return Promise.resolve(m);
+    }
+    return new Promise((resolve) => this.#oneOffWaiters.set(seq, resolve));
+  }
+
+  /** Frees a one-off slab and uncounts it (the worker detached its own view already). */
+  #freeOneOff(slabId: number, bytes: number): void {
+    detachSlab(slabId);
+    freeSlab(slabId);
+    this.#control.releaseOneOff(bytes);
+  }
+
+  #release(slot: number, oneOff?: { slabId: number; bytes: number }): void {
     if (this.#closed) return;
+    if (oneOff) this.#freeOneOff(oneOff.slabId, oneOff.bytes);
     this.#held -= 1;
     this.#stats.released();
     this.#control.free(slot);
@@ -394,28 +465,46 @@ export class Loader implements AsyncIterable<Batch> {
           if (this.#held >= slots.length) {
             throw new GpufeedError(ErrorCodes.INVALID_OPTION, `all ${slots.length} batch slots are held by the consumer (retained batches); release some or raise the slots option`, { option: 'slots' });
           }
-          while (slot < 0) {
-            if (this.#fatal !== undefined) throw this.#fatal;
-            await control.waitReady(seq);
-            if (this.#closed) return;
-            slot = control.readySlot(seq);
+          // Said in the control block: a worker waiting to allocate a one-off slot for this very
+          // batch then knows that only retained batches could free room (oversize-batch.ts).
+          control.setWaiting(seq);
+          try {
+            while (slot < 0) {
+              if (this.#fatal !== undefined) throw this.#fatal;
+              await control.waitReady(seq);
+              if (this.#closed) return;
+              slot = control.readySlot(seq);
+            }
+          } finally {
+            control.setWaiting(-1);
           }
         }
         // Workers wait on the main thread for shard leases (remote datasets): let their requests in.
         if (control.pendingRequests > 0) await new Promise((resolve) => setImmediate(resolve));
         if (this.#closed) return;
-        const { rows, failed } = control.hold(seq, slot);
+        const { rows, failed, oneOffSlab } = control.hold(seq, slot);
         this.#consumed = seq + 1;
         if (failed) {
           control.free(slot);
           throw await this.#errorOf(seq);
         }
-        this.#held += 1;
         const ids = Array.from(control.idsOf(slot).subarray(0, rows));
         const { epoch, step } = this.#position(this.#startStep + seq);
         const s = slots[slot]!;
+        let batch: Batch;
+        if (oneOffSlab !== 0) {
+          const o = await this.#oneOffOf(seq);
+          if (this.#closed) return;
+          if (o.slabId !== oneOffSlab) throw new GpufeedError(ErrorCodes.INTERNAL, `batch ${seq}: one-off slab ${o.slabId} announced, ${oneOffSlab} published`);
+          const layout = JSON.parse(o.layoutJson) as BatchLayout;
+          const oneOff = { slabId: o.slabId, bytes: o.bytes };
+          batch = new Batch({ epoch, step, ids, slabId: o.slabId, layout, buffer: slabView(o.slabId), release: () => this.#release(slot, oneOff) });
+          this.#stats.oneOff();
+        } else {
+          batch = new Batch({ epoch, step, ids, slabId: s.slab.id, layout: this.layout, buffer: s.buffer, release: () => this.#release(slot) });
+        }
+        this.#held += 1;
         this.#delivered = seq + 1;
-        const batch = new Batch({ epoch, step, ids, slabId: s.slab.id, layout: this.layout, buffer: s.buffer, release: () => this.#release(slot) });
         this.#stats.waited(performance.now() - w0);
         yield batch;
         previous = batch;
@@ -456,6 +545,14 @@ export class Loader implements AsyncIterable<Batch> {
     if (this.#loops) await Promise.allSettled(this.#loops);
     // No worker writes a slot any more; only now may the slabs go.
     await this.#pool.destroy();
+    // One-off slabs of batches published but never released (held, or never taken).
+    for (let slot = 0; slot < this.ring.slots.length; slot++) {
+      const id = this.#control.oneOffSlabOf(slot);
+      if (id !== 0) {
+        detachSlab(id);
+        freeSlab(id);
+      }
+    }
     this.#linksClosed = true;
     for (const link of this.#links) {
       link.port.close();

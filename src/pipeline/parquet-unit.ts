@@ -10,7 +10,7 @@ import { compressors as jsCompressors } from 'hyparquet-compressors';
 import { decodeFlatColumn, type FlatColumn } from './parquet-flat.js';
 import { mayBeFlat, type RowGroupCache } from './row-group-cache.js';
 import { ErrorCodes, GpufeedError } from '../errors.js';
-import type { ColumnRegion } from './batch-layout.js';
+import { MAX_VAR_ELEMENTS, varColumnTooLong, type ColumnRegion } from './batch-layout.js';
 import type { RowRun, ShardRef } from './decode-messages.js';
 import type { CopyOps, SlotTarget } from './arrow-unit.js';
 
@@ -270,14 +270,14 @@ export async function copyParquetRun(h: ParquetShardHandle, run: RowRun, targets
         if (region.kind === 'bytes') bytes = v === null || v === undefined ? new Uint8Array(0) : typeof v === 'string' ? encoder.encode(v) : (v as Uint8Array);
         else list = (v ?? []) as ArrayLike<unknown>;
         const elems = bytes ? bytes.length : list!.length;
-        if ((target.cursor + elems) * eb > region.valuesBytes) {
-          throw new GpufeedError(ErrorCodes.INVALID_OPTION, `column ${region.name}: rows of shard ${h.ref.name} need more than the ${region.valuesBytes} bytes a batch slot holds for it; the manifest's maxRowBytes is missing or wrong (re-index the dataset) or raise the loader's varRowBytes`, {
-            option: 'varRowBytes', column: region.name, shard: h.ref.name,
-          });
-        }
+        if (target.cursor + elems > MAX_VAR_ELEMENTS) throw varColumnTooLong(region, h.ref.name);
         offsets![slotRow] = target.cursor;
-        if (bytes) target.bytes.set(bytes, region.valuesOffset + target.cursor);
-        else for (let k = 0; k < elems; k++) writeNumber(view, region.valuesOffset + (target.cursor + k) * eb, region.dtype, list![k]);
+        // Values that do not fit are only counted: the batch is decoded again into a one-off slot
+        // of that size (oversize-batch.ts).
+        if ((target.cursor + elems) * eb <= region.valuesBytes) {
+          if (bytes) target.bytes.set(bytes, region.valuesOffset + target.cursor);
+          else for (let k = 0; k < elems; k++) writeNumber(view, region.valuesOffset + (target.cursor + k) * eb, region.dtype, list![k]);
+        }
         target.cursor += elems;
         offsets![slotRow + 1] = target.cursor;
         ops.bytesRead += elems * eb;

@@ -20,6 +20,8 @@ export interface LoaderStatsSnapshot {
   /** Seconds since the loader opened. */
   elapsedSeconds: number;
   released: number;
+  /** Batches delivered in a one-off slot because their variable-length rows did not fit a slot (memory-budget.ts). */
+  oneOffBatches: number;
   /** queued: batches decoded and waiting for the consumer; freeSlots: slots no worker or consumer holds. */
   /** Slots by state: decoded and waiting for the consumer, being decoded, free, held by the consumer. */
   queue: { queued: number; filling: number; freeSlots: number; held: number; slots: number };
@@ -39,6 +41,7 @@ export class LoaderStats {
   #firstMs = -1;
   #delivered = 0;
   #released = 0;
+  #oneOff = 0;
 
   /** Totals of every decode worker (their shared counters), replacing what was counted before. */
   setDecode(t: { batches: number; rows: number; bytesRead: number; readNs: number; decodeNs: number; shardWaitNs: number }): void {
@@ -69,6 +72,10 @@ export class LoaderStats {
     this.#released += 1;
   }
 
+  oneOff(): void {
+    this.#oneOff += 1;
+  }
+
   snapshot(queue: LoaderStatsSnapshot['queue'], storage?: ShardSourceStats): LoaderStatsSnapshot {
     const s: LoaderStatsSnapshot = {
       batches: this.#batches,
@@ -81,6 +88,7 @@ export class LoaderStats {
       firstBatchSeconds: this.#firstMs < 0 ? 0 : this.#firstMs / 1e3,
       elapsedSeconds: (performance.now() - this.#opened) / 1e3,
       released: this.#released,
+      oneOffBatches: this.#oneOff,
       queue,
     };
     if (storage) s.storage = { ...storage };
