@@ -1,10 +1,10 @@
 // `gpufeed verify`: every shard in the manifest exists, has the recorded size, and hashes to the
 // recorded sha256. Problems are collected (one per shard), not thrown, so one run reports them all.
 import { ErrorCodes, GpufeedError, type ErrorCode } from '../errors.js';
-import { openStore, type StoreOptions } from '../storage/index.js';
+import type { StoreOptions } from '../storage/index.js';
 import type { Store } from '../storage/store.js';
 import { hashObject } from './hash.js';
-import { loadManifest } from './manifest.js';
+import { openDataset } from './open-dataset.js';
 import type { ManifestV1, ShardEntry } from './types.js';
 
 export interface ShardProblem {
@@ -30,10 +30,10 @@ export interface VerifyOptions {
 }
 
 export async function verifyDataset(uri: string, options: VerifyOptions = {}): Promise<VerifyReport> {
-  const store = await openStore(uri, options.storeOptions);
+  const { manifest, shards: store, manifestUri } = await openDataset(uri, options.storeOptions);
   try {
-    const manifest = await loadManifest(store);
-    return await verifyShards(store, manifest, options);
+    // The report names the dataset (where index.json is), wherever its shards are.
+    return { ...(await verifyShards(store, manifest, options)), uri: manifestUri };
   } finally {
     await store.close();
   }
