@@ -5,7 +5,7 @@ import { ErrorCodes, GpufeedError } from '../errors.js';
 import { selectSplit } from './splits.js';
 
 export interface FolderChoice {
-  /** Data files, relative to the folder, sorted. */
+  /** Data files, relative to the folder, in the order given. */
   kept: string[];
   /** Files passed over (not data by extension, or not listed in their folder's state.json). */
   skipped: string[];
@@ -55,7 +55,7 @@ export async function chooseFolderFiles(
   }
   const kept: string[] = [];
   const skipped: string[] = [];
-  for (const p of [...paths].sort()) {
+  for (const p of paths) {
     const own = listed.get(dirOf(p));
     if (isData(p) && (!own || own.has(baseName(p)))) kept.push(p);
     else skipped.push(p);
@@ -67,5 +67,5 @@ export async function chooseFolderFiles(
 export function describeSkipped(what: string, skipped: readonly string[]): string {
   const shown = skipped.slice(0, 5).join(', ');
   const more = skipped.length > 5 ? ` and ${skipped.length - 5} more` : '';
-  return `${what}: skipped ${skipped.length} file${skipped.length === 1 ? '' : 's'} that are not data: ${shown}${more}`;
+  return `${what}: skipped ${skipped.length} ${skipped.length === 1 ? 'file that is' : 'files that are'} not data: ${shown}${more}`;
 }
