@@ -11,9 +11,10 @@ import { join, relative } from 'node:path';
 import { main } from '../../src/cli/main.js';
 import { makeDemoDataset } from '../../src/dataset/demo.js';
 import { batchColumnsJson } from '../../src/pipeline/batch-json.js';
-import { Loader } from '../../src/index.js';
+import { Loader, type LoaderOptions } from '../../src/index.js';
 import type { ManifestV1 } from '../../src/dataset/types.js';
 import { tempDir } from '../fixtures/dataset-fixtures.js';
+import { startS3Server, S3RVER_CREDENTIALS } from '../helpers/s3-server.js';
 
 const pyarrow = spawnSync('python3', ['-c', 'import pyarrow; print(pyarrow.__version__)'], { encoding: 'utf8' });
 const NO_PYARROW = pyarrow.status === 0 ? undefined : `pyarrow is not importable by python3 (${(pyarrow.stderr || pyarrow.error?.message || 'no python3').trim().split('\n').pop()}); pip install pyarrow`;
@@ -44,8 +45,8 @@ async function cli(args: string[]): Promise<{ code: number; out: string; err: st
 }
 
 /** Every row in dataset order, column by column, through the loader (fixed columns flattened). */
-async function readAll(uri: string, read: 'mmap' | 'pread' = 'pread'): Promise<{ ids: number[]; columns: Record<string, unknown[]> }> {
-  const loader = await Loader.open(uri, { batchSize: 7, workers: 2, shuffle: 'none', pin: false, read });
+async function readAll(uri: string, read: 'mmap' | 'pread' = 'pread', extra: Partial<LoaderOptions> = {}): Promise<{ ids: number[]; columns: Record<string, unknown[]> }> {
+  const loader = await Loader.open(uri, { batchSize: 7, workers: 2, shuffle: 'none', pin: false, read, ...extra });
   const ids: number[] = [];
   const columns: Record<string, unknown[]> = {};
   try {
@@ -278,4 +279,35 @@ test('prep: a folder of several splits is refused; --split and --columns pick ro
   assert.equal(unknown.code, 2);
   assert.match(unknown.err, /GPUFEED_UNKNOWN_COLUMN: .*part-0\.jsonl: no column "zz"/);
   await assert.rejects(readFile(join(dir, 'out2', 'index.json')), { code: 'ENOENT' });
+});
+
+test('index an S3 glob with --out on local disk: base is the S3 prefix; verify and the loader read the shards from it', async (t: TestContext) => {
+  const dir = await tempDir(t, 'gpufeed-layouts-');
+  const src = join(dir, 'ds');
+  const made = await makeDemoDataset(src, { rows: 90, seqLen: 2, format: 'parquet', shardSize: 800 });
+  assert.ok(made.shards.length >= 2);
+  const server = await startS3Server(['pub']);
+  t.after(() => server.close());
+  const saved = { id: process.env.AWS_ACCESS_KEY_ID, secret: process.env.AWS_SECRET_ACCESS_KEY };
+  process.env.AWS_ACCESS_KEY_ID = S3RVER_CREDENTIALS.accessKeyId;
+  process.env.AWS_SECRET_ACCESS_KEY = S3RVER_CREDENTIALS.secretAccessKey;
+  t.after(() => {
+    if (saved.id === undefined) delete process.env.AWS_ACCESS_KEY_ID; else process.env.AWS_ACCESS_KEY_ID = saved.id;
+    if (saved.secret === undefined) delete process.env.AWS_SECRET_ACCESS_KEY; else process.env.AWS_SECRET_ACCESS_KEY = saved.secret;
+  });
+  for (const s of made.shards) await server.putObject('pub', `raw/${s.path}`, await readFile(join(src, s.path)));
+  await server.putObject('pub', 'raw/README.md', 'not data');
+  const out = join(dir, 'idx');
+  const ep = ['--s3-endpoint', server.endpoint];
+  const r = await cli(['index', 's3://pub/raw/shards/*.parquet', '--out', out, ...ep]);
+  assert.equal(r.code, 0, r.err);
+  const m = await manifestAt(out);
+  assert.equal(m.base, 's3://pub/raw/shards');
+  assert.deepEqual(m.shards.map((s) => `shards/${s.path}`), made.shards.map((s) => s.path));
+  const verify = await cli(['verify', out, ...ep]);
+  assert.equal(verify.code, 0, verify.err);
+  const viaS3 = await readAll(out, 'pread', { s3Endpoint: server.endpoint, cacheDir: join(dir, 'cache'), cacheBytes: 1 << 24, minFreeBytes: 0 });
+  const viaDisk = await readAll(src);
+  assert.equal(viaS3.ids.length, 90);
+  assert.deepEqual(viaS3, viaDisk);
 });
