@@ -56,7 +56,7 @@ export async function readIndexLayout(format: ShardFormat, read: RangeReader, si
 }
 
 /** The flat Parquet schema (root first) with only the kept top-level columns' subtrees. */
-function keptParquetElements(schema: readonly SchemaElement[], keep: (names: string[]) => Set<string>, where: string): SchemaElement[] {
+export function keptParquetElements(schema: readonly SchemaElement[], keep: (names: string[]) => Set<string>, where: string): SchemaElement[] {
   const root = schema[0];
   if (!root) throw new GpufeedError(ErrorCodes.SHARD_CORRUPT, `${where}: Parquet footer has no schema`, { path: where });
   const subtrees: { name: string; elements: SchemaElement[] }[] = [];

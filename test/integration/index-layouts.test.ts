@@ -219,6 +219,30 @@ test('datasets save_to_disk folder (IPC stream files): index walks the messages,
   assert.deepEqual(viaPrep.columns, { id: want.id, text: want.text, vec: want.vec });
 });
 
+test('--drop leaves out a column of a type gpufeed cannot carry (a struct of image bytes), in index and prep', { skip: NO_PYARROW }, async (t: TestContext) => {
+  const dir = await tempDir(t, 'gpufeed-layouts-');
+  python(`
+import pyarrow as pa, pyarrow.parquet as pq, pyarrow.feather as feather
+t = pa.table({'label': pa.array([3, 1, 4, 1, 5], pa.int32()), 'image': pa.array([{'bytes': bytes([i]), 'path': f'{i}.png'} for i in range(5)])})
+pq.write_table(t, 'img.parquet')
+feather.write_feather(t, 'img.arrow', compression='uncompressed')
+`, dir);
+  const labels = [3, 1, 4, 1, 5];
+  for (const name of ['img.parquet', 'img.arrow']) {
+    const refused = await cli(['index', join(dir, name), '--out', join(dir, `bad-${name}`)]);
+    assert.equal(refused.code, 2);
+    assert.match(refused.err, /GPUFEED_UNSUPPORTED_TYPE: .*column "image"/);
+    const out = join(dir, `idx-${name}`);
+    const r = await cli(['index', join(dir, name), '--out', out, '--drop', 'image']);
+    assert.equal(r.code, 0, r.err);
+    assert.deepEqual((await readAll(out)).columns, { label: labels });
+    const prepped = join(dir, `prep-${name}`);
+    const p = await cli(['prep', join(dir, name), '-o', prepped, '-w', '0', '--columns', 'label']);
+    assert.equal(p.code, 0, p.err);
+    assert.deepEqual((await readAll(prepped)).columns, { label: labels });
+  }
+});
+
 test('gpufeed-written shards: index a glob with --out and --columns; a relative base; escapes still refused', async (t: TestContext) => {
   const dir = await tempDir(t, 'gpufeed-layouts-');
   const src = join(dir, 'ds');

@@ -2,7 +2,8 @@
 // schema (Parquet, Arrow) are checked up front; for JSON Lines and CSV the first input is checked
 // once it has been read (a name no row of it holds is UNKNOWN_COLUMN), before any manifest exists.
 import { ErrorCodes, GpufeedError } from '../../errors.js';
-import { selectColumnNames, type ColumnSelection } from '../column-selection.js';
+import type { ColumnSelection } from '../column-selection.js';
+import { selectedDeclaredColumns } from './selected-schema.js';
 import type { ColumnSpec } from '../types.js';
 import type { InputFile, InputReader, RowBatch } from './source.js';
 
@@ -24,10 +25,11 @@ export class SelectingReader implements InputReader {
   }
 
   async declaredColumns(): Promise<ColumnSpec[] | undefined> {
-    const cols = await this.inner.declaredColumns();
-    if (!cols) return undefined;
-    this.kept = new Set(selectColumnNames(cols.map((c) => c.name), this.select, this.file.path));
-    return cols.filter((c) => this.kept!.has(c.name));
+    if (this.file.kind !== 'parquet' && this.file.kind !== 'arrow') return this.inner.declaredColumns();
+    // Mapped after selecting, so a dropped column may be of a type gpufeed cannot carry.
+    const cols = await selectedDeclaredColumns(this.file, this.select);
+    this.kept = new Set(cols.map((c) => c.name));
+    return cols;
   }
 
   async *batches(): AsyncIterable<RowBatch> {
