@@ -10,7 +10,7 @@
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { ErrorCodes, GpufeedError, invalidOption } from '../errors.js';
-import { openStore, type Store } from '../storage/index.js';
+import { isS3Uri, openStore, type Store } from '../storage/index.js';
 import type { ObjectInfo } from '../storage/store.js';
 import { loadManifest, writeManifest } from '../dataset/manifest.js';
 import { hashObject } from '../dataset/hash.js';
@@ -118,6 +118,9 @@ export function register(program: Command): void {
     try {
       target = o.out === undefined ? data : await openStore(o.out, storeOptions);
       const separate = target.uri !== data.uri;
+      if (separate && isS3Uri(target.uri) && !isS3Uri(data.uri)) {
+        throw invalidOption('out', `${target.uri} is on S3 but the data is on local disk (${data.uri}); a manifest on S3 may only name an S3 base`);
+      }
       if (!o.overwrite && (await target.head(MANIFEST_FILE))) {
         throw new GpufeedError(ErrorCodes.OUTPUT_NOT_EMPTY, `${target.uri}/${MANIFEST_FILE} already exists; pass --overwrite to replace it`, { path: `${target.uri}/${MANIFEST_FILE}` });
       }

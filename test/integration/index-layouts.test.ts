@@ -277,6 +277,11 @@ test('gpufeed-written shards: index a glob with --out and --columns; a relative 
     return true;
   });
 
+  // A manifest on S3 may not point at local disk, so index refuses to write one (before any request).
+  const toS3 = await cli(['index', join(src, 'shards'), '--out', 's3://bucket/idx', '--s3-endpoint', 'http://127.0.0.1:9']);
+  assert.equal(toS3.code, 2);
+  assert.match(toS3.err, /GPUFEED_INVALID_OPTION: option out: s3:\/\/bucket\/idx is on S3 but the data is on local disk/);
+
   const again = await cli(['index', join(src, 'shards', '*.arrow'), '--out', out]);
   assert.equal(again.code, 2, 'an existing manifest at --out needs --overwrite');
   assert.match(again.err, /GPUFEED_OUTPUT_NOT_EMPTY/);
