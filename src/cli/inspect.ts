@@ -1,8 +1,7 @@
 // `gpufeed inspect <dataset>`: schema, shards and totals of a dataset, as a table or JSON.
 import type { Command } from 'commander';
-import { loadManifest } from '../dataset/manifest.js';
+import { openDataset } from '../dataset/open-dataset.js';
 import type { ManifestV1 } from '../dataset/types.js';
-import { openStore } from '../storage/index.js';
 import { formatBytes } from '../util/bytes.js';
 import { addStorageOptions, storageOptionsFrom, type StorageFlags } from './storage-options.js';
 
@@ -15,13 +14,13 @@ export function register(program: Command): void {
     .option('--json', 'print the manifest summary as JSON', false)
     .option('--shards <n>', 'shards listed in the table (all with --json)', '50')
     .action(async (dataset: string, o: { json: boolean; shards: string } & StorageFlags) => {
-      const store = await openStore(dataset, storageOptionsFrom(o).store);
+      const { manifest, shards, manifestUri } = await openDataset(dataset, storageOptionsFrom(o).store);
       try {
-        const manifest = await loadManifest(store);
-        if (o.json) process.stdout.write(`${JSON.stringify(inspectJson(store.uri, manifest), null, 2)}\n`);
-        else process.stdout.write(renderInspect(store.uri, manifest, Math.max(0, Number(o.shards) || 0)));
+        const shardsAt = manifest.base !== undefined ? shards.uri : undefined;
+        if (o.json) process.stdout.write(`${JSON.stringify({ ...inspectJson(manifestUri, manifest), ...(shardsAt ? { shardsAt } : {}) }, null, 2)}\n`);
+        else process.stdout.write(renderInspect(manifestUri, manifest, Math.max(0, Number(o.shards) || 0), shardsAt));
       } finally {
-        await store.close();
+        await shards.close();
       }
     });
 }
@@ -40,6 +39,7 @@ export function inspectJson(uri: string, m: ManifestV1): Record<string, unknown>
       parts: s.layout.kind === 'arrow' ? s.layout.batches.length : s.layout.rowGroups.length,
       ...(s.maxRowBytes ? { maxRowBytes: s.maxRowBytes } : {}),
     })),
+    ...(m.base !== undefined ? { base: m.base } : {}),
     ...(m.createdBy ? { createdBy: m.createdBy } : {}),
     ...(m.createdAt ? { createdAt: m.createdAt } : {}),
   };
@@ -52,8 +52,9 @@ function table(header: string[], rows: string[][], right: Set<number>): string {
   return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n') + '\n';
 }
 
-export function renderInspect(uri: string, m: ManifestV1, maxShards: number): string {
+export function renderInspect(uri: string, m: ManifestV1, maxShards: number, shardsAt?: string): string {
   let out = `dataset  ${uri}\n`;
+  if (shardsAt !== undefined) out += `shards   in ${shardsAt} (base ${JSON.stringify(m.base)})\n`;
   out += `format   ${m.format} v${m.version}${m.createdBy ? `, created by ${m.createdBy}` : ''}${m.createdAt ? ` at ${m.createdAt}` : ''}\n`;
   out += `total    ${m.rows} rows, ${m.shards.length} shards, ${formatBytes(m.bytes)} (${m.bytes} bytes)\n\n`;
   out += 'schema\n';

@@ -21,6 +21,9 @@ export function register(program: Command): void {
     .option('--shape <col=dims>', 'fixed-shape column, e.g. input_ids=2048 or image=3x224x224 (repeatable)', collect)
     .option('--type <col=dtype>', 'column (element) dtype, e.g. label=int32 (repeatable)', collect)
     .option('--nullable <col>', 'allow nulls in a column the first rows show none in (repeatable)', collect)
+    .option('--columns <a,b>', 'keep only these columns (repeatable)', collect)
+    .option('--drop <c>', 'leave out these columns (comma-separated, repeatable)', collect)
+    .option('--split <name>', 'read only this Hugging Face split of folder and glob inputs (train, validation, test, ...)')
     .option('-c, --compression <codec>', 'Parquet codec: snappy, zstd, gzip or none')
     .option('--overwrite', 'replace a gpufeed dataset already at --out', false)
     .option('-w, --workers <n>', 'encoder threads (0 = main thread)')
@@ -28,6 +31,7 @@ export function register(program: Command): void {
     .option('--json', 'print the result as JSON', false)
     .action(async (inputs: string[], o: {
       out: string; format: string; shardSize: string; shape?: string[]; type?: string[]; nullable?: string[];
+      columns?: string[]; drop?: string[]; split?: string;
       compression?: string; overwrite: boolean; workers?: string; sampleRows: string; json: boolean;
     } & StorageFlags) => {
       const shapes = Object.fromEntries((o.shape ?? []).map(parseShapeSpec));
@@ -38,6 +42,7 @@ export function register(program: Command): void {
       const manifest = await prepDataset(inputs, {
         out: o.out, format: o.format as ShardFormat, shardSize: o.shardSize, shapes, types, nullable: o.nullable,
         compression: o.compression, overwrite: o.overwrite, workers, sampleRows, storeOptions: storageOptionsFrom(o).store,
+        columns: o.columns, drop: o.drop, split: o.split,
       }, (s) => { seconds = s.seconds; });
       const rate = seconds > 0 ? Math.round(manifest.rows / seconds) : manifest.rows;
       if (o.json) {

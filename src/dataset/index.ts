@@ -21,3 +21,9 @@ export {
 export type { RangeReader } from './formats/range-reader.js';
 export { bytesRangeReader } from './formats/range-reader.js';
 export * from './types.js';
+export { openDataset, type OpenedDataset } from './open-dataset.js';
+export { resolveBaseUri } from './base-uri.js';
+export { splitOf, selectSplit, SPLIT_NAMES } from './splits.js';
+export { selectColumnNames, parseColumnList, type ColumnSelection } from './column-selection.js';
+export { arrowStreamSchema, readArrowStreamLayout, isArrowFileFormat, type ArrowStreamLayout } from './arrow-stream.js';
+export { resolveIndexSources, formatOfKey, type IndexSources, type IndexSourceOptions } from './index-sources.js';

@@ -63,6 +63,11 @@ export function validateManifest(raw: unknown, where: string): ManifestV1 {
   if (bytes !== sumBytes) v.fail('bytes', `is ${bytes} but the shards hold ${sumBytes} bytes`);
 
   const manifest: ManifestV1 = { format: MANIFEST_FORMAT, version: MANIFEST_VERSION, schema, shards, rows, bytes };
+  if (obj.base !== undefined) {
+    const base = v.string(obj.base, 'base');
+    if (base.length === 0 || base.includes('\0')) v.fail('base', `must be a folder path or URI, got ${JSON.stringify(base)}`);
+    manifest.base = base;
+  }
   if (obj.createdBy !== undefined) manifest.createdBy = v.string(obj.createdBy, 'createdBy');
   if (obj.createdAt !== undefined) manifest.createdAt = v.string(obj.createdAt, 'createdAt');
   return manifest;

@@ -3,6 +3,7 @@ import { availableParallelism } from 'node:os';
 import { invalidOption } from '../errors.js';
 import type { StoreOptions } from '../storage/index.js';
 import { parseBytes } from '../util/bytes.js';
+import { checkColumnSelection, isSelecting, parseColumnList, type ColumnSelection } from './column-selection.js';
 import { ALL_DTYPES } from './dtypes.js';
 import { parquetCodec } from './formats/compression.js';
 import type { DType, ShardFormat } from './types.js';
@@ -29,6 +30,14 @@ export interface PrepOptions {
   /** Progress line on stderr: true, false, or undefined for "when stderr is a TTY". */
   progress?: boolean;
   storeOptions?: StoreOptions;
+  /** Only this Hugging Face split of folder and glob inputs (train, validation, test, ...). */
+  split?: string;
+  /** Keep only these columns. */
+  columns?: string[];
+  /** Leave out these columns. */
+  drop?: string[];
+  /** Where skipped input files are reported (default: a stderr line per folder or glob). */
+  warn?: (line: string) => void;
   /** Test hooks: Arrow record batch / Parquet row group byte target and row cap. */
   targetBatchBytes?: number;
   maxBatchRows?: number;
@@ -47,6 +56,9 @@ export interface ResolvedPrepOptions {
   sampleRows: number;
   progress: boolean | undefined;
   storeOptions: StoreOptions;
+  split?: string;
+  select?: ColumnSelection;
+  warn?: (line: string) => void;
   targetBatchBytes?: number;
   maxBatchRows?: number;
 }
@@ -85,9 +97,15 @@ export function resolvePrepOptions(o: PrepOptions): ResolvedPrepOptions {
     if (!ALL_DTYPES.includes(t)) throw invalidOption('type', `column ${name}: unknown dtype ${JSON.stringify(t)}; expected one of ${ALL_DTYPES.join(', ')}`, { column: name });
     types[name] = t;
   }
+  const select: ColumnSelection = {};
+  if (o.columns !== undefined) select.columns = parseColumnList(o.columns, 'columns')!;
+  if (o.drop !== undefined) select.drop = parseColumnList(o.drop, 'drop')!;
+  checkColumnSelection(select);
+  if (o.split !== undefined && (typeof o.split !== 'string' || o.split.length === 0)) throw invalidOption('split', `expected a split name such as train, got ${JSON.stringify(o.split)}`);
   return {
     out: o.out, format, shardSize, shapes, types, nullable: o.nullable ?? [], compression, overwrite: o.overwrite ?? false,
     workers, sampleRows, progress: o.progress, storeOptions: o.storeOptions ?? {},
+    ...(o.split !== undefined ? { split: o.split } : {}), ...(isSelecting(select) ? { select } : {}), ...(o.warn ? { warn: o.warn } : {}),
     targetBatchBytes: o.targetBatchBytes, maxBatchRows: o.maxBatchRows,
   };
 }

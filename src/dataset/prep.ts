@@ -35,7 +35,7 @@ export interface PrepStats {
 export async function prepDataset(inputs: string[], options: PrepOptions, onStats?: (s: PrepStats) => void): Promise<ManifestV1> {
   const started = Date.now();
   const opts = resolvePrepOptions(options);
-  const files = await resolveInputs(inputs);
+  const files = await resolveInputs(inputs, opts);
   const store = await openStore(opts.out, opts.storeOptions);
   try {
     const plan = await prepareOutput(store, opts.overwrite);

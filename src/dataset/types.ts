@@ -112,6 +112,12 @@ export interface ManifestV1 {
   rows: number;
   /** Sum of shard bytes. */
   bytes: number;
+  /**
+   * Where the shards are, when not beside index.json (`gpufeed index --out`): an absolute folder,
+   * file:// or s3:// URI, or a path relative to the folder holding index.json. Shard paths are
+   * relative to it and stay inside it. A manifest on S3 may only name an S3 base.
+   */
+  base?: string;
   createdBy?: string;
   createdAt?: string;
 }

@@ -3,10 +3,10 @@
 // (shard-truth.ts: the file is the truth). Problems are collected (one per shard), not thrown, so
 // one run reports them all.
 import { ErrorCodes, GpufeedError, type ErrorCode } from '../errors.js';
-import { openStore, type StoreOptions } from '../storage/index.js';
+import type { StoreOptions } from '../storage/index.js';
 import type { Store } from '../storage/store.js';
 import { hashObject } from './hash.js';
-import { loadManifest } from './manifest.js';
+import { openDataset } from './open-dataset.js';
 import { checkShardAgainstFile, readShardFacts } from './shard-truth.js';
 import type { ColumnSpec, ManifestV1, ShardEntry } from './types.js';
 
@@ -33,10 +33,10 @@ export interface VerifyOptions {
 }
 
 export async function verifyDataset(uri: string, options: VerifyOptions = {}): Promise<VerifyReport> {
-  const store = await openStore(uri, options.storeOptions);
+  const { manifest, shards: store, manifestUri } = await openDataset(uri, options.storeOptions);
   try {
-    const manifest = await loadManifest(store);
-    return await verifyShards(store, manifest, options);
+    // The report names the dataset (where index.json is), wherever its shards are.
+    return { ...(await verifyShards(store, manifest, options)), uri: manifestUri };
   } finally {
     await store.close();
   }

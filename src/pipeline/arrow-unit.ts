@@ -7,7 +7,8 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { Footer } from 'apache-arrow/ipc/metadata/file';
 import { Message, type RecordBatch as RecordBatchHeader } from 'apache-arrow/ipc/metadata/message';
-import { Type, type DataType, type Field } from 'apache-arrow';
+import { Type, type DataType, type Field, type Schema } from 'apache-arrow';
+import { arrowStreamSchema } from '../dataset/arrow-stream.js';
 import { ErrorCodes, GpufeedError } from '../errors.js';
 import { copyRunsFromMap, copyRunsFromMapIntoBuffer, MAP_RUN_FIELDS, mapFile, PREAD_RUN_FIELDS, preadRunsIntoBuffer, preadRunsIntoSlab, shortRun, unmapFile, type ReadMode } from '../memory/index.js';
 import { MAX_VAR_ELEMENTS, varColumnTooLong, type ColumnRegion } from './batch-layout.js';
@@ -72,16 +73,25 @@ export function openArrowShard(ref: ShardRef, read: ReadMode = 'pread'): ArrowSh
     // File tail: <int32 footer length> "ARROW1".
     const tail = new Uint8Array(10);
     readExactly(fd, ref, tail, size - 10);
-    if (new TextDecoder().decode(tail.subarray(4)) !== 'ARROW1') throw corrupt(ref, 'not an Arrow IPC file (no ARROW1 trailer)');
-    const footerLength = new DataView(tail.buffer).getInt32(0, true);
-    if (footerLength <= 0 || footerLength > size - 18) throw corrupt(ref, `bad footer length ${footerLength}`);
-    const footerBytes = new Uint8Array(footerLength);
-    readExactly(fd, ref, footerBytes, size - 10 - footerLength);
-    const footer = Footer.decode(footerBytes);
+    let schema: Schema;
+    if (new TextDecoder().decode(tail.subarray(4)) !== 'ARROW1') {
+      // No footer: an IPC stream (Hugging Face datasets, pa.ipc.new_stream), schema in its first message.
+      schema = arrowStreamSchema((offset, length) => {
+        const b = new Uint8Array(length);
+        readExactly(fd, ref, b, offset);
+        return b;
+      }, size, `shard ${ref.name}`);
+    } else {
+      const footerLength = new DataView(tail.buffer).getInt32(0, true);
+      if (footerLength <= 0 || footerLength > size - 18) throw corrupt(ref, `bad footer length ${footerLength}`);
+      const footerBytes = new Uint8Array(footerLength);
+      readExactly(fd, ref, footerBytes, size - 10 - footerLength);
+      schema = Footer.decode(footerBytes).schema;
+    }
     const columns = new Map<string, ColumnPlacement>();
     let node = 0;
     let buffer = 0;
-    for (const field of footer.schema.fields) {
+    for (const field of schema.fields) {
       columns.set(field.name, { field, node, buffer });
       const f = footprint(field.type);
       node += f.nodes;

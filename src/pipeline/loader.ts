@@ -8,9 +8,10 @@ import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
 import { Piscina } from 'piscina';
 import { ErrorCodes, GpufeedError, deserializeError, invalidOption, reviveError, serializeError, type SerializedError } from '../errors.js';
-import { loadManifest, selectColumns } from '../dataset/manifest.js';
+import { selectColumns } from '../dataset/manifest.js';
+import { openDataset } from '../dataset/open-dataset.js';
 import type { ColumnSpec, ManifestV1 } from '../dataset/types.js';
-import { openStore, type Store, type StoreOptions } from '../storage/index.js';
+import type { Store, StoreOptions } from '../storage/index.js';
 import { workerEntry } from '../package-root.js';
 import {
   layoutFor, planRankEpoch, resolveOrderOptions, resolveWorld, resumePoint, resumeState,
@@ -244,9 +245,9 @@ export class Loader implements AsyncIterable<Batch> {
     if (typeof uri !== 'string' || uri.length === 0) throw invalidOption('uri', 'must be a dataset path or URI');
     if (!options || typeof options !== 'object') throw invalidOption('options', 'must be an object with at least batchSize');
     checkLoaderOptionTypes(options);
-    const store = await openStore(uri, options);
+    // Shards come from the manifest's base when it names one (an index written with --out).
+    const { manifest, shards: store } = await openDataset(uri, options);
     try {
-      const manifest = await loadManifest(store);
       return new Loader(uri, store, manifest, options, internal);
     } catch (err) {
       await store.close();

@@ -1,4 +1,5 @@
 // What prep reads: input files of four kinds, each read as a stream of row batches.
+import type { ColumnSelection } from '../column-selection.js';
 import type { ColumnSpec } from '../types.js';
 
 export type InputKind = 'jsonl' | 'csv' | 'parquet' | 'arrow';
@@ -9,6 +10,10 @@ export interface InputFile {
   /** gzip-compressed text (`.gz`). */
   gzip: boolean;
   size: number;
+  /** prep's --columns / --drop, applied as the file is read. */
+  select?: ColumnSelection;
+  /** Check the selection's names against this file (the first input). */
+  checkSelection?: boolean;
 }
 
 export interface RowBatch {
