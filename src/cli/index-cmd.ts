@@ -63,7 +63,7 @@ export async function indexDataset(store: Store, concurrency = 4, options: Index
     // A copy in a plain Uint8Array: a small Buffer is a view into a shared pool, and the footer
     // decoders take `.buffer`.
     const read: RangeReader = async (offset, length) => new Uint8Array(await store.get(obj.key, { offset, length }));
-    const info = await readIndexLayout(format, read, obj.size, where, options.select);
+    const info = await readIndexLayout(format, read, obj.size, where, options.select, { pieceChecksums: true });
     const columns = await applyIndexShapes(info.columns, options.shapes ?? {}, { format, read, size: obj.size, where });
     const hash = await hashObject(store, obj.key, obj.size);
     shards[i] = { path: obj.key, format, rows: info.rows, bytes: obj.size, hash, layout: info.layout };

@@ -10,6 +10,8 @@ import { arrowFooterRange, arrowLayoutFromFooter, arrowMessageRows } from './for
 import { parquetFooterRange, parquetLayoutFromFooter } from './formats/parquet.js';
 import type { RangeReader } from './formats/range-reader.js';
 import { columnsFromArrowSchema, columnsFromParquetSchema } from './formats/schema-map.js';
+import { parquetChunkRanges } from './formats/parquet.js';
+import { PIECE_HASH, pieceChecksum } from './piece-checksum.js';
 import type { ArrowBatchLayout, ArrowLayout, ColumnSpec, ParquetLayout, ShardFormat } from './types.js';
 
 export interface IndexedFile {
@@ -17,42 +19,83 @@ export interface IndexedFile {
   rows: number;
   /** The kept columns, mapped strictly (what the decode path reads in place). */
   columns: ColumnSpec[];
+  /** CRC-32 of the footer (Parquet, Arrow IPC file); a stream has none. */
+  footerCrc32?: number;
+}
+
+export interface IndexLayoutOptions {
+  /** Also checksum every piece (Parquet column chunk, Arrow record batch), reading each once. */
+  pieceChecksums?: boolean;
+  /**
+   * Map only these columns, and no error for a name the file lacks: the shard checks
+   * (shard-truth.ts) read a file for the manifest's columns, and name a missing one themselves.
+   */
+  onlyColumns?: ReadonlySet<string>;
 }
 
 const TAIL_PROBE_BYTES = 64 << 10;
 
-export async function readIndexLayout(format: ShardFormat, read: RangeReader, size: number, where: string, select: ColumnSelection = {}): Promise<IndexedFile> {
-  const keep = (names: string[]): Set<string> => new Set(isSelecting(select) ? selectColumnNames(names, select, where) : names);
+export async function readIndexLayout(format: ShardFormat, read: RangeReader, size: number, where: string, select: ColumnSelection = {}, opts: IndexLayoutOptions = {}): Promise<IndexedFile> {
+  const only = opts.onlyColumns;
+  const keep = (names: string[]): Set<string> =>
+    new Set(only ? names.filter((n) => only.has(n)) : isSelecting(select) ? selectColumnNames(names, select, where) : names);
   if (format === 'parquet') {
     const first = Math.min(size, TAIL_PROBE_BYTES);
     let tail = await read(size - first, first);
     const { footerLength } = parquetFooterRange(tail, size, where);
     if (footerLength > tail.length) tail = await read(size - footerLength, footerLength);
     const info = parquetLayoutFromFooter(tail, size, where);
+    const footerCrc32 = pieceChecksum(tail.subarray(tail.length - footerLength));
+    if (opts.pieceChecksums) {
+      // Every chunk, kept columns or not: the checksums cover the file as it is.
+      const ranges = parquetChunkRanges(info.metadata, where);
+      for (let g = 0; g < info.layout.rowGroups.length; g++) {
+        const chunks = [];
+        for (const c of ranges[g]!) chunks.push({ ...c, crc32: pieceChecksum(await read(c.offset, c.bytes)) });
+        info.layout.rowGroups[g]!.chunks = chunks;
+      }
+      info.layout.pieceHash = PIECE_HASH;
+      info.layout.footerCrc32 = footerCrc32;
+    }
     const elements = keptParquetElements(info.metadata.schema, keep, where);
-    return { layout: info.layout, rows: info.rows, columns: columnsFromParquetSchema(elements, info.metadata.key_value_metadata ?? [], { where }) };
+    return { layout: info.layout, rows: info.rows, columns: columnsFromParquetSchema(elements, info.metadata.key_value_metadata ?? [], { where }), footerCrc32 };
   }
   const head = await read(0, Math.min(size, 8));
   let schema: Schema;
   let layout: ArrowLayout;
   let rows: number;
+  let footerCrc32: number | undefined;
   if (isArrowFileFormat(head)) {
     const first = Math.min(size, TAIL_PROBE_BYTES);
     let tail = await read(size - first, first);
     const { footerLength } = arrowFooterRange(tail, size, where);
     if (footerLength > tail.length) tail = await read(size - footerLength, footerLength);
     const info = arrowLayoutFromFooter(tail, size, where);
+    footerCrc32 = pieceChecksum(tail.subarray(tail.length - footerLength));
     const batches: ArrowBatchLayout[] = [];
-    for (const b of info.blocks) batches.push({ ...b, rows: arrowMessageRows(await read(b.offset, b.metadataLength), where) });
+    for (const b of info.blocks) {
+      if (opts.pieceChecksums) {
+        const piece = await read(b.offset, b.metadataLength + b.bodyLength);
+        batches.push({ ...b, rows: arrowMessageRows(piece.subarray(0, b.metadataLength), where), crc32: pieceChecksum(piece) });
+      } else {
+        batches.push({ ...b, rows: arrowMessageRows(await read(b.offset, b.metadataLength), where) });
+      }
+    }
     schema = info.schema;
-    layout = { kind: 'arrow', batches };
+    layout = opts.pieceChecksums ? { kind: 'arrow', batches, pieceHash: PIECE_HASH, footerCrc32 } : { kind: 'arrow', batches };
     rows = batches.reduce((a, b) => a + b.rows, 0);
   } else {
     ({ schema, layout, rows } = await readArrowStreamLayout(read, size, where));
+    if (opts.pieceChecksums) {
+      for (const b of layout.batches) b.crc32 = pieceChecksum(await read(b.offset, b.metadataLength + b.bodyLength));
+      layout.pieceHash = PIECE_HASH;
+    }
   }
   const kept = keep(schema.fields.map((f) => f.name));
   const columns = columnsFromArrowSchema(new Schema(schema.fields.filter((f) => kept.has(f.name)), schema.metadata), { where });
-  return { layout, rows, columns };
+  const out: IndexedFile = { layout, rows, columns };
+  if (footerCrc32 !== undefined) out.footerCrc32 = footerCrc32;
+  return out;
 }
 
 /** The flat Parquet schema (root first) with only the kept top-level columns' subtrees. */

@@ -5,9 +5,8 @@
 // GPUFEED_HASH_MISMATCH. Wrong dtypes, shapes or counts would otherwise decode into wrong values.
 import { ErrorCodes, GpufeedError, type ErrorCode } from '../errors.js';
 import { valuesPerRow } from './columns.js';
-import { readArrowLayout } from './formats/arrow.js';
-import { readParquetLayout } from './formats/parquet.js';
 import type { RangeReader } from './formats/range-reader.js';
+import { readIndexLayout } from './index-layout.js';
 import { formatChecksum } from './piece-checksum.js';
 import type { ArrowLayout, ColumnSpec, ParquetLayout, ShardEntry, ShardFormat } from './types.js';
 
@@ -16,15 +15,20 @@ export interface ShardFileFacts {
   columns: ColumnSpec[];
   rows: number;
   layout: ArrowLayout | ParquetLayout;
-  footerCrc32: number;
+  /** Absent for an Arrow IPC stream, which has no footer. */
+  footerCrc32?: number;
 }
 
-/** Reads a shard's facts from its footer (and, with pieceChecksums, every piece's checksum). */
-export async function readShardFacts(read: RangeReader, size: number, format: ShardFormat, where: string, pieceChecksums: boolean): Promise<ShardFileFacts> {
-  const info = format === 'parquet'
-    ? await readParquetLayout(read, size, where, { pieceChecksums })
-    : await readArrowLayout(read, size, where, { pieceChecksums });
-  return { columns: info.columns, rows: info.rows, layout: info.layout, footerCrc32: info.footerCrc32 };
+/**
+ * Reads a shard's facts from its footer or stream messages (and, with pieceChecksums, every
+ * piece's checksum), mapping only `columns` (the manifest's): a column the dataset left out may
+ * be of a type gpufeed cannot carry.
+ */
+export async function readShardFacts(read: RangeReader, size: number, format: ShardFormat, where: string, pieceChecksums: boolean, columns: readonly ColumnSpec[]): Promise<ShardFileFacts> {
+  const info = await readIndexLayout(format, read, size, where, {}, { pieceChecksums, onlyColumns: new Set(columns.map((c) => c.name)) });
+  const facts: ShardFileFacts = { columns: info.columns, rows: info.rows, layout: info.layout };
+  if (info.footerCrc32 !== undefined) facts.footerCrc32 = info.footerCrc32;
+  return facts;
 }
 
 export interface TruthOptions {
@@ -45,7 +49,8 @@ export function checkShardAgainstFile(entry: ShardEntry, schema: readonly Column
   };
   const layout = entry.layout;
   if (opts.footerChecksum && layout.footerCrc32 !== undefined && layout.footerCrc32 !== file.footerCrc32) {
-    fail('layout.footerCrc32', `is ${formatChecksum(layout.footerCrc32)}, the file's footer checksums to ${formatChecksum(file.footerCrc32)} (the footer is damaged, or the manifest is)`, ErrorCodes.HASH_MISMATCH, { piece: 'footer' });
+    const got = file.footerCrc32 === undefined ? 'the file has no footer' : `the file's footer checksums to ${formatChecksum(file.footerCrc32)}`;
+    fail('layout.footerCrc32', `is ${formatChecksum(layout.footerCrc32)}, ${got} (the footer is damaged, or the manifest is)`, ErrorCodes.HASH_MISMATCH, { piece: 'footer' });
   }
   const fileCols = new Map(file.columns.map((c) => [c.name, c]));
   schema.forEach((col, i) => {
@@ -54,8 +59,11 @@ export function checkShardAgainstFile(entry: ShardEntry, schema: readonly Column
     if (!f) fail(at, `is not in the file, whose columns are ${file.columns.map((c) => c.name).join(', ')}`, ErrorCodes.SHARD_CORRUPT, { column: col.name });
     const c = f!;
     if (c.dtype !== col.dtype) fail(`${at}.dtype`, `says ${col.dtype}, the file's column is ${c.dtype}`, ErrorCodes.SHARD_CORRUPT, { column: col.name });
-    if (c.kind !== col.kind) fail(`${at}.kind`, `says ${col.kind}, the file's column is ${c.kind}`, ErrorCodes.SHARD_CORRUPT, { column: col.name });
-    if (col.kind === 'fixed') {
+    // A Parquet list declared fixed-shape (`gpufeed index --shape`) is checked row by row where it
+    // is decoded (each row must have exactly the shape's values); an Arrow list never is.
+    const listAsFixed = entry.format === 'parquet' && col.kind === 'fixed' && c.kind === 'list';
+    if (c.kind !== col.kind && !listAsFixed) fail(`${at}.kind`, `says ${col.kind}, the file's column is ${c.kind}`, ErrorCodes.SHARD_CORRUPT, { column: col.name });
+    if (col.kind === 'fixed' && !listAsFixed) {
       const want = valuesPerRow(c);
       if (valuesPerRow(col) !== want || JSON.stringify(col.shape) !== JSON.stringify(c.shape)) {
         fail(`${at}.shape`, `says [${col.shape!.join(', ')}], the file's rows are [${c.shape!.join(', ')}] (${want} values)`, ErrorCodes.SHARD_CORRUPT, { column: col.name });

@@ -79,7 +79,7 @@ export async function verifyShard(store: Store, shard: ShardEntry, schema?: read
   if (!schema) return undefined;
   try {
     const read = (offset: number, length: number) => store.get(shard.path, { offset, length });
-    const facts = await readShardFacts(read, shard.bytes, shard.format, shard.path, true);
+    const facts = await readShardFacts(read, shard.bytes, shard.format, shard.path, true, schema);
     checkShardAgainstFile(shard, schema, facts, { footerChecksum: true, pieceChecksums: true });
   } catch (err) {
     if (!(err instanceof GpufeedError) || err.code === ErrorCodes.INTERNAL) throw err;

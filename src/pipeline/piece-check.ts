@@ -50,7 +50,7 @@ export function fileIdentity(fd: number): string {
  * metadata, and (verifyPieces) the footer checksum. Throws before any row is read.
  */
 export async function checkOpenedShard(fd: number, ref: ShardRef, entry: ShardEntry, schema: readonly ColumnSpec[], verifyPieces: boolean): Promise<void> {
-  const facts = await readShardFacts(fdRangeReader(fd, ref), ref.bytes, entry.format, ref.name, false);
+  const facts = await readShardFacts(fdRangeReader(fd, ref), ref.bytes, entry.format, ref.name, false, schema);
   checkShardAgainstFile(entry, schema, facts, { footerChecksum: verifyPieces });
 }
 
