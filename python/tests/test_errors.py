@@ -31,6 +31,8 @@ def test_missing_dataset(tmp_path):
         (dict(batch_size=8, workers=0), "--workers"),
         (dict(batch_size=8, cache_bytes="lots"), "--cache-bytes"),  # a storage option, parsed by the server
         (dict(batch_size=8, s3_endpoint="ftp://x"), "--s3-endpoint"),
+        (dict(batch_size=8, memory_bytes="lots"), "--memory-bytes"),
+        (dict(batch_size=8, slots=8, memory_bytes=4096), "memoryBytes"),  # slots x slot size must fit it
     ],
 )
 def test_bad_option(datasets, opts, option):
@@ -40,7 +42,8 @@ def test_bad_option(datasets, opts, option):
 
 
 def test_option_types_are_checked_here(datasets):
-    for opts in (dict(batch_size="8"), dict(batch_size=8, seed=1.5), dict(batch_size=8, cache_dir=3.5), dict(batch_size=8, columns="text"), dict(batch_size=8, timeout=0)):
+    for opts in (dict(batch_size="8"), dict(batch_size=8, seed=1.5), dict(batch_size=8, cache_dir=3.5), dict(batch_size=8, columns="text"), dict(batch_size=8, timeout=0),
+                 dict(batch_size=8, memory_bytes=1.5)):
         assert code_of(lambda: open_loader(datasets["arrow"], **opts)).code == "GPUFEED_INVALID_OPTION"
 
 
@@ -89,3 +92,12 @@ def test_storage_error_mid_stream_and_recovery(datasets, tmp_path):
     loader.close()
     assert got + rest == full
     assert sum(len(x) for x in full) == ROWS
+
+
+def test_memory_bytes_within_reach_loads_everything(datasets):
+    # The same flag path as the failures above, with a budget the slots fit.
+    loader = open_loader(datasets["arrow"], batch_size=8, memory_bytes="64MiB", epochs=1)
+    try:
+        assert sum(len(b["label"]) for b in loader) == ROWS
+    finally:
+        loader.close()

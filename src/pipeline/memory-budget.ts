@@ -24,10 +24,11 @@ export const SLOT_SHARE = 0.75;
 
 /**
  * Room per row a variable-length region gets at least (when the largest row needs that much):
- * four times the dataset's mean row, and never less than this.
+ * twice the dataset's mean row (a batch of rows that vary around the mean rarely needs more), and
+ * never less than this.
  */
 export const VAR_ROW_FLOOR_BYTES = 64 * 1024;
-export const VAR_MEAN_ROW_FACTOR = 4;
+export const VAR_MEAN_ROW_FACTOR = 2;
 
 export function defaultMemoryBytes(total = totalmem()): number {
   return Math.min(MAX_DEFAULT_MEMORY_BYTES, Math.max(MIN_DEFAULT_MEMORY_BYTES, Math.floor(total * DEFAULT_MEMORY_FRACTION)));

@@ -109,6 +109,32 @@ describe('Loader memory budget', () => {
     }
   });
 
+  it('an oversize batch that would need the room retained batches hold fails by name instead of waiting forever', async () => {
+    // 8 MiB leaves room for one oversize batch at a time; epoch 1's cannot have it while epoch 0's is kept.
+    const loader = await Loader.open(dirs.arrow, { batchSize: 16, slots: 4, workers: 1, memoryBytes: 8 * MiB, epochs: 2 });
+    const kept: Batch[] = [];
+    let rows = 0;
+    try {
+      assert.ok(loader.oneOffBytes < 2 * (BIG_BYTES + 16 * 1024), 'room for one oversize batch only');
+      await assert.rejects(
+        (async () => {
+          for await (const b of loader) {
+            rows += b.size;
+            if (b.ids.includes(BIG_ROW)) kept.push(b.retain());
+          }
+        })(),
+        invalidOptionNaming('memoryBytes', /retained batches hold \d+ of the \d+ bytes.*release them or raise memoryBytes/),
+      );
+      assert.equal(kept.length, 1);
+      // Every batch of epoch 0, and epoch 1's up to the oversize one.
+      assert.ok(rows >= ROWS && rows < 2 * ROWS, `${rows} rows delivered`);
+      checkBatch(kept[0]!, new Set());
+    } finally {
+      for (const b of kept) b.release();
+      await loader.close();
+    }
+  });
+
   it('a batch larger than what memoryBytes leaves beyond the slots is an error naming its largest row', async () => {
     const manifest = await loadManifest(new LocalStore(dirs.arrow));
     let first = 0;
