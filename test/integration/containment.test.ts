@@ -61,6 +61,9 @@ test('a shard that is a symlink to a file outside the dataset is PATH_ESCAPE, fo
   const dump = await runCli(['dump', dir, '--batch-size', '16', '--workers', '1', '--no-pin']);
   assert.equal(dump.code, 2, dump.stderr);
   assert.match(dump.stderr, new RegExp(`GPUFEED_PATH_ESCAPE: .*shard path "${shard.replace(/[.]/g, '\\.')}" resolves to ${outside.replace(/[.]/g, '\\.')}`));
+  const verify = await runCli(['verify', dir]);
+  assert.equal(verify.code, 2, verify.stderr);
+  assert.match(verify.stderr, /GPUFEED_PATH_ESCAPE/);
 });
 
 test('a symlink to /etc/passwd is refused, not opened', async (t) => {
