@@ -301,7 +301,8 @@ export class ShardCache {
         const used = entries.reduce((a, e) => a + e.bytes, 0) + live.reduce((a, r) => a + r.bytes, 0);
         const fs = await statfs(this.layout.root);
         const pending = await pendingReservationBytes(this.layout, live);
-        const free = Number(fs.bavail) * Number(fs.bsize) - pending;
+        const diskFree = Number(fs.bavail) * Number(fs.bsize);
+        const free = diskFree - pending;
         const toFree = Math.max(0, used + bytes - o.cacheBytes, o.minFreeBytes + bytes - free);
 
         // Least recently used first (lru-cache's reverse order), by the mtime every hit refreshes.
@@ -324,7 +325,11 @@ export class ShardCache {
         }
         if (freed < toFree) {
           const held = entries.filter((e) => holds.get(e.name)?.leases).reduce((a, e) => a + e.bytes, 0);
-          return { ok: false as const, used, held, free };
+          // Free space if every entry and download of the cache were gone: below the floor, no
+          // eviction by anyone can ever make room, so waiting is pointless.
+          const reservedOnDisk = live.reduce((a, r) => a + r.bytes, 0) - pending;
+          const bestFree = diskFree + entries.reduce((a, e) => a + e.bytes, 0) + reservedOnDisk;
+          return { ok: false as const, used, held, free, diskFree, floorUnreachable: bestFree < o.minFreeBytes + bytes };
         }
         for (const v of victims) {
           await unlink(v.path).catch(() => {});
@@ -336,6 +341,14 @@ export class ShardCache {
         return { ok: true as const, tmp };
       }, signal);
       if (outcome.ok) return outcome.tmp;
+      if (outcome.floorUnreachable) {
+        throw new GpufeedError(
+          ErrorCodes.CACHE_BUDGET,
+          `cache ${this.layout.root}: option minFreeBytes (--min-free-bytes) ${o.minFreeBytes} cannot be met for shard ${ref.shard.path} (${bytes} bytes): ` +
+            `the disk has ${outcome.diskFree} bytes free and emptying the whole cache would not bring it to ${o.minFreeBytes + bytes}; free disk space, lower minFreeBytes or move cacheDir`,
+          { option: 'minFreeBytes', shard: ref.shard.path, needed: o.minFreeBytes + bytes, free: outcome.diskFree, path: this.layout.root },
+        );
+      }
       if (kind === 'pin') throw new NoRoomForPrefetch(ref.shard.path, bytes);
       if (Date.now() >= deadline) {
         const diskShort = o.minFreeBytes + bytes > outcome.free + (outcome.used - outcome.held);

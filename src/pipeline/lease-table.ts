@@ -11,6 +11,9 @@ interface Entry {
   pending: Promise<ShardLease>;
 }
 
+/** Idle leases a table keeps by default (the cache budget counts them: lease-bound.ts). */
+export const KEPT_IDLE_LEASES = 4;
+
 export class LeaseTable {
   readonly #source: ShardSource;
   readonly #entries = new Map<number, Entry>();
@@ -18,7 +21,7 @@ export class LeaseTable {
   readonly #idle = new Map<number, ShardLease>();
   readonly #keepIdle: number;
 
-  constructor(source: ShardSource, keepIdle = 4) {
+  constructor(source: ShardSource, keepIdle = KEPT_IDLE_LEASES) {
     this.#source = source;
     this.#keepIdle = keepIdle;
   }

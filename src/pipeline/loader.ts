@@ -19,7 +19,8 @@ import {
 } from '../plan/index.js';
 import { createShardSource, InPlaceShardSource, type ShardSourceOptions } from './prefetcher.js';
 import type { ShardSource } from './shard-source.js';
-import { LeaseTable } from './lease-table.js';
+import { KEPT_IDLE_LEASES, LeaseTable } from './lease-table.js';
+import { maxLeasedShards } from './lease-bound.js';
 import type { BatchLayout } from './batch-layout.js';
 import { planSlotMemory, resolveMemoryBytes } from './memory-budget.js';
 import { BatchRing } from './batch-ring.js';
@@ -223,7 +224,15 @@ export class Loader implements AsyncIterable<Batch> {
     this.#startStep = start.epoch * S + start.step;
     this.#endSeq = S === 0 ? 0 : this.order.epochs === Infinity ? Infinity : Math.max(0, this.order.epochs * S - this.#startStep);
 
-    this.#source = createShardSource(store, manifest, options);
+    // The cache budget must hold the leases and prefetch window of every rank of the node (cache/budget.ts).
+    this.#source = createShardSource(store, manifest, {
+      ...options,
+      ranksSharingCache: this.world.localWorldSize,
+      leasedShards: () => maxLeasedShards({
+        plan: (e) => this.#plan(e), shardOf: (id) => this.#locator.locate(id).shard, shardCount: manifest.shards.length,
+        startEpoch: start.epoch, epochs: this.order.epochs, window: slots + 1, idle: KEPT_IDLE_LEASES,
+      }),
+    });
     this.#leases = new LeaseTable(this.#source);
     this.ring = new BatchRing(slots, this.layout.slotBytes, options.pin === undefined ? {} : { pin: options.pin });
     this.#control = new ControlBlock({ slots, workers: this.workers, batchSize: this.order.batchSize });

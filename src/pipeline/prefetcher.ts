@@ -6,15 +6,17 @@ import type { ManifestV1, ShardEntry } from '../dataset/types.js';
 import type { Store } from '../storage/store.js';
 import { NoRoomForPrefetch, ShardCache, type CacheHandle, type CacheStats, type ShardRef } from '../cache/shard-cache.js';
 import type { ShardCacheOptions } from '../cache/options.js';
+import { cacheNeed, checkCacheBudget, type CacheSharing } from '../cache/budget.js';
 import type { ShardLease, ShardSource } from './shard-source.js';
 
-export interface ShardSourceOptions extends ShardCacheOptions {
+export interface ShardSourceOptions extends ShardCacheOptions, CacheSharing {
   /** A cache to share (e.g. between sources of one process); else the source opens its own. */
   cache?: ShardCache;
   /**
    * Bytes of upcoming shards kept downloaded ahead of need (pinned in the cache). Must be at least
-   * the largest shard, and cacheBytes must hold it plus one shard being read. Default: half the
-   * cache budget, within those bounds.
+   * the largest shard, and cacheBytes must hold it plus the shards leased at once, for every rank
+   * sharing the cache (cache/budget.ts). Default: half of this rank's share of the budget, within
+   * those bounds.
    */
   prefetchBytes?: number;
   /** Prefetch downloads at once (a reader's demand fetch is never queued behind them). Default 4. */
@@ -125,15 +127,10 @@ export class PrefetchingShardSource implements ShardSource {
     const c = options.prefetchConcurrency;
     if (c !== undefined && (!Number.isInteger(c) || c < 1)) throw invalidOption('prefetchConcurrency', `must be an integer >= 1, got ${JSON.stringify(c)}`);
     this.prefetchConcurrency = c ?? 4;
-    this.prefetchBytes = options.prefetchBytes ?? Math.max(largest, Math.min(Math.floor(cacheBytes / 2), cacheBytes - largest));
-    const needed = this.prefetchBytes + largest;
-    if (cacheBytes < needed) {
-      throw new GpufeedError(
-        ErrorCodes.CACHE_BUDGET,
-        `cacheBytes ${cacheBytes} is too small for the prefetch window of ${store.uri}: need at least ${needed} bytes (prefetchBytes ${this.prefetchBytes} + the largest shard, ${largest} bytes, being read)`,
-        { option: 'cacheBytes', needed, path: store.uri },
-      );
-    }
+    // Room for every rank's leases and prefetch window (cache/budget.ts), so no reader waits for room.
+    const need = cacheNeed({ cacheBytes, largestShard: largest, datasetBytes: manifest.bytes, prefetchBytes: options.prefetchBytes, sharing: options });
+    this.prefetchBytes = need.prefetchBytes;
+    checkCacheBudget(cacheBytes, need, store.uri);
   }
 
   get stats(): PrefetchStats {
