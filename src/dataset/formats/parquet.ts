@@ -232,7 +232,8 @@ export function parquetLayoutFromFooter(tail: Uint8Array, fileSize: number, wher
   if (tail.length < footerLength) throw corrupt(where, `need the last ${footerLength} bytes to read the footer, got ${tail.length}`);
   const footer = tail.subarray(tail.length - footerLength);
   // hyparquet wants an ArrayBuffer that ends with the footer; copy just the footer bytes.
-  const buf = footer.slice().buffer;
+  // A copy of exactly these bytes: Buffer.slice is a view, and a pooled Buffer's ArrayBuffer is larger.
+  const buf = new Uint8Array(footer).buffer;
   let metadata: FileMetaData;
   try {
     metadata = parquetMetadata(buf);
