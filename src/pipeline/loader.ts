@@ -19,6 +19,7 @@ import {
 import { createShardSource, InPlaceShardSource, type ShardSourceOptions } from './prefetcher.js';
 import type { ShardSource } from './shard-source.js';
 import { LeaseTable } from './lease-table.js';
+import { pieceFlagLayout } from './piece-check.js';
 import { computeBatchLayout, type BatchLayout } from './batch-layout.js';
 import { BatchRing } from './batch-ring.js';
 import { Batch } from './batch.js';
@@ -239,6 +240,8 @@ export class Loader implements AsyncIterable<Batch> {
     const inPlace = this.#source instanceof InPlaceShardSource;
     const paths = inPlace ? this.manifest.shards.map((s) => this.#store.localPath(s.path)!) : undefined;
     const slabIds = this.ring.slots.map((s) => s.slab.id);
+    // Piece checksums verified by one worker count for all (each piece hashed ~once per loader).
+    const pieceFlags = this.#verifyPieces ? new SharedArrayBuffer(4 * Math.max(1, pieceFlagLayout(this.manifest).total)) : undefined;
     this.#loops = [];
     for (let w = 0; w < this.workers; w++) {
       const { port1, port2 } = new MessageChannel();
@@ -253,6 +256,7 @@ export class Loader implements AsyncIterable<Batch> {
         world: this.world, order: this.order, stepsPerEpoch: this.#stepsPerEpoch, startStep: this.#startStep, endSeq: this.#endSeq,
         port: port2, read: this.#read, verifyPieces: this.#verifyPieces,
       };
+      if (pieceFlags) task.pieceFlags = pieceFlags;
       if (paths) task.paths = paths;
       if (this.rowGroupCache) task.rowGroupCache = this.rowGroupCache;
       const loop = (this.#pool.run(task, { transferList: [port2] }) as Promise<DecodeLoopResult>).catch((err: unknown) => {

@@ -175,3 +175,47 @@ test('an older manifest without piece checksums still loads', async (t) => {
   }
   assert.equal(v.hashed, 0, 'nothing to check against');
 });
+
+test('SharedPieceFlags: a piece one worker verified is not hashed again by another; a bad piece never flagged', async (t) => {
+  const { pieceFlagLayout, sharedPieceFlags } = await import('../../src/pipeline/piece-check.js');
+  const dir = await tempDir(t);
+  const shards: ShardEntry[] = [];
+  const refs: ShardRef[] = [];
+  const files: { bytes: Uint8Array; meta?: ReturnType<typeof parquetMetadata> }[] = [];
+  for (const format of ['arrow', 'parquet'] as const) {
+    const r = encodeShard({ schema, shard: shard(30), format, maxBatchRows: 10, targetBatchBytes: 200 });
+    const file = join(dir, `t.${format}`);
+    writeFileSync(file, r.bytes);
+    shards.push(entryOf(`t.${format}`, r.bytes, r.layout, 30));
+    refs.push({ index: refs.length, name: `t.${format}`, file, format, bytes: r.bytes.length });
+    files.push({ bytes: r.bytes, meta: format === 'parquet' ? parquetMetadata(r.bytes.slice().buffer) : undefined });
+  }
+  const manifest = { format: 'gpufeed-dataset', version: 1, schema, shards, rows: 60, bytes: shards[0]!.bytes + shards[1]!.bytes } as ManifestV1;
+  const { total } = pieceFlagLayout(manifest);
+  const arrowUnits = (shards[0]!.layout as ArrowLayout).batches.length;
+  const pq = shards[1]!.layout as ParquetLayout;
+  assert.equal(total, arrowUnits + pq.rowGroups.length * 2);
+  const flags = sharedPieceFlags(new SharedArrayBuffer(4 * total), manifest);
+  const [a, b] = [new PieceVerifier(), new PieceVerifier()];
+  const fds = refs.map((r) => openSync(r.file, 'r'));
+  try {
+    const ids = fds.map((fd) => fileIdentity(fd));
+    const visit = (v: PieceVerifier) => {
+      for (let u = 0; u < arrowUnits; u++) v.arrowBatch(fds[0]!, ids[0]!, refs[0]!, shards[0]!, u, flags);
+      for (let u = 0; u < pq.rowGroups.length; u++) v.parquetChunks(fds[1]!, ids[1]!, refs[1]!, shards[1]!, files[1]!.meta!, u, ['x', 'y'], flags);
+    };
+    visit(a);
+    assert.equal(a.hashed, total);
+    assert.deepEqual([...flags.words], new Array(total).fill(1));
+    visit(b);
+    assert.equal(b.hashed, 0, 'the other worker hashes nothing');
+    // A piece whose checksum fails leaves its word unset (the manifest edited here).
+    const words = new Int32Array(new SharedArrayBuffer(4 * total));
+    const edited = structuredClone(shards[0]!);
+    (edited.layout as ArrowLayout).batches[1]!.crc32! ^= 1;
+    assert.throws(() => new PieceVerifier().arrowBatch(fds[0]!, ids[0]!, refs[0]!, edited, 1, { words, bases: flags.bases }), { code: ErrorCodes.HASH_MISMATCH });
+    assert.equal(words[1], 0);
+  } finally {
+    fds.forEach((fd) => closeSync(fd));
+  }
+});
