@@ -91,6 +91,11 @@ async function main(): Promise<void> {
     const r1 = gArrow.bytes_per_s / ceiling.bytes_per_s;
     rows.push({ name: 'Arrow, warm cache: gpufeed / pread ceiling', gpufeed: gb(gArrow.bytes_per_s), reference: gb(ceiling.bytes_per_s), ratio: r1, goal: '>= 0.8', pass: r1 >= 0.8 });
     details.arrow = { gpufeed: gArrow, ceiling };
+    // Piece checksums (on by default) against none: each record batch hashed once per worker.
+    const [unchecked, checked] = await sideBySide(() => gpufeed(ds.arrow, { verifyPieces: false }), () => gpufeed(ds.arrow));
+    const rv = checked.bytes_per_s / unchecked.bytes_per_s;
+    rows.push({ name: 'Arrow: piece checksums on / off (verifyPieces)', gpufeed: gb(checked.bytes_per_s), reference: gb(unchecked.bytes_per_s), ratio: rv, goal: '>= 0.95', pass: rv >= 0.95 });
+    details.verify_pieces = { on: checked, off: unchecked };
 
     // 2. Parquet vs DuckDB.
     for (const [name, dir, m] of [['snappy', ds.parquetSnappy, snappy], ['zstd', ds.parquetZstd, zstd]] as const) {

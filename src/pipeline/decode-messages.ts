@@ -82,6 +82,8 @@ export interface DecodeLoopTask {
   read: import('../memory/index.js').ReadMode;
   /** Check each piece's checksum as it is first read (the loader's verifyPieces). Default true. */
   verifyPieces?: boolean;
+  /** One Int32 per piece, set once any worker verified it (piece-check.ts, SharedPieceFlags). */
+  pieceFlags?: SharedArrayBuffer;
   /** Decoded Parquet chunks shared by the loader's workers (row-group-cache.ts); absent: per-worker decoding only. */
   rowGroupCache?: import('./row-group-cache.js').RowGroupCacheBuffers;
   /** Bytes all one-off slabs of oversize batches may take at once (memory-budget.ts). */

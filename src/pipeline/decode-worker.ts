@@ -16,7 +16,7 @@ import { planRankEpoch, type RankEpochPlan } from '../plan/index.js';
 import { SampleLocator } from './sample-locator.js';
 import { decodeOversize } from './oversize-batch.js';
 import { buildRuns } from './row-runs.js';
-import { checkOpenedShard, fileIdentity, PieceVerifier, shardDecodeError } from './piece-check.js';
+import { checkOpenedShard, fileIdentity, PieceVerifier, shardDecodeError, sharedPieceFlags, type SharedPieceFlags } from './piece-check.js';
 import type { ManifestV1 } from '../dataset/types.js';
 
 type Handle = { kind: 'arrow'; h: ArrowShardHandle } | { kind: 'parquet'; h: ParquetShardHandle };
@@ -27,6 +27,8 @@ type OpenShard = { handle: Handle; users: number; identity: string };
 interface ShardChecks {
   manifest: ManifestV1;
   verifyPieces: boolean;
+  /** Pieces already verified by any of the loader's workers. */
+  shared?: SharedPieceFlags;
 }
 
 // This worker's verified pieces, across its tasks and its shards' reopenings.
@@ -149,7 +151,7 @@ async function fillSlot(slabId: number, layout: BatchLayout, rows: number, shard
       const entry = checks.manifest.shards[ref!.index]!;
       // Each piece's checksum before any of its rows is planned or decoded.
       if (handle.kind === 'arrow') {
-        if (checks.verifyPieces) pieces.arrowBatch(handle.h.fd, shard.identity, ref!, entry, run.unit);
+        if (checks.verifyPieces) pieces.arrowBatch(handle.h.fd, shard.identity, ref!, entry, run.unit, checks.shared);
         // Arrow runs are only planned here and read together below, a few native calls per batch.
         try {
           for (const t of targets) arrowReads.plan(handle.h, run, t);
@@ -157,7 +159,7 @@ async function fillSlot(slabId: number, layout: BatchLayout, rows: number, shard
           throw shardDecodeError(err, ref!, `record batch ${run.unit}`);
         }
       } else {
-        if (checks.verifyPieces) pieces.parquetChunks(handle.h.fd, shard.identity, ref!, entry, handle.h.metadata, run.unit, columnNames);
+        if (checks.verifyPieces) pieces.parquetChunks(handle.h.fd, shard.identity, ref!, entry, handle.h.metadata, run.unit, columnNames, checks.shared);
         try {
           await copyParquetRun(handle.h, run, targets, ops, shared);
         } catch (err) {
@@ -257,6 +259,7 @@ export async function runDecodeLoop(task: DecodeLoopTask): Promise<DecodeLoopRes
   const remote = paths ? undefined : new RemoteLeases(port, control);
   const shared: SharedDecoded | undefined = task.rowGroupCache ? { cache: new RowGroupCache(task.rowGroupCache), stopped: () => control.stopped } : undefined;
   const checks: ShardChecks = { manifest, verifyPieces: task.verifyPieces ?? true };
+  if (task.pieceFlags) checks.shared = sharedPieceFlags(task.pieceFlags, manifest);
   const plans = new Map<number, RankEpochPlan>();
   const planOf = (epoch: number): RankEpochPlan => {
     let p = plans.get(epoch);

@@ -18,9 +18,11 @@ import {
   type OrderOptions, type RankEpochPlan, type ResumeState, type ShuffleAlgo, type World,
 } from '../plan/index.js';
 import { createShardSource, InPlaceShardSource, type ShardSourceOptions } from './prefetcher.js';
+import type { CacheSharing } from '../cache/budget.js';
 import type { ShardSource } from './shard-source.js';
 import { KEPT_IDLE_LEASES, LeaseTable } from './lease-table.js';
 import { maxLeasedShards } from './lease-bound.js';
+import { pieceFlagLayout } from './piece-check.js';
 import type { BatchLayout } from './batch-layout.js';
 import { planSlotMemory, resolveMemoryBytes } from './memory-budget.js';
 import { BatchRing } from './batch-ring.js';
@@ -34,7 +36,8 @@ import { ControlBlock, FILLING, FREE, HELD, READY, STAT_BATCHES, STAT_BYTES, STA
 import type { DecodeLoopResult, DecodeLoopTask, LeaseReply, WorkerMessage } from './decode-messages.js';
 import { createRowGroupCache, planRowGroupCache, type RowGroupCacheBuffers } from './row-group-cache.js';
 
-export interface LoaderOptions extends StoreOptions, ShardSourceOptions {
+// The cache-sharing figures come from the world and the plan (set by the loader), not from the user.
+export interface LoaderOptions extends StoreOptions, Omit<ShardSourceOptions, keyof CacheSharing> {
   /** Rows per batch on this rank. */
   batchSize: number;
   /** Columns to load; all columns when absent. */
@@ -293,6 +296,8 @@ export class Loader implements AsyncIterable<Batch> {
     const inPlace = this.#source instanceof InPlaceShardSource;
     const paths = inPlace ? this.manifest.shards.map((s) => this.#store.localPath(s.path)!) : undefined;
     const slabIds = this.ring.slots.map((s) => s.slab.id);
+    // Piece checksums verified by one worker count for all (each piece hashed ~once per loader).
+    const pieceFlags = this.#verifyPieces ? new SharedArrayBuffer(4 * Math.max(1, pieceFlagLayout(this.manifest).total)) : undefined;
     this.#loops = [];
     for (let w = 0; w < this.workers; w++) {
       const { port1, port2 } = new MessageChannel();
@@ -308,6 +313,7 @@ export class Loader implements AsyncIterable<Batch> {
         port: port2, read: this.#read, verifyPieces: this.#verifyPieces, oneOffBytes: this.oneOffBytes,
       };
       if (this.#pin !== undefined) task.pin = this.#pin;
+      if (pieceFlags) task.pieceFlags = pieceFlags;
       if (paths) task.paths = paths;
       if (this.rowGroupCache) task.rowGroupCache = this.rowGroupCache;
       const loop = (this.#pool.run(task, { transferList: [port2] }) as Promise<DecodeLoopResult>).catch((err: unknown) => {

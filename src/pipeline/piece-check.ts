@@ -11,7 +11,7 @@ import { parquetChunkRanges, type ParquetChunkRange } from '../dataset/formats/p
 import type { RangeReader } from '../dataset/formats/range-reader.js';
 import { formatChecksum, pieceChecksum } from '../dataset/piece-checksum.js';
 import { checkShardAgainstFile, readShardFacts } from '../dataset/shard-truth.js';
-import type { ColumnSpec, ShardEntry } from '../dataset/types.js';
+import type { ColumnSpec, ManifestV1, ShardEntry } from '../dataset/types.js';
 import type { ShardRef } from './decode-messages.js';
 
 /** Files whose verified pieces are remembered (a worker keeps a few shards open at once). */
@@ -67,6 +67,32 @@ export function shardDecodeError(err: unknown, ref: ShardRef, piece: string): un
   return new GpufeedError(ErrorCodes.SHARD_CORRUPT, `shard ${ref.name}: ${piece} does not decode (${message}); the file is damaged`, { shard: ref.name, path: ref.file, piece }, { cause: err });
 }
 
+/**
+ * Pieces verified by any worker of one loader: one Int32 word per piece of the manifest (1 once a
+ * worker has checked it), shared by the loader's workers, so a dataset is hashed about once per
+ * loader rather than once per worker. Words are set only after a piece matched.
+ */
+export interface SharedPieceFlags {
+  words: Int32Array;
+  /** First word of each shard (manifest order): its Arrow batches, or its Parquet chunks row group by row group. */
+  bases: number[];
+}
+
+/** Words needed for every piece of `manifest`, and each shard's first. */
+export function pieceFlagLayout(manifest: ManifestV1): { bases: number[]; total: number } {
+  const bases: number[] = [];
+  let total = 0;
+  for (const s of manifest.shards) {
+    bases.push(total);
+    total += s.layout.kind === 'arrow' ? s.layout.batches.length : s.layout.rowGroups.reduce((a, g) => a + (g.chunks?.length ?? 0), 0);
+  }
+  return { bases, total };
+}
+
+export function sharedPieceFlags(buffer: SharedArrayBuffer, manifest: ManifestV1): SharedPieceFlags {
+  return { words: new Int32Array(buffer), bases: pieceFlagLayout(manifest).bases };
+}
+
 /** One worker's piece checksum checks, with its set of verified pieces per file. */
 export class PieceVerifier {
   readonly #verified = new Map<string, Set<string>>();
@@ -108,17 +134,23 @@ export class PieceVerifier {
   }
 
   /** Record batch `unit` of an Arrow shard, metadata and body, before its rows are read. */
-  arrowBatch(fd: number, identity: string, ref: ShardRef, entry: ShardEntry, unit: number): void {
+  arrowBatch(fd: number, identity: string, ref: ShardRef, entry: ShardEntry, unit: number, shared?: SharedPieceFlags): void {
     if (entry.layout.kind !== 'arrow') return;
     const b = entry.layout.batches[unit];
     if (!b || b.crc32 === undefined) return;
     const set = this.#setOf(identity);
     const key = `b${unit}`;
     if (set.has(key)) return;
+    const word = shared ? shared.bases[ref.index]! + unit : -1;
+    if (shared && Atomics.load(shared.words, word) === 1) {
+      set.add(key);
+      return;
+    }
     const length = b.metadataLength + b.bodyLength;
     const got = this.#hash(fd, ref, b.offset, length);
     if (got !== b.crc32) throw this.#mismatch(ref, `record batch ${unit}`, `layout.batches[${unit}].crc32`, b.offset, length, got, b.crc32);
     set.add(key);
+    if (shared) Atomics.store(shared.words, word, 1);
   }
 
   /**
@@ -126,7 +158,7 @@ export class PieceVerifier {
    * decoded. Ranges come from the file's footer (what the decoder reads) and must match the
    * manifest's.
    */
-  parquetChunks(fd: number, identity: string, ref: ShardRef, entry: ShardEntry, metadata: FileMetaData, unit: number, columns: readonly string[]): void {
+  parquetChunks(fd: number, identity: string, ref: ShardRef, entry: ShardEntry, metadata: FileMetaData, unit: number, columns: readonly string[], shared?: SharedPieceFlags): void {
     if (entry.layout.kind !== 'parquet') return;
     const claimed = entry.layout.rowGroups[unit]?.chunks;
     if (!claimed) return;
@@ -141,6 +173,8 @@ export class PieceVerifier {
       throw new GpufeedError(ErrorCodes.SHARD_CORRUPT, `shard ${ref.name}: the manifest disagrees with the file: layout.rowGroups[${unit}].chunks lists ${claimed.length} column chunks, the file's row group ${unit} has ${fileChunks.length}`, { shard: ref.name, field: `layout.rowGroups[${unit}].chunks` });
     }
     const set = this.#setOf(identity);
+    let first = shared ? shared.bases[ref.index]! : 0;
+    if (shared) for (let g = 0; g < unit; g++) first += entry.layout.rowGroups[g]!.chunks?.length ?? 0;
     fileChunks.forEach((f, k) => {
       if (!columns.includes(f.column)) return;
       const key = `c${unit}:${k}`;
@@ -150,9 +184,14 @@ export class PieceVerifier {
       if (c.column !== f.column || c.offset !== f.offset || c.bytes !== f.bytes) {
         throw new GpufeedError(ErrorCodes.SHARD_CORRUPT, `shard ${ref.name}: the manifest disagrees with the file: ${field} says column ${JSON.stringify(c.column)} at [${c.offset}, +${c.bytes}), the file's footer has column ${JSON.stringify(f.column)} at [${f.offset}, +${f.bytes})`, { shard: ref.name, field, column: f.column });
       }
+      if (shared && Atomics.load(shared.words, first + k) === 1) {
+        set.add(key);
+        return;
+      }
       const got = this.#hash(fd, ref, f.offset, f.bytes);
       if (got !== c.crc32) throw this.#mismatch(ref, `row group ${unit} column ${f.column}`, `${field}.crc32`, f.offset, f.bytes, got, c.crc32);
       set.add(key);
+      if (shared) Atomics.store(shared.words, first + k, 1);
     });
   }
 }
