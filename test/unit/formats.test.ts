@@ -230,3 +230,19 @@ test('column builder: wrong fixed length, out-of-range and nulls name file, row 
   assert.throws(() => label.append(1.5, at), /expected an integer/);
   assert.throws(() => label.append(null, at), /not nullable/);
 });
+
+test('parquet layout of a small file read through pooled Buffers (reads under 4 KiB share one pool)', async () => {
+  const small: ColumnSpec[] = [{ name: 'x', dtype: 'int64', kind: 'scalar', nullable: false }];
+  const builder = new ColumnBuilder(small[0]!);
+  for (let i = 0; i < 3; i++) builder.append(BigInt(i), { file: 'mem', row: i + 1, unit: 'row' });
+  const result = encodeShard({ schema: small, shard: { rows: 3, columns: [builder.finish()] }, format: 'parquet' });
+  const size = result.bytes.length;
+  assert.ok(size < 4096, `a small file (${size} bytes)`);
+  // Buffer.from copies a small array into Node's shared pool: a view at an offset into a larger ArrayBuffer.
+  const pooled = async (o: number, l: number): Promise<Uint8Array> => Buffer.from(result.bytes.subarray(o, o + l));
+  const probe = await pooled(0, 8);
+  assert.ok(probe.byteOffset > 0 || probe.buffer.byteLength > probe.length, 'the reader hands out pooled views');
+  const full = await readParquetLayout(pooled, size, 'small.parquet');
+  assert.equal(full.rows, 3);
+  assert.deepEqual(full.columns, small);
+});

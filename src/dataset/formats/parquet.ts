@@ -219,8 +219,11 @@ export function parquetLayoutFromFooter(tail: Uint8Array, fileSize: number, wher
   const { footerOffset, footerLength } = parquetFooterRange(tail, fileSize, where);
   if (tail.length < footerLength) throw corrupt(where, `need the last ${footerLength} bytes to read the footer, got ${tail.length}`);
   const footer = tail.subarray(tail.length - footerLength);
-  // hyparquet wants an ArrayBuffer that ends with the footer; copy just the footer bytes.
-  const buf = footer.slice().buffer;
+  // hyparquet wants an ArrayBuffer that ends with the footer; copy just the footer bytes. Not
+  // footer.slice(): on a Node Buffer (small reads come from its shared pool) that is a view, and
+  // its .buffer is the whole pool, which does not end with the footer.
+  const buf = new ArrayBuffer(footer.length);
+  new Uint8Array(buf).set(footer);
   let metadata: FileMetaData;
   try {
     metadata = parquetMetadata(buf);
