@@ -1,10 +1,10 @@
 // Arrow IPC file shards: encode ShardColumns into record batches (~4 MiB or 65,536 rows each),
 // and read an Arrow file's layout (record batch blocks and their rows) from its footer alone.
 import {
-  Data, Field, makeData, RecordBatch, RecordBatchFileWriter, Struct, type DataType, type Schema,
+  Data, Field, makeData, RecordBatch, RecordBatchFileWriter, Struct, Type, type DataType, type Schema,
 } from 'apache-arrow';
 import { Footer } from 'apache-arrow/ipc/metadata/file';
-import { Message } from 'apache-arrow/ipc/metadata/message';
+import { Message, type RecordBatch as RecordBatchHeader } from 'apache-arrow/ipc/metadata/message';
 import { ErrorCodes, GpufeedError } from '../../errors.js';
 import { valuesPerRow } from '../columns.js';
 import type { ArrowBatchLayout, ArrowLayout, ColumnSpec } from '../types.js';
@@ -148,7 +148,7 @@ export function arrowLayoutFromFooter(tail: Uint8Array, fileSize: number, where 
     throw corrupt(where, `footer does not decode (${(err as Error).message})`);
   }
   if (footer.numDictionaries > 0) {
-    throw new GpufeedError(ErrorCodes.UNSUPPORTED_TYPE, `${where}: dictionary-encoded Arrow files are not supported; write plain Utf8/Binary columns`, { path: where });
+    throw new GpufeedError(ErrorCodes.UNSUPPORTED_TYPE, `${where}: dictionary-encoded columns are not read in place by the decoder; convert the files with \`gpufeed prep\` (which decodes them), or write plain Utf8/Binary columns`, { path: where });
   }
   const blocks: ArrowBlock[] = [];
   for (const b of footer.recordBatches()) {
@@ -163,6 +163,11 @@ export function arrowLayoutFromFooter(tail: Uint8Array, fileSize: number, where 
 
 /** Rows of one record batch, from its message bytes `[block.offset, block.offset + metadataLength)`. */
 export function arrowMessageRows(metadata: Uint8Array, where = 'arrow file'): number {
+  return arrowMessageHeader(metadata, where).length;
+}
+
+/** The RecordBatch header (rows, nodes, buffers, compression) of one record batch's message bytes. */
+export function arrowMessageHeader(metadata: Uint8Array, where = 'arrow file'): RecordBatchHeader {
   const view = new DataView(metadata.buffer, metadata.byteOffset, metadata.byteLength);
   // Current format: 0xFFFFFFFF continuation, int32 length, flatbuffer; pre-0.15: int32 length, flatbuffer.
   let at = 0;
@@ -178,7 +183,36 @@ export function arrowMessageRows(metadata: Uint8Array, where = 'arrow file'): nu
     throw corrupt(where, `record batch metadata does not decode (${(err as Error).message})`);
   }
   if (!message.isRecordBatch()) throw corrupt(where, 'a footer block does not point at a record batch');
-  return message.header().length;
+  return message.header();
+}
+
+/** Field nodes one field takes in a record batch: its own and its descendants'. */
+function nodeCount(type: DataType): number {
+  let n = 1;
+  for (const c of type.children ?? []) n += nodeCount(c.type as DataType);
+  return n;
+}
+
+/**
+ * What the decoder cannot read in place, found from a record batch's metadata alone: a compressed
+ * body, and null items inside list columns (gpufeed lists carry no per-item validity).
+ */
+function checkBatchInPlace(header: RecordBatchHeader, schema: Schema, firstRow: number, where: string): void {
+  if (header.compression) {
+    const codec = header.compression.type === 0 ? 'LZ4_FRAME' : header.compression.type === 1 ? 'ZSTD' : `codec ${header.compression.type}`;
+    throw new GpufeedError(ErrorCodes.UNSUPPORTED_TYPE, `${where}: record batches are compressed (${codec}; pyarrow's default for Feather); the decoder reads uncompressed Arrow IPC in place. Convert the files with \`gpufeed prep\`, or write them with compression='uncompressed'`, { path: where });
+  }
+  let node = 0;
+  for (const f of schema.fields) {
+    const t = f.type as DataType;
+    if (t.typeId === Type.List || t.typeId === Type.LargeList || t.typeId === Type.FixedSizeList) {
+      const items = header.nodes[node + 1];
+      if (items && items.nullCount > 0) {
+        throw new GpufeedError(ErrorCodes.UNSUPPORTED_TYPE, `${where}: column ${JSON.stringify(f.name)}: rows ${firstRow + 1}-${firstRow + header.length} hold ${items.nullCount} null list item(s); gpufeed lists carry no per-item nulls (fill or drop them)`, { path: where, column: f.name, row: firstRow + 1 });
+      }
+    }
+    node += nodeCount(t);
+  }
 }
 
 export interface ArrowFileLayout {
@@ -199,11 +233,15 @@ export async function readArrowLayout(read: RangeReader, fileSize: number, where
   const { footerLength } = arrowFooterRange(tail, fileSize, where);
   if (footerLength > tail.length) tail = await read(fileSize - footerLength, footerLength);
   const info = arrowLayoutFromFooter(tail, fileSize, where);
+  const columns = columnsFromArrowSchema(info.schema, { where });
   const batches: ArrowBatchLayout[] = [];
+  let rows = 0;
   for (const b of info.blocks) {
     const meta = await read(b.offset, b.metadataLength);
-    batches.push({ ...b, rows: arrowMessageRows(meta, where) });
+    const header = arrowMessageHeader(meta, where);
+    checkBatchInPlace(header, info.schema, rows, where);
+    batches.push({ ...b, rows: header.length });
+    rows += header.length;
   }
-  const rows = batches.reduce((a, b) => a + b.rows, 0);
-  return { layout: { kind: 'arrow', batches }, rows, schema: info.schema, columns: columnsFromArrowSchema(info.schema, { where }) };
+  return { layout: { kind: 'arrow', batches }, rows, schema: info.schema, columns };
 }

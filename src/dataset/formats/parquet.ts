@@ -7,6 +7,7 @@ import { snappyCompress } from 'hyparquet-writer/src/snappy.js';
 import type { PageData } from 'hyparquet-writer/src/types.js';
 import { ErrorCodes, GpufeedError } from '../../errors.js';
 import { valuesPerRow } from '../columns.js';
+import { halfToNumber } from '../float16.js';
 import type { ColumnSpec, ParquetLayout } from '../types.js';
 import { columnBytes, type ColumnData, type ShardColumns } from './column-data.js';
 import { parquetCodec } from './compression.js';
@@ -117,6 +118,8 @@ export function encodeParquetShard(schema: readonly ColumnSpec[], shard: ShardCo
  * Uint32Array unsigned, which the INT32 writer then refuses; a plain array gets wrapped properly.
  */
 function physical(col: ColumnSpec, values: ColumnData['values']): DecodedArray {
+  // float16 is held as bits; hyparquet-writer's FLOAT16 takes numbers (exact both ways).
+  if (col.dtype === 'float16') return Array.from(values as Uint16Array, halfToNumber) as DecodedArray;
   return (col.dtype === 'uint32' ? Array.from(values as Uint32Array) : values) as DecodedArray;
 }
 
@@ -131,7 +134,7 @@ function pageDataOf(col: ColumnSpec, data: ColumnData, start: number, end: numbe
       let values: DecodedArray;
       if (col.dtype === 'bool' || data.validity) {
         const arr = new Array<unknown>(rows);
-        for (let r = 0; r < rows; r++) arr[r] = valid(start + r) ? (col.dtype === 'bool' ? v[start + r] === 1 : v[start + r]) : null;
+        for (let r = 0; r < rows; r++) arr[r] = valid(start + r) ? (col.dtype === 'bool' ? v[start + r] === 1 : col.dtype === 'float16' ? halfToNumber(v[start + r] as number) : v[start + r]) : null;
         values = arr as DecodedArray;
       } else {
         values = physical(col, v.subarray(start, end));
@@ -180,7 +183,7 @@ function pageDataOf(col: ColumnSpec, data: ColumnData, start: number, end: numbe
         }
         def.fill(maxDef, k, k + b - a);
         rep.fill(1, k + 1, k + b - a);
-        if (Array.isArray(values)) for (let j = a; j < b; j++) values[k + j - a] = bool ? v[j] === 1 : v[j];
+        if (Array.isArray(values)) for (let j = a; j < b; j++) values[k + j - a] = bool ? v[j] === 1 : col.dtype === 'float16' ? halfToNumber(v[j] as number) : v[j];
         k += b - a;
       }
       return { values: values as DecodedArray, definitionLevels: def as unknown as number[], repetitionLevels: rep as unknown as number[], maxDefinitionLevel: maxDef };
