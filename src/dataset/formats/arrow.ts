@@ -8,6 +8,7 @@ import { Message, type RecordBatch as RecordBatchHeader } from 'apache-arrow/ipc
 import { ErrorCodes, GpufeedError } from '../../errors.js';
 import { valuesPerRow } from '../columns.js';
 import type { ArrowBatchLayout, ArrowLayout, ColumnSpec } from '../types.js';
+import { arrowBodyDecoder } from './arrow-codecs.js';
 import { packBits } from './bits.js';
 import { columnBytes, sliceColumn, type ColumnData, type ShardColumns } from './column-data.js';
 import type { RangeReader } from './range-reader.js';
@@ -194,13 +195,13 @@ function nodeCount(type: DataType): number {
 }
 
 /**
- * What the decoder cannot read in place, found from a record batch's metadata alone: a compressed
- * body, and null items inside list columns (gpufeed lists carry no per-item validity).
+ * What the decoder cannot read in place, found from a record batch's metadata alone: an unknown
+ * compression codec, and null items inside list columns (gpufeed lists carry no per-item validity).
  */
 function checkBatchInPlace(header: RecordBatchHeader, schema: Schema, firstRow: number, where: string): void {
-  if (header.compression) {
-    const codec = header.compression.type === 0 ? 'LZ4_FRAME' : header.compression.type === 1 ? 'ZSTD' : `codec ${header.compression.type}`;
-    throw new GpufeedError(ErrorCodes.UNSUPPORTED_TYPE, `${where}: record batches are compressed (${codec}; pyarrow's default for Feather); the decoder reads uncompressed Arrow IPC in place. Convert the files with \`gpufeed prep\`, or write them with compression='uncompressed'`, { path: where });
+  // LZ4_FRAME and ZSTD bodies are decompressed by the decode workers (pipeline/arrow-compressed.ts).
+  if (header.compression && !arrowBodyDecoder(header.compression.type as number)) {
+    throw new GpufeedError(ErrorCodes.UNSUPPORTED_TYPE, `${where}: record batches use Arrow compression codec ${header.compression.type}, which gpufeed does not know (it reads LZ4_FRAME and ZSTD)`, { path: where });
   }
   let node = 0;
   for (const f of schema.fields) {
