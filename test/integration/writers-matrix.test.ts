@@ -105,12 +105,18 @@ const INDEX_REFUSES: Record<string, RegExp> = {
   'pa-arrow-dict': /dictionary-encoded.*gpufeed prep/,
   'pa-arrow-hf': /column "image": Arrow type Struct.*is a struct; convert the files with `gpufeed prep`/,
   'pa-arrow-listnull': /column "l": rows 1-37 hold 1 null list item/,
+  'pa-arrow-fslnull': /column "v": rows 1-37 hold 1 null fixed-size list/,
+  'pa-parquet-int96': /column "ts": Parquet type INT96.*gpufeed prep/,
   'polars-ipc': /Utf8View|view|gpufeed prep/i,
 };
 /** Cases loading refuses (a null item inside a list): prep refuses them too, naming the row. */
 const NULL_ITEMS: Record<string, RegExp> = {
   'pa-parquet-listnull': /column "?l"?.*null list item/,
   'pa-arrow-listnull': /row 6: column "l": the list holds a null item/,
+};
+/** Cases prep refuses for another reason (message part). */
+const PREP_REFUSES: Record<string, RegExp> = {
+  'pa-arrow-fslnull': /row 3: column "v": is null or missing; fixed-shape columns cannot hold nulls/,
 };
 
 const py = python();
@@ -153,6 +159,12 @@ test('writers x types x routes: every value as the writer reads it', { skip: (!p
         assert.match(r.stderr, /null item/, `${name}: ${r.stderr}`);
         assert.ok(r.stderr.includes(join(dir, dataFile)), `${name}: names the file: ${r.stderr}`);
         assert.match(r.stderr, /row 6/, `${name}: names the row: ${r.stderr}`);
+        continue;
+      }
+      if (PREP_REFUSES[name]) {
+        assert.equal(r.code, 2, `${name}: prep should refuse: ${r.stderr}`);
+        assert.match(r.stderr, PREP_REFUSES[name]!);
+        assert.ok(r.stderr.includes(join(dir, dataFile)), `${name}: names the file: ${r.stderr}`);
         continue;
       }
       assert.equal(r.code, 0, `${name} prep ${format}: ${r.stderr}`);

@@ -206,6 +206,11 @@ function checkBatchInPlace(header: RecordBatchHeader, schema: Schema, firstRow: 
   let node = 0;
   for (const f of schema.fields) {
     const t = f.type as DataType;
+    const rowsNode = header.nodes[node];
+    if (t.typeId === Type.FixedSizeList && rowsNode && rowsNode.nullCount > 0) {
+      // Fixed-shape columns have no validity in a batch: a null row would arrive as whatever bytes it holds.
+      throw new GpufeedError(ErrorCodes.UNSUPPORTED_TYPE, `${where}: column ${JSON.stringify(f.name)}: rows ${firstRow + 1}-${firstRow + header.length} hold ${rowsNode.nullCount} null fixed-size list(s); gpufeed's fixed-shape columns cannot hold nulls (fill or drop them)`, { path: where, column: f.name, row: firstRow + 1 });
+    }
     if (t.typeId === Type.List || t.typeId === Type.LargeList || t.typeId === Type.FixedSizeList) {
       const items = header.nodes[node + 1];
       if (items && items.nullCount > 0) {

@@ -1,13 +1,17 @@
 // The type contract between shard files and the loader's decoder. Keep it exact:
-// - scalar numeric -> Arrow Int8..Uint64 / Float32 / Float64 (int64 as BigInt64); bool -> Arrow Bool;
-//   Parquet: the matching physical type with INT_8/UINT_8/... converted types.
+// - scalar numeric -> Arrow Int8..Uint64 / Float16 / Float32 / Float64 (int64 as BigInt64); bool ->
+//   Arrow Bool; Parquet: the matching physical type with INT_8/UINT_8/... converted types, float16 as
+//   FIXED_LEN_BYTE_ARRAY(2) FLOAT16.
 // - fixed [d0, d1, ...] -> Arrow FixedSizeList(product(shape)) with a non-nullable child (shape in
 //   the manifest, also in schema metadata); Parquet: a standard 3-level LIST, product(shape) values a row.
 // - list -> Arrow List<element> (int32 offsets); Parquet LIST.
 // - bytes/string -> Arrow Utf8; bytes/binary -> Arrow Binary (never dictionary-encoded);
 //   Parquet BYTE_ARRAY (UTF8-annotated for strings).
-// Foreign files (gpufeed index, prep inputs) map back through columnsFromArrowSchema /
-// columnsFromParquetSchema.
+// Foreign files map back through arrowLeaves / parquetLeaves: strictly for `gpufeed index` (only
+// what the decode workers read as stored: adds large offsets, Arrow dates/times/timestamps/durations
+// as their integers, Arrow float16), loosely for prep inputs (also decimals as float64, view and
+// dictionary types, Parquet temporal types and FLOAT16, structs flattened to `parent.child`).
+// Everything else is GPUFEED_UNSUPPORTED_TYPE naming the file, the column and the type.
 import {
   Binary, Bool, DataType, Field, FixedSizeList, Float16, Float32, Float64, Int16, Int32, Int64, Int8, List, Schema,
   Type, Uint16, Uint32, Uint64, Uint8, Utf8,
