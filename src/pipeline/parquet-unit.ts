@@ -11,6 +11,7 @@ import { decodeFlatColumn, type FlatColumn } from './parquet-flat.js';
 import { mayBeFlat, type RowGroupCache } from './row-group-cache.js';
 import { ErrorCodes, GpufeedError } from '../errors.js';
 import { numberToHalf } from '../dataset/float16.js';
+import { RAW_PARQUET_PARSERS } from '../dataset/formats/parquet-parsers.js';
 import type { ColumnRegion } from './batch-layout.js';
 import type { RowRun, ShardRef } from './decode-messages.js';
 import type { CopyOps, SlotTarget } from './arrow-unit.js';
@@ -133,6 +134,7 @@ async function decodeRowGroup(h: ParquetShardHandle, unit: number, columns: read
       rowEnd,
       compressors,
       utf8: false,
+      parsers: RAW_PARQUET_PARSERS, // timestamps and dates as their stored integers, not Dates
       onChunk: (chunk) => {
         const list = chunks.get(chunk.columnName) ?? [];
         list.push({ rowStart: chunk.rowStart, data: chunk.columnData as ArrayLike<unknown> });

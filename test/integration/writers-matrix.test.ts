@@ -97,16 +97,14 @@ function assertSame(got: Expected, want: Expected, at: string): void {
 
 /** What `gpufeed index` must do per case: read it in place, or refuse it with this message part. */
 const INDEX_REFUSES: Record<string, RegExp> = {
-  'pa-parquet-temporal': /column "day": Parquet type INT32 DATE.*gpufeed prep/,
   'pa-parquet-decimal': /column "dec".*DECIMAL.*gpufeed prep/,
-  'pa-parquet-half': /column "half".*FLOAT16.*gpufeed prep/,
   'pa-parquet-hf': /column "image": is a struct.*gpufeed prep/,
   'pa-arrow-decimal': /column "dec".*Decimal.*gpufeed prep/,
   'pa-arrow-dict': /dictionary-encoded.*gpufeed prep/,
   'pa-arrow-hf': /column "image": Arrow type Struct.*is a struct; convert the files with `gpufeed prep`/,
   'pa-arrow-listnull': /column "l": rows 1-37 hold 1 null list item/,
   'pa-arrow-fslnull': /column "v": rows 1-37 hold 1 null fixed-size list/,
-  'pa-parquet-int96': /column "ts": Parquet type INT96.*gpufeed prep/,
+
   'polars-ipc': /Utf8View|view|gpufeed prep/i,
 };
 /** Cases loading refuses (a null item inside a list): prep refuses them too, naming the row. */

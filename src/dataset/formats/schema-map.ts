@@ -8,9 +8,9 @@
 // - bytes/string -> Arrow Utf8; bytes/binary -> Arrow Binary (never dictionary-encoded);
 //   Parquet BYTE_ARRAY (UTF8-annotated for strings).
 // Foreign files map back through arrowLeaves / parquetLeaves: strictly for `gpufeed index` (only
-// what the decode workers read as stored: adds large offsets, Arrow dates/times/timestamps/durations
-// as their integers, Arrow float16), loosely for prep inputs (also decimals as float64, view and
-// dictionary types, Parquet temporal types and FLOAT16, structs flattened to `parent.child`).
+// what the decode workers read as stored: adds large offsets, dates/times/timestamps/durations as
+// their integers, float16), loosely for prep inputs (also decimals as float64, view and
+// dictionary types, fixed-size binary, structs flattened to `parent.child`).
 // Everything else is GPUFEED_UNSUPPORTED_TYPE naming the file, the column and the type.
 import {
   Binary, Bool, DataType, Field, FixedSizeList, Float16, Float32, Float64, Int16, Int32, Int64, Int8, List, Schema,
@@ -351,11 +351,11 @@ function parquetScalar(el: SchemaElement): ScalarMapping | undefined {
   if (lt?.type === 'TIMESTAMP' || ct === 'TIMESTAMP_MILLIS' || ct === 'TIMESTAMP_MICROS') {
     const unit = lt?.type === 'TIMESTAMP' ? unitOf(lt.unit) : ct === 'TIMESTAMP_MICROS' ? 'us' : 'ms';
     const utc = lt?.type === 'TIMESTAMP' ? lt.isAdjustedToUTC !== false : true;
-    // hyparquet turns timestamps into Dates: only prep (which keeps the integers) reads them.
-    return { dtype: 'int64', logical: { logical: 'timestamp', unit, ...(utc ? { timezone: 'UTC' } : {}) }, inPlace: false };
+    // Read as the stored integers (parquet-parsers.ts), in place too.
+    return { dtype: 'int64', logical: { logical: 'timestamp', unit, ...(utc ? { timezone: 'UTC' } : {}) }, inPlace: true };
   }
-  if (el.type === 'INT96') return { dtype: 'int64', logical: { logical: 'timestamp', unit: 'ns' }, inPlace: false };
-  if (lt?.type === 'DATE' || ct === 'DATE') return { dtype: 'int32', logical: { logical: 'date', unit: 'day' }, inPlace: false };
+  if (el.type === 'INT96') return { dtype: 'int64', logical: { logical: 'timestamp', unit: 'ns' }, inPlace: true };
+  if (lt?.type === 'DATE' || ct === 'DATE') return { dtype: 'int32', logical: { logical: 'date', unit: 'day' }, inPlace: true };
   if (lt?.type === 'TIME' || ct === 'TIME_MILLIS' || ct === 'TIME_MICROS') {
     const unit = lt?.type === 'TIME' ? unitOf(lt.unit) : ct === 'TIME_MICROS' ? 'us' : 'ms';
     return { dtype: el.type === 'INT32' ? 'int32' : 'int64', logical: { logical: 'time', unit }, inPlace: true };
@@ -380,12 +380,13 @@ function parquetScalar(el: SchemaElement): ScalarMapping | undefined {
     case 'DOUBLE': return { dtype: 'float64', inPlace: true };
     case 'BYTE_ARRAY':
       if (ct === 'UTF8' || ct === 'ENUM' || lt?.type === 'STRING' || lt?.type === 'ENUM') return { dtype: 'string', inPlace: true };
-      // hyparquet parses JSON text into objects when it decodes; prep keeps the text.
-      if (ct === 'JSON' || lt?.type === 'JSON') return { dtype: 'string', inPlace: false };
+      // JSON stays its text (parquet-parsers.ts).
+      if (ct === 'JSON' || lt?.type === 'JSON') return { dtype: 'string', inPlace: true };
       if (ct === 'BSON' || lt?.type === 'BSON' || lt?.type === 'VARIANT' || lt?.type === 'GEOMETRY' || lt?.type === 'GEOGRAPHY') return undefined;
       return { dtype: 'binary', inPlace: true };
     case 'FIXED_LEN_BYTE_ARRAY':
-      if (lt?.type === 'FLOAT16') return { dtype: 'float16', inPlace: false };
+      // hyparquet widens halves to numbers exactly; the decoder narrows them back to the same bits.
+      if (lt?.type === 'FLOAT16') return { dtype: 'float16', inPlace: true };
       if (ct === 'INTERVAL') return undefined;
       return { dtype: 'binary', inPlace: false };
   }

@@ -1,8 +1,9 @@
 // Parquet input, read with hyparquet (the fastest reader here; see benchmarks/parquet-readers.ts),
 // one row group at a time so memory stays bounded by the largest row group.
-import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects, type AsyncBuffer, type FileMetaData, type ParquetParsers, type SchemaElement } from 'hyparquet';
+import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects, type AsyncBuffer, type FileMetaData, type SchemaElement } from 'hyparquet';
 import { compressors } from 'hyparquet-compressors';
 import { ErrorCodes, GpufeedError } from '../../errors.js';
+import { RAW_PARQUET_PARSERS } from '../formats/parquet-parsers.js';
 import { parquetLeaves, type ParquetLeaf } from '../formats/schema-map.js';
 import type { ColumnSpec } from '../types.js';
 import type { InputFile, InputReader, RowBatch } from './source.js';
@@ -61,7 +62,7 @@ export class ParquetInputReader implements InputReader {
       let rows: Record<string, unknown>[];
       try {
         // utf8: false keeps unannotated BYTE_ARRAY (binary) as bytes; UTF8 columns still decode.
-        rows = await parquetReadObjects({ file: buf, metadata, rowStart, rowEnd: rowStart + n, compressors, utf8: false, parsers: RAW_PARSERS });
+        rows = await parquetReadObjects({ file: buf, metadata, rowStart, rowEnd: rowStart + n, compressors, utf8: false, parsers: RAW_PARQUET_PARSERS });
       } catch (err) {
         throw new GpufeedError(ErrorCodes.BAD_INPUT, `${this.file.path}: cannot read rows ${rowStart + 1}-${rowStart + n} (${(err as Error).message})`, { path: this.file.path }, { cause: err });
       }
@@ -76,16 +77,6 @@ export class ParquetInputReader implements InputReader {
   }
 }
 
-const text = new TextDecoder();
-
-/** Dates, times and timestamps stay the integers the file stores (ColumnSpec.unit says which); JSON stays text. */
-const RAW_PARSERS: Partial<ParquetParsers> = {
-  timestampFromMilliseconds: (v) => v as unknown as Date,
-  timestampFromMicroseconds: (v) => v as unknown as Date,
-  timestampFromNanoseconds: (v) => v as unknown as Date,
-  dateFromDays: (v) => v as unknown as Date,
-  jsonFromBytes: (b) => (b ? text.decode(b) : b),
-};
 
 /** A row keyed by gpufeed column name: struct children as `a.b` (null when a parent is), decimals as doubles. */
 function flattenRow(row: Record<string, unknown>, leaves: readonly ParquetLeaf[]): Record<string, unknown> {
