@@ -12,7 +12,7 @@ import type { ColumnSpec, ParquetLayout } from '../types.js';
 import { columnBytes, type ColumnData, type ShardColumns } from './column-data.js';
 import { parquetCodec } from './compression.js';
 import type { RangeReader } from './range-reader.js';
-import { columnsFromParquetSchema, parquetSchemaFor, SCHEMA_METADATA_KEY } from './schema-map.js';
+import { parquetLeaves, parquetSchemaFor, SCHEMA_METADATA_KEY, type ParquetLeaf } from './schema-map.js';
 
 export const PARQUET_MAGIC = 0x31524150; // "PAR1" little-endian
 export const PARQUET_TAIL_BYTES = 8;
@@ -264,6 +264,31 @@ export async function readParquetLayout(read: RangeReader, fileSize: number, whe
   const { footerLength } = parquetFooterRange(tail, fileSize, where);
   if (footerLength > tail.length) tail = await read(fileSize - footerLength, footerLength);
   const info = parquetLayoutFromFooter(tail, fileSize, where);
-  const columns = columnsFromParquetSchema(info.metadata.schema, info.metadata.key_value_metadata ?? [], { where });
-  return { ...info, columns };
+  const leaves = parquetLeaves(info.metadata.schema, info.metadata.key_value_metadata ?? [], { where });
+  refuseNullListItems(info.metadata, leaves, where);
+  return { ...info, columns: leaves.map((l) => l.spec) };
+}
+
+/**
+ * Null items inside list columns, found from the footer where the writer recorded definition level
+ * histograms (pyarrow does): gpufeed lists carry no per-item nulls. Without histograms the decode
+ * workers refuse such a row when they meet it.
+ */
+function refuseNullListItems(metadata: FileMetaData, leaves: readonly ParquetLeaf[], where: string): void {
+  const lists = leaves.filter((l) => (l.spec.kind === 'list' || l.spec.kind === 'fixed') && l.element.repetition_type === 'OPTIONAL');
+  if (lists.length === 0) return;
+  let firstRow = 0;
+  metadata.row_groups.forEach((rg, g) => {
+    for (const leaf of lists) {
+      const chunk = rg.columns.find((c) => c.meta_data?.path_in_schema[0] === leaf.path[0] && (c.meta_data?.path_in_schema.length ?? 0) > 1);
+      const hist = chunk?.meta_data?.size_statistics?.definition_level_histogram;
+      if (!chunk || !hist) continue;
+      // Levels: [0 .. maxDef]; an optional item that is null stops one short of the top.
+      const nulls = Number(hist[hist.length - 2] ?? 0);
+      if (nulls > 0) {
+        throw new GpufeedError(ErrorCodes.UNSUPPORTED_TYPE, `${where}: column ${JSON.stringify(leaf.spec.name)}: row group ${g} (rows ${firstRow + 1}-${firstRow + Number(rg.num_rows)}) holds ${nulls} null list item(s); gpufeed lists carry no per-item nulls (fill or drop them)`, { path: where, column: leaf.spec.name, row: firstRow + 1 });
+      }
+    }
+    firstRow += Number(rg.num_rows);
+  });
 }
