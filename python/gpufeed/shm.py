@@ -24,6 +24,7 @@ DTYPES: Dict[str, np.dtype] = {
     "uint32": np.dtype(np.uint32),
     "int64": np.dtype(np.int64),
     "uint64": np.dtype(np.uint64),
+    "float16": np.dtype(np.float16),
     "float32": np.dtype(np.float32),
     "float64": np.dtype(np.float64),
     "bool": np.dtype(np.bool_),

@@ -5,6 +5,7 @@
 import type { Schema } from 'apache-arrow';
 import { Message } from 'apache-arrow/ipc/metadata/message';
 import { ErrorCodes, GpufeedError } from '../errors.js';
+import { checkBatchInPlace } from './formats/arrow.js';
 import type { RangeReader } from './formats/range-reader.js';
 import type { ArrowBatchLayout, ArrowLayout } from './types.js';
 
@@ -96,7 +97,9 @@ export async function readArrowStreamLayout(read: RangeReader, fileSize: number,
     } else if (message.isDictionaryBatch()) {
       throw new GpufeedError(ErrorCodes.UNSUPPORTED_TYPE, `${where}: dictionary-encoded Arrow streams are not supported; write plain Utf8/Binary columns`, { path: where });
     } else if (message.isRecordBatch()) {
-      batches.push({ offset: at, metadataLength: prefix + length, bodyLength, rows: message.header().length });
+      const header = message.header();
+      checkBatchInPlace(header, schema, batches.reduce((a, b) => a + b.rows, 0), where);
+      batches.push({ offset: at, metadataLength: prefix + length, bodyLength, rows: header.length });
     } else {
       throw corrupt(where, `message at byte ${at} is a second schema`);
     }

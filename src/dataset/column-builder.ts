@@ -5,6 +5,7 @@ import { valuesPerRow } from './columns.js';
 import { INT64_RANGE, INT_RANGE, isBigIntDType, TYPED_ARRAY, type TypedArray } from './dtypes.js';
 import type { ColumnData } from './formats/column-data.js';
 import { badInput, type RowRef } from './row-ref.js';
+import { numberToHalf } from './float16.js';
 import type { ColumnSpec } from './types.js';
 
 /** A typed array that grows by doubling. */
@@ -122,6 +123,9 @@ export class ColumnBuilder {
   private setElement(i: number, v: unknown, at: RowRef): void {
     const buf = this.values.buf;
     const dtype = this.col.dtype;
+    if ((v === null || v === undefined) && this.col.kind !== 'scalar') {
+      throw badInput(at, this.col.name, `holds a null item (value ${i - this.values.length + 1} of the row); gpufeed ${this.col.kind === 'fixed' ? 'tensors' : 'lists'} carry no per-item nulls (fill or drop them)`);
+    }
     if (this.isBig) {
       let b: bigint;
       if (typeof v === 'bigint') b = v;
@@ -140,6 +144,8 @@ export class ColumnBuilder {
     else throw badInput(at, this.col.name, `expected ${dtype === 'bool' ? 'a boolean' : `a number (${dtype})`}, got ${show(v)}`);
     if (dtype === 'bool') {
       if (n !== 0 && n !== 1) throw badInput(at, this.col.name, `expected a boolean, got ${show(v)}`);
+    } else if (dtype === 'float16') {
+      n = numberToHalf(n); // stored as its 16 bits
     } else if (this.isInt) {
       const [lo, hi] = this.range!;
       if (!Number.isInteger(n)) throw badInput(at, this.col.name, `expected an integer (${dtype}), got ${show(v)}; pass --type ${this.col.name}=float64 for fractional values`);
@@ -207,13 +213,14 @@ export class ColumnBuilder {
     const start = this.values.length;
     const buf = this.values.buf;
     // Fast path: a typed array of the same element type (Arrow and Parquet inputs) is one memcpy.
-    if (ArrayBuffer.isView(src) && src.constructor === buf.constructor) {
+    // (Not float16, held as bits: a typed array of values, such as a Uint16Array, is converted.)
+    if (ArrayBuffer.isView(src) && src.constructor === buf.constructor && this.col.dtype !== 'float16') {
       (buf as Uint8Array).set(src as unknown as Uint8Array, start);
       this.values.length += src.length;
       return;
     }
     const len = src.length;
-    if (!this.isBig && this.col.dtype !== 'bool') {
+    if (!this.isBig && this.col.dtype !== 'bool' && this.col.dtype !== 'float16') {
       // Hot loop for JSON number arrays: check inline, defer to setElement only to report.
       const r = this.range;
       for (let k = 0; k < len; k++) {

@@ -7,11 +7,11 @@ export type TypedArray =
 
 type TypedArrayCtor = { new (n: number): TypedArray; new (buf: ArrayBufferLike, offset: number, length: number): TypedArray; BYTES_PER_ELEMENT: number };
 
-/** bool is one byte per value (0/1) in memory; strings and binary are raw UTF-8/bytes. */
+/** bool is one byte per value (0/1) in memory; float16 its 16 bits; strings and binary are raw UTF-8/bytes. */
 export const TYPED_ARRAY: Record<DType, TypedArrayCtor> = {
   int8: Int8Array, uint8: Uint8Array, int16: Int16Array, uint16: Uint16Array,
   int32: Int32Array, uint32: Uint32Array, int64: BigInt64Array, uint64: BigUint64Array,
-  float32: Float32Array, float64: Float64Array, bool: Uint8Array, string: Uint8Array, binary: Uint8Array,
+  float16: Uint16Array, float32: Float32Array, float64: Float64Array, bool: Uint8Array, string: Uint8Array, binary: Uint8Array,
 };
 
 export function isBigIntDType(d: DType): d is 'int64' | 'uint64' {
@@ -34,5 +34,5 @@ export const INT64_RANGE: Record<'int64' | 'uint64', [bigint, bigint]> = {
 };
 
 export const ALL_DTYPES: readonly DType[] = [
-  'int8', 'uint8', 'int16', 'uint16', 'int32', 'uint32', 'int64', 'uint64', 'float32', 'float64', 'bool', 'string', 'binary',
+  'int8', 'uint8', 'int16', 'uint16', 'int32', 'uint32', 'int64', 'uint64', 'float16', 'float32', 'float64', 'bool', 'string', 'binary',
 ];

@@ -6,10 +6,10 @@ import type { SchemaElement } from 'hyparquet';
 import { ErrorCodes, GpufeedError } from '../errors.js';
 import { isArrowFileFormat, readArrowStreamLayout } from './arrow-stream.js';
 import { selectColumnNames, isSelecting, type ColumnSelection } from './column-selection.js';
-import { arrowFooterRange, arrowLayoutFromFooter, arrowMessageRows } from './formats/arrow.js';
-import { parquetFooterRange, parquetLayoutFromFooter } from './formats/parquet.js';
+import { arrowFooterRange, arrowLayoutFromFooter, arrowMessageHeader, checkBatchInPlace } from './formats/arrow.js';
+import { parquetFooterRange, parquetLayoutFromFooter, refuseNullListItems } from './formats/parquet.js';
 import type { RangeReader } from './formats/range-reader.js';
-import { columnsFromArrowSchema, columnsFromParquetSchema } from './formats/schema-map.js';
+import { columnsFromArrowSchema, parquetLeaves } from './formats/schema-map.js';
 import { parquetChunkRanges } from './formats/parquet.js';
 import { PIECE_HASH, pieceChecksum } from './piece-checksum.js';
 import type { ArrowBatchLayout, ArrowLayout, ColumnSpec, ParquetLayout, ShardFormat } from './types.js';
@@ -58,7 +58,11 @@ export async function readIndexLayout(format: ShardFormat, read: RangeReader, si
       info.layout.footerCrc32 = footerCrc32;
     }
     const elements = keptParquetElements(info.metadata.schema, keep, where);
-    return { layout: info.layout, rows: info.rows, columns: columnsFromParquetSchema(elements, info.metadata.key_value_metadata ?? [], { where }), footerCrc32 };
+    const leaves = parquetLeaves(elements, info.metadata.key_value_metadata ?? [], { where });
+    // What the decode path cannot carry, refused before any batch (null list items, from the
+    // footer's level histograms where the writer recorded them).
+    refuseNullListItems(info.metadata, leaves, where);
+    return { layout: info.layout, rows: info.rows, columns: leaves.map((l) => l.spec), footerCrc32 };
   }
   const head = await read(0, Math.min(size, 8));
   let schema: Schema;
@@ -73,17 +77,18 @@ export async function readIndexLayout(format: ShardFormat, read: RangeReader, si
     const info = arrowLayoutFromFooter(tail, size, where);
     footerCrc32 = pieceChecksum(tail.subarray(tail.length - footerLength));
     const batches: ArrowBatchLayout[] = [];
+    let batchRows = 0;
     for (const b of info.blocks) {
-      if (opts.pieceChecksums) {
-        const piece = await read(b.offset, b.metadataLength + b.bodyLength);
-        batches.push({ ...b, rows: arrowMessageRows(piece.subarray(0, b.metadataLength), where), crc32: pieceChecksum(piece) });
-      } else {
-        batches.push({ ...b, rows: arrowMessageRows(await read(b.offset, b.metadataLength), where) });
-      }
+      const piece = await read(b.offset, opts.pieceChecksums ? b.metadataLength + b.bodyLength : b.metadataLength);
+      const header = arrowMessageHeader(piece.subarray(0, b.metadataLength), where);
+      // Codecs the workers cannot decompress, null fixed-size rows and null list items: refused here.
+      checkBatchInPlace(header, info.schema, batchRows, where);
+      batches.push(opts.pieceChecksums ? { ...b, rows: header.length, crc32: pieceChecksum(piece) } : { ...b, rows: header.length });
+      batchRows += header.length;
     }
     schema = info.schema;
     layout = opts.pieceChecksums ? { kind: 'arrow', batches, pieceHash: PIECE_HASH, footerCrc32 } : { kind: 'arrow', batches };
-    rows = batches.reduce((a, b) => a + b.rows, 0);
+    rows = batchRows;
   } else {
     ({ schema, layout, rows } = await readArrowStreamLayout(read, size, where));
     if (opts.pieceChecksums) {

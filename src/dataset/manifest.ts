@@ -2,17 +2,18 @@
 // Store, and write it last and atomically.
 import { ErrorCodes, GpufeedError } from '../errors.js';
 import type { Store } from '../storage/store.js';
+import { isIntegerDType } from './dtypes.js';
 import { checkRelativeKey } from './paths.js';
 import {
   MANIFEST_FILE, MANIFEST_FORMAT, MANIFEST_VERSION,
-  type ArrowLayout, type ColumnKind, type ColumnSpec, type DType, type ManifestV1, type ParquetLayout, type ShardEntry,
+  type ArrowLayout, type ColumnKind, type ColumnSpec, type DType, type LogicalType, type ManifestV1, type TimeUnit, type ParquetLayout, type ShardEntry,
   type ArrowBatchLayout, type ParquetChunkLayout, type ParquetRowGroupLayout,
 } from './types.js';
 import { PIECE_HASH } from './piece-checksum.js';
 
 export { columnByName, selectColumns } from './columns.js';
 
-const NUMERIC_DTYPES = new Set<DType>(['int8', 'uint8', 'int16', 'uint16', 'int32', 'uint32', 'int64', 'uint64', 'float32', 'float64']);
+const NUMERIC_DTYPES = new Set<DType>(['int8', 'uint8', 'int16', 'uint16', 'int32', 'uint32', 'int64', 'uint64', 'float16', 'float32', 'float64']);
 const KINDS = new Set<ColumnKind>(['scalar', 'fixed', 'list', 'bytes']);
 const HASH_RE = /^sha256:[0-9a-f]{64}$/;
 
@@ -110,6 +111,7 @@ function validateColumn(v: Validator, raw: unknown, at: string): ColumnSpec {
       break;
   }
   if (kind !== 'fixed' && c.shape !== undefined) v.fail(`${colAt}.shape`, `only kind fixed has a shape (kind is ${kind})`);
+  validateLogical(v, c, spec, colAt);
   return spec;
 }
 
@@ -201,9 +203,41 @@ function pieceChecksums(v: Validator, raw: Record<string, unknown>, layout: Arro
   if ((anyPiece || layout.footerCrc32 !== undefined) && layout.pieceHash === undefined) v.fail(`${at}.pieceHash`, 'is missing but the layout has piece checksums');
 }
 
+const LOGICAL_SET: Record<LogicalType, true> = { decimal: true, date: true, time: true, timestamp: true, duration: true };
+const UNIT_SET: Record<TimeUnit, true> = { day: true, s: true, ms: true, us: true, ns: true };
+
+/** The optional meaning of a converted column's numbers: logical, unit, timezone, precision, scale. */
+function validateLogical(v: Validator, c: Record<string, unknown>, spec: ColumnSpec, colAt: string): void {
+  if (c.logical !== undefined) {
+    const logical = v.string(c.logical, `${colAt}.logical`) as LogicalType;
+    if (!(logical in LOGICAL_SET)) v.fail(`${colAt}.logical`, `unknown logical type ${JSON.stringify(logical)}; expected one of ${Object.keys(LOGICAL_SET).join(', ')}`);
+    if (logical === 'decimal' ? spec.dtype !== 'float64' : !isIntegerDType(spec.dtype)) {
+      v.fail(`${colAt}.logical`, `${logical} columns need dtype ${logical === 'decimal' ? 'float64' : 'an integer dtype'}, got ${spec.dtype}`);
+    }
+    spec.logical = logical;
+  }
+  if (c.unit !== undefined) {
+    const unit = v.string(c.unit, `${colAt}.unit`) as TimeUnit;
+    if (!(unit in UNIT_SET)) v.fail(`${colAt}.unit`, `unknown unit ${JSON.stringify(unit)}; expected one of ${Object.keys(UNIT_SET).join(', ')}`);
+    if (spec.logical === undefined || spec.logical === 'decimal') v.fail(`${colAt}.unit`, 'only date, time, timestamp and duration columns have a unit');
+    spec.unit = unit;
+  }
+  if (c.timezone !== undefined) {
+    if (spec.logical !== 'timestamp') v.fail(`${colAt}.timezone`, 'only timestamp columns have a time zone');
+    spec.timezone = v.string(c.timezone, `${colAt}.timezone`);
+  }
+  for (const key of ['precision', 'scale'] as const) {
+    if (c[key] === undefined) continue;
+    if (spec.logical !== 'decimal') v.fail(`${colAt}.${key}`, 'only decimal columns have a precision and scale');
+    const n = c[key];
+    if (typeof n !== 'number' || !Number.isSafeInteger(n)) v.fail(`${colAt}.${key}`, `must be an integer, got ${JSON.stringify(n)}`);
+    spec[key] = n;
+  }
+}
+
 const DTYPE_SET: Record<DType, true> = {
   int8: true, uint8: true, int16: true, uint16: true, int32: true, uint32: true, int64: true, uint64: true,
-  float32: true, float64: true, bool: true, string: true, binary: true,
+  float16: true, float32: true, float64: true, bool: true, string: true, binary: true,
 };
 
 class Validator {

@@ -6,9 +6,12 @@ export const MANIFEST_FORMAT = 'gpufeed-dataset';
 export const MANIFEST_VERSION = 1;
 
 export type NumericDType =
-  | 'int8' | 'uint8' | 'int16' | 'uint16' | 'int32' | 'uint32' | 'int64' | 'uint64' | 'float32' | 'float64';
+  | 'int8' | 'uint8' | 'int16' | 'uint16' | 'int32' | 'uint32' | 'int64' | 'uint64' | 'float16' | 'float32' | 'float64';
 
-/** Element type of a column. `bool` travels as one byte per value; `string` is UTF-8 bytes. */
+/**
+ * Element type of a column. `bool` travels as one byte per value; `string` is UTF-8 bytes;
+ * `float16` is IEEE half precision, held as its 16 bits (a Uint16Array in JS).
+ */
 export type DType = NumericDType | 'bool' | 'string' | 'binary';
 
 /**
@@ -27,7 +30,24 @@ export interface ColumnSpec {
   /** Only for kind `fixed`: per-row shape, every dimension >= 1. */
   shape?: number[];
   nullable: boolean;
+  /**
+   * What the stored numbers mean when a column comes from a richer type: `decimal` (converted to
+   * float64, `scale` digits after the point), `date` (days or ms since the epoch), `time` (since
+   * midnight), `timestamp` (since the epoch, in `timezone` when the file names one), `duration`.
+   * Absent for plain numbers.
+   */
+  logical?: LogicalType;
+  /** Unit of a date/time/timestamp/duration column's integers. */
+  unit?: TimeUnit;
+  /** Time zone of a timestamp column, as the file names it (`UTC`, `Europe/Paris`, `+01:00`). */
+  timezone?: string;
+  /** Decimal columns: precision and scale of the source type. */
+  precision?: number;
+  scale?: number;
 }
+
+export type LogicalType = 'decimal' | 'date' | 'time' | 'timestamp' | 'duration';
+export type TimeUnit = 'day' | 's' | 'ms' | 'us' | 'ns';
 
 export type ShardFormat = 'arrow' | 'parquet';
 
@@ -124,5 +144,5 @@ export interface ManifestV1 {
 
 export const DTYPE_BYTES: Record<DType, number> = {
   int8: 1, uint8: 1, int16: 2, uint16: 2, int32: 4, uint32: 4, int64: 8, uint64: 8,
-  float32: 4, float64: 8, bool: 1, string: 1, binary: 1,
+  float16: 2, float32: 4, float64: 8, bool: 1, string: 1, binary: 1,
 };

@@ -11,6 +11,7 @@ import { Type, type DataType, type Field, type Schema } from 'apache-arrow';
 import { arrowStreamSchema } from '../dataset/arrow-stream.js';
 import { ErrorCodes, GpufeedError } from '../errors.js';
 import { copyRunsFromMap, copyRunsFromMapIntoBuffer, MAP_RUN_FIELDS, mapFile, PREAD_RUN_FIELDS, preadRunsIntoBuffer, preadRunsIntoSlab, shortRun, unmapFile, type ReadMode } from '../memory/index.js';
+import { copyCompressedRun } from './arrow-compressed.js';
 import { MAX_VAR_ELEMENTS, varColumnTooLong, type ColumnRegion } from './batch-layout.js';
 import type { RowRun, ShardRef } from './decode-messages.js';
 
@@ -134,9 +135,6 @@ function recordBatchHeader(h: ArrowShardHandle, run: RowRun): RecordBatchHeader 
   const message = Message.decode(meta.subarray(start, start + len));
   if (!message.isRecordBatch()) throw corrupt(h.ref, `unit ${run.unit} is not a record batch`);
   const header = message.header();
-  if (header.compression) {
-    throw new GpufeedError(ErrorCodes.UNSUPPORTED_TYPE, `shard ${h.ref.name}: compressed Arrow IPC bodies are not supported; rewrite with gpufeed prep`, { shard: h.ref.name });
-  }
   if (h.headers.size > 256) h.headers.clear();
   h.headers.set(run.unit, header);
   return header;
@@ -281,6 +279,7 @@ function unpackBits(bits: Uint8Array, bitStart: number, count: number, out: Uint
 /** Work that needs scratch bytes read in the first round: bitmaps to unpack, offsets to rebase. */
 type Deferred =
   | { kind: 'bits'; at: number; bitStart: number; count: number; out: Uint8Array; outStart: number }
+  | { kind: 'compressed'; copy: (ops: CopyOps) => void }
   | { kind: 'offsets'; at: number; h: ArrowShardHandle; unit: number; count: number; slotRow: number; large: boolean; target: SlotTarget; valuesAt: number; valuesLength: number };
 
 /**
@@ -320,6 +319,12 @@ export class ArrowTaskReads {
     const header = recordBatchHeader(h, run);
     const place = h.columns.get(target.region.name);
     if (!place) throw new GpufeedError(ErrorCodes.UNKNOWN_COLUMN, `shard ${h.ref.name} has no column ${target.region.name}`, { shard: h.ref.name, column: target.region.name });
+    if (header.compression) {
+      // Compressed bodies are copied from memory (arrow-compressed.ts), in planning order like offsets.
+      const copied = { ...run, block: run.block && { ...run.block } };
+      this.deferred.push({ kind: 'compressed', copy: (ops) => copyCompressedRun(h, copied, target, header, place, ops) });
+      return;
+    }
     const body = run.block!.offset + run.block!.metadataLength;
     const region = target.region;
     const bufferAt = (i: number) => {
@@ -372,13 +377,14 @@ export class ArrowTaskReads {
   execute(slabId: number, ops: CopyOps): void {
     this.slot.readInto(slabId);
     ops.bytesRead += this.slot.bytes;
-    if (this.scratchReads.count > 0) {
+    if (this.scratchReads.count > 0 || this.deferred.length > 0) {
       const scratch = ops.scratch(this.scratchBytes);
       this.scratchReads.readInto(scratch);
       ops.bytesRead += this.scratchBytes;
       // In planning order, so each column's values cursor advances run by run.
       for (const d of this.deferred) {
-        if (d.kind === 'bits') unpackBits(scratch.subarray(d.at), d.bitStart, d.count, d.out, d.outStart);
+        if (d.kind === 'compressed') d.copy(ops);
+        else if (d.kind === 'bits') unpackBits(scratch.subarray(d.at), d.bitStart, d.count, d.out, d.outStart);
         else this.#rebaseOffsets(d, scratch);
       }
     }

@@ -20,7 +20,7 @@ type ArrayCtor = { new (buffer: ArrayBufferLike, byteOffset: number, length: num
 
 export const ARRAY_CTORS: Record<DType, ArrayCtor> = {
   int8: Int8Array, uint8: Uint8Array, int16: Int16Array, uint16: Uint16Array, int32: Int32Array, uint32: Uint32Array,
-  int64: BigInt64Array, uint64: BigUint64Array, float32: Float32Array, float64: Float64Array,
+  int64: BigInt64Array, uint64: BigUint64Array, float16: Uint16Array, float32: Float32Array, float64: Float64Array,
   bool: Uint8Array, string: Uint8Array, binary: Uint8Array,
 };
 

@@ -10,6 +10,8 @@ import { compressors as jsCompressors } from 'hyparquet-compressors';
 import { decodeFlatColumn, type FlatColumn } from './parquet-flat.js';
 import { mayBeFlat, type RowGroupCache } from './row-group-cache.js';
 import { ErrorCodes, GpufeedError } from '../errors.js';
+import { numberToHalf } from '../dataset/float16.js';
+import { RAW_PARQUET_PARSERS } from '../dataset/formats/parquet-parsers.js';
 import { MAX_VAR_ELEMENTS, varColumnTooLong, type ColumnRegion } from './batch-layout.js';
 import type { RowRun, ShardRef } from './decode-messages.js';
 import type { CopyOps, SlotTarget } from './arrow-unit.js';
@@ -132,6 +134,7 @@ async function decodeRowGroup(h: ParquetShardHandle, unit: number, columns: read
       rowEnd,
       compressors,
       utf8: false,
+      parsers: RAW_PARQUET_PARSERS, // timestamps and dates as their stored integers, not Dates
       onChunk: (chunk) => {
         const list = chunks.get(chunk.columnName) ?? [];
         list.push({ rowStart: chunk.rowStart, data: chunk.columnData as ArrayLike<unknown> });
@@ -167,6 +170,15 @@ function remember(entry: DecodedRowGroup): DecodedRowGroup {
   return entry;
 }
 
+/** A null inside a list: gpufeed lists carry no per-item validity, so it is refused by name, never written as 0. */
+function refuseNullItems(h: ParquetShardHandle, region: ColumnRegion, run: RowRun, i: number, items: ArrayLike<unknown>): void {
+  for (let k = 0; k < items.length; k++) {
+    if (items[k] === null || items[k] === undefined) {
+      throw new GpufeedError(ErrorCodes.UNSUPPORTED_TYPE, `shard ${h.ref.name}: column ${region.name}: row ${run.row + i} of row group ${run.unit} holds a null list item; gpufeed lists carry no per-item nulls (fill or drop them)`, { shard: h.ref.name, path: h.ref.file, column: region.name });
+    }
+  }
+}
+
 function writeNumber(view: DataView, offset: number, dtype: ColumnRegion['dtype'], value: unknown): void {
   switch (dtype) {
     case 'int8': view.setInt8(offset, Number(value)); break;
@@ -178,6 +190,7 @@ function writeNumber(view: DataView, offset: number, dtype: ColumnRegion['dtype'
     case 'uint32': view.setUint32(offset, Number(value), true); break;
     case 'int64': view.setBigInt64(offset, BigInt(value as bigint | number), true); break;
     case 'uint64': view.setBigUint64(offset, BigInt(value as bigint | number), true); break;
+    case 'float16': view.setUint16(offset, numberToHalf(Number(value)), true); break;
     case 'float32': view.setFloat32(offset, Number(value), true); break;
     case 'float64': view.setFloat64(offset, Number(value), true); break;
     default: throw new GpufeedError(ErrorCodes.UNSUPPORTED_TYPE, `dtype ${dtype} is not numeric`);
@@ -260,6 +273,7 @@ export async function copyParquetRun(h: ParquetShardHandle, run: RowRun, targets
         if (!arr || arr.length !== per) {
           throw corrupt(h.ref, `column ${region.name}: row ${run.row + i} of row group ${run.unit} has ${arr ? arr.length : 'null'} values, the schema says ${per}`);
         }
+        refuseNullItems(h, region, run, i, arr);
         const base = region.valuesOffset + slotRow * region.rowBytes;
         for (let k = 0; k < per; k++) writeNumber(view, base + k * eb, region.dtype, arr[k]);
         ops.bytesRead += region.rowBytes;
@@ -268,7 +282,7 @@ export async function copyParquetRun(h: ParquetShardHandle, run: RowRun, targets
         let bytes: Uint8Array | undefined;
         let list: ArrayLike<unknown> | undefined;
         if (region.kind === 'bytes') bytes = v === null || v === undefined ? new Uint8Array(0) : typeof v === 'string' ? encoder.encode(v) : (v as Uint8Array);
-        else list = (v ?? []) as ArrayLike<unknown>;
+        else refuseNullItems(h, region, run, i, (list = (v ?? []) as ArrayLike<unknown>));
         const elems = bytes ? bytes.length : list!.length;
         if (target.cursor + elems > MAX_VAR_ELEMENTS) throw varColumnTooLong(region, h.ref.name);
         offsets![slotRow] = target.cursor;

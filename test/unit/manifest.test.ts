@@ -134,3 +134,20 @@ test('columnByName / selectColumns: unknown column names it and lists the known 
     return true;
   });
 });
+
+test('converted columns: float16, and logical/unit/timezone/precision/scale validated by name', () => {
+  const m = validManifest();
+  m.schema.push(
+    { name: 'half', dtype: 'float16', kind: 'scalar', nullable: false },
+    { name: 'ts', dtype: 'int64', kind: 'scalar', nullable: true, logical: 'timestamp', unit: 'us', timezone: 'UTC' },
+    { name: 'price', dtype: 'float64', kind: 'scalar', nullable: false, logical: 'decimal', precision: 20, scale: 1 },
+  );
+  assert.deepEqual(parseManifest(text(m), 'ds').schema, m.schema);
+  const withColumn = (col: Record<string, unknown>): string => text({ ...m, schema: [...m.schema.slice(0, 3), col] });
+  expectCode(() => parseManifest(withColumn({ name: 'ts', dtype: 'int64', kind: 'scalar', nullable: false, logical: 'epoch' }), 'ds'), 'GPUFEED_MANIFEST_INVALID', '.logical', 'epoch');
+  expectCode(() => parseManifest(withColumn({ name: 'ts', dtype: 'float32', kind: 'scalar', nullable: false, logical: 'timestamp' }), 'ds'), 'GPUFEED_MANIFEST_INVALID', '.logical', 'integer');
+  expectCode(() => parseManifest(withColumn({ name: 'ts', dtype: 'int64', kind: 'scalar', nullable: false, logical: 'timestamp', unit: 'hours' }), 'ds'), 'GPUFEED_MANIFEST_INVALID', '.unit');
+  expectCode(() => parseManifest(withColumn({ name: 'x', dtype: 'int64', kind: 'scalar', nullable: false, unit: 'ms' }), 'ds'), 'GPUFEED_MANIFEST_INVALID', '.unit');
+  expectCode(() => parseManifest(withColumn({ name: 'd', dtype: 'float64', kind: 'scalar', nullable: false, logical: 'decimal', timezone: 'UTC' }), 'ds'), 'GPUFEED_MANIFEST_INVALID', '.timezone');
+  expectCode(() => parseManifest(withColumn({ name: 'd', dtype: 'float64', kind: 'scalar', nullable: false, logical: 'decimal', scale: 1.5 }), 'ds'), 'GPUFEED_MANIFEST_INVALID', '.scale');
+});

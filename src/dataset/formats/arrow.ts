@@ -1,13 +1,14 @@
 // Arrow IPC file shards: encode ShardColumns into record batches (~4 MiB or 65,536 rows each),
 // and read an Arrow file's layout (record batch blocks and their rows) from its footer alone.
 import {
-  Data, Field, makeData, RecordBatch, RecordBatchFileWriter, Struct, type DataType, type Schema,
+  Data, Field, makeData, RecordBatch, RecordBatchFileWriter, Struct, Type, type DataType, type Schema,
 } from 'apache-arrow';
 import { Footer } from 'apache-arrow/ipc/metadata/file';
-import { Message } from 'apache-arrow/ipc/metadata/message';
+import { Message, type RecordBatch as RecordBatchHeader } from 'apache-arrow/ipc/metadata/message';
 import { ErrorCodes, GpufeedError } from '../../errors.js';
 import { valuesPerRow } from '../columns.js';
 import type { ArrowBatchLayout, ArrowLayout, ColumnSpec } from '../types.js';
+import { arrowBodyDecoder } from './arrow-codecs.js';
 import { packBits } from './bits.js';
 import { columnBytes, sliceColumn, type ColumnData, type ShardColumns } from './column-data.js';
 import { PIECE_HASH, pieceChecksum, type LayoutReadOptions } from '../piece-checksum.js';
@@ -156,7 +157,7 @@ export function arrowLayoutFromFooter(tail: Uint8Array, fileSize: number, where 
     throw corrupt(where, `footer does not decode (${(err as Error).message})`);
   }
   if (footer.numDictionaries > 0) {
-    throw new GpufeedError(ErrorCodes.UNSUPPORTED_TYPE, `${where}: dictionary-encoded Arrow files are not supported; write plain Utf8/Binary columns`, { path: where });
+    throw new GpufeedError(ErrorCodes.UNSUPPORTED_TYPE, `${where}: dictionary-encoded columns are not read in place by the decoder; convert the files with \`gpufeed prep\` (which decodes them), or write plain Utf8/Binary columns`, { path: where });
   }
   const blocks: ArrowBlock[] = [];
   for (const b of footer.recordBatches()) {
@@ -171,6 +172,11 @@ export function arrowLayoutFromFooter(tail: Uint8Array, fileSize: number, where 
 
 /** Rows of one record batch, from its message bytes `[block.offset, block.offset + metadataLength)`. */
 export function arrowMessageRows(metadata: Uint8Array, where = 'arrow file'): number {
+  return arrowMessageHeader(metadata, where).length;
+}
+
+/** The RecordBatch header (rows, nodes, buffers, compression) of one record batch's message bytes. */
+export function arrowMessageHeader(metadata: Uint8Array, where = 'arrow file'): RecordBatchHeader {
   const view = new DataView(metadata.buffer, metadata.byteOffset, metadata.byteLength);
   // Current format: 0xFFFFFFFF continuation, int32 length, flatbuffer; pre-0.15: int32 length, flatbuffer.
   let at = 0;
@@ -186,7 +192,41 @@ export function arrowMessageRows(metadata: Uint8Array, where = 'arrow file'): nu
     throw corrupt(where, `record batch metadata does not decode (${(err as Error).message})`);
   }
   if (!message.isRecordBatch()) throw corrupt(where, 'a footer block does not point at a record batch');
-  return message.header().length;
+  return message.header();
+}
+
+/** Field nodes one field takes in a record batch: its own and its descendants'. */
+function nodeCount(type: DataType): number {
+  let n = 1;
+  for (const c of type.children ?? []) n += nodeCount(c.type as DataType);
+  return n;
+}
+
+/**
+ * What the decoder cannot read in place, found from a record batch's metadata alone: an unknown
+ * compression codec, and null items inside list columns (gpufeed lists carry no per-item validity).
+ */
+export function checkBatchInPlace(header: RecordBatchHeader, schema: Schema, firstRow: number, where: string): void {
+  // LZ4_FRAME and ZSTD bodies are decompressed by the decode workers (pipeline/arrow-compressed.ts).
+  if (header.compression && !arrowBodyDecoder(header.compression.type as number)) {
+    throw new GpufeedError(ErrorCodes.UNSUPPORTED_TYPE, `${where}: record batches use Arrow compression codec ${header.compression.type}, which gpufeed does not know (it reads LZ4_FRAME and ZSTD)`, { path: where });
+  }
+  let node = 0;
+  for (const f of schema.fields) {
+    const t = f.type as DataType;
+    const rowsNode = header.nodes[node];
+    if (t.typeId === Type.FixedSizeList && rowsNode && rowsNode.nullCount > 0) {
+      // Fixed-shape columns have no validity in a batch: a null row would arrive as whatever bytes it holds.
+      throw new GpufeedError(ErrorCodes.UNSUPPORTED_TYPE, `${where}: column ${JSON.stringify(f.name)}: rows ${firstRow + 1}-${firstRow + header.length} hold ${rowsNode.nullCount} null fixed-size list(s); gpufeed's fixed-shape columns cannot hold nulls (fill or drop them)`, { path: where, column: f.name, row: firstRow + 1 });
+    }
+    if (t.typeId === Type.List || t.typeId === Type.LargeList || t.typeId === Type.FixedSizeList) {
+      const items = header.nodes[node + 1];
+      if (items && items.nullCount > 0) {
+        throw new GpufeedError(ErrorCodes.UNSUPPORTED_TYPE, `${where}: column ${JSON.stringify(f.name)}: rows ${firstRow + 1}-${firstRow + header.length} hold ${items.nullCount} null list item(s); gpufeed lists carry no per-item nulls (fill or drop them)`, { path: where, column: f.name, row: firstRow + 1 });
+      }
+    }
+    node += nodeCount(t);
+  }
 }
 
 export interface ArrowFileLayout {
@@ -211,17 +251,17 @@ export async function readArrowLayout(read: RangeReader, fileSize: number, where
   const { footerLength } = arrowFooterRange(tail, fileSize, where);
   if (footerLength > tail.length) tail = await read(fileSize - footerLength, footerLength);
   const info = arrowLayoutFromFooter(tail, fileSize, where);
+  const columns = columnsFromArrowSchema(info.schema, { where });
   const batches: ArrowBatchLayout[] = [];
+  let rows = 0;
   for (const b of info.blocks) {
-    if (withChecksums) {
-      const piece = await read(b.offset, b.metadataLength + b.bodyLength);
-      batches.push({ ...b, rows: arrowMessageRows(piece.subarray(0, b.metadataLength), where), crc32: pieceChecksum(piece) });
-    } else {
-      batches.push({ ...b, rows: arrowMessageRows(await read(b.offset, b.metadataLength), where) });
-    }
+    const piece = await read(b.offset, withChecksums ? b.metadataLength + b.bodyLength : b.metadataLength);
+    const header = arrowMessageHeader(piece.subarray(0, b.metadataLength), where);
+    checkBatchInPlace(header, info.schema, rows, where);
+    batches.push(withChecksums ? { ...b, rows: header.length, crc32: pieceChecksum(piece) } : { ...b, rows: header.length });
+    rows += header.length;
   }
-  const rows = batches.reduce((a, b) => a + b.rows, 0);
   const footerCrc32 = pieceChecksum(tail.subarray(tail.length - footerLength));
   const layout: ArrowLayout = withChecksums ? { kind: 'arrow', batches, pieceHash: PIECE_HASH, footerCrc32 } : { kind: 'arrow', batches };
-  return { layout, rows, schema: info.schema, columns: columnsFromArrowSchema(info.schema, { where }), footerCrc32 };
+  return { layout, rows, schema: info.schema, columns, footerCrc32 };
 }

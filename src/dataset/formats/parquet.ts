@@ -7,12 +7,13 @@ import { snappyCompress } from 'hyparquet-writer/src/snappy.js';
 import type { PageData } from 'hyparquet-writer/src/types.js';
 import { ErrorCodes, GpufeedError } from '../../errors.js';
 import { valuesPerRow } from '../columns.js';
+import { halfToNumber } from '../float16.js';
 import type { ColumnSpec, ParquetLayout } from '../types.js';
 import { columnBytes, type ColumnData, type ShardColumns } from './column-data.js';
 import { parquetCodec } from './compression.js';
 import { PIECE_HASH, pieceChecksum, type LayoutReadOptions } from '../piece-checksum.js';
 import type { RangeReader } from './range-reader.js';
-import { columnsFromParquetSchema, parquetSchemaFor, SCHEMA_METADATA_KEY } from './schema-map.js';
+import { parquetLeaves, parquetSchemaFor, SCHEMA_METADATA_KEY, type ParquetLeaf } from './schema-map.js';
 
 export const PARQUET_MAGIC = 0x31524150; // "PAR1" little-endian
 export const PARQUET_TAIL_BYTES = 8;
@@ -129,6 +130,8 @@ export function withParquetPieceChecksums(layout: ParquetLayout, bytes: Uint8Arr
  * Uint32Array unsigned, which the INT32 writer then refuses; a plain array gets wrapped properly.
  */
 function physical(col: ColumnSpec, values: ColumnData['values']): DecodedArray {
+  // float16 is held as bits; hyparquet-writer's FLOAT16 takes numbers (exact both ways).
+  if (col.dtype === 'float16') return Array.from(values as Uint16Array, halfToNumber) as DecodedArray;
   return (col.dtype === 'uint32' ? Array.from(values as Uint32Array) : values) as DecodedArray;
 }
 
@@ -143,7 +146,7 @@ function pageDataOf(col: ColumnSpec, data: ColumnData, start: number, end: numbe
       let values: DecodedArray;
       if (col.dtype === 'bool' || data.validity) {
         const arr = new Array<unknown>(rows);
-        for (let r = 0; r < rows; r++) arr[r] = valid(start + r) ? (col.dtype === 'bool' ? v[start + r] === 1 : v[start + r]) : null;
+        for (let r = 0; r < rows; r++) arr[r] = valid(start + r) ? (col.dtype === 'bool' ? v[start + r] === 1 : col.dtype === 'float16' ? halfToNumber(v[start + r] as number) : v[start + r]) : null;
         values = arr as DecodedArray;
       } else {
         values = physical(col, v.subarray(start, end));
@@ -192,7 +195,7 @@ function pageDataOf(col: ColumnSpec, data: ColumnData, start: number, end: numbe
         }
         def.fill(maxDef, k, k + b - a);
         rep.fill(1, k + 1, k + b - a);
-        if (Array.isArray(values)) for (let j = a; j < b; j++) values[k + j - a] = bool ? v[j] === 1 : v[j];
+        if (Array.isArray(values)) for (let j = a; j < b; j++) values[k + j - a] = bool ? v[j] === 1 : col.dtype === 'float16' ? halfToNumber(v[j] as number) : v[j];
         k += b - a;
       }
       return { values: values as DecodedArray, definitionLevels: def as unknown as number[], repetitionLevels: rep as unknown as number[], maxDefinitionLevel: maxDef };
@@ -299,7 +302,8 @@ export async function readParquetLayout(read: RangeReader, fileSize: number, whe
   const { footerLength } = parquetFooterRange(tail, fileSize, where);
   if (footerLength > tail.length) tail = await read(fileSize - footerLength, footerLength);
   const info = parquetLayoutFromFooter(tail, fileSize, where);
-  const columns = columnsFromParquetSchema(info.metadata.schema, info.metadata.key_value_metadata ?? [], { where });
+  const leaves = parquetLeaves(info.metadata.schema, info.metadata.key_value_metadata ?? [], { where });
+  refuseNullListItems(info.metadata, leaves, where);
   const footerCrc32 = pieceChecksum(tail.subarray(tail.length - footerLength));
   if (opts.pieceChecksums ?? true) {
     const ranges = parquetChunkRanges(info.metadata, where);
@@ -311,5 +315,30 @@ export async function readParquetLayout(read: RangeReader, fileSize: number, whe
     info.layout.pieceHash = PIECE_HASH;
     info.layout.footerCrc32 = footerCrc32;
   }
-  return { ...info, columns, footerCrc32 };
+  return { ...info, columns: leaves.map((l) => l.spec), footerCrc32 };
 }
+
+/**
+ * Null items inside list columns, found from the footer where the writer recorded definition level
+ * histograms (pyarrow does): gpufeed lists carry no per-item nulls. Without histograms the decode
+ * workers refuse such a row when they meet it.
+ */
+export function refuseNullListItems(metadata: FileMetaData, leaves: readonly ParquetLeaf[], where: string): void {
+  const lists = leaves.filter((l) => (l.spec.kind === 'list' || l.spec.kind === 'fixed') && l.element.repetition_type === 'OPTIONAL');
+  if (lists.length === 0) return;
+  let firstRow = 0;
+  metadata.row_groups.forEach((rg, g) => {
+    for (const leaf of lists) {
+      const chunk = rg.columns.find((c) => c.meta_data?.path_in_schema[0] === leaf.path[0] && (c.meta_data?.path_in_schema.length ?? 0) > 1);
+      const hist = chunk?.meta_data?.size_statistics?.definition_level_histogram;
+      if (!chunk || !hist) continue;
+      // Levels: [0 .. maxDef]; an optional item that is null stops one short of the top.
+      const nulls = Number(hist[hist.length - 2] ?? 0);
+      if (nulls > 0) {
+        throw new GpufeedError(ErrorCodes.UNSUPPORTED_TYPE, `${where}: column ${JSON.stringify(leaf.spec.name)}: row group ${g} (rows ${firstRow + 1}-${firstRow + Number(rg.num_rows)}) holds ${nulls} null list item(s); gpufeed lists carry no per-item nulls (fill or drop them)`, { path: where, column: leaf.spec.name, row: firstRow + 1 });
+      }
+    }
+    firstRow += Number(rg.num_rows);
+  });
+}
+

@@ -1,20 +1,25 @@
 // The type contract between shard files and the loader's decoder. Keep it exact:
-// - scalar numeric -> Arrow Int8..Uint64 / Float32 / Float64 (int64 as BigInt64); bool -> Arrow Bool;
-//   Parquet: the matching physical type with INT_8/UINT_8/... converted types.
+// - scalar numeric -> Arrow Int8..Uint64 / Float16 / Float32 / Float64 (int64 as BigInt64); bool ->
+//   Arrow Bool; Parquet: the matching physical type with INT_8/UINT_8/... converted types, float16 as
+//   FIXED_LEN_BYTE_ARRAY(2) FLOAT16.
 // - fixed [d0, d1, ...] -> Arrow FixedSizeList(product(shape)) with a non-nullable child (shape in
 //   the manifest, also in schema metadata); Parquet: a standard 3-level LIST, product(shape) values a row.
 // - list -> Arrow List<element> (int32 offsets); Parquet LIST.
 // - bytes/string -> Arrow Utf8; bytes/binary -> Arrow Binary (never dictionary-encoded);
 //   Parquet BYTE_ARRAY (UTF8-annotated for strings).
-// Foreign files (gpufeed index, prep inputs) map back through columnsFromArrowSchema /
-// columnsFromParquetSchema.
+// Foreign files map back through arrowLeaves / parquetLeaves: strictly for `gpufeed index` (only
+// what the decode workers read as stored: adds large offsets, dates/times/timestamps/durations as
+// their integers, float16), loosely for prep inputs (also decimals as float64, view and
+// dictionary types, fixed-size binary, structs flattened to `parent.child`).
+// Everything else is GPUFEED_UNSUPPORTED_TYPE naming the file, the column and the type.
 import {
-  Binary, Bool, DataType, Field, FixedSizeList, Float32, Float64, Int16, Int32, Int64, Int8, List, Schema,
+  Binary, Bool, DataType, Field, FixedSizeList, Float16, Float32, Float64, Int16, Int32, Int64, Int8, List, Schema,
   Type, Uint16, Uint32, Uint64, Uint8, Utf8,
 } from 'apache-arrow';
+import { Message } from 'apache-arrow/ipc/metadata/message';
 import type { SchemaElement } from 'hyparquet';
 import { ErrorCodes, GpufeedError } from '../../errors.js';
-import type { ColumnSpec, DType, NumericDType } from '../types.js';
+import type { ColumnSpec, DType, NumericDType, TimeUnit } from '../types.js';
 import { valuesPerRow } from '../columns.js';
 
 /** Key of the schema metadata (Arrow) and key-value metadata (Parquet) holding ColumnSpec[] as JSON. */
@@ -30,6 +35,7 @@ export function arrowElementType(dtype: DType): DataType {
     case 'uint32': return new Uint32();
     case 'int64': return new Int64();
     case 'uint64': return new Uint64();
+    case 'float16': return new Float16();
     case 'float32': return new Float32();
     case 'float64': return new Float64();
     case 'bool': return new Bool();
@@ -67,72 +73,114 @@ export interface ColumnMappingOptions {
   where?: string;
 }
 
-/** ColumnSpec[] for an Arrow schema; a gpufeed schema in its metadata restores multi-dim shapes. */
-export function columnsFromArrowSchema(schema: Schema, opts: ColumnMappingOptions = {}): ColumnSpec[] {
-  const saved = savedSpecs(schema.metadata.get(SCHEMA_METADATA_KEY));
-  return schema.fields.map((f) => {
-    const col = columnFromArrowField(f, opts);
-    return restoreShape(col, saved);
-  });
+/** Where a column's values come from: a top-level field, or a struct's child (flattened `a.b`). */
+export interface ArrowLeaf {
+  spec: ColumnSpec;
+  /** Child indexes from the schema's fields down to the leaf: [field] or [field, child, ...]. */
+  path: number[];
+  type: DataType;
 }
 
-function columnFromArrowField(f: Field, opts: ColumnMappingOptions): ColumnSpec {
+/** ColumnSpec[] for an Arrow schema; a gpufeed schema in its metadata restores multi-dim shapes. */
+export function columnsFromArrowSchema(schema: Schema, opts: ColumnMappingOptions = {}): ColumnSpec[] {
+  return arrowLeaves(schema, opts).map((l) => l.spec);
+}
+
+/** The columns of an Arrow schema with where each one's values sit (struct children flattened when loose). */
+export function arrowLeaves(schema: Schema, opts: ColumnMappingOptions = {}): ArrowLeaf[] {
+  const saved = savedSpecs(schema.metadata.get(SCHEMA_METADATA_KEY));
+  const out: ArrowLeaf[] = [];
   const strict = opts.strict ?? true;
-  const unsupported = (why: string): GpufeedError =>
-    new GpufeedError(ErrorCodes.UNSUPPORTED_TYPE, `${opts.where ? `${opts.where}: ` : ''}column ${JSON.stringify(f.name)}: Arrow type ${String(f.type)} ${why}`, { column: f.name, path: opts.where });
+  const walk = (f: Field, name: string, path: number[], parentNullable: boolean): void => {
+    const t = f.type as DataType;
+    if (t.typeId === Type.Struct && !strict) {
+      // A struct becomes one column per leaf, `parent.child`; a null parent makes its leaves null.
+      (t.children ?? []).forEach((c, j) => walk(c, `${name}.${c.name}`, [...path, j], parentNullable || f.nullable));
+      return;
+    }
+    const spec = columnFromArrowField(f, name, opts);
+    if (parentNullable && spec.kind !== 'fixed') spec.nullable = true;
+    out.push({ spec: restoreShape(spec, saved), path, type: t });
+  };
+  schema.fields.forEach((f, i) => walk(f, f.name, [i], false));
+  return out;
+}
+
+const TIME_UNITS: readonly TimeUnit[] = ['s', 'ms', 'us', 'ns'];
+
+/** The dtype and meaning of one Arrow scalar type; undefined when gpufeed cannot carry it. */
+interface ScalarMapping {
+  dtype: DType;
+  logical?: Pick<ColumnSpec, 'logical' | 'unit' | 'timezone' | 'precision' | 'scale'>;
+  /** Readable by the decode workers as it is on disk (`gpufeed index`). */
+  inPlace: boolean;
+}
+
+function arrowScalar(t: DataType): ScalarMapping | undefined {
+  const a = t as unknown as { bitWidth: number; isSigned: boolean; precision: number; unit: number; timezone?: string | null; scale: number };
+  switch (t.typeId) {
+    case Type.Int: return { dtype: `${a.isSigned ? 'int' : 'uint'}${a.bitWidth}` as NumericDType, inPlace: true };
+    case Type.Float: return { dtype: a.precision === 0 ? 'float16' : a.precision === 1 ? 'float32' : 'float64', inPlace: true };
+    case Type.Bool: return { dtype: 'bool', inPlace: true };
+    case Type.Utf8: case Type.LargeUtf8: return { dtype: 'string', inPlace: true };
+    case Type.Binary: case Type.LargeBinary: return { dtype: 'binary', inPlace: true };
+    case Type.Utf8View: return { dtype: 'string', inPlace: false };
+    case Type.BinaryView: case Type.FixedSizeBinary: return { dtype: 'binary', inPlace: false };
+    case Type.Date: return a.unit === 0
+      ? { dtype: 'int32', logical: { logical: 'date', unit: 'day' }, inPlace: true }
+      : { dtype: 'int64', logical: { logical: 'date', unit: 'ms' }, inPlace: true };
+    case Type.Time: return { dtype: a.bitWidth === 32 ? 'int32' : 'int64', logical: { logical: 'time', unit: TIME_UNITS[a.unit]! }, inPlace: true };
+    case Type.Timestamp: {
+      const logical: ScalarMapping['logical'] = { logical: 'timestamp', unit: TIME_UNITS[a.unit]! };
+      if (a.timezone) logical.timezone = a.timezone;
+      return { dtype: 'int64', logical, inPlace: true };
+    }
+    case Type.Duration: return { dtype: 'int64', logical: { logical: 'duration', unit: TIME_UNITS[a.unit]! }, inPlace: true };
+    case Type.Decimal: return { dtype: 'float64', logical: { logical: 'decimal', precision: a.precision, scale: a.scale }, inPlace: false };
+    case Type.Dictionary: {
+      const values = arrowScalar((t as unknown as { dictionary: DataType }).dictionary);
+      return values && { ...values, inPlace: false };
+    }
+  }
+  return undefined;
+}
+
+function columnFromArrowField(f: Field, name: string, opts: ColumnMappingOptions): ColumnSpec {
+  const strict = opts.strict ?? true;
   const t = f.type as DataType;
-  const scalar = arrowScalarDType(t, strict);
-  if (scalar) return { name: f.name, dtype: scalar, kind: scalar === 'string' || scalar === 'binary' ? 'bytes' : 'scalar', nullable: f.nullable };
+  const unsupported = (why: string): GpufeedError =>
+    new GpufeedError(ErrorCodes.UNSUPPORTED_TYPE, `${opts.where ? `${opts.where}: ` : ''}column ${JSON.stringify(name)}: Arrow type ${String(t)} ${why}`, { column: name, path: opts.where });
+  const usePrep = 'is not read in place by the decoder; convert the files with `gpufeed prep` (which reads it)';
+  const scalar = arrowScalar(t);
+  if (scalar) {
+    if (strict && !scalar.inPlace) throw unsupported(usePrep);
+    const bytes = scalar.dtype === 'string' || scalar.dtype === 'binary';
+    return { name, dtype: scalar.dtype, kind: bytes ? 'bytes' : 'scalar', nullable: f.nullable, ...scalar.logical };
+  }
+  const numericElement = (child: DataType, what: string): DType => {
+    const el = arrowScalar(child);
+    if (!el || el.dtype === 'string' || el.dtype === 'binary' || el.logical) throw unsupported(`is a ${what} of ${String(child)}; gpufeed carries ${what}s of numbers or bools`);
+    if (strict && !el.inPlace) throw unsupported(usePrep);
+    return el.dtype;
+  };
   if (t.typeId === Type.FixedSizeList) {
-    const fsl = t as FixedSizeList;
     // Nested fixed-size lists are a multi-dim tensor; strict mode keeps to one level (the decoder's layout).
-    const dims = [fsl.listSize];
-    let child = fsl.children[0]!.type as DataType;
+    const dims = [(t as FixedSizeList).listSize];
+    let child = t.children[0]!.type as DataType;
     while (!strict && child.typeId === Type.FixedSizeList) {
       dims.push((child as FixedSizeList).listSize);
       child = (child as FixedSizeList).children[0]!.type as DataType;
     }
-    const el = arrowScalarDType(child, strict);
-    if (!el || el === 'string' || el === 'binary') throw unsupported('is a fixed-size list of a non-numeric type; gpufeed carries fixed-shape numeric or bool tensors');
+    const el = numericElement(child, 'fixed-size list');
     // Recorded non-nullable whatever the field says: the decoder treats a null there as bad input.
-    return { name: f.name, dtype: el, kind: 'fixed', shape: dims, nullable: false };
+    return { name, dtype: el, kind: 'fixed', shape: dims, nullable: false };
   }
-  if (t.typeId === Type.List || (!strict && t.typeId === Type.LargeList)) {
-    const child = (t as List).children[0]!.type as DataType;
-    const el = arrowScalarDType(child, strict);
-    if (!el || el === 'string' || el === 'binary') throw unsupported('is a list of a non-numeric type; gpufeed carries lists of numbers or bools');
-    return { name: f.name, dtype: el, kind: 'list', nullable: f.nullable };
+  if (t.typeId === Type.List || t.typeId === Type.LargeList) {
+    const el = numericElement(t.children[0]!.type as DataType, 'list');
+    return { name, dtype: el, kind: 'list', nullable: f.nullable };
   }
-  throw unsupported(strict ? 'is not one gpufeed reads in place (numbers, bool, utf8, binary, list, fixed-size list)' : 'cannot be converted');
-}
-
-function arrowScalarDType(t: DataType, strict: boolean): DType | undefined {
-  switch (t.typeId) {
-    case Type.Int: {
-      const { bitWidth, isSigned } = t as unknown as { bitWidth: number; isSigned: boolean };
-      return `${isSigned ? 'int' : 'uint'}${bitWidth}` as NumericDType;
-    }
-    case Type.Float: {
-      const p = (t as unknown as { precision: number }).precision;
-      if (p === 1) return 'float32';
-      if (p === 2) return 'float64';
-      return strict ? undefined : 'float32'; // half floats widen to float32 when re-encoded
-    }
-    case Type.Bool: return 'bool';
-    case Type.Utf8: return 'string';
-    case Type.Binary: return 'binary';
-  }
-  if (strict) return undefined;
-  switch (t.typeId) {
-    case Type.LargeUtf8: return 'string';
-    case Type.LargeBinary:
-    case Type.FixedSizeBinary: return 'binary';
-    case Type.Dictionary: return arrowScalarDType((t as unknown as { dictionary: DataType }).dictionary, strict);
-    case Type.Date: return 'int64';
-    case Type.Timestamp: return 'int64';
-    case Type.Time: return 'int64';
-  }
-  return undefined;
+  if (t.typeId === Type.Struct) throw unsupported(`is a struct; ${strict ? 'convert the files with `gpufeed prep`, which flattens it into `parent.child` columns' : 'gpufeed flattens structs'}`);
+  throw unsupported('is not supported: gpufeed carries numbers, bool, dates and times, decimals (as float64), strings, binary, lists and fixed-size lists of numbers, and structs of those (flattened by prep)');
 }
 
 // ---- Parquet ----
@@ -155,7 +203,7 @@ export function parquetSchemaFor(columns: readonly ColumnSpec[]): SchemaElement[
   return out;
 }
 
-function parquetLeafType(dtype: DType): Pick<SchemaElement, 'type' | 'converted_type'> {
+function parquetLeafType(dtype: DType): Pick<SchemaElement, 'type' | 'converted_type' | 'type_length' | 'logical_type'> {
   switch (dtype) {
     case 'int8': return { type: 'INT32', converted_type: 'INT_8' };
     case 'int16': return { type: 'INT32', converted_type: 'INT_16' };
@@ -165,6 +213,7 @@ function parquetLeafType(dtype: DType): Pick<SchemaElement, 'type' | 'converted_
     case 'uint32': return { type: 'INT32', converted_type: 'UINT_32' };
     case 'int64': return { type: 'INT64' };
     case 'uint64': return { type: 'INT64', converted_type: 'UINT_64' };
+    case 'float16': return { type: 'FIXED_LEN_BYTE_ARRAY', type_length: 2, logical_type: { type: 'FLOAT16' } };
     case 'float32': return { type: 'FLOAT' };
     case 'float64': return { type: 'DOUBLE' };
     case 'bool': return { type: 'BOOLEAN' };
@@ -173,88 +222,173 @@ function parquetLeafType(dtype: DType): Pick<SchemaElement, 'type' | 'converted_
   }
 }
 
+/** A Parquet column as gpufeed sees it: its spec and the group path down to it (struct parents). */
+export interface ParquetLeaf {
+  spec: ColumnSpec;
+  /** Field names from the root's child to the column: [name] or [struct, ..., name]. */
+  path: string[];
+  /** The leaf element (for LIST columns, the list's element). */
+  element: SchemaElement;
+}
+
 /**
  * ColumnSpec[] for a Parquet schema (flat list of SchemaElement, root first). LIST columns become
- * `list`, or `fixed` when gpufeed's schema in the key-value metadata says so.
+ * `list`, or `fixed` when gpufeed's schema, or the Arrow schema pyarrow stores, says so.
  */
 export function columnsFromParquetSchema(
   elements: readonly SchemaElement[],
   kvMetadata: readonly { key: string; value?: string }[] = [],
   opts: ColumnMappingOptions = {},
 ): ColumnSpec[] {
+  return parquetLeaves(elements, kvMetadata, opts).map((l) => l.spec);
+}
+
+export function parquetLeaves(
+  elements: readonly SchemaElement[],
+  kvMetadata: readonly { key: string; value?: string }[] = [],
+  opts: ColumnMappingOptions = {},
+): ParquetLeaf[] {
   const strict = opts.strict ?? true;
   const saved = savedSpecs(kvMetadata.find((kv) => kv.key === SCHEMA_METADATA_KEY)?.value);
+  const fixedSizes = arrowFixedSizeLists(kvMetadata.find((kv) => kv.key === 'ARROW:schema')?.value);
   const root = elements[0];
   if (!root) throw new GpufeedError(ErrorCodes.UNSUPPORTED_TYPE, `${opts.where ?? 'parquet file'}: empty schema`, { path: opts.where });
-  const cols: ColumnSpec[] = [];
-  let i = 1;
+  const out: ParquetLeaf[] = [];
   const unsupported = (name: string, why: string): GpufeedError =>
     new GpufeedError(ErrorCodes.UNSUPPORTED_TYPE, `${opts.where ? `${opts.where}: ` : ''}column ${JSON.stringify(name)}: ${why}`, { column: name, path: opts.where });
-  // Skips the subtree rooted at elements[i], returning the index after it.
-  const skip = (at: number): number => {
-    const n = elements[at]?.num_children ?? 0;
-    let next = at + 1;
-    for (let k = 0; k < n; k++) next = skip(next);
-    return next;
+  const usePrep = 'is not read in place by the decoder; convert the files with `gpufeed prep` (which reads it)';
+  const typeName = (el: SchemaElement): string => {
+    const lt = el.logical_type as { type?: string; unit?: string; precision?: number; scale?: number } | undefined;
+    const parts = [el.type ?? 'group'];
+    if (el.type === 'FIXED_LEN_BYTE_ARRAY') parts[0] = `FIXED_LEN_BYTE_ARRAY(${el.type_length})`;
+    if (lt?.type) parts.push(`${lt.type}${lt.unit ? `(${lt.unit})` : ''}${lt.type === 'DECIMAL' ? `(${lt.precision},${lt.scale})` : ''}`);
+    else if (el.converted_type) parts.push(el.converted_type);
+    return `Parquet type ${parts.join(' ')}`;
   };
-  for (let k = 0; k < (root.num_children ?? 0); k++) {
-    const el = elements[i];
-    if (!el) break;
-    const nullable = el.repetition_type !== 'REQUIRED';
+  // Walks the subtree at elements[at]; returns the index after it.
+  const walk = (at: number, path: string[], parentNullable: boolean): number => {
+    const el = elements[at];
+    if (!el) return at + 1;
+    const name = [...path, el.name].join('.');
+    const nullable = parentNullable || el.repetition_type !== 'REQUIRED';
     if (!el.num_children) {
-      if (el.repetition_type === 'REPEATED') throw unsupported(el.name, 'is a legacy repeated primitive; gpufeed reads standard LIST columns');
-      const dtype = parquetLeafDType(el, strict);
-      if (!dtype) throw unsupported(el.name, `Parquet type ${el.type}${el.converted_type ? ` (${el.converted_type})` : ''} is not supported`);
-      cols.push({ name: el.name, dtype, kind: dtype === 'string' || dtype === 'binary' ? 'bytes' : 'scalar', nullable });
-      i++;
-      continue;
+      if (el.repetition_type === 'REPEATED') throw unsupported(name, 'is a legacy repeated primitive; gpufeed reads standard LIST columns');
+      const m = parquetScalar(el);
+      if (!m) throw unsupported(name, `${typeName(el)} is not supported`);
+      if (strict && !m.inPlace) throw unsupported(name, `${typeName(el)} ${usePrep}`);
+      out.push({ spec: { name, dtype: m.dtype, kind: m.dtype === 'string' || m.dtype === 'binary' ? 'bytes' : 'scalar', nullable, ...m.logical }, path: [...path, el.name], element: el });
+      return at + 1;
+    }
+    let next = at + 1;
+    const skip = (i: number): number => {
+      const n = elements[i]?.num_children ?? 0;
+      let j = i + 1;
+      for (let k = 0; k < n; k++) j = skip(j);
+      return j;
+    };
+    const isList = el.converted_type === 'LIST' || el.logical_type?.type === 'LIST';
+    const isMap = el.converted_type === 'MAP' || el.converted_type === 'MAP_KEY_VALUE' || el.logical_type?.type === 'MAP';
+    if (!isList && !isMap && el.repetition_type !== 'REPEATED') {
+      // A struct: one column per leaf, `parent.child`.
+      if (strict) throw unsupported(name, 'is a struct; convert the files with `gpufeed prep`, which flattens it into `parent.child` columns');
+      for (let k = 0; k < el.num_children; k++) next = walk(next, [...path, el.name], nullable);
+      return next;
     }
     // A LIST: group (LIST) -> repeated group (1 child) -> leaf; or the 2-level legacy form.
-    const isList = el.converted_type === 'LIST' || el.logical_type?.type === 'LIST';
-    const rep = elements[i + 1];
+    const rep = elements[at + 1];
     let leaf: SchemaElement | undefined;
     if (isList && el.num_children === 1 && rep?.repetition_type === 'REPEATED') {
-      if (rep.num_children === 1) leaf = elements[i + 2];
+      if (rep.num_children === 1) leaf = elements[at + 2];
       else if (!rep.num_children) leaf = rep;
     }
     if (!leaf || leaf.num_children) {
-      throw unsupported(el.name, 'is a nested group (struct, map or list of lists); gpufeed carries flat columns and lists of numbers');
+      throw unsupported(name, `is a ${isMap ? 'map' : 'nested group (list of structs or lists)'}; gpufeed carries flat columns, structs of them, and lists of numbers`);
     }
-    const dtype = parquetLeafDType(leaf, strict);
-    if (!dtype || dtype === 'string' || dtype === 'binary') throw unsupported(el.name, 'is a list of a non-numeric type; gpufeed carries lists of numbers or bools');
-    cols.push({ name: el.name, dtype, kind: 'list', nullable });
-    i = skip(i);
-  }
-  return cols.map((c) => restoreShape(c, saved));
+    const m = parquetScalar(leaf);
+    if (!m || m.dtype === 'string' || m.dtype === 'binary' || m.logical) throw unsupported(name, `is a list of ${typeName(leaf)}; gpufeed carries lists of numbers or bools`);
+    if (strict && !m.inPlace) throw unsupported(name, `is a list of ${typeName(leaf)}, which ${usePrep.slice(3)}`);
+    const size = path.length === 0 ? fixedSizes.get(el.name) : undefined;
+    const spec: ColumnSpec = size !== undefined
+      ? { name, dtype: m.dtype, kind: 'fixed', shape: [size], nullable: false }
+      : { name, dtype: m.dtype, kind: 'list', nullable };
+    out.push({ spec, path: [...path, el.name], element: leaf });
+    return skip(at);
+  };
+  let i = 1;
+  for (let k = 0; k < (root.num_children ?? 0); k++) i = walk(i, [], false);
+  for (const leaf of out) leaf.spec = restoreShape(leaf.spec, saved);
+  return out;
 }
 
-function parquetLeafDType(el: SchemaElement, strict: boolean): DType | undefined {
+/** Top-level fixed-size list columns (name -> list size) of the Arrow schema pyarrow stores in Parquet metadata. */
+function arrowFixedSizeLists(b64: string | undefined): Map<string, number> {
+  const out = new Map<string, number>();
+  if (!b64) return out;
+  try {
+    const bytes = Buffer.from(b64, 'base64');
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    let at = 0;
+    if (view.getInt32(0, true) === -1) at = 4;
+    const len = view.getInt32(at, true);
+    const message = Message.decode(new Uint8Array(bytes.buffer, bytes.byteOffset + at + 4, len));
+    if (!message.isSchema()) return out;
+    for (const f of message.header().fields) {
+      if (f.type.typeId === Type.FixedSizeList) out.set(f.name, (f.type as FixedSizeList).listSize);
+    }
+  } catch {
+    // Unreadable Arrow schema: the Parquet types stand (lists stay variable-length).
+  }
+  return out;
+}
+
+function parquetScalar(el: SchemaElement): ScalarMapping | undefined {
   const ct = el.converted_type;
-  const lt = el.logical_type as { type?: string; bitWidth?: number; isSigned?: boolean } | undefined;
+  const lt = el.logical_type as { type?: string; bitWidth?: number; isSigned?: boolean; unit?: string; isAdjustedToUTC?: boolean; precision?: number; scale?: number } | undefined;
+  const unitOf = (u: string | undefined): TimeUnit => (u === 'NANOS' ? 'ns' : u === 'MICROS' ? 'us' : 'ms');
+  if (ct === 'DECIMAL' || lt?.type === 'DECIMAL') {
+    return { dtype: 'float64', logical: { logical: 'decimal', precision: lt?.precision ?? el.precision ?? 0, scale: lt?.scale ?? el.scale ?? 0 }, inPlace: false };
+  }
+  if (lt?.type === 'TIMESTAMP' || ct === 'TIMESTAMP_MILLIS' || ct === 'TIMESTAMP_MICROS') {
+    const unit = lt?.type === 'TIMESTAMP' ? unitOf(lt.unit) : ct === 'TIMESTAMP_MICROS' ? 'us' : 'ms';
+    const utc = lt?.type === 'TIMESTAMP' ? lt.isAdjustedToUTC !== false : true;
+    // Read as the stored integers (parquet-parsers.ts), in place too.
+    return { dtype: 'int64', logical: { logical: 'timestamp', unit, ...(utc ? { timezone: 'UTC' } : {}) }, inPlace: true };
+  }
+  if (el.type === 'INT96') return { dtype: 'int64', logical: { logical: 'timestamp', unit: 'ns' }, inPlace: true };
+  if (lt?.type === 'DATE' || ct === 'DATE') return { dtype: 'int32', logical: { logical: 'date', unit: 'day' }, inPlace: true };
+  if (lt?.type === 'TIME' || ct === 'TIME_MILLIS' || ct === 'TIME_MICROS') {
+    const unit = lt?.type === 'TIME' ? unitOf(lt.unit) : ct === 'TIME_MICROS' ? 'us' : 'ms';
+    return { dtype: el.type === 'INT32' ? 'int32' : 'int64', logical: { logical: 'time', unit }, inPlace: true };
+  }
   switch (el.type) {
-    case 'BOOLEAN': return 'bool';
+    case 'BOOLEAN': return { dtype: 'bool', inPlace: true };
     case 'INT32':
-      if (lt?.type === 'INTEGER' && lt.bitWidth) return `${lt.isSigned === false ? 'uint' : 'int'}${lt.bitWidth}` as DType;
-      if (ct === 'INT_8') return 'int8';
-      if (ct === 'INT_16') return 'int16';
-      if (ct === 'UINT_8') return 'uint8';
-      if (ct === 'UINT_16') return 'uint16';
-      if (ct === 'UINT_32') return 'uint32';
-      if (ct === undefined || ct === 'INT_32') return 'int32';
-      return strict ? undefined : 'int32'; // DATE, TIME_MILLIS, DECIMAL: raw integers when re-encoding
+      if (lt?.type === 'INTEGER' && lt.bitWidth) return { dtype: `${lt.isSigned === false ? 'uint' : 'int'}${lt.bitWidth}` as DType, inPlace: true };
+      if (ct === 'INT_8') return { dtype: 'int8', inPlace: true };
+      if (ct === 'INT_16') return { dtype: 'int16', inPlace: true };
+      if (ct === 'UINT_8') return { dtype: 'uint8', inPlace: true };
+      if (ct === 'UINT_16') return { dtype: 'uint16', inPlace: true };
+      if (ct === 'UINT_32') return { dtype: 'uint32', inPlace: true };
+      if ((ct === undefined || ct === 'INT_32') && !lt?.type) return { dtype: 'int32', inPlace: true };
+      return undefined;
     case 'INT64':
-      if (lt?.type === 'INTEGER' && lt.bitWidth === 64) return lt.isSigned === false ? 'uint64' : 'int64';
-      if (ct === 'UINT_64') return 'uint64';
-      if (ct === undefined || ct === 'INT_64') return 'int64';
-      return strict ? undefined : 'int64';
-    case 'FLOAT': return 'float32';
-    case 'DOUBLE': return 'float64';
+      if (lt?.type === 'INTEGER' && lt.bitWidth === 64) return { dtype: lt.isSigned === false ? 'uint64' : 'int64', inPlace: true };
+      if (ct === 'UINT_64') return { dtype: 'uint64', inPlace: true };
+      if ((ct === undefined || ct === 'INT_64') && !lt?.type) return { dtype: 'int64', inPlace: true };
+      return undefined;
+    case 'FLOAT': return { dtype: 'float32', inPlace: true };
+    case 'DOUBLE': return { dtype: 'float64', inPlace: true };
     case 'BYTE_ARRAY':
-      if (ct === 'UTF8' || ct === 'JSON' || ct === 'ENUM' || lt?.type === 'STRING' || lt?.type === 'JSON' || lt?.type === 'ENUM') return 'string';
-      if (ct === 'DECIMAL' && strict) return undefined;
-      return 'binary';
+      if (ct === 'UTF8' || ct === 'ENUM' || lt?.type === 'STRING' || lt?.type === 'ENUM') return { dtype: 'string', inPlace: true };
+      // JSON stays its text (parquet-parsers.ts).
+      if (ct === 'JSON' || lt?.type === 'JSON') return { dtype: 'string', inPlace: true };
+      if (ct === 'BSON' || lt?.type === 'BSON' || lt?.type === 'VARIANT' || lt?.type === 'GEOMETRY' || lt?.type === 'GEOGRAPHY') return undefined;
+      return { dtype: 'binary', inPlace: true };
     case 'FIXED_LEN_BYTE_ARRAY':
-      return strict ? undefined : 'binary';
+      // hyparquet widens halves to numbers exactly; the decoder narrows them back to the same bits.
+      if (lt?.type === 'FLOAT16') return { dtype: 'float16', inPlace: true };
+      if (ct === 'INTERVAL') return undefined;
+      return { dtype: 'binary', inPlace: false };
   }
   return undefined;
 }

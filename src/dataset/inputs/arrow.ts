@@ -1,13 +1,17 @@
 // Arrow IPC input, file (with footer) or stream format, read batch by batch.
 import { createReadStream } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
-import { RecordBatchReader, type RecordBatch } from 'apache-arrow';
+import { RecordBatchReader, Type, type RecordBatch, type Vector } from 'apache-arrow';
 import { ErrorCodes, GpufeedError } from '../../errors.js';
-import { columnsFromArrowSchema } from '../formats/schema-map.js';
+import { registerArrowCodecs } from '../formats/arrow-codecs.js';
+import { arrowLeaves, type ArrowLeaf } from '../formats/schema-map.js';
 import type { ColumnSpec } from '../types.js';
 import type { InputFile, InputReader, RowBatch } from './source.js';
 
 type AnyReader = Awaited<ReturnType<typeof RecordBatchReader.from>>;
+
+// pyarrow's default Feather v2 is LZ4-frame compressed; zstd is its other codec.
+registerArrowCodecs();
 
 export class ArrowInputReader implements InputReader {
   readonly unit = 'row' as const;
@@ -50,15 +54,27 @@ export class ArrowInputReader implements InputReader {
 
   async declaredColumns(): Promise<ColumnSpec[]> {
     const reader = await this.open();
-    return columnsFromArrowSchema(reader.schema, { strict: false, where: this.file.path });
+    return arrowLeaves(reader.schema, { strict: false, where: this.file.path }).map((l) => l.spec);
   }
 
   async *batches(): AsyncIterable<RowBatch> {
     const reader = await this.open();
     let row = 0;
+    let leaves: ArrowLeaf[] | undefined;
     try {
-      for await (const batch of reader as AsyncIterable<RecordBatch>) {
-        const out = batchToRows(batch);
+      const it = (reader as AsyncIterable<RecordBatch>)[Symbol.asyncIterator]();
+      for (;;) {
+        let next: IteratorResult<RecordBatch>;
+        try {
+          next = await it.next();
+        } catch (err) {
+          // A body that does not decompress or decode is bad input, named, not an internal error.
+          throw new GpufeedError(ErrorCodes.BAD_INPUT, `${this.file.path}: cannot read the record batch after row ${row} (${(err as Error).message})`, { path: this.file.path, row }, { cause: err });
+        }
+        if (next.done) break;
+        const batch = next.value;
+        leaves ??= arrowLeaves(batch.schema, { strict: false, where: this.file.path });
+        const out = batchToRows(batch, leaves, this.file.path, row);
         const refs = new Array<number>(out.length);
         for (let i = 0; i < out.length; i++) refs[i] = row + i + 1;
         row += out.length;
@@ -71,15 +87,67 @@ export class ArrowInputReader implements InputReader {
   }
 }
 
-/** Rows as plain objects; list cells stay Arrow Vectors (the builder copies their typed arrays). */
-function batchToRows(batch: RecordBatch): Record<string, unknown>[] {
+/**
+ * Rows as plain objects keyed by gpufeed column name (struct children flattened to `a.b`). List
+ * cells stay Arrow Vectors (the builder copies their typed arrays); dates, times, timestamps and
+ * durations are their stored integers; decimals their value as a double; dictionaries decoded.
+ */
+function batchToRows(batch: RecordBatch, leaves: readonly ArrowLeaf[], where: string, firstRow: number): Record<string, unknown>[] {
   const n = batch.numRows;
   const rows = new Array<Record<string, unknown>>(n);
   for (let r = 0; r < n; r++) rows[r] = {};
-  batch.schema.fields.forEach((f, i) => {
-    const vec = batch.getChildAt(i);
-    if (!vec) return;
-    for (let r = 0; r < n; r++) rows[r]![f.name] = vec.get(r);
-  });
+  for (const leaf of leaves) {
+    let vec: Vector | null = batch.getChildAt(leaf.path[0]!);
+    const parents: Vector[] = [];
+    for (const j of leaf.path.slice(1)) {
+      if (!vec) break;
+      parents.push(vec);
+      vec = vec.getChildAt(j);
+    }
+    if (!vec) continue;
+    const name = leaf.spec.name;
+    const cell = cellReader(vec, leaf);
+    for (let r = 0; r < n; r++) {
+      let valid = true;
+      for (const p of parents) if (!p.isValid(r)) valid = false;
+      const v = valid ? cell(r) : null;
+      if (v !== null && v !== undefined && (leaf.spec.kind === 'list' || leaf.spec.kind === 'fixed')) {
+        const items = v as Vector;
+        if (items.nullCount > 0) {
+          throw new GpufeedError(ErrorCodes.UNSUPPORTED_TYPE, `${where}, row ${firstRow + r + 1}: column ${JSON.stringify(name)}: the list holds a null item; gpufeed lists carry no per-item nulls (fill or drop them)`, { path: where, row: firstRow + r + 1, column: name });
+        }
+        // Half floats: numbers (Vector.get widens exactly), which the builder narrows back to the same bits.
+        rows[r]![name] = leaf.spec.dtype === 'float16' ? Array.from(items as Iterable<unknown>) : items;
+      } else rows[r]![name] = v;
+    }
+  }
   return rows;
+}
+
+/** How to read row r of one column's vector (one record batch: a single Data chunk). */
+function cellReader(vec: Vector, leaf: ArrowLeaf): (r: number) => unknown {
+  const t = leaf.type;
+  const data = vec.data[0];
+  if (!data) return () => null;
+  const logical = leaf.spec.logical;
+  if (logical && logical !== 'decimal') {
+    // The stored integers, not apache-arrow's conversion to milliseconds.
+    const values = data.values as ArrayLike<number | bigint>;
+    return (r) => (vec.isValid(r) ? values[data.offset + r] : null);
+  }
+  if (t.typeId === Type.Decimal || logical === 'decimal') {
+    const words = data.values as Uint32Array;
+    const stride = (t as unknown as { bitWidth: number }).bitWidth / 32;
+    const scale = 10 ** (leaf.spec.scale ?? 0);
+    return (r) => {
+      if (!vec.isValid(r)) return null;
+      const at = (data.offset + r) * stride;
+      let x = 0n;
+      for (let w = stride - 1; w >= 0; w--) x = (x << 32n) | BigInt(words[at + w]!);
+      if (words[at + stride - 1]! & 0x80000000) x -= 1n << BigInt(stride * 32); // two's complement
+      // One division by an exact power of ten: the nearest double when |unscaled| < 2^53.
+      return Number(x) / scale;
+    };
+  }
+  return (r) => vec.get(r);
 }

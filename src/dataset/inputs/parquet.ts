@@ -1,9 +1,10 @@
 // Parquet input, read with hyparquet (the fastest reader here; see benchmarks/parquet-readers.ts),
 // one row group at a time so memory stays bounded by the largest row group.
-import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects, type AsyncBuffer, type FileMetaData } from 'hyparquet';
+import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects, type AsyncBuffer, type FileMetaData, type SchemaElement } from 'hyparquet';
 import { compressors } from 'hyparquet-compressors';
 import { ErrorCodes, GpufeedError } from '../../errors.js';
-import { columnsFromParquetSchema } from '../formats/schema-map.js';
+import { RAW_PARQUET_PARSERS } from '../formats/parquet-parsers.js';
+import { parquetLeaves, type ParquetLeaf } from '../formats/schema-map.js';
 import type { ColumnSpec } from '../types.js';
 import type { InputFile, InputReader, RowBatch } from './source.js';
 
@@ -33,11 +34,27 @@ export class ParquetInputReader implements InputReader {
 
   async declaredColumns(): Promise<ColumnSpec[]> {
     const { metadata } = await this.open();
-    return columnsFromParquetSchema(metadata.schema, metadata.key_value_metadata ?? [], { strict: false, where: this.file.path });
+    return this.leavesOf(metadata).map((l) => l.spec);
+  }
+
+  private leaves: ParquetLeaf[] | undefined;
+
+  private leavesOf(metadata: FileMetaData): ParquetLeaf[] {
+    this.leaves ??= parquetLeaves(metadata.schema, metadata.key_value_metadata ?? [], { strict: false, where: this.file.path });
+    return this.leaves;
   }
 
   async *batches(): AsyncIterable<RowBatch> {
-    const { buf, metadata } = await this.open();
+    const { buf, metadata: fileMetadata } = await this.open();
+    const leaves = this.leavesOf(fileMetadata);
+    // hyparquet scales decimals by a multiplication (not exact); it gets them unannotated, as their
+    // stored integers or bytes, and decimalValue divides once.
+    const decimals = new Set<SchemaElement>(leaves.filter((l) => l.spec.logical === 'decimal').map((l) => l.element));
+    const metadata: FileMetaData = decimals.size === 0 ? fileMetadata : {
+      ...fileMetadata,
+      schema: fileMetadata.schema.map((el) => (decimals.has(el) ? { ...el, converted_type: undefined, logical_type: undefined } : el)),
+    };
+    const flat = leaves.some((l) => l.path.length > 1 || l.spec.logical === 'decimal');
     let rowStart = 0;
     for (const rg of metadata.row_groups) {
       const n = Number(rg.num_rows);
@@ -45,10 +62,11 @@ export class ParquetInputReader implements InputReader {
       let rows: Record<string, unknown>[];
       try {
         // utf8: false keeps unannotated BYTE_ARRAY (binary) as bytes; UTF8 columns still decode.
-        rows = await parquetReadObjects({ file: buf, metadata, rowStart, rowEnd: rowStart + n, compressors, utf8: false });
+        rows = await parquetReadObjects({ file: buf, metadata, rowStart, rowEnd: rowStart + n, compressors, utf8: false, parsers: RAW_PARQUET_PARSERS });
       } catch (err) {
         throw new GpufeedError(ErrorCodes.BAD_INPUT, `${this.file.path}: cannot read rows ${rowStart + 1}-${rowStart + n} (${(err as Error).message})`, { path: this.file.path }, { cause: err });
       }
+      if (flat) rows = rows.map((row) => flattenRow(row, leaves));
       const refs = new Array<number>(rows.length);
       for (let i = 0; i < rows.length; i++) refs[i] = rowStart + i + 1;
       rowStart += n;
@@ -57,4 +75,28 @@ export class ParquetInputReader implements InputReader {
     }
     this.read = this.file.size;
   }
+}
+
+
+/** A row keyed by gpufeed column name: struct children as `a.b` (null when a parent is), decimals as doubles. */
+function flattenRow(row: Record<string, unknown>, leaves: readonly ParquetLeaf[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const leaf of leaves) {
+    let v: unknown = row;
+    for (const key of leaf.path) v = v === null || v === undefined ? null : (v as Record<string, unknown>)[key];
+    if (leaf.spec.logical === 'decimal' && v !== null && v !== undefined) v = decimalValue(v, leaf.spec.scale ?? 0);
+    out[leaf.spec.name] = v ?? null;
+  }
+  return out;
+}
+
+/** A stored decimal (int32, int64, or big-endian two's complement bytes) divided by 10^scale once. */
+function decimalValue(v: unknown, scale: number): number {
+  let x: bigint;
+  if (v instanceof Uint8Array) {
+    x = 0n;
+    for (const b of v) x = (x << 8n) | BigInt(b);
+    if (v.length > 0 && v[0]! & 0x80) x -= 1n << BigInt(v.length * 8);
+  } else x = BigInt(v as number | bigint);
+  return Number(x) / 10 ** scale;
 }

@@ -1,0 +1,138 @@
+// Rows of compressed Arrow IPC record batches (BodyCompression LZ4_FRAME or ZSTD, as pyarrow writes
+// Feather v2 by default). Buffers of such a body cannot be read by ranged reads, so the whole body
+// of a record batch is read once, each buffer decompressed, and rows copied from memory into the
+// slot. The last decompressed batch of each shard handle is kept: a batch's runs mostly share it.
+import { readSync } from 'node:fs';
+import { Type, type Field } from 'apache-arrow';
+import type { RecordBatch as RecordBatchHeader } from 'apache-arrow/ipc/metadata/message';
+import { ErrorCodes, GpufeedError } from '../errors.js';
+import { arrowBodyDecoder, CodecError } from '../dataset/formats/arrow-codecs.js';
+import type { ArrowShardHandle, CopyOps, SlotTarget } from './arrow-unit.js';
+import type { RowRun } from './decode-messages.js';
+import { MAX_VAR_ELEMENTS, varColumnTooLong } from './batch-layout.js';
+
+interface Decompressed {
+  unit: number;
+  buffers: Uint8Array[];
+}
+
+const lastBody = new WeakMap<ArrowShardHandle, Decompressed>();
+
+function corrupt(h: ArrowShardHandle, message: string): GpufeedError {
+  return new GpufeedError(ErrorCodes.SHARD_CORRUPT, `shard ${h.ref.name}: ${message}`, { shard: h.ref.name, path: h.ref.file });
+}
+
+/** Each buffer of record batch `run.unit`, decompressed (Arrow: int64 uncompressed length, then the codec's bytes; -1: stored raw). */
+function decompressedBuffers(h: ArrowShardHandle, run: RowRun, header: RecordBatchHeader): Uint8Array[] {
+  const hit = lastBody.get(h);
+  if (hit && hit.unit === run.unit) return hit.buffers;
+  const block = run.block!;
+  const codec = header.compression!.type as number;
+  const decode = arrowBodyDecoder(codec);
+  if (!decode) {
+    throw new GpufeedError(ErrorCodes.UNSUPPORTED_TYPE, `shard ${h.ref.name}: record batch ${run.unit} uses Arrow compression codec ${codec}, which gpufeed does not know (it reads LZ4_FRAME and ZSTD)`, { shard: h.ref.name });
+  }
+  const body = new Uint8Array(block.bodyLength);
+  const start = block.offset + block.metadataLength;
+  for (let done = 0; done < body.length;) {
+    const n = readSync(h.fd, body, done, body.length - done, start + done);
+    if (n === 0) throw corrupt(h, `file ends at ${start + done}, inside record batch ${run.unit}`);
+    done += n;
+  }
+  const view = new DataView(body.buffer);
+  const buffers = header.buffers.map((b, i) => {
+    if (b.length === 0) return new Uint8Array(0);
+    if (b.offset < 0 || b.offset + b.length > body.length || b.length < 8) throw corrupt(h, `record batch ${run.unit}: buffer ${i} lies outside the body`);
+    const raw = view.getBigInt64(b.offset, true);
+    const src = body.subarray(b.offset + 8, b.offset + b.length);
+    if (raw === -1n) return src;
+    let out: Uint8Array;
+    try {
+      out = decode(src, Number(raw));
+    } catch (err) {
+      const why = err instanceof CodecError ? err.message : String(err);
+      throw corrupt(h, `record batch ${run.unit}: buffer ${i} does not decompress (${why})`);
+    }
+    if (out.length !== Number(raw)) throw corrupt(h, `record batch ${run.unit}: buffer ${i} decompresses to ${out.length} bytes, its header says ${raw}`);
+    return out;
+  });
+  lastBody.set(h, { unit: run.unit, buffers });
+  return buffers;
+}
+
+function unpackBits(bits: Uint8Array, bitStart: number, count: number, out: Uint8Array, outStart: number): void {
+  for (let i = 0; i < count; i++) {
+    const b = bitStart + i;
+    out[outStart + i] = (bits[b >> 3]! >> (b & 7)) & 1;
+  }
+}
+
+/**
+ * Copies rows run.row .. run.row + run.count of one column of a compressed record batch into the
+ * slot, advancing the column's values cursor as ArrowTaskReads does for uncompressed ones.
+ */
+export function copyCompressedRun(h: ArrowShardHandle, run: RowRun, target: SlotTarget, header: RecordBatchHeader, place: { field: Field; node: number; buffer: number }, ops: CopyOps): void {
+  const buffers = decompressedBuffers(h, run, header);
+  const region = target.region;
+  const out = target.bytes;
+  const buf = (i: number): Uint8Array => {
+    const b = buffers[place.buffer + i];
+    if (!b) throw corrupt(h, `record batch ${run.unit} lacks buffer ${place.buffer + i}`);
+    return b;
+  };
+  const topNode = header.nodes[place.node];
+  if (!topNode) throw corrupt(h, `record batch ${run.unit} lacks node ${place.node}`);
+  if (run.row + run.count > topNode.length) throw corrupt(h, `record batch ${run.unit} has ${topNode.length} rows, wanted ${run.row + run.count}`);
+  const bitsFit = (b: Uint8Array): boolean => b.length * 8 >= run.row + run.count;
+
+  if (region.validOffset >= 0) {
+    const vb = buf(0);
+    if (topNode.nullCount === 0 || vb.length === 0) out.fill(1, region.validOffset + run.slotRow, region.validOffset + run.slotRow + run.count);
+    else {
+      if (!bitsFit(vb)) throw corrupt(h, `column ${region.name}: record batch ${run.unit} validity is too short`);
+      unpackBits(vb, run.row, run.count, out, region.validOffset + run.slotRow);
+    }
+  }
+  if (region.kind === 'scalar' || region.kind === 'fixed') {
+    const data = region.kind === 'fixed' ? buf(2) : buf(1);
+    if (region.dtype === 'bool') {
+      if (region.kind !== 'scalar') throw new GpufeedError(ErrorCodes.UNSUPPORTED_TYPE, `column ${region.name}: fixed-shape bool is not supported`, { column: region.name });
+      if (!bitsFit(data)) throw corrupt(h, `column ${region.name}: record batch ${run.unit} data is too short`);
+      unpackBits(data, run.row, run.count, out, region.valuesOffset + run.slotRow);
+      ops.bytesRead += (run.count + 7) >> 3;
+      return;
+    }
+    const from = run.row * region.rowBytes;
+    const bytes = run.count * region.rowBytes;
+    if (from + bytes > data.length) throw corrupt(h, `column ${region.name}: record batch ${run.unit} data buffer is ${data.length} bytes, too short for ${run.row + run.count} rows`);
+    out.set(data.subarray(from, from + bytes), region.valuesOffset + run.slotRow * region.rowBytes);
+    ops.bytesRead += bytes;
+    return;
+  }
+  // Variable length: offsets (int32, int64 for large types) then values.
+  const typeId = place.field.type.typeId;
+  const large = typeId === Type.LargeUtf8 || typeId === Type.LargeBinary || typeId === Type.LargeList;
+  const offsetsBuf = buf(1);
+  const values = region.kind === 'list' ? buf(3) : buf(2);
+  const width = large ? 8 : 4;
+  if ((run.row + run.count + 1) * width > offsetsBuf.length) throw corrupt(h, `column ${region.name}: record batch ${run.unit} offsets are too short`);
+  const ov = new DataView(offsetsBuf.buffer, offsetsBuf.byteOffset, offsetsBuf.byteLength);
+  const offAt = (i: number): number => (large ? Number(ov.getBigInt64((run.row + i) * 8, true)) : ov.getInt32((run.row + i) * 4, true));
+  const first = offAt(0);
+  const last = offAt(run.count);
+  const eb = region.elementBytes;
+  if (first < 0 || last < first || last * eb > values.length) throw corrupt(h, `column ${region.name}: bad offsets in record batch ${run.unit}`);
+  if (target.cursor + last - first > MAX_VAR_ELEMENTS) throw varColumnTooLong(region, h.ref.name);
+  const slotOffsets = new Int32Array(out.buffer, out.byteOffset + region.offsetsOffset, (region.valuesOffset - region.offsetsOffset) >> 2);
+  for (let i = 0; i < run.count; i++) {
+    const o = offAt(i);
+    if (o < first || o > last) throw corrupt(h, `column ${region.name}: offsets of record batch ${run.unit} are not increasing`);
+    slotOffsets[run.slotRow + i] = target.cursor + (o - first);
+  }
+  // Values that do not fit are only counted: the batch is decoded again into a one-off slot of
+  // that size (oversize-batch.ts), as for uncompressed batches.
+  if ((target.cursor + last - first) * eb <= region.valuesBytes) out.set(values.subarray(first * eb, last * eb), region.valuesOffset + target.cursor * eb);
+  target.cursor += last - first;
+  slotOffsets[run.slotRow + run.count] = target.cursor;
+  ops.bytesRead += (last - first) * eb;
+}
