@@ -19,8 +19,8 @@ export const SUBCOMMANDS: Record<string, { term: string; summary: string; load: 
     load: () => import('./prep.js'),
   },
   index: {
-    term: 'index [options] <dataset>',
-    summary: 'Write index.json for a folder or S3 prefix of Parquet / Arrow IPC files (footers via ranged reads; one streamed read per file for its sha256)',
+    term: 'index [options] <inputs...>',
+    summary: 'Write index.json for Parquet / Arrow IPC files (file or stream format): files, folders, globs or S3 prefixes (footers via ranged reads; one streamed read per file for its sha256)',
     load: () => import('./index-cmd.js'),
   },
   inspect: { term: 'inspect [options] <dataset>', summary: 'Show a dataset: schema, shards (path, format, rows, bytes) and totals', load: () => import('./inspect.js') },
