@@ -28,7 +28,7 @@ import { defaultReadMode, type ReadMode } from '../memory/index.js';
 import { LoaderStats, type LoaderStatsSnapshot } from './stats.js';
 import { ControlBlock, FILLING, FREE, HELD, READY, STAT_BATCHES, STAT_BYTES, STAT_DECODE_NS, STAT_READ_NS, STAT_ROWS, STAT_SHARD_WAIT_NS } from './control-block.js';
 import type { DecodeLoopResult, DecodeLoopTask, LeaseReply, WorkerMessage } from './decode-messages.js';
-import { createRowGroupCache, planRowGroupCache, type RowGroupCacheBuffers } from './row-group-cache.js';
+import { createRowGroupCache, DEFAULT_DECODE_CACHE_BYTES, planDecodeCache, type RowGroupCacheBuffers } from './row-group-cache.js';
 
 export interface LoaderOptions extends StoreOptions, ShardSourceOptions {
   /** Rows per batch on this rank. */
@@ -63,6 +63,11 @@ export interface LoaderOptions extends StoreOptions, ShardSourceOptions {
    * (one memcpy each), 'pread' reads them with pread. Default: GPUFEED_READ, else mmap on Linux.
    */
   read?: ReadMode;
+  /**
+   * Bytes of decoded Parquet columns the decode workers share (row-group-cache.ts): the cache takes
+   * what the shuffle plan keeps live, up to this. Default 1 GiB.
+   */
+  decodeCacheBytes?: number;
 }
 
 /**
@@ -174,8 +179,10 @@ export class Loader implements AsyncIterable<Batch> {
     this.#leases = new LeaseTable(this.#source);
     this.ring = new BatchRing(slots, this.layout.slotBytes, options.pin === undefined ? {} : { pin: options.pin });
     this.#control = new ControlBlock({ slots, workers: this.workers, batchSize: this.order.batchSize });
-    const cachePlan = planRowGroupCache(manifest, this.layout, this.order, this.workers);
-    this.rowGroupCache = cachePlan ? createRowGroupCache(cachePlan.entries, cachePlan.entryBytes) : undefined;
+    const decodeCacheBytes = options.decodeCacheBytes === undefined ? DEFAULT_DECODE_CACHE_BYTES : checkPositiveInt('decodeCacheBytes', options.decodeCacheBytes);
+    const cachePlan = planDecodeCache(manifest, this.layout, this.order, this.workers, decodeCacheBytes);
+    if (cachePlan?.warning) process.stderr.write(`${cachePlan.warning}\n`);
+    this.rowGroupCache = cachePlan ? createRowGroupCache(cachePlan.entries, cachePlan.arenaBytes) : undefined;
     this.#pool = new Piscina({
       filename: pathToFileURL(workerEntry('decode')).href,
       minThreads: this.workers,

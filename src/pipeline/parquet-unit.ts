@@ -209,8 +209,10 @@ export interface SharedDecoded {
  */
 function copySharedRun(h: ParquetShardHandle, run: RowRun, target: SlotTarget, column: number, ops: CopyOps, shared: SharedDecoded): boolean {
   const region = target.region;
-  const got = shared.cache.acquire(h.ref.index, run.unit, column, (buffer, offset, bytes) => {
-    return decodeFlatColumn(h.fd, h.ref, h.metadata, run.unit, region, compressors, { buffer, offset, bytes })?.bytes.byteLength;
+  const rows = Number(h.metadata.row_groups[run.unit]?.num_rows ?? 0);
+  const got = shared.cache.acquire(h.ref.index, run.unit, column, 0, {
+    size: rows * region.rowBytes,
+    decode: (into) => decodeFlatColumn(h.fd, h.ref, h.metadata, run.unit, region, compressors, into)?.bytes.byteLength,
   }, shared.stopped);
   if (got === 'fallback') return false;
   try {
