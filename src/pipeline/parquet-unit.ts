@@ -108,7 +108,7 @@ async function decodeRowGroup(h: ParquetShardHandle, unit: number, columns: read
   let approxBytes = 0;
   const generic: ColumnRegion[] = [];
   for (const col of columns) {
-    const flat = decodeFlatColumn(h.fd, h.ref, h.metadata, unit, col, compressors);
+    const flat = decodeFlatColumn(h.fd, h.ref, h.metadata, unit, col);
     if (flat) {
       decoded.set(col.name, flat);
       approxBytes += flat.bytes.byteLength;
@@ -212,7 +212,7 @@ function copySharedRun(h: ParquetShardHandle, run: RowRun, target: SlotTarget, c
   const rows = Number(h.metadata.row_groups[run.unit]?.num_rows ?? 0);
   const got = shared.cache.acquire(h.ref.index, run.unit, column, 0, {
     size: rows * region.rowBytes,
-    decode: (into) => decodeFlatColumn(h.fd, h.ref, h.metadata, run.unit, region, compressors, into)?.bytes.byteLength,
+    decode: (into) => decodeFlatColumn(h.fd, h.ref, h.metadata, run.unit, region, into)?.bytes.byteLength,
   }, shared.stopped);
   if (got === 'fallback') return false;
   try {
