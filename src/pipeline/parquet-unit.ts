@@ -8,7 +8,9 @@ import { brotliDecompressSync, gunzipSync } from 'node:zlib';
 import { parquetMetadata, parquetRead, type Compressors, type FileMetaData } from 'hyparquet';
 import { compressors as jsCompressors } from 'hyparquet-compressors';
 import { decodeFlatColumn, type FlatColumn } from './parquet-flat.js';
+import { copyVarRun } from './parquet-var.js';
 import { mayBeFlat, type RowGroupCache } from './row-group-cache.js';
+import { isVariableLength } from './batch-layout.js';
 import { ErrorCodes, GpufeedError } from '../errors.js';
 import type { ColumnRegion } from './batch-layout.js';
 import type { RowRun, ShardRef } from './decode-messages.js';
@@ -225,16 +227,18 @@ function copySharedRun(h: ParquetShardHandle, run: RowRun, target: SlotTarget, c
 
 /** Copies one run of rows of every target column from a Parquet row group into the slot. */
 export async function copyParquetRun(h: ParquetShardHandle, run: RowRun, targets: readonly SlotTarget[], ops: CopyOps, shared?: SharedDecoded): Promise<void> {
-  let rest = targets;
-  if (shared) {
-    const left: SlotTarget[] = [];
-    for (let c = 0; c < targets.length; c++) {
-      const t = targets[c]!;
-      if (!mayBeFlat(t.region) || !copySharedRun(h, run, t, c, ops, shared)) left.push(t);
+  const left: SlotTarget[] = [];
+  for (let c = 0; c < targets.length; c++) {
+    const t = targets[c]!;
+    // Variable-length columns page by page (parquet-var.ts), flat ones through the shared cache.
+    if (isVariableLength(t.region.kind)) {
+      if (!copyVarRun(h, run, t, c, ops, shared)) left.push(t);
+    } else if (!shared || !mayBeFlat(t.region) || !copySharedRun(h, run, t, c, ops, shared)) {
+      left.push(t);
     }
-    if (left.length === 0) return;
-    rest = left;
   }
+  if (left.length === 0) return;
+  const rest = left;
   const decoded = await decodeRowGroup(h, run.unit, rest.map((t) => t.region));
   for (const target of rest) {
     const region = target.region;

@@ -172,6 +172,8 @@ export class RowGroupCache {
   readonly entries: number;
   readonly buffers: RowGroupCacheBuffers;
   readonly #meta: Int32Array;
+  /** Per column, the last piece too large for the arena, decoded for this worker alone (one each at most). */
+  readonly #own = new Map<number, { key: string; bytes: Uint8Array }>();
 
   constructor(buffers: RowGroupCacheBuffers) {
     this.buffers = buffers;
@@ -282,11 +284,14 @@ export class RowGroupCache {
    * The decoded bytes of piece (shard, unit, column, part). When no worker has them yet, this one
    * decodes them with `piece`; when another worker is decoding them, waits for it. When the arena
    * has no room (everything in it is being read), a piece decoded into this caller's memory comes
-   * back with entry -1. 'fallback': the piece cannot decode this way (or no room for a piece of
+   * back with entry -1 (and is kept for this worker until the next such piece of its column). 'fallback': the piece cannot decode this way (or no room for a piece of
    * known size): decode it yourself. `stopped` ends a wait early (the loader is closing).
    */
   acquire(shard: number, unit: number, column: number, part: number, piece: PieceDecoder, stopped: () => boolean): Acquired {
     const m = this.#meta;
+    const key = `${shard}:${unit}:${column}:${part}`;
+    const own = this.#own.get(column);
+    if (own?.key === key) return { entry: -1, bytes: own.bytes };
     for (let timeout = 0.05; ; timeout = Math.min(2, timeout * 2)) {
       this.#lock();
       const found = this.#find(shard, unit, column, part);
@@ -318,8 +323,10 @@ export class RowGroupCache {
       if (slot < 0 || offset < 0) {
         this.#unlock();
         if (piece.size !== undefined) return 'fallback';
-        const own = piece.decode();
-        return own ? { entry: -1, bytes: own } : 'fallback';
+        const mine = piece.decode();
+        if (!mine) return 'fallback';
+        this.#own.set(column, { key, bytes: mine });
+        return { entry: -1, bytes: mine };
       }
       const a = this.#at(slot);
       m[a + SHARD] = shard;
@@ -370,6 +377,7 @@ export class RowGroupCache {
         Atomics.store(m, a + STATE, EMPTY);
         this.#unlock();
         Atomics.notify(m, a + STATE);
+        this.#own.set(column, { key, bytes: own });
         return { entry: -1, bytes: own };
       }
       m[a + OFFSET] = at;

@@ -80,7 +80,11 @@ class Compact {
       case T_BYTE: this.byte(); return;
       case T_I16: case T_I32: case T_I64: this.varint(); return;
       case T_DOUBLE: this.pos += 8; return;
-      case T_BINARY: this.pos += this.varint(); return;
+      case T_BINARY: {
+        const n = this.varint(); // before the +=, which would read pos first
+        this.pos += n;
+        return;
+      }
       case T_LIST: case T_SET: {
         const h = this.byte();
         const n = h >> 4 === 15 ? this.varint() : h >> 4;

@@ -57,7 +57,8 @@ function checkMax(levels: Uint8Array, max: number, what: string): void {
   for (let i = 0; i < levels.length; i++) if (levels[i]! > max) throw new PageFormatError(`${what} level ${levels[i]} over the maximum ${max}`);
 }
 
-export function decodeDataPage(info: ChunkInfo, header: PageHeader, body: Uint8Array, dictionary: Values | undefined): DecodedPage {
+/** Decodes a data page; `levelsOnly` skips the values (an empty array comes back for them). */
+export function decodeDataPage(info: ChunkInfo, header: PageHeader, body: Uint8Array, dictionary: Values | undefined, levelsOnly = false): DecodedPage {
   const { maxDef, maxRep } = info.path;
   const n = header.numValues;
   const rep = maxRep > 0 ? new Uint8Array(n) : undefined;
@@ -93,7 +94,7 @@ export function decodeDataPage(info: ChunkInfo, header: PageHeader, body: Uint8A
     for (let i = 0; i < n; i++) if (rep[i] === 0) numRows++;
   }
   if (header.type === PAGE_DATA_V2 && header.numRows !== numRows) throw new PageFormatError(`data page v2 says ${header.numRows} rows, its levels hold ${numRows}`);
-  const values = decodeValues(info, header.encoding, page, pos, nonNull, dictionary);
+  const values = levelsOnly ? new Uint8Array(0) : decodeValues(info, header.encoding, page, pos, nonNull, dictionary);
   return { numValues: n, numRows, rep, def, values };
 }
 
