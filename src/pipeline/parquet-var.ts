@@ -20,7 +20,7 @@ import { isByteValues, type PhysicalType, type Values } from '../formats/parquet
 import type { ColumnRegion } from './batch-layout.js';
 import type { RowRun, ShardRef } from './decode-messages.js';
 import type { CopyOps, SlotTarget } from './arrow-unit.js';
-import { createRowGroupCache, RowGroupCache } from './row-group-cache.js';
+import { createRowGroupCache, RowGroupCache, type SizedPiece } from './row-group-cache.js';
 
 export interface VarShard {
   fd: number;
@@ -146,7 +146,11 @@ function buildDirectory(h: VarShard, plan: ChunkPlan): Float64Array {
     } else if (header.type === PAGE_DATA || header.type === PAGE_DATA_V2) {
       let rows = header.numValues;
       if (header.type === PAGE_DATA_V2) rows = header.numRows;
-      else if (maxRep > 0) {
+      else if (maxRep > 0 && next >= limit) {
+        // The chunk's last page holds the rest of its rows (a writer's single page per chunk
+        // needs no decoding here); decodePage checks the count when it decodes the page.
+        rows = plan.rows - row;
+      } else if (maxRep > 0) {
         const body = readAt(h, at + header.headerSize, header.compressedSize, limit);
         const page = decodeLevelsOnly(plan.info, header, body);
         if (page.firstRep !== 0) throw new UnsupportedEncoding('a row continues across pages');
@@ -168,6 +172,10 @@ function decodeLevelsOnly(info: ChunkInfo, header: PageHeader, body: Uint8Array)
   const page = decodeDataPage(info, header, body, undefined, true);
   return { rows: page.numRows, firstRep: page.rep && page.rep.length > 0 ? page.rep[0]! : 0 };
 }
+
+/** Page directories this worker has used lately (a few words per page; oldest dropped first). */
+const directories = new Map<string, Float64Array>();
+const MAX_DIRECTORIES = 1024;
 
 /** Decoded dictionaries of the chunks this worker read last (a page needs its chunk's). */
 const dictionaries: { key: string; values: Values; bytes: number }[] = [];
@@ -229,30 +237,29 @@ function valueBytes(values: Values, dtype: DType): Uint8Array | string {
 }
 
 /**
- * Decodes data page `page` of a chunk (its header at file offset `at`) into an entry: Arrow
- * offsets over the page's rows, the values in the slot's dtype, a validity byte per row.
+ * Decodes the data page whose header is at file offset `at` as far as its entry's size; the entry
+ * (Arrow offsets over the page's rows, the values in the slot's dtype, a validity byte per row) is
+ * written straight into the cache's memory.
  */
-function decodePage(h: VarShard, plan: ChunkPlan, unit: number, region: ColumnRegion, at: number, dictAt: number): Uint8Array {
+function decodePage(h: VarShard, plan: ChunkPlan, unit: number, region: ColumnRegion, at: number, dictAt: number): SizedPiece {
   const limit = Math.min(h.ref.bytes, plan.limit);
   const header = headerAt(h, at, limit);
   const body = readAt(h, at + header.headerSize, header.compressedSize, limit);
   const dictionary = dictAt >= 0 ? dictionaryOf(h, plan, unit, dictAt) : undefined;
-  const page = decodeDataPage(plan.info, header, body, dictionary);
+  // PLAIN numbers of the slot's own width are used as the page's bytes, with no copy.
+  const page = decodeDataPage(plan.info, header, body, dictionary, false, NARROW[region.dtype] === undefined);
   const { rowDef, elementDef, maxDef } = plan.info.path;
   const rows = page.numRows;
   const isList = region.kind === 'list';
   const values = page.values;
-  const count = isByteValues(values) ? values.offsets.length - 1 : values.length;
-  const bytes = valueBytes(values, region.dtype);
+  const bytes = page.plainBytes ?? valueBytes(values, region.dtype);
   if (typeof bytes === 'string') throw new PageFormatError(bytes);
+  const count = isByteValues(values) ? values.offsets.length - 1 : page.plainBytes ? page.plainBytes.length / region.elementBytes : values.length;
   const eb = isByteValues(values) ? 1 : region.elementBytes;
-  const layout = pageLayout(rows, isByteValues(values) ? bytes.length : count, eb);
-  const out = new Uint8Array(layout.bytes);
-  const dv = new DataView(out.buffer);
-  dv.setUint32(0, rows, true);
-  dv.setUint32(4, isByteValues(values) ? bytes.length : count, true);
-  const offsets = new Int32Array(out.buffer, layout.offsets, rows + 1);
-  const valid = out.subarray(layout.valid, layout.valid + rows);
+  const elements = isByteValues(values) ? bytes.length : count;
+  const layout = pageLayout(rows, elements, eb);
+  const offsets = new Int32Array(rows + 1);
+  const valid = new Uint8Array(rows);
   const rep = page.rep;
   const def = page.def;
   let r = -1;
@@ -288,9 +295,18 @@ function decodePage(h: VarShard, plan: ChunkPlan, unit: number, region: ColumnRe
     }
   }
   if (r + 1 !== rows || v !== count) throw new PageFormatError(`page levels hold ${r + 1} rows and ${v} values, its values ${count}`);
-  offsets[rows] = isByteValues(values) ? bytes.length : count;
-  out.set(bytes, layout.values);
-  return out;
+  offsets[rows] = elements;
+  return {
+    bytes: layout.bytes,
+    write: (into) => {
+      const dv = new DataView(into.buffer, into.byteOffset, into.byteLength);
+      dv.setUint32(0, rows, true);
+      dv.setUint32(4, elements, true);
+      into.set(new Uint8Array(offsets.buffer), layout.offsets);
+      into.set(bytes, layout.values);
+      into.set(valid, layout.valid);
+    },
+  };
 }
 
 /** The entries used without a loader's shared cache (a worker on its own), keyed by file, not shard index. */
@@ -327,18 +343,23 @@ export function copyVarRun(h: VarShard, run: RowRun, target: SlotTarget, column:
       throw err;
     }
   };
-  const dirGot = cache.acquire(shard, run.unit, column, DIRECTORY_PART, {
-    decode: () => guard(() => {
-      const d = buildDirectory(h, plan);
-      return new Uint8Array(d.buffer);
-    }),
-  }, shared.stopped);
-  if (dirGot === 'fallback') return false;
-  let directory: Float64Array;
-  try {
-    directory = new Float64Array(dirGot.bytes.slice().buffer);
-  } finally {
-    cache.release(dirGot.entry);
+  const dirKey = `${h.ref.file}#${run.unit}#${region.name}`;
+  let directory = directories.get(dirKey);
+  if (!directory) {
+    const dirGot = cache.acquire(shard, run.unit, column, DIRECTORY_PART, {
+      decode: () => guard(() => {
+        const d = buildDirectory(h, plan);
+        return new Uint8Array(d.buffer);
+      }),
+    }, shared.stopped);
+    if (dirGot === 'fallback') return false;
+    try {
+      directory = new Float64Array(dirGot.bytes.slice().buffer);
+    } finally {
+      cache.release(dirGot.entry);
+    }
+    if (directories.size >= MAX_DIRECTORIES) directories.delete(directories.keys().next().value!);
+    directories.set(dirKey, directory);
   }
   const dictAt = directory[0]!;
   const pages = directory[1]!;
@@ -372,6 +393,8 @@ export function copyVarRun(h: VarShard, run: RowRun, target: SlotTarget, column:
       const elements = dv.getUint32(4, true);
       const layout = pageLayout(rows, elements, eb);
       const offsets = new Int32Array(e.buffer, e.byteOffset + layout.offsets, rows + 1);
+      const expectRows = (p + 1 < pages ? firstRow(p + 1) : plan.rows) - firstRow(p);
+      if (rows !== expectRows) throw corrupt(h, run.unit, region, `page ${p} holds ${rows} rows, its directory says ${expectRows}`);
       const from = row - firstRow(p);
       const upto = Math.min(rows, end - firstRow(p));
       if (from < 0 || upto <= from) throw corrupt(h, run.unit, region, `page ${p} does not hold row ${row}`);

@@ -165,7 +165,20 @@ export interface DecodeTarget {
  */
 export type PieceDecoder =
   | { size: number; decode: (into: DecodeTarget) => number | undefined }
-  | { size?: undefined; decode: () => Uint8Array | undefined };
+  | { size?: undefined; decode: () => Uint8Array | SizedPiece | undefined };
+
+/** A piece decoded as far as its size: `write` fills `bytes` bytes of `into` (saves a copy of a large piece). */
+export interface SizedPiece {
+  bytes: number;
+  write: (into: Uint8Array) => void;
+}
+
+function materialize(p: Uint8Array | SizedPiece): Uint8Array {
+  if (p instanceof Uint8Array) return p;
+  const out = new Uint8Array(p.bytes);
+  p.write(out);
+  return out;
+}
 
 /** A worker's view of a shared cache. */
 export class RowGroupCache {
@@ -174,6 +187,8 @@ export class RowGroupCache {
   readonly #meta: Int32Array;
   /** Per column, the last piece too large for the arena, decoded for this worker alone (one each at most). */
   readonly #own = new Map<number, { key: string; bytes: Uint8Array }>();
+  /** Piece key -> the entry this worker last found it in (checked before use: entries are reused). */
+  readonly #hints = new Map<string, number>();
 
   constructor(buffers: RowGroupCacheBuffers) {
     this.buffers = buffers;
@@ -219,11 +234,22 @@ export class RowGroupCache {
     Atomics.notify(this.#meta, LOCK, 1);
   }
 
-  #find(shard: number, unit: number, column: number, part: number): number {
+  #matches(e: number, shard: number, unit: number, column: number, part: number): boolean {
     const m = this.#meta;
+    const a = this.#at(e);
+    return m[a + STATE] !== EMPTY && m[a + SHARD] === shard && m[a + UNIT] === unit && m[a + COLUMN] === column && m[a + PART] === part;
+  }
+
+  /** Lock held. Where this worker last found the piece is checked first (a table can hold thousands of pages). */
+  #find(shard: number, unit: number, column: number, part: number, key: string): number {
+    const hint = this.#hints.get(key);
+    if (hint !== undefined && this.#matches(hint, shard, unit, column, part)) return hint;
     for (let e = 0; e < this.entries; e++) {
-      const a = this.#at(e);
-      if (m[a + STATE] !== EMPTY && m[a + SHARD] === shard && m[a + UNIT] === unit && m[a + COLUMN] === column && m[a + PART] === part) return e;
+      if (this.#matches(e, shard, unit, column, part)) {
+        if (this.#hints.size >= 4 * this.entries) this.#hints.clear();
+        this.#hints.set(key, e);
+        return e;
+      }
     }
     return -1;
   }
@@ -294,7 +320,7 @@ export class RowGroupCache {
     if (own?.key === key) return { entry: -1, bytes: own.bytes };
     for (let timeout = 0.05; ; timeout = Math.min(2, timeout * 2)) {
       this.#lock();
-      const found = this.#find(shard, unit, column, part);
+      const found = this.#find(shard, unit, column, part, key);
       if (found >= 0) {
         const a = this.#at(found);
         const state = m[a + STATE];
@@ -323,12 +349,14 @@ export class RowGroupCache {
       if (slot < 0 || offset < 0) {
         this.#unlock();
         if (piece.size !== undefined) return 'fallback';
-        const mine = piece.decode();
-        if (!mine) return 'fallback';
+        const decoded = piece.decode();
+        if (!decoded) return 'fallback';
+        const mine = materialize(decoded);
         this.#own.set(column, { key, bytes: mine });
         return { entry: -1, bytes: mine };
       }
       const a = this.#at(slot);
+      this.#hints.set(key, slot);
       m[a + SHARD] = shard;
       m[a + UNIT] = unit;
       m[a + COLUMN] = column;
@@ -356,7 +384,7 @@ export class RowGroupCache {
         this.#settle(a, READY, bytes);
         return { entry: slot, bytes: new Uint8Array(this.buffers.data, offset, bytes) };
       }
-      let own: Uint8Array | undefined;
+      let own: Uint8Array | SizedPiece | undefined;
       try {
         own = piece.decode();
       } catch (err) {
@@ -369,24 +397,33 @@ export class RowGroupCache {
       }
       Atomics.add(m, DECODES, 1);
       // Now the size is known: room for it (the slot is DECODING, so nobody evicts it meanwhile).
+      const length = own instanceof Uint8Array ? own.byteLength : own.bytes;
       this.#lock();
-      const at = this.#allocate(alignUp(own.byteLength));
+      const at = this.#allocate(alignUp(length));
       if (at < 0) {
         m[a + BYTES] = 0;
         m[a + SIZE] = 0;
         Atomics.store(m, a + STATE, EMPTY);
         this.#unlock();
         Atomics.notify(m, a + STATE);
-        this.#own.set(column, { key, bytes: own });
-        return { entry: -1, bytes: own };
+        const mine = materialize(own);
+        this.#own.set(column, { key, bytes: mine });
+        return { entry: -1, bytes: mine };
       }
       m[a + OFFSET] = at;
-      m[a + SIZE] = alignUp(own.byteLength);
+      m[a + SIZE] = alignUp(length);
       this.#unlock();
-      new Uint8Array(this.buffers.data, at, own.byteLength).set(own);
+      const view = new Uint8Array(this.buffers.data, at, length);
+      try {
+        if (own instanceof Uint8Array) view.set(own);
+        else own.write(view);
+      } catch (err) {
+        this.#settle(a, EMPTY, 0);
+        throw err;
+      }
       Atomics.add(m, a + READERS, 1);
-      this.#settle(a, READY, own.byteLength);
-      return { entry: slot, bytes: new Uint8Array(this.buffers.data, at, own.byteLength) };
+      this.#settle(a, READY, length);
+      return { entry: slot, bytes: view };
     }
   }
 

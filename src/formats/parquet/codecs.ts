@@ -1,8 +1,9 @@
-// Page decompression: node:zlib for gzip and brotli (native), hyparquet-compressors' public
-// export for snappy, zstd, lz4 and lz4_raw.
+// Page decompression: node:zlib for gzip and brotli (native), snappy.ts for snappy,
+// hyparquet-compressors' public export for zstd, lz4 and lz4_raw.
 import { brotliDecompressSync, gunzipSync } from 'node:zlib';
 import { compressors as jsCompressors } from 'hyparquet-compressors';
 import { PageFormatError } from './page-header.js';
+import { snappyDecompress } from './snappy.js';
 
 /** Column chunk codecs as hyparquet's metadata names them. */
 export type Codec = 'UNCOMPRESSED' | 'SNAPPY' | 'GZIP' | 'LZO' | 'BROTLI' | 'LZ4' | 'ZSTD' | 'LZ4_RAW';
@@ -13,6 +14,7 @@ const table: Record<string, Decompress | undefined> = {
   ...(jsCompressors as Record<string, Decompress>),
   GZIP: (input) => new Uint8Array(gunzipSync(input)),
   BROTLI: (input) => new Uint8Array(brotliDecompressSync(input)),
+  SNAPPY: snappyDecompress,
 };
 
 /** Decompresses one page body to exactly `size` bytes. */

@@ -32,7 +32,14 @@ export interface DecodedPage {
   def: Uint8Array | undefined;
   /** The non-null values, in order. */
   values: Values;
+  /**
+   * With `plainBytes`, PLAIN fixed-width values come back here instead, as the page's own bytes
+   * (no copy to an aligned array; `values` is then empty).
+   */
+  plainBytes?: Uint8Array;
 }
+
+const FIXED_WIDTH: Partial<Record<PhysicalType, number>> = { INT32: 4, INT64: 8, FLOAT: 4, DOUBLE: 8 };
 
 const dv = (b: Uint8Array): DataView => new DataView(b.buffer, b.byteOffset, b.byteLength);
 
@@ -58,7 +65,7 @@ function checkMax(levels: Uint8Array, max: number, what: string): void {
 }
 
 /** Decodes a data page; `levelsOnly` skips the values (an empty array comes back for them). */
-export function decodeDataPage(info: ChunkInfo, header: PageHeader, body: Uint8Array, dictionary: Values | undefined, levelsOnly = false): DecodedPage {
+export function decodeDataPage(info: ChunkInfo, header: PageHeader, body: Uint8Array, dictionary: Values | undefined, levelsOnly = false, plainBytes = false): DecodedPage {
   const { maxDef, maxRep } = info.path;
   const n = header.numValues;
   const rep = maxRep > 0 ? new Uint8Array(n) : undefined;
@@ -94,6 +101,11 @@ export function decodeDataPage(info: ChunkInfo, header: PageHeader, body: Uint8A
     for (let i = 0; i < n; i++) if (rep[i] === 0) numRows++;
   }
   if (header.type === PAGE_DATA_V2 && header.numRows !== numRows) throw new PageFormatError(`data page v2 says ${header.numRows} rows, its levels hold ${numRows}`);
+  const width = FIXED_WIDTH[info.type];
+  if (plainBytes && !levelsOnly && width && header.encoding === Encoding.PLAIN) {
+    if (pos + nonNull * width > page.length) throw new PageFormatError(`PLAIN ${info.type} runs past the end of its page`);
+    return { numValues: n, numRows, rep, def, values: new Uint8Array(0), plainBytes: page.subarray(pos, pos + nonNull * width) };
+  }
   const values = levelsOnly ? new Uint8Array(0) : decodeValues(info, header.encoding, page, pos, nonNull, dictionary);
   return { numValues: n, numRows, rep, def, values };
 }
