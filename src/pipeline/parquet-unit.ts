@@ -1,8 +1,9 @@
 // Reads rows of one Parquet row group into a batch slot. Parquet pages are encoded and usually
-// compressed, so a row group is decoded once and kept in a small per-worker cache while its rows
-// are copied out. Fixed-shape and scalar numeric columns decode flat (parquet-flat.ts) and their
-// rows go into the slot with one typed-array copy per run; other columns go through hyparquet's
-// row assembly (the fastest reader measured in benchmarks/parquet-readers.ts).
+// compressed, so each piece is decoded once into the loader's shared cache (row-group-cache.ts)
+// and rows are copied out of it: fixed-shape and scalar numeric chunks flat (parquet-flat.ts),
+// variable-length columns page by page in Arrow's layout (parquet-var.ts). Only what neither can
+// read (types that need conversion) goes through hyparquet's row assembly, a row group at a time,
+// in a small per-worker cache.
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { brotliDecompressSync, gunzipSync } from 'node:zlib';
 import { parquetMetadata, parquetRead, type Compressors, type FileMetaData } from 'hyparquet';
