@@ -7,11 +7,12 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, rmSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { Loader, type Batch } from '../../src/index.js';
+import { GpufeedError } from '../../src/errors.js';
 import { openStore } from '../../src/storage/index.js';
 import { writeManifest } from '../../src/dataset/index.js';
 import { indexDataset } from '../../src/cli/index-cmd.js';
@@ -217,5 +218,49 @@ describe('variable-length Parquet columns in place, against DuckDB', () => {
     await indexFolder(dir);
     const cache = await readBig(dir, 4 << 20);
     assert.ok(cache.decodes > 0 && cache.evictions > 0, `pages decoded (${cache.decodes}) and evicted (${cache.evictions}) within 4 MiB`);
+  });
+});
+
+describe('damaged variable-length Parquet pages', () => {
+  it('raise named errors (or fall back), never crash, for bytes flipped anywhere in the column data', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'gpufeed-var-bad-'));
+    const db = await DuckDBInstance.create(':memory:', { threads: '1' });
+    const conn = await db.connect();
+    try {
+      const src = join(root, 'src.parquet');
+      await conn.run(`COPY (${SOURCE}) TO '${src}' (FORMAT parquet, COMPRESSION snappy, ROW_GROUP_SIZE 1000)`);
+      const good = readFileSync(src);
+      // The footer stays intact (the manifest is made from it); page headers and data are damaged.
+      const footer = good.readUInt32LE(good.length - 8) + 8;
+      let seed = 7;
+      let named = 0;
+      const next = (): number => (seed = (seed * 1103515245 + 12345) >>> 0);
+      for (let trial = 0; trial < 40; trial++) {
+        const dir = join(root, `t${trial}`);
+        mkdirSync(dir);
+        const bad = Buffer.from(good);
+        for (let k = 0; k < 1 + (trial % 4); k++) {
+          const at = 4 + (next() % (bad.length - footer - 4));
+          bad[at] = bad[at]! ^ (1 + (next() % 255));
+        }
+        writeFileSync(join(dir, 'part.parquet'), bad);
+        await indexFolder(dir);
+        try {
+          await assertInPlace(dir, `trial ${trial}`);
+        } catch (err) {
+          // A fallback is an assertion failure of assertInPlace; damage must be a named error.
+          if (err instanceof assert.AssertionError) continue;
+          assert.ok(err instanceof GpufeedError, `trial ${trial}: ${(err as Error).stack}`);
+          assert.match((err as GpufeedError).code, /^GPUFEED_(SHARD_CORRUPT|UNSUPPORTED_TYPE)$/, `trial ${trial}: ${(err as Error).message}`);
+          assert.match((err as Error).message, /part\.parquet/);
+          named++;
+        }
+      }
+      assert.ok(named >= 10, `${named} of 40 damaged files raised a named error`);
+    } finally {
+      conn.closeSync();
+      db.closeSync();
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 });

@@ -4,6 +4,10 @@
 
 export class PageFormatError extends Error {}
 
+/** Bounds on one page (writers use about 1 MiB; DuckDB writes a chunk as one page of up to a row group). */
+const MAX_PAGE_BYTES = 1 << 30;
+const MAX_PAGE_VALUES = 1 << 28;
+
 export const PAGE_DATA = 0;
 export const PAGE_INDEX = 1;
 export const PAGE_DICTIONARY = 2;
@@ -176,6 +180,10 @@ export function readPageHeader(bytes: Uint8Array, offset: number): PageHeader {
     }
   });
   h.headerSize = r.pos - offset;
+  // Counts and sizes size allocations: a damaged header must not ask for gigabytes.
+  if (h.uncompressedSize > MAX_PAGE_BYTES || h.numValues > MAX_PAGE_VALUES || h.numRows > MAX_PAGE_VALUES || h.numNulls < 0 || h.numNulls > h.numValues) {
+    throw new PageFormatError(`page header claims ${h.uncompressedSize} bytes, ${h.numValues} values, ${h.numRows} rows, ${h.numNulls} nulls`);
+  }
   if (h.type < 0 || h.compressedSize < 0 || h.uncompressedSize < 0) throw new PageFormatError('page header lacks its type or sizes');
   if ((h.type === PAGE_DATA || h.type === PAGE_DATA_V2 || h.type === PAGE_DICTIONARY) && (h.numValues < 0 || h.encoding < 0)) {
     throw new PageFormatError('page header lacks its value count or encoding');
