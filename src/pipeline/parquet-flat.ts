@@ -132,7 +132,7 @@ function decodeChunk(fd: number, ref: ShardRef, chunk: ColumnChunk, info: ChunkI
     if (header.type === PAGE_DATA_V2 && header.numNulls > 0) throw new NotFlat();
     const numValues = header.numValues;
     if (filled + numValues > out.length) throw new NotFlat();
-    const page = decodeDataPage(info, header, body, dictionary);
+    const page = decodeDataPage(info, header, body, dictionary, false, true);
     if (page.rep) {
       // Fixed shape: a row starts exactly every perRow values.
       let pos = filled % perRow;
@@ -146,10 +146,16 @@ function decodeChunk(fd: number, ref: ShardRef, chunk: ColumnChunk, info: ChunkI
       const def = page.def;
       for (let j = 0; j < numValues; j++) if (def[j] !== maxDef) throw new NotFlat();
     }
-    const values = page.values;
-    if (isByteValues(values) || values.BYTES_PER_ELEMENT !== width || values.length !== numValues) throw new NotFlat();
-    // The stored bits, as they are (uint32/uint64 share int32/int64's physical types).
-    outBytes.set(new Uint8Array(values.buffer, values.byteOffset, values.byteLength), filled * width);
+    // The stored bits, as they are (uint32/uint64 share int32/int64's physical types); PLAIN
+    // values straight from the page's bytes.
+    if (page.plainBytes) {
+      if (page.plainBytes.length !== numValues * width) throw new NotFlat();
+      outBytes.set(page.plainBytes, filled * width);
+    } else {
+      const values = page.values;
+      if (isByteValues(values) || values.BYTES_PER_ELEMENT !== width || values.length !== numValues) throw new NotFlat();
+      outBytes.set(new Uint8Array(values.buffer, values.byteOffset, values.byteLength), filled * width);
+    }
     filled += numValues;
   }
   if (filled !== out.length) throw new GpufeedError(ErrorCodes.SHARD_CORRUPT, `shard ${ref.name}: column ${meta.path_in_schema.join('.')} has ${filled} values, expected ${out.length}`, { shard: ref.name, path: ref.file });
