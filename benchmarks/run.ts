@@ -10,7 +10,7 @@ import { promisify } from 'node:util';
 import { Loader, type LoaderOptions } from '../src/pipeline/loader.js';
 import { measureLoader, type MeasureOptions, type ThroughputResult } from '../src/pipeline/throughput.js';
 import { usableCpus } from '../src/pipeline/cpus.js';
-import { loadDataset, makeArrow, makeDatasets, SEQ_LEN, shardFiles, warm } from './datasets.js';
+import { duckdbCopy, loadDataset, makeArrow, makeDatasets, SEQ_LEN, shardFiles, warm } from './datasets.js';
 import { preadCeiling } from './pread-ceiling.js';
 import { duckdbScan } from './duckdb-scan.js';
 import { naiveArrowLoader } from './naive-loader.js';
@@ -27,8 +27,10 @@ const SECONDS = Number(process.env.GPUFEED_BENCH_SECONDS ?? 2);
 const ROUNDS = 2;
 /** Rows of the HF-style single-row-group Parquet file (section 6). */
 const HF_ROWS = Number(process.env.GPUFEED_BENCH_HF_ROWS ?? 12000);
-/** Comma list of sections to run (1-6); all by default. */
-const ONLY = new Set((process.env.GPUFEED_BENCH_ONLY ?? '1,2,3,4,5,6').split(','));
+/** Comma list of sections to run (1-7); all by default. */
+const ONLY = new Set((process.env.GPUFEED_BENCH_ONLY ?? '1,2,3,4,5,6,7').split(','));
+/** Seconds per cell of the configuration matrix (section 7). */
+const MATRIX_SECONDS = Number(process.env.GPUFEED_BENCH_MATRIX_SECONDS ?? 2);
 
 interface Row { name: string; gpufeed: string; reference: string; ratio: number | null; goal: string; pass: boolean | null; note?: string }
 
@@ -97,9 +99,10 @@ async function main(): Promise<void> {
   const root = await mkdtemp(join(tmpdir(), 'gpufeed-bench-'));
   const rows: Row[] = [];
   const details: Record<string, unknown> = {};
+  const matrixLines: string[] = [];
   const started = performance.now();
   try {
-    if (ONLY.has('1') || ONLY.has('2') || ONLY.has('3') || ONLY.has('4')) {
+    if (ONLY.has('1') || ONLY.has('2') || ONLY.has('3') || ONLY.has('4') || ONLY.has('7')) {
     log(`writing ${ROWS} rows x ${SEQ_LEN} int32 as Arrow, Parquet snappy (gpufeed), Parquet zstd (DuckDB) in ${root}`);
     const ds = await makeDatasets(root, ROWS);
     const arrow = await loadDataset(ds.arrow);
@@ -108,6 +111,43 @@ async function main(): Promise<void> {
     for (const [d, m] of [[ds.arrow, arrow], [ds.parquetSnappy, snappy], [ds.parquetZstd, zstd]] as const) warm(d, m);
     const payload = ROWS * SEQ_LEN * 4;
 
+    // 7. Configuration matrix: format x shuffle x columns x batch, each cell as a ratio to the best
+    // cell of its format (a slow corner shows as a small ratio). One short run per cell, a fresh
+    // loader each: a cell's rate includes decoding its working set the first time.
+    if (ONLY.has('7')) {
+      log('7/7 configuration matrix');
+      const duckDefault = join(root, 'parquet-duckdb-default');
+      await duckdbCopy(ds.parquetSnappy, duckDefault, 'snappy', 122_880);
+      warm(duckDefault, await loadDataset(duckDefault));
+      const formats: [string, string][] = [['Arrow', ds.arrow], ['gpufeed Parquet', ds.parquetSnappy], ['DuckDB-default Parquet', duckDefault]];
+      const shuffles: [string, Partial<LoaderOptions>][] = [
+        ['none', { shuffle: 'none' }], ['window 65536', { shuffle: 'window', shuffleWindow: 65_536 }],
+        ['window 1024', { shuffle: 'window', shuffleWindow: 1024 }], ['naive', { shuffle: 'naive' }],
+      ];
+      const columnSets: [string, string[] | undefined][] = [['one', ['input_ids']], ['all', undefined]];
+      const cells: { format: string; shuffle: string; columns: string; batch: number; samples_per_s: number; first_batch_seconds: number; ratio?: number }[] = [];
+      for (const [format, dir] of formats) {
+        for (const [shuffle, so] of shuffles) {
+          for (const [columns, cols] of columnSets) {
+            for (const batch of [64, 512]) {
+              const r = await gpufeed(dir, { ...so, columns: cols, batchSize: batch }, { maxSeconds: MATRIX_SECONDS });
+              cells.push({ format, shuffle, columns, batch, samples_per_s: r.samples_per_s, first_batch_seconds: r.first_batch_seconds });
+            }
+          }
+        }
+      }
+      for (const [format] of formats) {
+        const mine = cells.filter((c) => c.format === format);
+        const best = Math.max(...mine.map((c) => c.samples_per_s));
+        for (const c of mine) c.ratio = best > 0 ? c.samples_per_s / best : 0;
+        const worst = mine.reduce((a, c) => (c.ratio! < a.ratio! ? c : a));
+        matrixLines.push(`${format}: best ${best.toFixed(0)} samples/s; worst cell ${worst.shuffle}, ${worst.columns} column(s), batch ${worst.batch}: ${worst.ratio!.toFixed(3)}`);
+        for (const c of mine) matrixLines.push(`  ${c.shuffle.padEnd(12)} ${c.columns.padEnd(4)} batch ${String(c.batch).padEnd(4)} ${c.samples_per_s.toFixed(0).padStart(8)} samples/s  ${c.ratio!.toFixed(3)}  (first batch ${c.first_batch_seconds.toFixed(2)} s)`);
+      }
+      details.matrix = { seconds_per_cell: MATRIX_SECONDS, cells };
+    }
+
+    if (ONLY.has('1')) {
     // 1. Arrow vs the pread ceiling.
     log('1/5 Arrow: gpufeed vs pread ceiling');
     const chunks: [string, number, number][] = [];
@@ -121,8 +161,10 @@ async function main(): Promise<void> {
     rows.push({ name: 'Arrow, warm cache: gpufeed / pread ceiling', gpufeed: gb(gArrow.bytes_per_s), reference: gb(ceiling.bytes_per_s), ratio: r1, goal: '>= 0.8', pass: r1 >= 0.8 });
     details.arrow = { gpufeed: gArrow, ceiling };
 
+    }
+
     // 2. Parquet vs DuckDB.
-    for (const [name, dir, m] of [['snappy', ds.parquetSnappy, snappy], ['zstd', ds.parquetZstd, zstd]] as const) {
+    for (const [name, dir, m] of ONLY.has('2') ? [['snappy', ds.parquetSnappy, snappy], ['zstd', ds.parquetZstd, zstd]] as const : []) {
       log(`2/5 Parquet ${name}: gpufeed vs DuckDB`);
       const files = shardFiles(dir, m);
       const [duck, gq] = await sideBySide(() => duckdbScan(files, WORKERS, payload, 1), () => gpufeed(dir));
@@ -131,6 +173,7 @@ async function main(): Promise<void> {
       details[`parquet_${name}`] = { gpufeed: gq, duckdb: duck };
     }
 
+    if (ONLY.has('3')) {
     // 3. Naive loader.
     log('3/5 Arrow: gpufeed vs naive main-thread loader');
     const order = { batchSize: BATCH, shuffle: 'window' as const, shuffleWindow: WINDOW };
@@ -139,6 +182,9 @@ async function main(): Promise<void> {
     rows.push({ name: 'Arrow: gpufeed / naive loader (apache-arrow, main thread)', gpufeed: gb(gNaive.bytes_per_s), reference: gb(naive.bytes_per_s), ratio: r3, goal: 'report', pass: null });
     details.naive = { gpufeed: gNaive, naive };
 
+    }
+
+    if (ONLY.has('4')) {
     // 4. Data-wait under a consumer at 80% of capacity (capacity measured just before, same setup).
     log('4/5 data-wait at 80% of capacity');
     const dwBatch = 256;
@@ -147,6 +193,7 @@ async function main(): Promise<void> {
     const dw = await gpufeed(ds.arrow, { batchSize: dwBatch }, { consumerMs, consumerWait: 'sleep', maxSeconds: SECONDS * 1.5 });
     rows.push({ name: `Data-wait, consumer ${consumerMs.toFixed(2)} ms/batch of ${dwBatch} (80% of capacity)`, gpufeed: `${(dw.data_wait_fraction * 100).toFixed(2)}%`, reference: `${gb(cap.bytes_per_s)} capacity`, ratio: dw.data_wait_fraction, goal: '<= 0.01', pass: dw.data_wait_fraction <= 0.01 });
     details.data_wait = { capacity: cap, consumer_ms: consumerMs, run: dw };
+    }
 
     }
 
@@ -208,6 +255,7 @@ async function main(): Promise<void> {
     line(head),
     widths.map((w) => '-'.repeat(w)).join('-|-'),
     ...table.map(line),
+    ...(matrixLines.length ? ['configuration matrix (samples/s, ratio to the best cell of the format):', ...matrixLines] : []),
     `total ${((performance.now() - started) / 1e3).toFixed(0)} s`,
   ].join('\n');
   process.stdout.write(`${out}\n`);
