@@ -76,7 +76,19 @@ interface ChunkPlan {
   limit: number;
 }
 
+/** Chunk plans per file footer (a run needs its chunk's; every run of a batch asks again). */
+const plans = new WeakMap<FileMetaData, Map<string, ChunkPlan | null>>();
+
 function chunkPlan(h: VarShard, unit: number, region: ColumnRegion): ChunkPlan | undefined {
+  let byChunk = plans.get(h.metadata);
+  if (!byChunk) plans.set(h.metadata, (byChunk = new Map()));
+  const key = `${unit}#${region.name}#${region.kind}#${region.dtype}`;
+  let plan = byChunk.get(key);
+  if (plan === undefined) byChunk.set(key, (plan = planChunk(h, unit, region) ?? null));
+  return plan ?? undefined;
+}
+
+function planChunk(h: VarShard, unit: number, region: ColumnRegion): ChunkPlan | undefined {
   const rg = h.metadata.row_groups[unit];
   if (!rg) return undefined;
   const chunks = rg.columns.filter((c) => c.meta_data?.path_in_schema[0] === region.name);
