@@ -45,7 +45,7 @@ export async function makeArrow(dir: string, rows: number, shardSize = '32MiB'):
  * Rewrites a gpufeed Parquet dataset with DuckDB (codec, row group size), keeping gpufeed's schema
  * in the manifest: a foreign writer's files as gpufeed would index them.
  */
-async function duckdbCopy(src: string, dst: string, codec: string, rowGroupRows: number): Promise<void> {
+export async function duckdbCopy(src: string, dst: string, codec: string, rowGroupRows: number): Promise<void> {
   const manifest = await loadDataset(src);
   await rm(dst, { recursive: true, force: true });
   await mkdir(join(dst, 'shards'), { recursive: true });

@@ -10,10 +10,12 @@ import { promisify } from 'node:util';
 import { Loader, type LoaderOptions } from '../src/pipeline/loader.js';
 import { measureLoader, type MeasureOptions, type ThroughputResult } from '../src/pipeline/throughput.js';
 import { usableCpus } from '../src/pipeline/cpus.js';
-import { loadDataset, makeArrow, makeDatasets, SEQ_LEN, shardFiles, warm } from './datasets.js';
+import { duckdbCopy, loadDataset, makeArrow, makeDatasets, SEQ_LEN, shardFiles, warm } from './datasets.js';
 import { preadCeiling } from './pread-ceiling.js';
 import { duckdbScan } from './duckdb-scan.js';
 import { naiveArrowLoader } from './naive-loader.js';
+import { HF_DUCKDB_SQL, makeHfDatasets } from './hf-dataset.js';
+import { DuckDBInstance } from '@duckdb/node-api';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const ROWS = Number(process.env.GPUFEED_BENCH_ROWS ?? 16384);
@@ -23,6 +25,12 @@ const BATCH = 64;
 const WINDOW = 4096;
 const SECONDS = Number(process.env.GPUFEED_BENCH_SECONDS ?? 2);
 const ROUNDS = 2;
+/** Rows of the HF-style single-row-group Parquet file (section 6). */
+const HF_ROWS = Number(process.env.GPUFEED_BENCH_HF_ROWS ?? 12000);
+/** Comma list of sections to run (1-7); all by default. */
+const ONLY = new Set((process.env.GPUFEED_BENCH_ONLY ?? '1,2,3,4,5,6,7').split(','));
+/** Seconds per cell of the configuration matrix (section 7). */
+const MATRIX_SECONDS = Number(process.env.GPUFEED_BENCH_MATRIX_SECONDS ?? 2);
 
 interface Row { name: string; gpufeed: string; reference: string; ratio: number | null; goal: string; pass: boolean | null; note?: string }
 
@@ -55,9 +63,31 @@ async function sideBySide<A extends { bytes_per_s: number }, B extends { bytes_p
   return [ba!, bb!];
 }
 
-async function childRss(dir: string, epochs: number): Promise<{ peak_rss_bytes: number; batches: number; bytes_per_s: number }> {
-  const { stdout } = await promisify(execFile)(process.execPath, [join(here, 'rss-child.js'), dir, String(epochs), String(WORKERS), String(BATCH), String(WINDOW)], { timeout: 120_000 });
-  return JSON.parse(stdout.trim().split('\n').pop()!) as { peak_rss_bytes: number; batches: number; bytes_per_s: number };
+interface ChildResult { peak_rss_bytes: number; batches: number; samples: number; samples_per_s: number; bytes_per_s: number }
+
+async function childRss(dir: string, epochs: number | 'inf', columns = 'input_ids', window = WINDOW, seconds = 60): Promise<ChildResult> {
+  const args = [join(here, 'rss-child.js'), dir, String(epochs), String(WORKERS), String(BATCH), String(window), columns, String(seconds)];
+  const { stdout } = await promisify(execFile)(process.execPath, args, { timeout: 120_000 });
+  return JSON.parse(stdout.trim().split('\n').pop()!) as ChildResult;
+}
+
+/** DuckDB scanning a file with WORKERS threads, best of `repeats`, in samples/s. */
+async function duckdbRows(sql: string, rows: number, repeats: number): Promise<{ seconds: number; samples_per_s: number; checksum: string }> {
+  const db = await DuckDBInstance.create(':memory:', { threads: String(WORKERS) });
+  const conn = await db.connect();
+  try {
+    let best = Infinity;
+    let checksum = '';
+    for (let r = 0; r < repeats; r++) {
+      const t0 = performance.now();
+      checksum = String((await conn.runAndReadAll(sql)).getRows()[0]?.[0]);
+      best = Math.min(best, (performance.now() - t0) / 1e3);
+    }
+    return { seconds: best, samples_per_s: rows / best, checksum };
+  } finally {
+    conn.closeSync();
+    db.closeSync();
+  }
 }
 
 function log(msg: string): void {
@@ -69,8 +99,10 @@ async function main(): Promise<void> {
   const root = await mkdtemp(join(tmpdir(), 'gpufeed-bench-'));
   const rows: Row[] = [];
   const details: Record<string, unknown> = {};
+  const matrixLines: string[] = [];
   const started = performance.now();
   try {
+    if (ONLY.has('1') || ONLY.has('2') || ONLY.has('3') || ONLY.has('4') || ONLY.has('7')) {
     log(`writing ${ROWS} rows x ${SEQ_LEN} int32 as Arrow, Parquet snappy (gpufeed), Parquet zstd (DuckDB) in ${root}`);
     const ds = await makeDatasets(root, ROWS);
     const arrow = await loadDataset(ds.arrow);
@@ -79,6 +111,43 @@ async function main(): Promise<void> {
     for (const [d, m] of [[ds.arrow, arrow], [ds.parquetSnappy, snappy], [ds.parquetZstd, zstd]] as const) warm(d, m);
     const payload = ROWS * SEQ_LEN * 4;
 
+    // 7. Configuration matrix: format x shuffle x columns x batch, each cell as a ratio to the best
+    // cell of its format (a slow corner shows as a small ratio). One short run per cell, a fresh
+    // loader each: a cell's rate includes decoding its working set the first time.
+    if (ONLY.has('7')) {
+      log('7/7 configuration matrix');
+      const duckDefault = join(root, 'parquet-duckdb-default');
+      await duckdbCopy(ds.parquetSnappy, duckDefault, 'snappy', 122_880);
+      warm(duckDefault, await loadDataset(duckDefault));
+      const formats: [string, string][] = [['Arrow', ds.arrow], ['gpufeed Parquet', ds.parquetSnappy], ['DuckDB-default Parquet', duckDefault]];
+      const shuffles: [string, Partial<LoaderOptions>][] = [
+        ['none', { shuffle: 'none' }], ['window 65536', { shuffle: 'window', shuffleWindow: 65_536 }],
+        ['window 1024', { shuffle: 'window', shuffleWindow: 1024 }], ['naive', { shuffle: 'naive' }],
+      ];
+      const columnSets: [string, string[] | undefined][] = [['one', ['input_ids']], ['all', undefined]];
+      const cells: { format: string; shuffle: string; columns: string; batch: number; samples_per_s: number; first_batch_seconds: number; ratio?: number }[] = [];
+      for (const [format, dir] of formats) {
+        for (const [shuffle, so] of shuffles) {
+          for (const [columns, cols] of columnSets) {
+            for (const batch of [64, 512]) {
+              const r = await gpufeed(dir, { ...so, columns: cols, batchSize: batch }, { maxSeconds: MATRIX_SECONDS });
+              cells.push({ format, shuffle, columns, batch, samples_per_s: r.samples_per_s, first_batch_seconds: r.first_batch_seconds });
+            }
+          }
+        }
+      }
+      for (const [format] of formats) {
+        const mine = cells.filter((c) => c.format === format);
+        const best = Math.max(...mine.map((c) => c.samples_per_s));
+        for (const c of mine) c.ratio = best > 0 ? c.samples_per_s / best : 0;
+        const worst = mine.reduce((a, c) => (c.ratio! < a.ratio! ? c : a));
+        matrixLines.push(`${format}: best ${best.toFixed(0)} samples/s; worst cell ${worst.shuffle}, ${worst.columns} column(s), batch ${worst.batch}: ${worst.ratio!.toFixed(3)}`);
+        for (const c of mine) matrixLines.push(`  ${c.shuffle.padEnd(12)} ${c.columns.padEnd(4)} batch ${String(c.batch).padEnd(4)} ${c.samples_per_s.toFixed(0).padStart(8)} samples/s  ${c.ratio!.toFixed(3)}  (first batch ${c.first_batch_seconds.toFixed(2)} s)`);
+      }
+      details.matrix = { seconds_per_cell: MATRIX_SECONDS, cells };
+    }
+
+    if (ONLY.has('1')) {
     // 1. Arrow vs the pread ceiling.
     log('1/5 Arrow: gpufeed vs pread ceiling');
     const chunks: [string, number, number][] = [];
@@ -97,8 +166,10 @@ async function main(): Promise<void> {
     rows.push({ name: 'Arrow: piece checksums on / off (verifyPieces)', gpufeed: gb(checked.bytes_per_s), reference: gb(unchecked.bytes_per_s), ratio: rv, goal: '>= 0.95', pass: rv >= 0.95 });
     details.verify_pieces = { on: checked, off: unchecked };
 
+    }
+
     // 2. Parquet vs DuckDB.
-    for (const [name, dir, m] of [['snappy', ds.parquetSnappy, snappy], ['zstd', ds.parquetZstd, zstd]] as const) {
+    for (const [name, dir, m] of ONLY.has('2') ? [['snappy', ds.parquetSnappy, snappy], ['zstd', ds.parquetZstd, zstd]] as const : []) {
       log(`2/5 Parquet ${name}: gpufeed vs DuckDB`);
       const files = shardFiles(dir, m);
       const [duck, gq] = await sideBySide(() => duckdbScan(files, WORKERS, payload, 1), () => gpufeed(dir));
@@ -107,6 +178,7 @@ async function main(): Promise<void> {
       details[`parquet_${name}`] = { gpufeed: gq, duckdb: duck };
     }
 
+    if (ONLY.has('3')) {
     // 3. Naive loader.
     log('3/5 Arrow: gpufeed vs naive main-thread loader');
     const order = { batchSize: BATCH, shuffle: 'window' as const, shuffleWindow: WINDOW };
@@ -115,6 +187,9 @@ async function main(): Promise<void> {
     rows.push({ name: 'Arrow: gpufeed / naive loader (apache-arrow, main thread)', gpufeed: gb(gNaive.bytes_per_s), reference: gb(naive.bytes_per_s), ratio: r3, goal: 'report', pass: null });
     details.naive = { gpufeed: gNaive, naive };
 
+    }
+
+    if (ONLY.has('4')) {
     // 4. Data-wait under a consumer at 80% of capacity (capacity measured just before, same setup).
     log('4/5 data-wait at 80% of capacity');
     const dwBatch = 256;
@@ -123,9 +198,13 @@ async function main(): Promise<void> {
     const dw = await gpufeed(ds.arrow, { batchSize: dwBatch }, { consumerMs, consumerWait: 'sleep', maxSeconds: SECONDS * 1.5 });
     rows.push({ name: `Data-wait, consumer ${consumerMs.toFixed(2)} ms/batch of ${dwBatch} (80% of capacity)`, gpufeed: `${(dw.data_wait_fraction * 100).toFixed(2)}%`, reference: `${gb(cap.bytes_per_s)} capacity`, ratio: dw.data_wait_fraction, goal: '<= 0.01', pass: dw.data_wait_fraction <= 0.01 });
     details.data_wait = { capacity: cap, consumer_ms: consumerMs, run: dw };
+    }
+
+    }
 
     // 5. Memory: peak RSS with a 10x larger dataset, and with 10 epochs, each in its own process.
-    log('5/5 peak RSS: 1x vs 10x dataset, 1 vs 10 epochs');
+    if (ONLY.has('5')) {
+    log('5/6 peak RSS: 1x vs 10x dataset, 1 vs 10 epochs');
     const small = join(root, 'rss-1x');
     const large = join(root, 'rss-10x');
     const base = 2048;
@@ -139,6 +218,33 @@ async function main(): Promise<void> {
     rows.push({ name: `Peak RSS, Arrow ${base * 10} vs ${base} rows`, gpufeed: mib(rss10.peak_rss_bytes), reference: mib(rss1.peak_rss_bytes), ratio: r5, goal: '<= 1.1', pass: r5 <= 1.1 });
     rows.push({ name: `Peak RSS, Arrow ${base} rows: 10 epochs vs 1`, gpufeed: mib(rssEpochs.peak_rss_bytes), reference: mib(rss1.peak_rss_bytes), ratio: r5e, goal: '<= 1.1', pass: r5e <= 1.1 });
     details.memory = { x1: rss1, x10: rss10, epochs10: rssEpochs };
+    }
+
+    // 6. HF-style Parquet, one row group, variable-length columns: read in place (index route) vs
+    // the same rows prepared as Arrow vs DuckDB scanning the file; each loader in its own process
+    // (peak RSS), window shuffle at its default (65,536: the whole file), every column.
+    if (ONLY.has('6')) {
+      log(`6/6 HF-style Parquet (${HF_ROWS} rows, one row group): index route vs prepared Arrow vs DuckDB`);
+      const hf = await makeHfDatasets(root, HF_ROWS);
+      const hfWindow = 65_536;
+      let indexed: ChildResult | undefined;
+      let prepared: ChildResult | undefined;
+      for (let r = 0; r < ROUNDS; r++) {
+        const a = await childRss(hf.indexed, 'inf', 'all', hfWindow, SECONDS * 2);
+        if (!indexed || a.samples_per_s > indexed.samples_per_s) indexed = { ...a, peak_rss_bytes: Math.max(a.peak_rss_bytes, indexed?.peak_rss_bytes ?? 0) };
+        const b = await childRss(hf.prepared, 'inf', 'all', hfWindow, SECONDS * 2);
+        if (!prepared || b.samples_per_s > prepared.samples_per_s) prepared = { ...b, peak_rss_bytes: Math.max(b.peak_rss_bytes, prepared?.peak_rss_bytes ?? 0) };
+      }
+      const duck = await duckdbRows(HF_DUCKDB_SQL(hf.file), HF_ROWS, 3);
+      const sps = (x: number): string => `${x.toFixed(0)} samples/s`;
+      const r6a = indexed!.samples_per_s / prepared!.samples_per_s;
+      const r6b = indexed!.samples_per_s / duck.samples_per_s;
+      const r6c = indexed!.peak_rss_bytes / prepared!.peak_rss_bytes;
+      rows.push({ name: 'HF Parquet, one row group: index route / prepared Arrow', gpufeed: sps(indexed!.samples_per_s), reference: sps(prepared!.samples_per_s), ratio: r6a, goal: '>= 0.5', pass: r6a >= 0.5 });
+      rows.push({ name: `HF Parquet, one row group: index route / DuckDB (${WORKERS} threads)`, gpufeed: sps(indexed!.samples_per_s), reference: sps(duck.samples_per_s), ratio: r6b, goal: '>= 0.5', pass: r6b >= 0.5 });
+      rows.push({ name: 'HF Parquet, one row group: peak RSS, index route / prepared Arrow', gpufeed: mib(indexed!.peak_rss_bytes), reference: mib(prepared!.peak_rss_bytes), ratio: r6c, goal: '<= 1.5', pass: r6c <= 1.5 });
+      details.hf = { rows: HF_ROWS, indexed, prepared, duckdb: duck };
+    }
   } finally {
     await rm(root, { recursive: true, force: true });
   }
@@ -154,6 +260,7 @@ async function main(): Promise<void> {
     line(head),
     widths.map((w) => '-'.repeat(w)).join('-|-'),
     ...table.map(line),
+    ...(matrixLines.length ? ['configuration matrix (samples/s, ratio to the best cell of the format):', ...matrixLines] : []),
     `total ${((performance.now() - started) / 1e3).toFixed(0)} s`,
   ].join('\n');
   process.stdout.write(`${out}\n`);

@@ -23,6 +23,7 @@ export interface LoaderFlags extends StorageFlags {
   workers?: string;
   slots?: string;
   memoryBytes?: string;
+  decodeCacheBytes?: string;
   pin?: boolean;
   verifyPieces?: boolean;
   resume?: string;
@@ -44,6 +45,7 @@ export function addLoaderOptions(cmd: Command, defaults: { batchSize?: number } 
     .option('--workers <n>', 'decode threads (default: usable CPUs)')
     .option('--slots <n>', 'batch slots in the ring (default: 2 x workers + 2)')
     .option('--memory-bytes <size>', 'pinned batch memory in all, e.g. 4GiB (default: a quarter of RAM, 256 MiB to 32 GiB)')
+    .option('--decode-cache-bytes <size>', 'decoded Parquet pieces shared by the decode workers, e.g. 2GiB (default 1GiB)')
     .option('--no-pin', 'do not page-lock batch memory')
     .option('--no-verify-pieces', 'do not check each record batch / column chunk against its manifest checksum as it is read')
     .option('--resume <file>', 'resume from a state file written by --state-out or loader.state()');
@@ -90,6 +92,10 @@ export function loaderOptionsFromFlags(f: LoaderFlags): LoaderOptions {
   if (f.epochs !== undefined) o.epochs = /^inf(inity)?$/i.test(f.epochs) ? Number.POSITIVE_INFINITY : int('--epochs', f.epochs, 1)!;
   set('workers', int('--workers', f.workers, 1));
   set('slots', int('--slots', f.slots, 1));
+  if (f.decodeCacheBytes !== undefined) {
+    o.decodeCacheBytes = parseBytes(f.decodeCacheBytes, '--decode-cache-bytes');
+    if (o.decodeCacheBytes < 1) throw invalidOption('--decode-cache-bytes', `must be at least 1 byte, got ${JSON.stringify(f.decodeCacheBytes)}`);
+  }
   if (f.memoryBytes !== undefined) {
     o.memoryBytes = parseBytes(f.memoryBytes, '--memory-bytes');
     if (o.memoryBytes < 1) throw invalidOption('--memory-bytes', `must be at least 1 byte, got ${JSON.stringify(f.memoryBytes)}`);

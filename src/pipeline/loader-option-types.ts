@@ -31,6 +31,7 @@ export const LOADER_OPTION_TYPES = {
   memoryBytes: 'number',
   pin: 'boolean',
   verifyPieces: 'boolean',
+  decodeCacheBytes: 'number',
   varRowBytes: 'number',
   read: 'string',
   // storage/index.ts (StoreOptions)

@@ -34,7 +34,7 @@ import { defaultReadMode, detachSlab, freeSlab, slabView, type ReadMode } from '
 import { LoaderStats, type LoaderStatsSnapshot } from './stats.js';
 import { ControlBlock, FILLING, FREE, HELD, READY, STAT_BATCHES, STAT_BYTES, STAT_DECODE_NS, STAT_READ_NS, STAT_ROWS, STAT_SHARD_WAIT_NS } from './control-block.js';
 import type { DecodeLoopResult, DecodeLoopTask, LeaseReply, WorkerMessage } from './decode-messages.js';
-import { createRowGroupCache, planRowGroupCache, type RowGroupCacheBuffers } from './row-group-cache.js';
+import { createRowGroupCache, DEFAULT_DECODE_CACHE_BYTES, planDecodeCache, type RowGroupCacheBuffers } from './row-group-cache.js';
 
 // The cache-sharing figures come from the world and the plan (set by the loader), not from the user.
 export interface LoaderOptions extends StoreOptions, Omit<ShardSourceOptions, keyof CacheSharing> {
@@ -82,6 +82,11 @@ export interface LoaderOptions extends StoreOptions, Omit<ShardSourceOptions, ke
    * Default true; the manifest-against-file checks at open run either way.
    */
   verifyPieces?: boolean;
+  /**
+   * Bytes of decoded Parquet columns the decode workers share (row-group-cache.ts): the cache takes
+   * what the shuffle plan keeps live, up to this. Default 1 GiB.
+   */
+  decodeCacheBytes?: number;
 }
 
 /**
@@ -239,8 +244,10 @@ export class Loader implements AsyncIterable<Batch> {
     this.#leases = new LeaseTable(this.#source);
     this.ring = new BatchRing(slots, this.layout.slotBytes, options.pin === undefined ? {} : { pin: options.pin });
     this.#control = new ControlBlock({ slots, workers: this.workers, batchSize: this.order.batchSize });
-    const cachePlan = planRowGroupCache(manifest, this.layout, this.order, this.workers);
-    this.rowGroupCache = cachePlan ? createRowGroupCache(cachePlan.entries, cachePlan.entryBytes) : undefined;
+    const decodeCacheBytes = options.decodeCacheBytes === undefined ? DEFAULT_DECODE_CACHE_BYTES : checkPositiveInt('decodeCacheBytes', options.decodeCacheBytes);
+    const cachePlan = planDecodeCache(manifest, this.layout, this.order, this.workers, decodeCacheBytes);
+    if (cachePlan?.warning) process.stderr.write(`${cachePlan.warning}\n`);
+    this.rowGroupCache = cachePlan ? createRowGroupCache(cachePlan.entries, cachePlan.arenaBytes) : undefined;
     this.#pool = new Piscina({
       filename: pathToFileURL(workerEntry('decode')).href,
       minThreads: this.workers,

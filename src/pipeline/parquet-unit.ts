@@ -1,14 +1,17 @@
 // Reads rows of one Parquet row group into a batch slot. Parquet pages are encoded and usually
-// compressed, so a row group is decoded once and kept in a small per-worker cache while its rows
-// are copied out. Fixed-shape and scalar numeric columns decode flat (parquet-flat.ts) and their
-// rows go into the slot with one typed-array copy per run; other columns go through hyparquet's
-// row assembly (the fastest reader measured in benchmarks/parquet-readers.ts).
+// compressed, so each piece is decoded once into the loader's shared cache (row-group-cache.ts)
+// and rows are copied out of it: fixed-shape and scalar numeric chunks flat (parquet-flat.ts),
+// variable-length columns page by page in Arrow's layout (parquet-var.ts). Only what neither can
+// read (types that need conversion) goes through hyparquet's row assembly, a row group at a time,
+// in a small per-worker cache.
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { brotliDecompressSync, gunzipSync } from 'node:zlib';
 import { parquetMetadata, parquetRead, type Compressors, type FileMetaData } from 'hyparquet';
 import { compressors as jsCompressors } from 'hyparquet-compressors';
 import { decodeFlatColumn, type FlatColumn } from './parquet-flat.js';
+import { copyVarRun } from './parquet-var.js';
 import { mayBeFlat, type RowGroupCache } from './row-group-cache.js';
+import { isVariableLength } from './batch-layout.js';
 import { ErrorCodes, GpufeedError } from '../errors.js';
 import { numberToHalf } from '../dataset/float16.js';
 import { RAW_PARQUET_PARSERS } from '../dataset/formats/parquet-parsers.js';
@@ -110,7 +113,7 @@ async function decodeRowGroup(h: ParquetShardHandle, unit: number, columns: read
   let approxBytes = 0;
   const generic: ColumnRegion[] = [];
   for (const col of columns) {
-    const flat = decodeFlatColumn(h.fd, h.ref, h.metadata, unit, col, compressors);
+    const flat = decodeFlatColumn(h.fd, h.ref, h.metadata, unit, col);
     if (flat) {
       decoded.set(col.name, flat);
       approxBytes += flat.bytes.byteLength;
@@ -222,8 +225,10 @@ export interface SharedDecoded {
  */
 function copySharedRun(h: ParquetShardHandle, run: RowRun, target: SlotTarget, column: number, ops: CopyOps, shared: SharedDecoded): boolean {
   const region = target.region;
-  const got = shared.cache.acquire(h.ref.index, run.unit, column, (buffer, offset, bytes) => {
-    return decodeFlatColumn(h.fd, h.ref, h.metadata, run.unit, region, compressors, { buffer, offset, bytes })?.bytes.byteLength;
+  const rows = Number(h.metadata.row_groups[run.unit]?.num_rows ?? 0);
+  const got = shared.cache.acquire(h.ref.index, run.unit, column, 0, {
+    size: rows * region.rowBytes,
+    decode: (into) => decodeFlatColumn(h.fd, h.ref, h.metadata, run.unit, region, into)?.bytes.byteLength,
   }, shared.stopped);
   if (got === 'fallback') return false;
   try {
@@ -236,16 +241,18 @@ function copySharedRun(h: ParquetShardHandle, run: RowRun, target: SlotTarget, c
 
 /** Copies one run of rows of every target column from a Parquet row group into the slot. */
 export async function copyParquetRun(h: ParquetShardHandle, run: RowRun, targets: readonly SlotTarget[], ops: CopyOps, shared?: SharedDecoded): Promise<void> {
-  let rest = targets;
-  if (shared) {
-    const left: SlotTarget[] = [];
-    for (let c = 0; c < targets.length; c++) {
-      const t = targets[c]!;
-      if (!mayBeFlat(t.region) || !copySharedRun(h, run, t, c, ops, shared)) left.push(t);
+  const left: SlotTarget[] = [];
+  for (let c = 0; c < targets.length; c++) {
+    const t = targets[c]!;
+    // Variable-length columns page by page (parquet-var.ts), flat ones through the shared cache.
+    if (isVariableLength(t.region.kind)) {
+      if (!copyVarRun(h, run, t, c, ops, shared)) left.push(t);
+    } else if (!shared || !mayBeFlat(t.region) || !copySharedRun(h, run, t, c, ops, shared)) {
+      left.push(t);
     }
-    if (left.length === 0) return;
-    rest = left;
   }
+  if (left.length === 0) return;
+  const rest = left;
   const decoded = await decodeRowGroup(h, run.unit, rest.map((t) => t.region));
   for (const target of rest) {
     const region = target.region;

@@ -31,7 +31,7 @@ async function check(file: string, expectFlat: boolean): Promise<void> {
     const ref: ShardRef = { index: 0, name: file, file, format: 'parquet', bytes: buf.length };
     let row = 0;
     for (let g = 0; g < metadata.row_groups.length; g++) {
-      const flat = decodeFlatColumn(fd, ref, metadata, g, region, compressors);
+      const flat = decodeFlatColumn(fd, ref, metadata, g, region);
       if (!expectFlat) {
         assert.equal(flat, undefined, 'ragged column must fall back');
         return;

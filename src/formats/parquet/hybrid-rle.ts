@@ -1,0 +1,74 @@
+// Parquet's RLE / bit-packed hybrid encoding (levels, dictionary indices, RLE booleans).
+import { PageFormatError } from './page-header.js';
+
+/**
+ * Decodes `count` values of `bitWidth` bits from bytes[start, end) into `out` (from index 0);
+ * returns the offset after the last run read. Values past `count` in a last bit-packed group are
+ * dropped, as the format allows.
+ */
+export function readHybrid(bytes: Uint8Array, start: number, end: number, bitWidth: number, count: number, out: Uint8Array | Uint16Array | Int32Array | Uint32Array): number {
+  if (bitWidth > 32) throw new PageFormatError(`bit width ${bitWidth} over 32`);
+  let pos = start;
+  let n = 0;
+  const byteWidth = (bitWidth + 7) >> 3;
+  while (n < count) {
+    if (pos >= end) throw new PageFormatError(`RLE/bit-packed data ends after ${n} of ${count} values`);
+    // ULEB128 run header.
+    let header = 0;
+    let mul = 1;
+    for (let i = 0; ; i++) {
+      if (pos >= end || i > 5) throw new PageFormatError('bad RLE run header');
+      const b = bytes[pos++]!;
+      header += (b & 0x7f) * mul;
+      if ((b & 0x80) === 0) break;
+      mul *= 128;
+    }
+    if (header % 2 === 0) {
+      const run = header / 2;
+      if (pos + byteWidth > end) throw new PageFormatError('RLE run value past the end');
+      let v = 0;
+      for (let i = 0; i < byteWidth; i++) v += bytes[pos + i]! * 2 ** (8 * i);
+      pos += byteWidth;
+      const stop = Math.min(count, n + run);
+      out.fill(v as never, n, stop);
+      n = stop;
+    } else {
+      const groups = (header - 1) / 2;
+      const values = groups * 8;
+      const bytesNeeded = groups * bitWidth;
+      if (pos + bytesNeeded > end) throw new PageFormatError('bit-packed run past the end');
+      const stop = Math.min(count, n + values);
+      if (bitWidth === 0) {
+        out.fill(0 as never, n, stop);
+      } else if (bitWidth === 1) {
+        for (let i = 0; n < stop; i++) out[n++] = (bytes[pos + (i >> 3)]! >> (i & 7)) & 1;
+      } else if (bitWidth <= 24) {
+        // shift (< 8) + width fits in the 32 bits of four bytes.
+        const mask = (1 << bitWidth) - 1;
+        const last = pos + bytesNeeded;
+        for (let bit = 0; n < stop; bit += bitWidth) {
+          const byte = pos + (bit >>> 3);
+          const v = bytes[byte]! | ((byte + 1 < last ? bytes[byte + 1]! : 0) << 8) | ((byte + 2 < last ? bytes[byte + 2]! : 0) << 16) | ((byte + 3 < last ? bytes[byte + 3]! : 0) << 24);
+          out[n++] = (v >>> (bit & 7)) & mask;
+        }
+      } else {
+        const mask = bitWidth === 32 ? 0xffffffff : (1 << bitWidth) - 1;
+        let bit = 0;
+        for (; n < stop; bit += bitWidth) {
+          // Gather up to 40 bits starting at `bit` (little-endian bit order).
+          const byte = pos + (bit >>> 3);
+          const shift = bit & 7;
+          let v = 0;
+          for (let k = 0, need = shift + bitWidth; k * 8 < need; k++) v += (bytes[byte + k] ?? 0) * 2 ** (8 * k);
+          out[n++] = Math.floor(v / 2 ** shift) % 2 ** bitWidth & mask;
+        }
+      }
+      pos += bytesNeeded;
+    }
+  }
+  return pos;
+}
+
+export function bitWidthOf(max: number): number {
+  return 32 - Math.clz32(max);
+}
