@@ -122,7 +122,8 @@ class Loader(_torch.DatasetBase):
     world_size (default: the launcher's RANK/WORLD_SIZE, torchrun's or Slurm's), workers (decode
     threads), slots (batches decoded ahead plus those you hold; default 2 x workers + 2), memory_bytes
     (pinned batch memory in all, an int of bytes or a string like "4GiB"; slots x slot size must fit
-    it, and slots here hold the dataset's largest rows), pin,
+    it, and slots here hold the dataset's largest rows), decode_cache_bytes (decoded Parquet pieces
+    the server's decode threads share; default 1 GiB), pin,
     verify_pieces (default True: each record batch / column chunk is checked against its manifest
     checksum as it is read; the CLI's ``--no-verify-pieces`` when False), and for
     remote datasets cache_dir, cache_bytes, min_free_bytes (bytes or '200GiB') and s3_endpoint;
@@ -166,6 +167,7 @@ class Loader(_torch.DatasetBase):
         workers: Optional[int] = None,
         slots: Optional[int] = None,
         memory_bytes: Optional[Any] = None,
+        decode_cache_bytes: Optional[Any] = None,
         pin: bool = True,
         verify_pieces: bool = True,
         cache_dir: Optional[str] = None,
@@ -230,7 +232,8 @@ class Loader(_torch.DatasetBase):
         # Storage: sizes as an int of bytes or a string with units ("200GiB"); checked by the server.
         for name, flag, v in (("cache_dir", "--cache-dir", cache_dir), ("s3_endpoint", "--s3-endpoint", s3_endpoint),
                               ("cache_bytes", "--cache-bytes", cache_bytes), ("min_free_bytes", "--min-free-bytes", min_free_bytes),
-                              ("memory_bytes", "--memory-bytes", memory_bytes)):
+                              ("memory_bytes", "--memory-bytes", memory_bytes),
+                              ("decode_cache_bytes", "--decode-cache-bytes", decode_cache_bytes)):
             if v is None:
                 continue
             if isinstance(v, bool) or not isinstance(v, (str, int)) or (isinstance(v, str) and not v):
