@@ -7,10 +7,9 @@ import { ErrorCodes, GpufeedError } from '../errors.js';
 import { isArrowFileFormat, readArrowStreamLayout } from './arrow-stream.js';
 import { selectColumnNames, isSelecting, type ColumnSelection } from './column-selection.js';
 import { arrowFooterRange, arrowLayoutFromFooter, arrowMessageHeader, checkBatchInPlace } from './formats/arrow.js';
-import { parquetFooterRange, parquetLayoutFromFooter, refuseNullListItems } from './formats/parquet.js';
+import { addParquetChunkChecksums, parquetFooterRange, parquetLayoutFromFooter, refuseNullListItems } from './formats/parquet.js';
 import type { RangeReader } from './formats/range-reader.js';
 import { columnsFromArrowSchema, parquetLeaves } from './formats/schema-map.js';
-import { parquetChunkRanges } from './formats/parquet.js';
 import { PIECE_HASH, pieceChecksum } from './piece-checksum.js';
 import type { ArrowBatchLayout, ArrowLayout, ColumnSpec, ParquetLayout, ShardFormat } from './types.js';
 
@@ -46,17 +45,8 @@ export async function readIndexLayout(format: ShardFormat, read: RangeReader, si
     if (footerLength > tail.length) tail = await read(size - footerLength, footerLength);
     const info = parquetLayoutFromFooter(tail, size, where);
     const footerCrc32 = pieceChecksum(tail.subarray(tail.length - footerLength));
-    if (opts.pieceChecksums) {
-      // Every chunk, kept columns or not: the checksums cover the file as it is.
-      const ranges = parquetChunkRanges(info.metadata, where);
-      for (let g = 0; g < info.layout.rowGroups.length; g++) {
-        const chunks = [];
-        for (const c of ranges[g]!) chunks.push({ ...c, crc32: pieceChecksum(await read(c.offset, c.bytes)) });
-        info.layout.rowGroups[g]!.chunks = chunks;
-      }
-      info.layout.pieceHash = PIECE_HASH;
-      info.layout.footerCrc32 = footerCrc32;
-    }
+    // Every chunk, kept columns or not: the checksums cover the file as it is.
+    if (opts.pieceChecksums) await addParquetChunkChecksums(info, read, footerCrc32, where);
     const elements = keptParquetElements(info.metadata.schema, keep, where);
     const leaves = parquetLeaves(elements, info.metadata.key_value_metadata ?? [], { where });
     // What the decode path cannot carry, refused before any batch (null list items, from the

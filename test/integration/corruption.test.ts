@@ -16,22 +16,13 @@ import { ErrorCodes, GpufeedError, isVarColumn, Loader, type Batch, type LoaderO
 import type { ManifestV1 } from '../../src/dataset/types.js';
 import { ROOT } from '../fixtures/run-cli.js';
 import { mulberry32 } from '../helpers/seeded-random.js';
+import { mixedRow, type MixedRow } from '../fixtures/mixed-rows.js';
 
 const ROWS = 120;
 const SEQ = 8;
 
-interface Row { tokens: number[]; label: number; score: number; text: string; tags: number[]; maybe: number | null }
-
-function makeRow(i: number): Row {
-  return {
-    tokens: Array.from({ length: SEQ }, (_, k) => (i * 131 + k * 7) % 50_000),
-    label: i * 3 - 100,
-    score: i / 4,
-    text: i % 5 === 0 ? '' : `row-${i}-${'é'.repeat(i % 7)}`,
-    tags: Array.from({ length: i % 4 }, (_, k) => i + k),
-    maybe: i % 3 === 0 ? null : i,
-  };
-}
+type Row = MixedRow;
+const makeRow = (i: number): Row => mixedRow(i, SEQ);
 const rows = Array.from({ length: ROWS }, (_, i) => makeRow(i));
 
 /** Row `i` of `batch` is exactly the original row `batch.ids[i]`: every column, validity too. */

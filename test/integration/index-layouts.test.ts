@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
-import { main } from '../../src/cli/main.js';
+import { cliInProcess } from '../helpers/cli-in-process.js';
 import { makeDemoDataset } from '../../src/dataset/demo.js';
 import { batchColumnsJson } from '../../src/pipeline/batch-json.js';
 import { Loader, type LoaderOptions } from '../../src/index.js';
@@ -26,23 +26,7 @@ function python(script: string, cwd: string): void {
 }
 
 /** Runs the CLI in-process, capturing stdout/stderr. */
-async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const w1 = process.stdout.write.bind(process.stdout);
-  const w2 = process.stderr.write.bind(process.stderr);
-  process.stdout.write = ((s: string) => ((out += s), true)) as typeof process.stdout.write;
-  process.stderr.write = ((s: string) => ((err += s), true)) as typeof process.stderr.write;
-  process.exitCode = undefined;
-  try {
-    const code = await main(['node', 'gpufeed', ...args]);
-    return { code, out, err };
-  } finally {
-    process.stdout.write = w1;
-    process.stderr.write = w2;
-    process.exitCode = undefined;
-  }
-}
+const cli = cliInProcess;
 
 /** Every row in dataset order, column by column, through the loader (fixed columns flattened). */
 async function readAll(uri: string, read: 'mmap' | 'pread' = 'pread', extra: Partial<LoaderOptions> = {}): Promise<{ ids: number[]; columns: Record<string, unknown[]> }> {

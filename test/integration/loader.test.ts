@@ -8,23 +8,13 @@ import { join } from 'node:path';
 import { prepDataset } from '../../src/dataset/index.js';
 import { Loader, ErrorCodes, GpufeedError, isVarColumn, type Batch } from '../../src/index.js';
 import type { ManifestV1 } from '../../src/dataset/types.js';
+import { mixedRow, type MixedRow } from '../fixtures/mixed-rows.js';
 
 const ROWS = 203;
 const SEQ = 16;
 
-interface Row { tokens: number[]; label: number; score: number; text: string; tags: number[]; maybe: number | null }
-
-function makeRow(i: number): Row {
-  return {
-    tokens: Array.from({ length: SEQ }, (_, k) => (i * 131 + k * 7) % 50_000),
-    label: i * 3 - 100,
-    score: i / 4,
-    // Lengths vary from 0 up, with multi-byte UTF-8 so byte and char counts differ.
-    text: i % 5 === 0 ? '' : `row-${i}-${'é'.repeat(i % 7)}`,
-    tags: Array.from({ length: i % 4 }, (_, k) => i + k),
-    maybe: i % 3 === 0 ? null : i,
-  };
-}
+type Row = MixedRow;
+const makeRow = (i: number): Row => mixedRow(i, SEQ);
 
 async function codeOf(p: Promise<unknown>): Promise<string> {
   try {

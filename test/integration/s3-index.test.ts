@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { main } from '../../src/cli/main.js';
+import { cliInProcess } from '../helpers/cli-in-process.js';
 import { makeDemoDataset } from '../../src/dataset/demo.js';
 import { openStore } from '../../src/storage/index.js';
 import { ShardCache } from '../../src/cache/shard-cache.js';
@@ -18,23 +18,7 @@ async function tempDir(t: import('node:test').TestContext): Promise<string> {
 }
 
 /** Runs the CLI in-process, capturing stdout/stderr. */
-async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const w1 = process.stdout.write.bind(process.stdout);
-  const w2 = process.stderr.write.bind(process.stderr);
-  process.stdout.write = ((s: string) => ((out += s), true)) as typeof process.stdout.write;
-  process.stderr.write = ((s: string) => ((err += s), true)) as typeof process.stderr.write;
-  process.exitCode = undefined;
-  try {
-    const code = await main(['node', 'gpufeed', ...args]);
-    return { code, out, err };
-  } finally {
-    process.stdout.write = w1;
-    process.stderr.write = w2;
-    process.exitCode = undefined;
-  }
-}
+const cli = cliInProcess;
 
 function sameShards(a: ManifestV1, b: ManifestV1): void {
   assert.deepEqual(

@@ -305,17 +305,20 @@ export async function readParquetLayout(read: RangeReader, fileSize: number, whe
   const leaves = parquetLeaves(info.metadata.schema, info.metadata.key_value_metadata ?? [], { where });
   refuseNullListItems(info.metadata, leaves, where);
   const footerCrc32 = pieceChecksum(tail.subarray(tail.length - footerLength));
-  if (opts.pieceChecksums ?? true) {
-    const ranges = parquetChunkRanges(info.metadata, where);
-    for (let g = 0; g < info.layout.rowGroups.length; g++) {
-      const chunks = [];
-      for (const c of ranges[g]!) chunks.push({ ...c, crc32: pieceChecksum(await read(c.offset, c.bytes)) });
-      info.layout.rowGroups[g]!.chunks = chunks;
-    }
-    info.layout.pieceHash = PIECE_HASH;
-    info.layout.footerCrc32 = footerCrc32;
-  }
+  if (opts.pieceChecksums ?? true) await addParquetChunkChecksums(info, read, footerCrc32, where);
   return { ...info, columns: leaves.map((l) => l.spec), footerCrc32 };
+}
+
+/** Reads every column chunk once to record its checksum in the layout, with the footer's. */
+export async function addParquetChunkChecksums(info: ParquetFooterInfo, read: RangeReader, footerCrc32: number, where: string): Promise<void> {
+  const ranges = parquetChunkRanges(info.metadata, where);
+  for (let g = 0; g < info.layout.rowGroups.length; g++) {
+    const chunks = [];
+    for (const c of ranges[g]!) chunks.push({ ...c, crc32: pieceChecksum(await read(c.offset, c.bytes)) });
+    info.layout.rowGroups[g]!.chunks = chunks;
+  }
+  info.layout.pieceHash = PIECE_HASH;
+  info.layout.footerCrc32 = footerCrc32;
 }
 
 /**
