@@ -288,7 +288,7 @@ function decodePage(h: VarShard, plan: ChunkPlan, unit: number, region: ColumnRe
       if (d === maxDef) v++;
       else if (d < rowDef) valid[r] = 0;
       else if (d >= elementDef) {
-        throw new GpufeedError(ErrorCodes.UNSUPPORTED_TYPE, `shard ${h.ref.name}: column ${region.name}, row group ${unit}: a list holds a null element; gpufeed lists carry numbers, not nulls`, { shard: h.ref.name, column: region.name });
+        throw new GpufeedError(ErrorCodes.UNSUPPORTED_TYPE, `shard ${h.ref.name}: column ${region.name}, row group ${unit}: holds a null list item; gpufeed lists carry no per-item nulls (fill or drop them; gpufeed prep names the rows)`, { shard: h.ref.name, column: region.name });
       }
     }
   } else {
