@@ -5,7 +5,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
-import { hashFile, loadManifest, makeDemoDataset, writeManifest, type ManifestV1, type ShardEntry } from '../src/dataset/index.js';
+import { hashFile, loadManifest, makeDemoDataset, writeManifest, type ColumnSpec, type ManifestV1, type ShardEntry } from '../src/dataset/index.js';
 import { readParquetLayout } from '../src/dataset/formats/parquet.js';
 import { openStore } from '../src/storage/index.js';
 
@@ -52,6 +52,7 @@ export async function duckdbCopy(src: string, dst: string, codec: string, rowGro
   const db = await DuckDBInstance.create(':memory:', { threads: '2' });
   const conn = await db.connect();
   const shards: ShardEntry[] = [];
+  let fileColumns: ColumnSpec[] = [];
   try {
     for (const [i, s] of manifest.shards.entries()) {
       const rel = `shards/part-${String(i).padStart(5, '0')}.parquet`;
@@ -61,6 +62,7 @@ export async function duckdbCopy(src: string, dst: string, codec: string, rowGro
       const file = readFileSync(out);
       const info = await readParquetLayout(async (offset, length) => file.subarray(offset, offset + length), bytes, out);
       shards.push({ path: rel, format: 'parquet', rows: info.rows, bytes, hash: await hashFile(out), layout: info.layout });
+      fileColumns = info.columns;
     }
   } finally {
     conn.closeSync();
@@ -68,8 +70,12 @@ export async function duckdbCopy(src: string, dst: string, codec: string, rowGro
   }
   const store = await openStore(dst);
   try {
+    // DuckDB writes every column OPTIONAL: the manifest must say nullable where the file may hold
+    // nulls (the loader checks it against the file). Fixed shapes stay, as `index --shape` gives.
+    const schema = manifest.schema.map((c) => (c.kind !== 'fixed' && fileColumns.find((f) => f.name === c.name)?.nullable ? { ...c, nullable: true } : c));
     await writeManifest(store, {
       ...manifest,
+      schema,
       shards,
       rows: shards.reduce((a, s) => a + s.rows, 0),
       bytes: shards.reduce((a, s) => a + s.bytes, 0),

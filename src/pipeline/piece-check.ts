@@ -138,14 +138,12 @@ export class PieceVerifier {
     if (entry.layout.kind !== 'arrow') return;
     const b = entry.layout.batches[unit];
     if (!b || b.crc32 === undefined) return;
+    // Hot path (once per run of rows): a piece any worker of this loader verified is done.
+    const word = shared ? shared.bases[ref.index]! + unit : -1;
+    if (shared && Atomics.load(shared.words, word) === 1) return;
     const set = this.#setOf(identity);
     const key = `b${unit}`;
     if (set.has(key)) return;
-    const word = shared ? shared.bases[ref.index]! + unit : -1;
-    if (shared && Atomics.load(shared.words, word) === 1) {
-      set.add(key);
-      return;
-    }
     const length = b.metadataLength + b.bodyLength;
     const got = this.#hash(fd, ref, b.offset, length);
     if (got !== b.crc32) throw this.#mismatch(ref, `record batch ${unit}`, `layout.batches[${unit}].crc32`, b.offset, length, got, b.crc32);
