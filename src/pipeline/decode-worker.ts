@@ -29,6 +29,11 @@ interface ShardChecks {
   verifyPieces: boolean;
   /** Pieces already verified by any of the loader's workers. */
   shared?: SharedPieceFlags;
+  /**
+   * Shards (index and file identity) this task has checked against its manifest, oldest first:
+   * a shuffled epoch reopens shards often (a worker keeps few open). Per task, so per manifest.
+   */
+  checkedFiles: Set<string>;
 }
 
 // This worker's verified pieces, across its tasks and its shards' reopenings.
@@ -69,6 +74,8 @@ function openHandle(ref: ShardRef, read: ReadMode): Handle {
   }
 }
 
+const MAX_CHECKED_FILES = 4096;
+
 /**
  * Opens a shard and checks the manifest against the file before any of its rows is read; a shard
  * that fails is closed again and the error names it.
@@ -78,8 +85,16 @@ async function openChecked(ref: ShardRef, read: ReadMode, checks: ShardChecks): 
   try {
     const entry = checks.manifest.shards[ref.index];
     if (!entry) throw new GpufeedError(ErrorCodes.INTERNAL, `no manifest entry for shard ${ref.index}`);
-    await checkOpenedShard(handle.h.fd, ref, entry, checks.manifest.schema, checks.verifyPieces);
-    return { handle, users: 0, identity: fileIdentity(handle.h.fd) };
+    const identity = fileIdentity(handle.h.fd);
+    // The same identity (device, inode, size, mtime) is the same file, checked already.
+    const checkedKey = `${ref.index}\0${identity}`;
+    const checked = checks.checkedFiles;
+    if (!checked.has(checkedKey)) {
+      await checkOpenedShard(handle.h.fd, ref, entry, checks.manifest.schema, checks.verifyPieces);
+      if (checked.size >= MAX_CHECKED_FILES) checked.delete(checked.values().next().value!);
+      checked.add(checkedKey);
+    }
+    return { handle, users: 0, identity };
   } catch (err) {
     closeHandle(handle);
     throw shardDecodeError(err, ref, 'the footer');
@@ -258,7 +273,7 @@ export async function runDecodeLoop(task: DecodeLoopTask): Promise<DecodeLoopRes
   const stats = control.statsOf(task.worker);
   const remote = paths ? undefined : new RemoteLeases(port, control);
   const shared: SharedDecoded | undefined = task.rowGroupCache ? { cache: new RowGroupCache(task.rowGroupCache), stopped: () => control.stopped } : undefined;
-  const checks: ShardChecks = { manifest, verifyPieces: task.verifyPieces ?? true };
+  const checks: ShardChecks = { manifest, verifyPieces: task.verifyPieces ?? true, checkedFiles: new Set() };
   if (task.pieceFlags) checks.shared = sharedPieceFlags(task.pieceFlags, manifest);
   const plans = new Map<number, RankEpochPlan>();
   const planOf = (epoch: number): RankEpochPlan => {
