@@ -15,7 +15,7 @@ import { ControlBlock, STAT_BATCHES, STAT_BYTES, STAT_DECODE_NS, STAT_READ_NS, S
 import { planRankEpoch, type RankEpochPlan } from '../plan/index.js';
 import { SampleLocator } from './sample-locator.js';
 import { buildRuns } from './row-runs.js';
-import { checkOpenedShard, fileIdentity, PieceVerifier, shardDecodeError, sharedPieceFlags, type SharedPieceFlags } from './piece-check.js';
+import { checkFooterChecksum, checkOpenedShard, fileIdentity, PieceVerifier, shardDecodeError, sharedPieceFlags, type SharedPieceFlags } from './piece-check.js';
 import type { ManifestV1 } from '../dataset/types.js';
 
 type Handle = { kind: 'arrow'; h: ArrowShardHandle } | { kind: 'parquet'; h: ParquetShardHandle };
@@ -73,10 +73,17 @@ function openHandle(ref: ShardRef, read: ReadMode): Handle {
  * that fails is closed again and the error names it.
  */
 async function openChecked(ref: ShardRef, read: ReadMode, checks: ShardChecks): Promise<OpenShard> {
+  const entry = checks.manifest.shards[ref.index];
+  if (!entry) throw new GpufeedError(ErrorCodes.INTERNAL, `no manifest entry for shard ${ref.index}`);
+  if (checks.verifyPieces) {
+    try {
+      await checkFooterChecksum(ref, entry);
+    } catch (err) {
+      throw shardDecodeError(err, ref, 'the footer');
+    }
+  }
   const handle = openHandle(ref, read);
   try {
-    const entry = checks.manifest.shards[ref.index];
-    if (!entry) throw new GpufeedError(ErrorCodes.INTERNAL, `no manifest entry for shard ${ref.index}`);
     await checkOpenedShard(handle.h.fd, ref, entry, checks.manifest.schema, checks.verifyPieces);
     return { handle, users: 0, identity: fileIdentity(handle.h.fd) };
   } catch (err) {
