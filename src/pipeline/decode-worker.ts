@@ -16,7 +16,7 @@ import { planRankEpoch, type RankEpochPlan } from '../plan/index.js';
 import { SampleLocator } from './sample-locator.js';
 import { decodeOversize } from './oversize-batch.js';
 import { buildRuns } from './row-runs.js';
-import { checkOpenedShard, fileIdentity, PieceVerifier, shardDecodeError, sharedPieceFlags, type SharedPieceFlags } from './piece-check.js';
+import { checkFooterChecksum, checkOpenedShard, fileIdentity, pathIdentity, PieceVerifier, shardDecodeError, sharedPieceFlags, type SharedPieceFlags } from './piece-check.js';
 import type { ManifestV1 } from '../dataset/types.js';
 
 type Handle = { kind: 'arrow'; h: ArrowShardHandle } | { kind: 'parquet'; h: ParquetShardHandle };
@@ -81,14 +81,23 @@ const MAX_CHECKED_FILES = 4096;
  * that fails is closed again and the error names it.
  */
 async function openChecked(ref: ShardRef, read: ReadMode, checks: ShardChecks): Promise<OpenShard> {
+  const entry = checks.manifest.shards[ref.index];
+  if (!entry) throw new GpufeedError(ErrorCodes.INTERNAL, `no manifest entry for shard ${ref.index}`);
+  // The same identity (device, inode, size, mtime) is the same file, checked already: a shuffled
+  // epoch reopens shards often (a worker keeps few open).
+  const checked = checks.checkedFiles;
+  const before = pathIdentity(ref.file);
+  if (checks.verifyPieces && !(before !== undefined && checked.has(`${ref.index}\0${before}`))) {
+    try {
+      await checkFooterChecksum(ref, entry);
+    } catch (err) {
+      throw shardDecodeError(err, ref, 'the footer');
+    }
+  }
   const handle = openHandle(ref, read);
   try {
-    const entry = checks.manifest.shards[ref.index];
-    if (!entry) throw new GpufeedError(ErrorCodes.INTERNAL, `no manifest entry for shard ${ref.index}`);
     const identity = fileIdentity(handle.h.fd);
-    // The same identity (device, inode, size, mtime) is the same file, checked already.
     const checkedKey = `${ref.index}\0${identity}`;
-    const checked = checks.checkedFiles;
     if (!checked.has(checkedKey)) {
       await checkOpenedShard(handle.h.fd, ref, entry, checks.manifest.schema, checks.verifyPieces);
       if (checked.size >= MAX_CHECKED_FILES) checked.delete(checked.values().next().value!);

@@ -4,10 +4,11 @@
 // before any row of it reaches a batch. A piece is hashed once per worker per file: the verified
 // set is keyed by the file's identity (device, inode, size, mtime), so a shuffled epoch that
 // revisits a batch, or a shard closed and reopened, costs no second hash.
-import { fstatSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync, statSync, type BigIntStats } from 'node:fs';
 import type { FileMetaData } from 'hyparquet';
 import { ErrorCodes, GpufeedError } from '../errors.js';
-import { parquetChunkRanges, type ParquetChunkRange } from '../dataset/formats/parquet.js';
+import { arrowFooterRange } from '../dataset/formats/arrow.js';
+import { parquetChunkRanges, parquetFooterRange, type ParquetChunkRange } from '../dataset/formats/parquet.js';
 import type { RangeReader } from '../dataset/formats/range-reader.js';
 import { formatChecksum, pieceChecksum } from '../dataset/piece-checksum.js';
 import { checkShardAgainstFile, readShardFacts } from '../dataset/shard-truth.js';
@@ -41,8 +42,53 @@ export function fdRangeReader(fd: number, ref: ShardRef): RangeReader {
 
 /** Identity of the file behind `fd`: the same path rewritten is another file. */
 export function fileIdentity(fd: number): string {
-  const s = fstatSync(fd, { bigint: true });
+  return identityOf(fstatSync(fd, { bigint: true }));
+}
+
+/** fileIdentity of the file at `path` now, or undefined when it cannot be stat'ed (opening it reports why). */
+export function pathIdentity(path: string): string | undefined {
+  try {
+    return identityOf(statSync(path, { bigint: true }));
+  } catch {
+    return undefined;
+  }
+}
+
+function identityOf(s: BigIntStats): string {
   return `${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}`;
+}
+
+/**
+ * The footer's checksum, from the file's own tail, before anything decodes the footer: a damaged
+ * footer could otherwise decode into nonsense (a vector billions long) before a check sees it.
+ * Skipped when the file cannot be opened or has the wrong size: opening it reports those.
+ */
+export async function checkFooterChecksum(ref: ShardRef, entry: ShardEntry): Promise<void> {
+  const want = entry.layout.footerCrc32;
+  if (want === undefined) return;
+  let fd: number;
+  try {
+    fd = openSync(ref.file, 'r');
+  } catch {
+    return;
+  }
+  try {
+    const size = fstatSync(fd).size;
+    if (size !== ref.bytes) return;
+    const read = fdRangeReader(fd, ref);
+    const first = Math.min(size, 64 << 10);
+    let tail = await read(size - first, first);
+    const { footerLength } = entry.format === 'arrow' ? arrowFooterRange(tail, size, ref.name) : parquetFooterRange(tail, size, ref.name);
+    if (footerLength > tail.length) tail = await read(size - footerLength, footerLength);
+    const got = pieceChecksum(tail.subarray(tail.length - footerLength));
+    if (got !== want) {
+      throw new GpufeedError(ErrorCodes.HASH_MISMATCH, `shard ${ref.name}: the footer (last ${footerLength} bytes) checksums to ${formatChecksum(got)}, the manifest's layout.footerCrc32 is ${formatChecksum(want)}; the shard is damaged (gpufeed verify checks the whole file)`, {
+        shard: ref.name, path: ref.file, piece: 'footer', field: 'layout.footerCrc32',
+      });
+    }
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /**

@@ -252,6 +252,17 @@ describe('corruption: exact rows or a named GPUFEED_ error', () => {
         // Size changes are caught at open whatever is damaged; verify sees every change.
         if (kind === 'truncate' || kind === 'append') assert.equal(out.ok ? 'exact' : out.err.code, ErrorCodes.SHARD_CORRUPT, what);
       }
+      // A damaged footer is caught by its checksum before anything decodes it.
+      const ds = copyDataset(clean[format]!, cases);
+      const s = ds.manifest.shards[1]!;
+      const file = join(ds.dir, s.path);
+      const bytes = readFileSync(file);
+      const footerStart = s.layout.kind === 'parquet' ? s.layout.footerOffset : bytes.length - 10 - bytes.readInt32LE(bytes.length - 10);
+      const at = footerStart + ((bytes.length - 10 - footerStart) >> 1);
+      bytes[at] = bytes[at]! ^ 0xff;
+      writeFileSync(file, bytes);
+      const out = await loadAll(ds.dir, `footer byte ${at} of ${s.path}`);
+      assert.ok(!out.ok && out.err.code === ErrorCodes.HASH_MISMATCH && out.err.message.includes(s.path) && /footer/.test(out.err.message), out.ok ? 'loaded' : out.err.message);
       // Most damage is read (only an Arrow file's leading schema copy is not): errors dominate.
       assert.ok((tally.get(ErrorCodes.HASH_MISMATCH) ?? 0) >= 2, `hash mismatches seen: ${JSON.stringify([...tally])}`);
     });

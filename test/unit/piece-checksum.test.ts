@@ -219,3 +219,24 @@ test('SharedPieceFlags: a piece one worker verified is not hashed again by anoth
     fds.forEach((fd) => closeSync(fd));
   }
 });
+
+test('gpufeed index records the same piece checksums as prep', async (t) => {
+  const { indexDataset } = await import('../../src/cli/index-cmd.js');
+  const { LocalStore } = await import('../../src/storage/local.js');
+  const dir = await tempDir(t);
+  const made: Record<string, ArrowLayout | ParquetLayout> = {};
+  for (const format of ['arrow', 'parquet'] as const) {
+    const r = encodeShard({ schema, shard: shard(25), format, maxBatchRows: 10, targetBatchBytes: 200 });
+    writeFileSync(join(dir, `a-${format}.${format}`), r.bytes);
+    made[`a-${format}.${format}`] = r.layout;
+  }
+  // An Arrow and a Parquet file of one schema index together.
+  const store = new LocalStore(dir);
+  try {
+    const m = await indexDataset(store);
+    assert.equal(m.shards.length, 2);
+    for (const s of m.shards) assert.deepEqual(s.layout, made[s.path], s.path);
+  } finally {
+    await store.close();
+  }
+});
