@@ -96,10 +96,11 @@ export function copyCompressedRun(h: ArrowShardHandle, run: RowRun, target: Slot
   if (region.kind === 'scalar' || region.kind === 'fixed') {
     const data = region.kind === 'fixed' ? buf(2) : buf(1);
     if (region.dtype === 'bool') {
-      if (region.kind !== 'scalar') throw new GpufeedError(ErrorCodes.UNSUPPORTED_TYPE, `column ${region.name}: fixed-shape bool is not supported`, { column: region.name });
-      if (!bitsFit(data)) throw corrupt(h, `column ${region.name}: record batch ${run.unit} data is too short`);
-      unpackBits(data, run.row, run.count, out, region.valuesOffset + run.slotRow);
-      ops.bytesRead += (run.count + 7) >> 3;
+      // One bit a value, rowBytes values a row (1 for a scalar column).
+      const per = region.rowBytes;
+      if (data.length * 8 < (run.row + run.count) * per) throw corrupt(h, `column ${region.name}: record batch ${run.unit} data is too short`);
+      unpackBits(data, run.row * per, run.count * per, out, region.valuesOffset + run.slotRow * per);
+      ops.bytesRead += (run.count * per + 7) >> 3;
       return;
     }
     const from = run.row * region.rowBytes;

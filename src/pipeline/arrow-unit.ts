@@ -351,10 +351,15 @@ export class ArrowTaskReads {
     if (region.kind === 'scalar' || region.kind === 'fixed') {
       const data = region.kind === 'fixed' ? bufferAt(2) : bufferAt(1);
       if (region.dtype === 'bool') {
-        if (region.kind !== 'scalar') throw new GpufeedError(ErrorCodes.UNSUPPORTED_TYPE, `column ${region.name}: fixed-shape bool is not supported`, { column: region.name });
-        const first = run.row >> 3;
-        const at = this.#scratchRead(h, body + data.offset + first, ((run.row + run.count + 7) >> 3) - first);
-        this.deferred.push({ kind: 'bits', at, bitStart: run.row & 7, count: run.count, out: target.bytes, outStart: region.valuesOffset + run.slotRow });
+        // One bit a value, rowBytes values a row (1 for a scalar column, the shape's product for a
+        // fixed one), unpacked to a byte each.
+        const per = region.rowBytes;
+        const bitStart = run.row * per;
+        const bitEnd = bitStart + run.count * per;
+        if ((bitEnd + 7) >> 3 > data.length) throw corrupt(h.ref, `column ${region.name}: record batch ${run.unit} bool data is ${data.length} bytes, too short for ${run.row + run.count} rows`);
+        const first = bitStart >> 3;
+        const at = this.#scratchRead(h, body + data.offset + first, ((bitEnd + 7) >> 3) - first);
+        this.deferred.push({ kind: 'bits', at, bitStart: bitStart & 7, count: bitEnd - bitStart, out: target.bytes, outStart: region.valuesOffset + run.slotRow * per });
         return;
       }
       if ((run.row + run.count) * region.rowBytes > data.length) {
