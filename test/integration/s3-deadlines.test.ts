@@ -80,8 +80,9 @@ test('black hole: the request deadline ends retries before maxAttempts', async (
     assert.match(err.message, /HEAD s3:\/\/bucket\/ds\/index\.json/);
     assert.match(err.message, /request deadline of 250 ms/);
     const attempts = err.details.attempts as number;
-    // 250 ms holds at most 3 attempts of 100 ms (fewer on a loaded machine), never 50.
-    assert.ok(attempts >= 1 && attempts <= 3, `attempts ${attempts}`);
+    // The deadline, not maxAttempts, ended it: about 3 attempts of 100 ms fit in 250 ms (CI once saw
+    // 4; fewer on a loaded machine), never 50. A count, with room for timer rounding.
+    assert.ok(attempts >= 1 && attempts <= 10, `attempts ${attempts}`);
     assert.equal(events.length, attempts - 1);
     return true;
   });
