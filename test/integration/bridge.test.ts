@@ -318,8 +318,6 @@ describe('gpufeed serve over a socketpair', () => {
     sock.write('{"type":"next"}\n');
     assert.equal((await r.next())?.type, 'batch');
     sock.destroy(); // what the kernel does to a killed client's end
-    const t0 = Date.now();
     assert.equal(await exited, 0);
-    assert.ok(Date.now() - t0 < 5000);
   });
 });
