@@ -12,7 +12,7 @@ import { parquetChunkRanges, parquetFooterRange, type ParquetChunkRange } from '
 import type { RangeReader } from '../dataset/formats/range-reader.js';
 import { formatChecksum, pieceChecksum } from '../dataset/piece-checksum.js';
 import { checkShardAgainstFile, readShardFacts } from '../dataset/shard-truth.js';
-import type { ColumnSpec, ManifestV1, ShardEntry } from '../dataset/types.js';
+import type { ColumnSpec, ManifestV1, ParquetLayout, ShardEntry } from '../dataset/types.js';
 import type { ShardRef } from './decode-messages.js';
 
 /** Files whose verified pieces are remembered (a worker keeps a few shards open at once). */
@@ -149,6 +149,23 @@ export class PieceVerifier {
   /** Bytes hashed so far. */
   hashedBytes = 0;
 
+  /** Per layout, the flag word of each row group's first chunk, relative to the shard's first. */
+  readonly #chunkWords = new WeakMap<ParquetLayout, number[]>();
+
+  #chunkWordOf(layout: ParquetLayout, unit: number): number {
+    let words = this.#chunkWords.get(layout);
+    if (!words) {
+      words = [];
+      let w = 0;
+      for (const g of layout.rowGroups) {
+        words.push(w);
+        w += g.chunks?.length ?? 0;
+      }
+      this.#chunkWords.set(layout, words);
+    }
+    return words[unit] ?? 0;
+  }
+
   #setOf(identity: string): Set<string> {
     let set = this.#verified.get(identity);
     if (set) {
@@ -216,9 +233,17 @@ export class PieceVerifier {
     if (fileChunks.length !== claimed.length) {
       throw new GpufeedError(ErrorCodes.SHARD_CORRUPT, `shard ${ref.name}: the manifest disagrees with the file: layout.rowGroups[${unit}].chunks lists ${claimed.length} column chunks, the file's row group ${unit} has ${fileChunks.length}`, { shard: ref.name, field: `layout.rowGroups[${unit}].chunks` });
     }
+    const first = shared ? shared.bases[ref.index]! + this.#chunkWordOf(entry.layout, unit) : 0;
+    // Hot path (once per run of rows): every wanted chunk verified by some worker of this loader,
+    // its range checked before that.
+    if (shared) {
+      let done = true;
+      for (let k = 0; k < fileChunks.length && done; k++) {
+        if (columns.includes(fileChunks[k]!.column) && Atomics.load(shared.words, first + k) !== 1) done = false;
+      }
+      if (done) return;
+    }
     const set = this.#setOf(identity);
-    let first = shared ? shared.bases[ref.index]! : 0;
-    if (shared) for (let g = 0; g < unit; g++) first += entry.layout.rowGroups[g]!.chunks?.length ?? 0;
     fileChunks.forEach((f, k) => {
       if (!columns.includes(f.column)) return;
       const key = `c${unit}:${k}`;

@@ -2,6 +2,10 @@
 // Parquet file's layout (row groups, footer range) from its footer alone.
 import { parquetMetadata, type ColumnChunk, type DecodedArray, type FileMetaData, type RowGroup, type SchemaElement } from 'hyparquet';
 import { ByteWriter, ParquetWriter } from 'hyparquet-writer';
+// Subpaths of hyparquet-writer: its package.json exports `./src/*.js` (not only `.`), and the
+// version is pinned exactly (package.json, lockfile), so no release arrives unasked; an upgrade
+// must re-run the prep and formats tests. The public ParquetWriter.write runs every token through
+// generic Dremel encoding, which dominates prep time for token lists (see below).
 import { writeColumn } from 'hyparquet-writer/src/column.js';
 import { snappyCompress } from 'hyparquet-writer/src/snappy.js';
 import type { PageData } from 'hyparquet-writer/src/types.js';
