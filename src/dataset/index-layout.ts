@@ -6,8 +6,8 @@ import type { SchemaElement } from 'hyparquet';
 import { ErrorCodes, GpufeedError } from '../errors.js';
 import { isArrowFileFormat, readArrowStreamLayout } from './arrow-stream.js';
 import { selectColumnNames, isSelecting, type ColumnSelection } from './column-selection.js';
-import { arrowFooterRange, arrowLayoutFromFooter, arrowMessageHeader, checkBatchInPlace } from './formats/arrow.js';
-import { addParquetChunkChecksums, parquetFooterRange, parquetLayoutFromFooter, refuseNullListItems } from './formats/parquet.js';
+import { readArrowBatches, readArrowFooter } from './formats/arrow.js';
+import { addParquetChunkChecksums, readParquetFooter, refuseNullListItems } from './formats/parquet.js';
 import type { RangeReader } from './formats/range-reader.js';
 import { columnsFromArrowSchema, parquetLeaves } from './formats/schema-map.js';
 import { PIECE_HASH, pieceChecksum } from './piece-checksum.js';
@@ -32,19 +32,13 @@ export interface IndexLayoutOptions {
   onlyColumns?: ReadonlySet<string>;
 }
 
-const TAIL_PROBE_BYTES = 64 << 10;
 
 export async function readIndexLayout(format: ShardFormat, read: RangeReader, size: number, where: string, select: ColumnSelection = {}, opts: IndexLayoutOptions = {}): Promise<IndexedFile> {
   const only = opts.onlyColumns;
   const keep = (names: string[]): Set<string> =>
     new Set(only ? names.filter((n) => only.has(n)) : isSelecting(select) ? selectColumnNames(names, select, where) : names);
   if (format === 'parquet') {
-    const first = Math.min(size, TAIL_PROBE_BYTES);
-    let tail = await read(size - first, first);
-    const { footerLength } = parquetFooterRange(tail, size, where);
-    if (footerLength > tail.length) tail = await read(size - footerLength, footerLength);
-    const info = parquetLayoutFromFooter(tail, size, where);
-    const footerCrc32 = pieceChecksum(tail.subarray(tail.length - footerLength));
+    const { info, footerCrc32 } = await readParquetFooter(read, size, where);
     // Every chunk, kept columns or not: the checksums cover the file as it is.
     if (opts.pieceChecksums) await addParquetChunkChecksums(info, read, footerCrc32, where);
     const elements = keptParquetElements(info.metadata.schema, keep, where);
@@ -60,23 +54,11 @@ export async function readIndexLayout(format: ShardFormat, read: RangeReader, si
   let rows: number;
   let footerCrc32: number | undefined;
   if (isArrowFileFormat(head)) {
-    const first = Math.min(size, TAIL_PROBE_BYTES);
-    let tail = await read(size - first, first);
-    const { footerLength } = arrowFooterRange(tail, size, where);
-    if (footerLength > tail.length) tail = await read(size - footerLength, footerLength);
-    const info = arrowLayoutFromFooter(tail, size, where);
-    footerCrc32 = pieceChecksum(tail.subarray(tail.length - footerLength));
-    const batches: ArrowBatchLayout[] = [];
-    let batchRows = 0;
-    for (const b of info.blocks) {
-      const piece = await read(b.offset, opts.pieceChecksums ? b.metadataLength + b.bodyLength : b.metadataLength);
-      const header = arrowMessageHeader(piece.subarray(0, b.metadataLength), where);
-      // Codecs the workers cannot decompress, null fixed-size rows and null list items: refused here.
-      checkBatchInPlace(header, info.schema, batchRows, where);
-      batches.push(opts.pieceChecksums ? { ...b, rows: header.length, crc32: pieceChecksum(piece) } : { ...b, rows: header.length });
-      batchRows += header.length;
-    }
-    schema = info.schema;
+    const footer = await readArrowFooter(read, size, where);
+    footerCrc32 = footer.footerCrc32;
+    // Codecs the workers cannot decompress, null fixed-size rows and null list items: refused here.
+    const { batches, rows: batchRows } = await readArrowBatches(read, footer.info, where, opts.pieceChecksums ?? false);
+    schema = footer.info.schema;
     layout = opts.pieceChecksums ? { kind: 'arrow', batches, pieceHash: PIECE_HASH, footerCrc32 } : { kind: 'arrow', batches };
     rows = batchRows;
   } else {

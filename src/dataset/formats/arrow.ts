@@ -239,19 +239,20 @@ export interface ArrowFileLayout {
   footerCrc32: number;
 }
 
-/**
- * A whole layout through ranged reads: the tail, the footer, then each batch's metadata (with
- * `pieceChecksums`, the default and what `gpufeed index` records: each whole batch, to checksum
- * it). The footer is usually inside the first 64 KiB read, so small files take 1 + batches reads.
- */
-export async function readArrowLayout(read: RangeReader, fileSize: number, where = 'arrow file', opts: LayoutReadOptions = {}): Promise<ArrowFileLayout> {
-  const withChecksums = opts.pieceChecksums ?? true;
+/** The footer through ranged reads (usually inside the first 64 KiB read), and its checksum. */
+export async function readArrowFooter(read: RangeReader, fileSize: number, where = 'arrow file'): Promise<{ info: ArrowFooterInfo; footerCrc32: number }> {
   const first = Math.min(fileSize, 64 << 10);
   let tail = await read(fileSize - first, first);
   const { footerLength } = arrowFooterRange(tail, fileSize, where);
   if (footerLength > tail.length) tail = await read(fileSize - footerLength, footerLength);
-  const info = arrowLayoutFromFooter(tail, fileSize, where);
-  const columns = columnsFromArrowSchema(info.schema, { where });
+  return { info: arrowLayoutFromFooter(tail, fileSize, where), footerCrc32: pieceChecksum(tail.subarray(tail.length - footerLength)) };
+}
+
+/**
+ * Each block's record batch metadata (with `withChecksums`, each whole batch, to checksum it),
+ * refusing what the decoder cannot read in place (checkBatchInPlace).
+ */
+export async function readArrowBatches(read: RangeReader, info: ArrowFooterInfo, where: string, withChecksums: boolean): Promise<{ batches: ArrowBatchLayout[]; rows: number }> {
   const batches: ArrowBatchLayout[] = [];
   let rows = 0;
   for (const b of info.blocks) {
@@ -261,7 +262,19 @@ export async function readArrowLayout(read: RangeReader, fileSize: number, where
     batches.push(withChecksums ? { ...b, rows: header.length, crc32: pieceChecksum(piece) } : { ...b, rows: header.length });
     rows += header.length;
   }
-  const footerCrc32 = pieceChecksum(tail.subarray(tail.length - footerLength));
+  return { batches, rows };
+}
+
+/**
+ * A whole layout through ranged reads: the footer, then each batch's metadata (with
+ * `pieceChecksums`, the default and what `gpufeed index` records: each whole batch, to checksum
+ * it). Small files take 1 + batches reads.
+ */
+export async function readArrowLayout(read: RangeReader, fileSize: number, where = 'arrow file', opts: LayoutReadOptions = {}): Promise<ArrowFileLayout> {
+  const withChecksums = opts.pieceChecksums ?? true;
+  const { info, footerCrc32 } = await readArrowFooter(read, fileSize, where);
+  const columns = columnsFromArrowSchema(info.schema, { where });
+  const { batches, rows } = await readArrowBatches(read, info, where, withChecksums);
   const layout: ArrowLayout = withChecksums ? { kind: 'arrow', batches, pieceHash: PIECE_HASH, footerCrc32 } : { kind: 'arrow', batches };
   return { layout, rows, schema: info.schema, columns, footerCrc32 };
 }

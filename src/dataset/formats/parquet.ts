@@ -301,16 +301,20 @@ export interface ParquetFileLayout extends ParquetFooterInfo {
  * checksum it.
  */
 export async function readParquetLayout(read: RangeReader, fileSize: number, where = 'parquet file', opts: LayoutReadOptions = {}): Promise<ParquetFileLayout> {
+  const { info, footerCrc32 } = await readParquetFooter(read, fileSize, where);
+  const leaves = parquetLeaves(info.metadata.schema, info.metadata.key_value_metadata ?? [], { where });
+  refuseNullListItems(info.metadata, leaves, where);
+  if (opts.pieceChecksums ?? true) await addParquetChunkChecksums(info, read, footerCrc32, where);
+  return { ...info, columns: leaves.map((l) => l.spec), footerCrc32 };
+}
+
+/** The footer through ranged reads (the tail, then the footer if it is larger), and its checksum. */
+export async function readParquetFooter(read: RangeReader, fileSize: number, where = 'parquet file'): Promise<{ info: ParquetFooterInfo; footerCrc32: number }> {
   const first = Math.min(fileSize, 64 << 10);
   let tail = await read(fileSize - first, first);
   const { footerLength } = parquetFooterRange(tail, fileSize, where);
   if (footerLength > tail.length) tail = await read(fileSize - footerLength, footerLength);
-  const info = parquetLayoutFromFooter(tail, fileSize, where);
-  const leaves = parquetLeaves(info.metadata.schema, info.metadata.key_value_metadata ?? [], { where });
-  refuseNullListItems(info.metadata, leaves, where);
-  const footerCrc32 = pieceChecksum(tail.subarray(tail.length - footerLength));
-  if (opts.pieceChecksums ?? true) await addParquetChunkChecksums(info, read, footerCrc32, where);
-  return { ...info, columns: leaves.map((l) => l.spec), footerCrc32 };
+  return { info: parquetLayoutFromFooter(tail, fileSize, where), footerCrc32: pieceChecksum(tail.subarray(tail.length - footerLength)) };
 }
 
 /** Reads every column chunk once to record its checksum in the layout, with the footer's. */
