@@ -223,7 +223,6 @@ export class Loader implements AsyncIterable<Batch> {
     this.#layoutJson = JSON.stringify(this.layout);
     if (options.read !== undefined && options.read !== 'mmap' && options.read !== 'pread') throw invalidOption('read', `must be mmap or pread, got ${String(options.read)}`);
     this.#read = options.read ?? defaultReadMode();
-    if (options.verifyPieces !== undefined && typeof options.verifyPieces !== 'boolean') throw invalidOption('verifyPieces', `must be true or false, got ${String(options.verifyPieces)}`);
     this.#verifyPieces = options.verifyPieces ?? true;
 
     this.#stepsPerEpoch = layoutFor(this.#shardSizes, this.world, this.order).steps;
