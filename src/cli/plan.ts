@@ -10,6 +10,7 @@ import {
   type OrderOptions,
   planRankEpoch,
   type RankEpochPlan,
+  adoptResumeOptions,
   resolveOrderOptions,
   resolveWorld,
   resumePoint,
@@ -89,11 +90,12 @@ async function runPlan(dataset: string, flags: PlanFlags): Promise<void> {
   if (partitions !== undefined) partial.partitions = partitions;
   if (flags.dropLast) partial.dropLast = true;
   if (flags.pad) partial.pad = true;
-  const options = resolveOrderOptions(partial, base);
+  const resume = flags.resume === undefined ? undefined : readResumeFile(flags.resume);
+  const options = resolveOrderOptions(resume === undefined ? partial : adoptResumeOptions(partial, resume, base), base);
 
   const shards = await readShardSizes(dataset, flags);
   let start = { epoch: intFlag('--epoch', flags.epoch, 0) ?? 0, step: 0 };
-  if (flags.resume !== undefined) start = resumePoint(readResumeFile(flags.resume), shards, base, options);
+  if (resume !== undefined) start = resumePoint(resume, shards, base, options);
 
   const ranks: World[] = onlyRank !== undefined
     ? [base]

@@ -14,7 +14,7 @@ import type { ColumnSpec, ManifestV1 } from '../dataset/types.js';
 import type { Store, StoreOptions } from '../storage/index.js';
 import { workerEntry } from '../package-root.js';
 import {
-  layoutFor, planRankEpoch, resolveOrderOptions, resolveWorld, resumePoint, resumeState,
+  adoptResumeOptions, layoutFor, planRankEpoch, resolveOrderOptions, resolveWorld, resumePoint, resumeState,
   type OrderOptions, type RankEpochPlan, type ResumeState, type ShuffleAlgo, type World,
 } from '../plan/index.js';
 import { createShardSource, InPlaceShardSource, type ShardSourceOptions } from './prefetcher.js';
@@ -205,7 +205,7 @@ export class Loader implements AsyncIterable<Batch> {
     if (options.dropLast !== undefined) partial.dropLast = options.dropLast;
     if (options.pad !== undefined) partial.pad = options.pad;
     if (options.epochs !== undefined) partial.epochs = options.epochs;
-    this.order = resolveOrderOptions(partial, this.world);
+    this.order = resolveOrderOptions(options.resume ? adoptResumeOptions(partial, options.resume, this.world) : partial, this.world);
     this.#shardSizes = manifest.shards.map((s) => ({ rows: s.rows, bytes: s.bytes, hash: s.hash }));
     this.#locator = new SampleLocator(manifest);
 

@@ -19,4 +19,4 @@ export {
 } from './samples.js';
 export { type RankEpochPlan, type RankEpochPlanDetail, planRankEpoch, layoutFor } from './order.js';
 export { type EpochLayout } from './partition.js';
-export { type ResumeState, resumeState, resumePoint, RESUME_FORMAT, RESUME_VERSION } from './state.js';
+export { type ResumeState, resumeState, resumePoint, adoptResumeOptions, RESUME_FORMAT, RESUME_VERSION } from './state.js';

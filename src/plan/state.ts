@@ -64,6 +64,34 @@ export function resumeState(
   };
 }
 
+/** The order options a resume state fixes: what a caller who does not set them resumes with. */
+const ADOPTED_FROM_STATE = ['partitions', 'seed', 'shuffle', 'shuffleWindow', 'dropLast', 'pad'] as const;
+
+/**
+ * `partial` with every order option the state fixes and the caller left unset taken from the
+ * state (MosaicML takes num_canonical_nodes from its state the same way), so a state taken with
+ * the default partitions (the world size then) resumes on another world size without options.
+ * A value the caller sets explicitly is kept, and resumePoint refuses it if it differs. Throws
+ * GPUFEED_RESUME_MISMATCH for a malformed state, and when the new world size cannot split the
+ * state's partitions.
+ */
+export function adoptResumeOptions(partial: Partial<OrderOptions>, state: unknown, world: World): Partial<OrderOptions> {
+  checkShape(state);
+  const out: Partial<OrderOptions> = { ...partial };
+  for (const field of ADOPTED_FROM_STATE) {
+    if (out[field] === undefined) (out as Record<string, unknown>)[field] = state[field];
+  }
+  if (partial.partitions === undefined && state.partitions % world.worldSize !== 0 && world.worldSize % state.partitions !== 0) {
+    throw mismatch(
+      'partitions',
+      `the state has ${state.partitions} partitions, which world size ${world.worldSize} cannot split: ` +
+        `resume on a world size that divides or is a multiple of ${state.partitions} (with the same global batch ${state.globalBatchSize})`,
+      state.partitions, world.worldSize,
+    );
+  }
+  return out;
+}
+
 /**
  * Where this rank continues: planRankEpoch(..., epoch).batchIds(step) is its next batch. A state
  * taken at the end of an epoch points at step 0 of the next. A point at or past options.epochs
@@ -96,7 +124,7 @@ export function resumePoint(
   if (state.partitions !== now.partitions) {
     throw mismatch(
       'partitions',
-      `the state has ${state.partitions} partitions, now ${now.partitions} (pass partitions: ${state.partitions}; the default follows the world size)`,
+      `the state has ${state.partitions} partitions, now ${now.partitions} (leave partitions unset to resume with the state's ${state.partitions})`,
       state.partitions, now.partitions,
     );
   }
