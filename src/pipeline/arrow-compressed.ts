@@ -122,7 +122,9 @@ export function copyCompressedRun(h: ArrowShardHandle, run: RowRun, target: Slot
   const first = offAt(0);
   const last = offAt(run.count);
   const eb = region.elementBytes;
-  if (first < 0 || last < first || last * eb > values.length) throw corrupt(h, `column ${region.name}: bad offsets in record batch ${run.unit}`);
+  // A list of bools keeps one bit per item (Arrow's layout); the slot holds a byte per item.
+  const bits = region.dtype === 'bool';
+  if (first < 0 || last < first || (bits ? (last + 7) >> 3 : last * eb) > values.length) throw corrupt(h, `column ${region.name}: bad offsets in record batch ${run.unit}`);
   if (target.cursor + last - first > MAX_VAR_ELEMENTS) throw varColumnTooLong(region, h.ref.name);
   const slotOffsets = new Int32Array(out.buffer, out.byteOffset + region.offsetsOffset, (region.valuesOffset - region.offsetsOffset) >> 2);
   for (let i = 0; i < run.count; i++) {
@@ -132,8 +134,11 @@ export function copyCompressedRun(h: ArrowShardHandle, run: RowRun, target: Slot
   }
   // Values that do not fit are only counted: the batch is decoded again into a one-off slot of
   // that size (oversize-batch.ts), as for uncompressed batches.
-  if ((target.cursor + last - first) * eb <= region.valuesBytes) out.set(values.subarray(first * eb, last * eb), region.valuesOffset + target.cursor * eb);
+  if ((target.cursor + last - first) * eb <= region.valuesBytes) {
+    if (bits) unpackBits(values, first, last - first, out, region.valuesOffset + target.cursor);
+    else out.set(values.subarray(first * eb, last * eb), region.valuesOffset + target.cursor * eb);
+  }
   target.cursor += last - first;
   slotOffsets[run.slotRow + run.count] = target.cursor;
-  ops.bytesRead += (last - first) * eb;
+  ops.bytesRead += bits ? (last - first + 7) >> 3 : (last - first) * eb;
 }

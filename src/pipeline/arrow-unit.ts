@@ -397,6 +397,19 @@ export class ArrowTaskReads {
     ops.bytesRead += this.values.bytes;
   }
 
+  readonly #boolReads = new RunReads();
+
+  /** Reads the bytes holding bits [first, first + count) of a bool list's values and unpacks them. */
+  #unpackBoolItems(h: ArrowShardHandle, valuesAt: number, first: number, count: number, out: Uint8Array, outStart: number): void {
+    if (count === 0) return;
+    const from = first >> 3;
+    const packed = new Uint8Array(((first + count + 7) >> 3) - from);
+    this.#boolReads.clear();
+    this.#boolReads.add(h.fd, valuesAt + from, 0, packed.length, h.ref, h.mapId);
+    this.#boolReads.readInto(packed);
+    unpackBits(packed, first & 7, count, out, outStart);
+  }
+
   #rebaseOffsets(d: Extract<Deferred, { kind: 'offsets' }>, scratch: Uint8Array): void {
     const { target, h } = d;
     const region = target.region;
@@ -406,14 +419,27 @@ export class ArrowTaskReads {
     const end = offAt(d.count);
     const elems = end - start;
     const eb = region.elementBytes;
-    if (elems < 0 || start < 0 || (start + elems) * eb > d.valuesLength) throw corrupt(h.ref, `column ${region.name}: bad offsets in record batch ${d.unit}`);
+    // A list of bools keeps one bit per item (Arrow's layout); the slot holds a byte per item.
+    const bits = region.dtype === 'bool';
+    const valuesEnd = bits ? (start + elems + 7) >> 3 : (start + elems) * eb;
+    if (elems < 0 || start < 0 || valuesEnd > d.valuesLength) throw corrupt(h.ref, `column ${region.name}: bad offsets in record batch ${d.unit}`);
     if (target.cursor + elems > MAX_VAR_ELEMENTS) throw varColumnTooLong(region, h.ref.name);
     // The offsets region sits right before the values region (batch-layout.ts).
     const slotOffsets = new Int32Array(target.bytes.buffer, target.bytes.byteOffset + region.offsetsOffset, (region.valuesOffset - region.offsetsOffset) >> 2);
-    for (let i = 0; i < d.count; i++) slotOffsets[d.slotRow + i] = target.cursor + (offAt(i) - start);
+    let previous = start;
+    for (let i = 0; i < d.count; i++) {
+      const o = offAt(i);
+      // Offsets out of order would hand the consumer rows cut from the wrong places.
+      if (o < previous || o > end) throw corrupt(h.ref, `column ${region.name}: offsets of record batch ${d.unit} are not increasing`);
+      previous = o;
+      slotOffsets[d.slotRow + i] = target.cursor + (o - start);
+    }
     // Values that do not fit are not read: the cursor still counts them, and the batch is decoded
     // again into a one-off slot of that size (oversize-batch.ts).
-    if ((target.cursor + elems) * eb <= region.valuesBytes) this.values.add(h.fd, d.valuesAt + start * eb, region.valuesOffset + target.cursor * eb, elems * eb, h.ref, h.mapId);
+    if ((target.cursor + elems) * eb <= region.valuesBytes) {
+      if (bits) this.#unpackBoolItems(h, d.valuesAt, start, elems, target.bytes, region.valuesOffset + target.cursor);
+      else this.values.add(h.fd, d.valuesAt + start * eb, region.valuesOffset + target.cursor * eb, elems * eb, h.ref, h.mapId);
+    }
     target.cursor += elems;
     slotOffsets[d.slotRow + d.count] = target.cursor;
   }
