@@ -97,9 +97,9 @@ function assertSame(got: Expected, want: Expected, at: string): void {
 
 /** What `gpufeed index` must do per case: read it in place, or refuse it with this message part. */
 const INDEX_REFUSES: Record<string, RegExp> = {
-  'pa-parquet-decimal': /column "dec".*DECIMAL.*gpufeed prep/,
+  'pa-parquet-decimal': /column "dec".*DECIMAL.*gpufeed prep.*or leave the column out with --drop dec/,
   'pa-parquet-hf': /column "image": is a struct.*gpufeed prep/,
-  'pa-arrow-decimal': /column "dec".*Decimal.*gpufeed prep/,
+  'pa-arrow-decimal': /column "dec".*Decimal.*gpufeed prep.*--drop dec/,
   'pa-arrow-dict': /dictionary-encoded.*gpufeed prep/,
   'pa-arrow-hf': /column "image": Arrow type Struct.*is a struct; convert the files with `gpufeed prep`/,
   'pa-arrow-listnull': /column "l": rows 1-37 hold 1 null list item/,

@@ -145,11 +145,16 @@ function arrowScalar(t: DataType): ScalarMapping | undefined {
   return undefined;
 }
 
+/** The way out that keeps every other column: a user rarely needs the one column gpufeed cannot carry. */
+function dropHint(name: string): string {
+  return `; or leave the column out with --drop ${name.split('.')[0]}`;
+}
+
 function columnFromArrowField(f: Field, name: string, opts: ColumnMappingOptions): ColumnSpec {
   const strict = opts.strict ?? true;
   const t = f.type as DataType;
   const unsupported = (why: string): GpufeedError =>
-    new GpufeedError(ErrorCodes.UNSUPPORTED_TYPE, `${opts.where ? `${opts.where}: ` : ''}column ${JSON.stringify(name)}: Arrow type ${String(t)} ${why}`, { column: name, path: opts.where });
+    new GpufeedError(ErrorCodes.UNSUPPORTED_TYPE, `${opts.where ? `${opts.where}: ` : ''}column ${JSON.stringify(name)}: Arrow type ${String(t)} ${why}${dropHint(name)}`, { column: name, path: opts.where });
   const usePrep = 'is not read in place by the decoder; convert the files with `gpufeed prep` (which reads it)';
   const scalar = arrowScalar(t);
   if (scalar) {
@@ -255,7 +260,7 @@ export function parquetLeaves(
   if (!root) throw new GpufeedError(ErrorCodes.UNSUPPORTED_TYPE, `${opts.where ?? 'parquet file'}: empty schema`, { path: opts.where });
   const out: ParquetLeaf[] = [];
   const unsupported = (name: string, why: string): GpufeedError =>
-    new GpufeedError(ErrorCodes.UNSUPPORTED_TYPE, `${opts.where ? `${opts.where}: ` : ''}column ${JSON.stringify(name)}: ${why}`, { column: name, path: opts.where });
+    new GpufeedError(ErrorCodes.UNSUPPORTED_TYPE, `${opts.where ? `${opts.where}: ` : ''}column ${JSON.stringify(name)}: ${why}${dropHint(name)}`, { column: name, path: opts.where });
   const usePrep = 'is not read in place by the decoder; convert the files with `gpufeed prep` (which reads it)';
   const typeName = (el: SchemaElement): string => {
     const lt = el.logical_type as { type?: string; unit?: string; precision?: number; scale?: number } | undefined;
