@@ -13,7 +13,7 @@ import { DuckDBInstance } from '@duckdb/node-api';
 import { makeDemoDataset, loadManifest } from '../../src/dataset/index.js';
 import { openStore } from '../../src/storage/index.js';
 import { computeBatchLayout } from '../../src/pipeline/batch-layout.js';
-import { decodeFlatColumn } from '../../src/pipeline/parquet-flat.js';
+import { decodeFlatColumn } from '../../src/formats/parquet/flat-column.js';
 import type { ShardRef } from '../../src/pipeline/decode-messages.js';
 
 const SEQ = 16;

@@ -16,11 +16,11 @@ import { GpufeedError } from '../../src/errors.js';
 import { openStore } from '../../src/storage/index.js';
 import { writeManifest } from '../../src/dataset/index.js';
 import { indexDataset } from '../../src/cli/index-cmd.js';
-import { RowGroupCache } from '../../src/pipeline/row-group-cache.js';
+import { RowGroupCache } from '../../src/formats/parquet/row-group-cache.js';
 import { loadManifest } from '../../src/dataset/index.js';
 import { computeBatchLayout, isVariableLength } from '../../src/pipeline/batch-layout.js';
-import { closeParquetShard, openParquetShard } from '../../src/pipeline/parquet-unit.js';
-import { copyVarRun } from '../../src/pipeline/parquet-var.js';
+import { closeParquetShard, openParquetShard } from '../../src/formats/parquet/load-unit.js';
+import { copyVarRun } from '../../src/formats/parquet/var-column.js';
 
 type Expected = { ids: bigint[] | null; mask: number[] | null; text: string | null; label: bigint };
 

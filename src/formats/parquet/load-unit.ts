@@ -8,16 +8,16 @@ import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { brotliDecompressSync, gunzipSync } from 'node:zlib';
 import { parquetMetadata, parquetRead, type Compressors, type FileMetaData } from 'hyparquet';
 import { compressors as jsCompressors } from 'hyparquet-compressors';
-import { decodeFlatColumn, type FlatColumn } from './parquet-flat.js';
-import { copyVarRun } from './parquet-var.js';
+import { decodeFlatColumn, type FlatColumn } from './flat-column.js';
+import { copyVarRun } from './var-column.js';
 import { mayBeFlat, type RowGroupCache } from './row-group-cache.js';
-import { isVariableLength } from './batch-layout.js';
-import { ErrorCodes, GpufeedError } from '../errors.js';
-import { numberToHalf } from '../dataset/float16.js';
-import { RAW_PARQUET_PARSERS } from '../dataset/formats/parquet-parsers.js';
-import { MAX_VAR_ELEMENTS, varColumnTooLong, type ColumnRegion } from './batch-layout.js';
-import type { RowRun, ShardRef } from './decode-messages.js';
-import type { CopyOps, SlotTarget } from './arrow-unit.js';
+import { isVariableLength } from '../../pipeline/batch-layout.js';
+import { ErrorCodes, GpufeedError } from '../../errors.js';
+import { numberToHalf } from '../../dataset/float16.js';
+import { RAW_PARQUET_PARSERS } from './parsers.js';
+import { MAX_VAR_ELEMENTS, varColumnTooLong, type ColumnRegion } from '../../pipeline/batch-layout.js';
+import type { RowRun, ShardRef } from '../../pipeline/decode-messages.js';
+import type { CopyOps, SlotTarget } from '../arrow/load-unit.js';
 
 export interface ParquetShardHandle {
   fd: number;

@@ -18,9 +18,9 @@ import {
 } from 'apache-arrow';
 import { Message } from 'apache-arrow/ipc/metadata/message';
 import type { SchemaElement } from 'hyparquet';
-import { ErrorCodes, GpufeedError } from '../../errors.js';
-import type { ColumnSpec, DType, NumericDType, TimeUnit } from '../types.js';
-import { valuesPerRow } from '../columns.js';
+import { ErrorCodes, GpufeedError } from '../errors.js';
+import type { ColumnSpec, DType, NumericDType, TimeUnit } from '../dataset/types.js';
+import { valuesPerRow } from '../dataset/columns.js';
 
 /** Key of the schema metadata (Arrow) and key-value metadata (Parquet) holding ColumnSpec[] as JSON. */
 export const SCHEMA_METADATA_KEY = 'gpufeed.schema';

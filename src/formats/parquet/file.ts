@@ -10,14 +10,14 @@ import { writeColumn } from 'hyparquet-writer/src/column.js';
 import { snappyCompress } from 'hyparquet-writer/src/snappy.js';
 import type { PageData } from 'hyparquet-writer/src/types.js';
 import { ErrorCodes, GpufeedError } from '../../errors.js';
-import { valuesPerRow } from '../columns.js';
-import { halfToNumber } from '../float16.js';
-import type { ColumnSpec, ParquetLayout } from '../types.js';
-import { columnBytes, type ColumnData, type ShardColumns } from './column-data.js';
+import { valuesPerRow } from '../../dataset/columns.js';
+import { halfToNumber } from '../../dataset/float16.js';
+import type { ColumnSpec, ParquetLayout } from '../../dataset/types.js';
+import { columnBytes, type ColumnData, type ShardColumns } from '../column-data.js';
 import { parquetCodec } from './compression.js';
-import { PIECE_HASH, pieceChecksum, type LayoutReadOptions } from '../piece-checksum.js';
-import type { RangeReader } from './range-reader.js';
-import { parquetLeaves, parquetSchemaFor, SCHEMA_METADATA_KEY, type ParquetLeaf } from './schema-map.js';
+import { PIECE_HASH, pieceChecksum, type LayoutReadOptions } from '../../dataset/piece-checksum.js';
+import type { RangeReader } from '../range-reader.js';
+import { parquetLeaves, parquetSchemaFor, SCHEMA_METADATA_KEY, type ParquetLeaf } from '../schema-map.js';
 
 export const PARQUET_MAGIC = 0x31524150; // "PAR1" little-endian
 export const PARQUET_TAIL_BYTES = 8;
