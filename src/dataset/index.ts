@@ -12,9 +12,10 @@ export {
   ARROW_TAIL_BYTES, type ArrowFooterInfo, type ArrowFileLayout,
 } from '../formats/arrow/file.js';
 export {
-  parquetFooterRange, parquetLayoutFromFooter, readParquetLayout, encodeParquetShard,
+  parquetFooterRange, parquetLayoutFromFooter, readParquetLayout,
   PARQUET_TAIL_BYTES, type ParquetFooterInfo, type ParquetFileLayout,
 } from '../formats/parquet/file.js';
+export { encodeParquetShard } from '../formats/parquet/writer.js';
 export {
   arrowSchemaFor, arrowTypeFor, columnsFromArrowSchema, columnsFromParquetSchema, parquetSchemaFor, SCHEMA_METADATA_KEY,
 } from '../formats/schema-map.js';
