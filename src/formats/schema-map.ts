@@ -351,7 +351,7 @@ function parquetScalar(el: SchemaElement): ScalarMapping | undefined {
   if (lt?.type === 'TIMESTAMP' || ct === 'TIMESTAMP_MILLIS' || ct === 'TIMESTAMP_MICROS') {
     const unit = lt?.type === 'TIMESTAMP' ? unitOf(lt.unit) : ct === 'TIMESTAMP_MICROS' ? 'us' : 'ms';
     const utc = lt?.type === 'TIMESTAMP' ? lt.isAdjustedToUTC !== false : true;
-    // Read as the stored integers (parquet-parsers.ts), in place too.
+    // Read as the stored integers (parquet/parsers.ts), in place too.
     return { dtype: 'int64', logical: { logical: 'timestamp', unit, ...(utc ? { timezone: 'UTC' } : {}) }, inPlace: true };
   }
   if (el.type === 'INT96') return { dtype: 'int64', logical: { logical: 'timestamp', unit: 'ns' }, inPlace: true };
@@ -380,7 +380,7 @@ function parquetScalar(el: SchemaElement): ScalarMapping | undefined {
     case 'DOUBLE': return { dtype: 'float64', inPlace: true };
     case 'BYTE_ARRAY':
       if (ct === 'UTF8' || ct === 'ENUM' || lt?.type === 'STRING' || lt?.type === 'ENUM') return { dtype: 'string', inPlace: true };
-      // JSON stays its text (parquet-parsers.ts).
+      // JSON stays its text (parquet/parsers.ts).
       if (ct === 'JSON' || lt?.type === 'JSON') return { dtype: 'string', inPlace: true };
       if (ct === 'BSON' || lt?.type === 'BSON' || lt?.type === 'VARIANT' || lt?.type === 'GEOMETRY' || lt?.type === 'GEOGRAPHY') return undefined;
       return { dtype: 'binary', inPlace: true };

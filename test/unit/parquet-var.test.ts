@@ -1,5 +1,5 @@
-// Variable-length Parquet columns read in place page by page (src/pipeline/parquet-var.ts with the
-// page decoder in src/formats/parquet/): every value a loader delivers equals what DuckDB reads from
+// Variable-length Parquet columns read in place page by page (src/formats/parquet/var-column.ts,
+// with the page decoder beside it): every value a loader delivers equals what DuckDB reads from
 // the same file, for files DuckDB writes (every codec, pages v1 and v2, so plain, dictionary and
 // delta encodings) and, when pyarrow is installed, files pyarrow writes (its defaults, small pages,
 // pages v2, the delta encodings forced per column); with nulls, empty lists and empty strings; and a

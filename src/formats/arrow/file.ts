@@ -207,7 +207,7 @@ function nodeCount(type: DataType): number {
  * compression codec, and null items inside list columns (gpufeed lists carry no per-item validity).
  */
 export function checkBatchInPlace(header: RecordBatchHeader, schema: Schema, firstRow: number, where: string): void {
-  // LZ4_FRAME and ZSTD bodies are decompressed by the decode workers (pipeline/arrow-compressed.ts).
+  // LZ4_FRAME and ZSTD bodies are decompressed by the decode workers (compressed-batch.ts).
   if (header.compression && !arrowBodyDecoder(header.compression.type as number)) {
     throw new GpufeedError(ErrorCodes.UNSUPPORTED_TYPE, `${where}: record batches use Arrow compression codec ${header.compression.type}, which gpufeed does not know (it reads LZ4_FRAME and ZSTD)`, { path: where });
   }

@@ -1,7 +1,7 @@
 // Reads rows of one Parquet row group into a batch slot. Parquet pages are encoded and usually
 // compressed, so each piece is decoded once into the loader's shared cache (row-group-cache.ts)
-// and rows are copied out of it: fixed-shape and scalar numeric chunks flat (parquet-flat.ts),
-// variable-length columns page by page in Arrow's layout (parquet-var.ts). Only what neither can
+// and rows are copied out of it: fixed-shape and scalar numeric chunks flat (flat-column.ts),
+// variable-length columns page by page in Arrow's layout (var-column.ts). Only what neither can
 // read (types that need conversion) goes through hyparquet's row assembly, a row group at a time,
 // in a small per-worker cache.
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
@@ -244,7 +244,7 @@ export async function copyParquetRun(h: ParquetShardHandle, run: RowRun, targets
   const left: SlotTarget[] = [];
   for (let c = 0; c < targets.length; c++) {
     const t = targets[c]!;
-    // Variable-length columns page by page (parquet-var.ts), flat ones through the shared cache.
+    // Variable-length columns page by page (var-column.ts), flat ones through the shared cache.
     if (isVariableLength(t.region.kind)) {
       if (!copyVarRun(h, run, t, c, ops, shared)) left.push(t);
     } else if (!shared || !mayBeFlat(t.region) || !copySharedRun(h, run, t, c, ops, shared)) {
