@@ -1,16 +1,14 @@
 // Thrift compact protocol, the writing half: what Parquet page headers and the file footer need
-// (structs, i32/i64, bool, binary/string, lists). Field ids are given in increasing order within a
+// (structs, i32/i64, binary/string, lists). Field ids are given in increasing order within a
 // struct, as the footer and page header writers do; values are JS numbers (sizes and offsets stay
 // far below 2^53).
 import { ByteSink } from './byte-sink.js';
 
-export const T_TRUE = 1;
-export const T_FALSE = 2;
-export const T_I32 = 5;
-export const T_I64 = 6;
-export const T_BINARY = 8;
-export const T_LIST = 9;
-export const T_STRUCT = 12;
+const T_I32 = 5;
+const T_I64 = 6;
+const T_BINARY = 8;
+const T_LIST = 9;
+const T_STRUCT = 12;
 
 const utf8 = new TextEncoder();
 
@@ -44,11 +42,6 @@ export class CompactWriter {
     if (!Number.isSafeInteger(v)) throw new RangeError(`thrift i64 field ${id}: ${v} is not a safe integer`);
     this.fieldHeader(id, T_I64);
     this.out.varint(zigzag(v));
-    return this;
-  }
-
-  bool(id: number, v: boolean): this {
-    this.fieldHeader(id, v ? T_TRUE : T_FALSE);
     return this;
   }
 
