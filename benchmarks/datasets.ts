@@ -6,7 +6,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { hashFile, loadManifest, makeDemoDataset, writeManifest, type ColumnSpec, type ManifestV1, type ShardEntry } from '../src/dataset/index.js';
-import { readParquetLayout } from '../src/dataset/formats/parquet.js';
+import { readParquetLayout } from '../src/formats/parquet/file.js';
 import { openStore } from '../src/storage/index.js';
 
 export const SEQ_LEN = 2048;

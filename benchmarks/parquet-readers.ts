@@ -1,6 +1,6 @@
 // Parquet reader throughput: hyparquet (+ hyparquet-compressors) vs parquetjs-lite, on files with
-// the project's columns, each written twice: by gpufeed's Parquet shard writer (hyparquet-writer,
-// FileMetaData version 2) and by parquetjs-lite's writer (version 1, the only one its reader takes):
+// the project's columns, each written twice: by gpufeed's own Parquet shard writer
+// (src/formats/parquet/writer.ts, FileMetaData version 2) and by parquetjs-lite's writer (version 1, the only one its reader takes):
 //  - "tokens": input_ids int32[2048] (a Parquet LIST, as gpufeed writes fixed columns), label
 //    int64, text string;
 //  - "scalars": 11 scalar columns (ints, floats, bool, strings) and many more rows.
@@ -172,7 +172,7 @@ async function main(): Promise<void> {
     const files: { name: string; path: string; bytes: number; rows: number }[] = [];
     for (const [name, schema, rows, row] of [['tokens', tokenSchema, ROWS_TOKENS, tokenRow], ['scalars', scalarSchema, ROWS_SCALARS, scalarRow]] as const) {
       const gf = join(dir, `${name}.gpufeed.parquet`);
-      files.push({ name: `${name} (gpufeed/hyparquet-writer, v2)`, path: gf, bytes: await writeFileOf(gf, schema, rows, row), rows });
+      files.push({ name: `${name} (gpufeed writer, v2)`, path: gf, bytes: await writeFileOf(gf, schema, rows, row), rows });
       const pj = join(dir, `${name}.parquetjs.parquet`);
       files.push({ name: `${name} (parquetjs-lite writer, v1)`, path: pj, bytes: await writeParquetjsFile(pj, schema, rows, row), rows });
     }

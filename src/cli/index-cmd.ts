@@ -20,7 +20,7 @@ import { formatOfKey, resolveIndexSources } from '../dataset/index-sources.js';
 import { readIndexLayout } from '../dataset/index-layout.js';
 import { applyIndexShapes } from '../dataset/index-shapes.js';
 import { parseShapeSpec } from '../dataset/prep-options.js';
-import type { RangeReader } from '../dataset/formats/range-reader.js';
+import type { RangeReader } from '../formats/range-reader.js';
 import { MANIFEST_FILE, MANIFEST_FORMAT, MANIFEST_VERSION, type ColumnSpec, type ManifestV1, type ShardEntry } from '../dataset/types.js';
 import { forEachBounded } from '../storage/for-each-bounded.js';
 import { formatBytes } from '../util/bytes.js';

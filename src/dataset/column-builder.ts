@@ -3,7 +3,7 @@
 // and column when one does not fit.
 import { valuesPerRow } from './columns.js';
 import { INT64_RANGE, INT_RANGE, isBigIntDType, TYPED_ARRAY, type TypedArray } from './dtypes.js';
-import type { ColumnData } from './formats/column-data.js';
+import type { ColumnData } from '../formats/column-data.js';
 import { badInput, type RowRef } from './row-ref.js';
 import { numberToHalf } from './float16.js';
 import type { ColumnSpec } from './types.js';

@@ -5,7 +5,7 @@ import { ErrorCodes, GpufeedError, invalidOption } from '../errors.js';
 import { openStore } from '../storage/index.js';
 import { parseBytes } from '../util/bytes.js';
 import { encodeShard } from './encode-shard.js';
-import type { ShardColumns } from './formats/column-data.js';
+import type { ShardColumns } from '../formats/column-data.js';
 import { writeManifest } from './manifest.js';
 import { prepareOutput, removeObject, SHARDS_DIR } from './output.js';
 import { MANIFEST_FORMAT, MANIFEST_VERSION, type ColumnSpec, type ManifestV1, type ShardEntry, type ShardFormat } from './types.js';

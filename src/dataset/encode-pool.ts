@@ -5,7 +5,7 @@ import { Piscina } from 'piscina';
 import { reviveError } from '../errors.js';
 import { workerEntry } from '../package-root.js';
 import { encodeShard, type EncodedShardResult, type ShardJob } from './encode-shard.js';
-import { transferablesOf } from './formats/column-data.js';
+import { transferablesOf } from '../formats/column-data.js';
 
 export interface ShardEncoder {
   /** How many jobs may usefully run at once. */

@@ -1,8 +1,8 @@
 // One shard, from columnar rows to finished bytes: encode (Arrow or Parquet), lay out, hash.
 // Runs inside the prep worker pool (workers/prep-shard.ts) or on the main thread.
-import { encodeArrowShard, withArrowPieceChecksums } from './formats/arrow.js';
-import { maxRowBytesOf, type ShardColumns } from './formats/column-data.js';
-import { encodeParquetShard, withParquetPieceChecksums } from './formats/parquet.js';
+import { encodeArrowShard, withArrowPieceChecksums } from '../formats/arrow/file.js';
+import { maxRowBytesOf, type ShardColumns } from '../formats/column-data.js';
+import { encodeParquetShard, withParquetPieceChecksums } from '../formats/parquet/writer.js';
 import { hashBytes } from './hash.js';
 import type { ArrowLayout, ColumnSpec, ParquetLayout, ShardFormat } from './types.js';
 

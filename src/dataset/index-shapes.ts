@@ -8,7 +8,7 @@ import { compressors } from 'hyparquet-compressors';
 import { ErrorCodes, GpufeedError } from '../errors.js';
 import { valuesPerRow } from './columns.js';
 import { isNumericDType } from './manifest.js';
-import type { RangeReader } from './formats/range-reader.js';
+import type { RangeReader } from '../formats/range-reader.js';
 import type { ColumnSpec, ShardFormat } from './types.js';
 
 export interface ShapedFile {

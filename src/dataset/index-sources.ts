@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { ErrorCodes, GpufeedError, invalidOption } from '../errors.js';
 import { isS3Uri, openStore, type StoreOptions } from '../storage/index.js';
 import type { ObjectInfo, Store } from '../storage/store.js';
-import { globToRegExp, hasGlobMagic } from '../util/glob.js';
+import { globMatcher, hasGlobMagic } from '../util/glob.js';
 import { chooseFolderFiles, describeSkipped } from './folder-layout.js';
 import { MANIFEST_FILE, type ShardFormat } from './types.js';
 
@@ -113,8 +113,8 @@ export async function resolveIndexSources(args: readonly string[], opts: IndexSo
       // The manifest itself (at the base) is not an input.
       inArg = inArg.filter((o) => o.key !== MANIFEST_FILE);
       if (a.mode === 'glob') {
-        const re = globToRegExp(a.pattern);
-        inArg = inArg.filter((o) => re.test(under(o.key)));
+        const matches = globMatcher(a.pattern);
+        inArg = inArg.filter((o) => matches(under(o.key)));
       }
       const byRel = new Map(inArg.map((o) => [under(o.key), o]));
       const choice = await chooseFolderFiles([...byRel.keys()], (p) => formatOfKey(p) !== undefined, (p) => readText(rel ? `${rel}/${p}` : p), opts.split, a.text);

@@ -10,20 +10,21 @@ export { hashBytes, hashFile, hashObject } from './hash.js';
 export {
   arrowFooterRange, arrowLayoutFromFooter, arrowMessageRows, readArrowLayout, encodeArrowShard,
   ARROW_TAIL_BYTES, type ArrowFooterInfo, type ArrowFileLayout,
-} from './formats/arrow.js';
+} from '../formats/arrow/file.js';
 export {
-  parquetFooterRange, parquetLayoutFromFooter, readParquetLayout, encodeParquetShard,
+  parquetFooterRange, parquetLayoutFromFooter, readParquetLayout,
   PARQUET_TAIL_BYTES, type ParquetFooterInfo, type ParquetFileLayout,
-} from './formats/parquet.js';
+} from '../formats/parquet/file.js';
+export { encodeParquetShard } from '../formats/parquet/writer.js';
 export {
   arrowSchemaFor, arrowTypeFor, columnsFromArrowSchema, columnsFromParquetSchema, parquetSchemaFor, SCHEMA_METADATA_KEY,
-} from './formats/schema-map.js';
-export type { RangeReader } from './formats/range-reader.js';
-export { bytesRangeReader } from './formats/range-reader.js';
+} from '../formats/schema-map.js';
+export type { RangeReader } from '../formats/range-reader.js';
+export { bytesRangeReader } from '../formats/range-reader.js';
 export * from './types.js';
 export { openDataset, type OpenedDataset } from './open-dataset.js';
 export { resolveBaseUri } from './base-uri.js';
 export { splitOf, selectSplit, SPLIT_NAMES } from './splits.js';
 export { selectColumnNames, parseColumnList, type ColumnSelection } from './column-selection.js';
-export { arrowStreamSchema, readArrowStreamLayout, isArrowFileFormat, type ArrowStreamLayout } from './arrow-stream.js';
+export { arrowStreamSchema, readArrowStreamLayout, isArrowFileFormat, type ArrowStreamLayout } from '../formats/arrow/stream.js';
 export { resolveIndexSources, formatOfKey, type IndexSources, type IndexSourceOptions } from './index-sources.js';

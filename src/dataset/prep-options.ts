@@ -5,7 +5,7 @@ import type { StoreOptions } from '../storage/index.js';
 import { parseBytes } from '../util/bytes.js';
 import { checkColumnSelection, isSelecting, parseColumnList, type ColumnSelection } from './column-selection.js';
 import { ALL_DTYPES } from './dtypes.js';
-import { parquetCodec } from './formats/compression.js';
+import { parquetCodec } from '../formats/parquet/compression.js';
 import type { DType, ShardFormat } from './types.js';
 
 export interface PrepOptions {

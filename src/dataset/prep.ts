@@ -11,7 +11,7 @@ import { ProgressLine } from '../util/progress.js';
 import { ColumnBuilder } from './column-builder.js';
 import { createShardEncoder, type ShardEncoder } from './encode-pool.js';
 import type { EncodedShardResult } from './encode-shard.js';
-import type { ShardColumns } from './formats/column-data.js';
+import type { ShardColumns } from '../formats/column-data.js';
 import { applyHints, inferSchema } from './infer.js';
 import { csvCellValue, csvGuess } from './inputs/csv.js';
 import { openInput, resolveInputs } from './inputs/resolve.js';

@@ -5,7 +5,7 @@
 // GPUFEED_HASH_MISMATCH. Wrong dtypes, shapes or counts would otherwise decode into wrong values.
 import { ErrorCodes, GpufeedError, type ErrorCode } from '../errors.js';
 import { valuesPerRow } from './columns.js';
-import type { RangeReader } from './formats/range-reader.js';
+import type { RangeReader } from '../formats/range-reader.js';
 import { readIndexLayout } from './index-layout.js';
 import { formatChecksum } from './piece-checksum.js';
 import type { ArrowLayout, ColumnSpec, ParquetLayout, ShardEntry, ShardFormat } from './types.js';

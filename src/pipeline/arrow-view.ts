@@ -3,7 +3,7 @@
 // byte per row, Arrow one bit) and the schema. bool columns are one byte per value in gpufeed, so
 // they appear as Arrow Uint8 (Arrow's Bool is bit-packed and would need a copy).
 import { Field, FixedSizeList, List, RecordBatch, Schema, Struct, Uint8, makeData, type DataType, type Data, type Utf8 } from 'apache-arrow';
-import { arrowElementType } from '../dataset/formats/schema-map.js';
+import { arrowElementType } from '../formats/schema-map.js';
 import type { DType } from '../dataset/types.js';
 import type { Batch, VarColumn } from './batch.js';
 

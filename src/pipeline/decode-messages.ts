@@ -85,7 +85,7 @@ export interface DecodeLoopTask {
   /** One Int32 per piece, set once any worker verified it (piece-check.ts, SharedPieceFlags). */
   pieceFlags?: SharedArrayBuffer;
   /** Decoded Parquet chunks shared by the loader's workers (row-group-cache.ts); absent: per-worker decoding only. */
-  rowGroupCache?: import('./row-group-cache.js').RowGroupCacheBuffers;
+  rowGroupCache?: import('../formats/parquet/row-group-cache.js').RowGroupCacheBuffers;
   /** Bytes all one-off slabs of oversize batches may take at once (memory-budget.ts). */
   oneOffBytes: number;
   /** Page-lock one-off slabs (the loader's pin option; undefined: the addon's default). */

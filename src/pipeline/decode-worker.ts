@@ -7,9 +7,9 @@ import { ErrorCodes, GpufeedError, deserializeError, serializeError } from '../e
 import { slabView, type ReadMode } from '../memory/index.js';
 import type { BatchLayout } from './batch-layout.js';
 import { readRun, runCount } from './row-runs.js';
-import { ArrowTaskReads, closeArrowShard, openArrowShard, type ArrowShardHandle, type CopyOps, type SlotTarget } from './arrow-unit.js';
-import { closeParquetShard, copyParquetRun, openParquetShard, type ParquetShardHandle, type SharedDecoded } from './parquet-unit.js';
-import { RowGroupCache } from './row-group-cache.js';
+import { ArrowTaskReads, closeArrowShard, openArrowShard, type ArrowShardHandle, type CopyOps, type SlotTarget } from '../formats/arrow/load-unit.js';
+import { closeParquetShard, copyParquetRun, openParquetShard, type ParquetShardHandle, type SharedDecoded } from '../formats/parquet/load-unit.js';
+import { RowGroupCache } from '../formats/parquet/row-group-cache.js';
 import type { DecodeLoopResult, DecodeLoopTask, DecodeStats, LeaseReply, RowRun, ShardRef, WorkerMessage } from './decode-messages.js';
 import { ControlBlock, STAT_BATCHES, STAT_BYTES, STAT_DECODE_NS, STAT_READ_NS, STAT_ROWS, STAT_SHARD_WAIT_NS } from './control-block.js';
 import { planRankEpoch, type RankEpochPlan } from '../plan/index.js';

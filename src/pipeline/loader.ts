@@ -34,7 +34,7 @@ import { defaultReadMode, detachSlab, freeSlab, slabView, type ReadMode } from '
 import { LoaderStats, type LoaderStatsSnapshot } from './stats.js';
 import { ControlBlock, FILLING, FREE, HELD, READY, STAT_BATCHES, STAT_BYTES, STAT_DECODE_NS, STAT_READ_NS, STAT_ROWS, STAT_SHARD_WAIT_NS } from './control-block.js';
 import type { DecodeLoopResult, DecodeLoopTask, LeaseReply, WorkerMessage } from './decode-messages.js';
-import { createRowGroupCache, DEFAULT_DECODE_CACHE_BYTES, planDecodeCache, type RowGroupCacheBuffers } from './row-group-cache.js';
+import { createRowGroupCache, DEFAULT_DECODE_CACHE_BYTES, planDecodeCache, type RowGroupCacheBuffers } from '../formats/parquet/row-group-cache.js';
 
 // The cache-sharing figures come from the world and the plan (set by the loader), not from the user.
 export interface LoaderOptions extends StoreOptions, Omit<ShardSourceOptions, keyof CacheSharing> {

@@ -7,9 +7,9 @@
 import { closeSync, fstatSync, openSync, readSync, statSync, type BigIntStats } from 'node:fs';
 import type { FileMetaData } from 'hyparquet';
 import { ErrorCodes, GpufeedError } from '../errors.js';
-import { arrowFooterRange } from '../dataset/formats/arrow.js';
-import { parquetChunkRanges, parquetFooterRange, type ParquetChunkRange } from '../dataset/formats/parquet.js';
-import type { RangeReader } from '../dataset/formats/range-reader.js';
+import { arrowFooterRange } from '../formats/arrow/file.js';
+import { parquetChunkRanges, parquetFooterRange, type ParquetChunkRange } from '../formats/parquet/file.js';
+import type { RangeReader } from '../formats/range-reader.js';
 import { formatChecksum, pieceChecksum } from '../dataset/piece-checksum.js';
 import { checkShardAgainstFile, readShardFacts } from '../dataset/shard-truth.js';
 import type { ColumnSpec, ManifestV1, ParquetLayout, ShardEntry } from '../dataset/types.js';

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { prepDataset } from '../../src/dataset/index.js';
 import { Loader, type Batch } from '../../src/index.js';
-import { DEFAULT_DECODE_CACHE_BYTES, RowGroupCache, planDecodeCache } from '../../src/pipeline/row-group-cache.js';
+import { DEFAULT_DECODE_CACHE_BYTES, RowGroupCache, planDecodeCache } from '../../src/formats/parquet/row-group-cache.js';
 
 const ROWS = 389;
 const SEQ = 16;

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CodecError, decodeLz4Frame } from '../../src/dataset/formats/arrow-codecs.js';
+import { CodecError, decodeLz4Frame } from '../../src/formats/arrow/codecs.js';
 import { halfToNumber, numberToHalf } from '../../src/dataset/float16.js';
 
 const ascii = (s: string): number[] => Array.from(s, (c) => c.charCodeAt(0));

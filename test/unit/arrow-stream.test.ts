@@ -5,8 +5,8 @@ import assert from 'node:assert/strict';
 import {
   Dictionary, Int32, RecordBatchFileWriter, RecordBatchStreamWriter, Table, tableFromArrays, Utf8, vectorFromArray,
 } from 'apache-arrow';
-import { arrowStreamSchema, readArrowStreamLayout } from '../../src/dataset/arrow-stream.js';
-import { bytesRangeReader } from '../../src/dataset/formats/range-reader.js';
+import { arrowStreamSchema, readArrowStreamLayout } from '../../src/formats/arrow/stream.js';
+import { bytesRangeReader } from '../../src/formats/range-reader.js';
 
 function table(rows: number): Table {
   return tableFromArrays({ a: Int32Array.from({ length: rows }, (_, i) => i * 3), b: Float64Array.from({ length: rows }, (_, i) => i / 4) });

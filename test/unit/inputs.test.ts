@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { inferSchema } from '../../src/dataset/infer.js';
@@ -9,7 +9,7 @@ import { JsonlReader } from '../../src/dataset/inputs/jsonl.js';
 import { inputKindOf, resolveInputs } from '../../src/dataset/inputs/resolve.js';
 import type { InputFile, InputReader } from '../../src/dataset/inputs/source.js';
 import { parseBytes, formatBytes } from '../../src/util/bytes.js';
-import { globToRegExp } from '../../src/util/glob.js';
+import { globFiles, globMatcher } from '../../src/util/glob.js';
 import { tempDir } from '../fixtures/dataset-fixtures.js';
 
 async function readAll(reader: InputReader): Promise<{ rows: Record<string, unknown>[]; refs: number[] }> {
@@ -116,11 +116,31 @@ test('inputs: files, folders (recursive, sorted), globs, mixed, in the given ord
   assert.equal(inputKindOf('x.ndjson')?.kind, 'jsonl');
 });
 
+test('globFiles: from the literal folder, sorted, real files only, into folders that can match', async (t) => {
+  const dir = await tempDir(t);
+  await mkdir(join(dir, 'd', 'sub', 'deep'), { recursive: true });
+  await mkdir(join(dir, 'other'), { recursive: true });
+  for (const p of ['d/b.jsonl', 'd/a.jsonl', 'd/.h.jsonl', 'd/x.csv', 'd/sub/c.jsonl', 'd/sub/deep/e.jsonl', 'other/f.jsonl']) await writeFile(join(dir, p), '');
+  await symlink(join(dir, 'other', 'f.jsonl'), join(dir, 'd', 'link.jsonl'));
+  await symlink(join(dir, 'other'), join(dir, 'd', 'linkdir'));
+  const rel = (xs: string[]): string[] => xs.map((x) => x.slice(dir.length + 1));
+  assert.deepEqual(rel(await globFiles(`${dir}/d/*.jsonl`)), ['d/.h.jsonl', 'd/a.jsonl', 'd/b.jsonl']);
+  assert.deepEqual(rel(await globFiles(`${dir}/d/**/*.jsonl`)), ['d/.h.jsonl', 'd/a.jsonl', 'd/b.jsonl', 'd/sub/c.jsonl', 'd/sub/deep/e.jsonl']);
+  assert.deepEqual(rel(await globFiles(`${dir}/d/*/*.jsonl`)), ['d/sub/c.jsonl']);
+  assert.deepEqual(rel(await globFiles(`${dir}/*/{a,f}.jsonl`)), ['d/a.jsonl', 'other/f.jsonl']);
+  assert.deepEqual(await globFiles(`${dir}/nothing/*.jsonl`), []);
+});
+
 test('glob matching and byte sizes', () => {
-  assert.ok(globToRegExp('**/*.jsonl').test('a/b/c.jsonl'));
-  assert.ok(globToRegExp('**/*.jsonl').test('c.jsonl'));
-  assert.ok(!globToRegExp('*.jsonl').test('a/c.jsonl'));
-  assert.ok(globToRegExp('part-[0-9]?.csv').test('part-12.csv'));
+  const m = (pattern: string, path: string): boolean => globMatcher(pattern)(path);
+  assert.ok(m('**/*.jsonl', 'a/b/c.jsonl'));
+  assert.ok(m('**/*.jsonl', 'c.jsonl'));
+  assert.ok(!m('*.jsonl', 'a/c.jsonl'));
+  assert.ok(m('part-[0-9]?.csv', 'part-12.csv'));
+  assert.ok(m('x/[!a]b', 'x/cb') && !m('x/[!a]b', 'x/ab'), '[!...] excludes');
+  assert.ok(m('part(1)-*.parquet', 'part(1)-a.parquet') && !m('part(1)-*.parquet', 'part1-a.parquet'), 'parentheses are literal');
+  assert.ok(m('{train,test}-*.parquet', 'test-0.parquet') && !m('{train,test}-*.parquet', 'validation-0.parquet'));
+  assert.ok(m('*.jsonl', '.hidden.jsonl'), 'a glob names dotfiles too');
   assert.equal(parseBytes('64MiB'), 64 * 2 ** 20);
   assert.equal(parseBytes('1.5GB'), 1.5e9);
   assert.equal(parseBytes('4096'), 4096);

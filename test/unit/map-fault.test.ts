@@ -12,7 +12,7 @@ import { test } from 'node:test';
 import { Worker } from 'node:worker_threads';
 import { ErrorCodes, GpufeedError } from '../../src/errors.js';
 import { allocSlab, copyRunsFromMap, copyRunsFromMapIntoBuffer, freeSlab, MAP_RUN_FIELDS, mapFile, slabView, unmapFile } from '../../src/memory/index.js';
-import { RunReads } from '../../src/pipeline/arrow-unit.js';
+import { RunReads } from '../../src/formats/arrow/load-unit.js';
 import type { ShardRef } from '../../src/pipeline/decode-messages.js';
 import { ROOT } from '../fixtures/run-cli.js';
 

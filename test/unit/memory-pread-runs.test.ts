@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { ErrorCodes, GpufeedError } from '../../src/errors.js';
 import { allocSlab, freeSlab, PREAD_RUN_FIELDS, preadRunsIntoBuffer, preadRunsIntoSlab, shortRun, slabView } from '../../src/memory/index.js';
-import { RunReads } from '../../src/pipeline/arrow-unit.js';
+import { RunReads } from '../../src/formats/arrow/load-unit.js';
 import type { ShardRef } from '../../src/pipeline/decode-messages.js';
 import { invalidOptionNaming } from '../helpers/expect-error.js';
 

@@ -1,4 +1,4 @@
-// The flat Parquet decode path (src/pipeline/parquet-flat.ts) against hyparquet's generic row
+// The flat Parquet decode path (src/formats/parquet/flat-column.ts) against hyparquet's generic row
 // assembly: identical values for gpufeed's writer and DuckDB's (every codec, data pages v1 and v2,
 // plain and dictionary encodings), and a clean fallback where a column is not fixed-shape.
 import { test } from 'node:test';
@@ -13,7 +13,7 @@ import { DuckDBInstance } from '@duckdb/node-api';
 import { makeDemoDataset, loadManifest } from '../../src/dataset/index.js';
 import { openStore } from '../../src/storage/index.js';
 import { computeBatchLayout } from '../../src/pipeline/batch-layout.js';
-import { decodeFlatColumn } from '../../src/pipeline/parquet-flat.js';
+import { decodeFlatColumn } from '../../src/formats/parquet/flat-column.js';
 import type { ShardRef } from '../../src/pipeline/decode-messages.js';
 
 const SEQ = 16;
@@ -52,7 +52,7 @@ async function check(file: string, expectFlat: boolean): Promise<void> {
 test('flat Parquet decode matches hyparquet for gpufeed and DuckDB writers, every codec, pages v1/v2, plain and dictionary', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'gpufeed-flat-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
-  // gpufeed's own writer (hyparquet-writer, plain pages v1, snappy), several row groups.
+  // gpufeed's own writer (plain pages v1, snappy), several row groups.
   await makeDemoDataset(join(dir, 'g'), { rows: 3000, seqLen: SEQ, format: 'parquet', shardSize: 64 << 10, vocab: 0x7fffffff });
   const store = await openStore(join(dir, 'g'));
   const manifest = await loadManifest(store);

@@ -1,5 +1,5 @@
-// Variable-length Parquet columns read in place page by page (src/pipeline/parquet-var.ts with the
-// page decoder in src/formats/parquet/): every value a loader delivers equals what DuckDB reads from
+// Variable-length Parquet columns read in place page by page (src/formats/parquet/var-column.ts,
+// with the page decoder beside it): every value a loader delivers equals what DuckDB reads from
 // the same file, for files DuckDB writes (every codec, pages v1 and v2, so plain, dictionary and
 // delta encodings) and, when pyarrow is installed, files pyarrow writes (its defaults, small pages,
 // pages v2, the delta encodings forced per column); with nulls, empty lists and empty strings; and a
@@ -16,11 +16,11 @@ import { GpufeedError } from '../../src/errors.js';
 import { openStore } from '../../src/storage/index.js';
 import { writeManifest } from '../../src/dataset/index.js';
 import { indexDataset } from '../../src/cli/index-cmd.js';
-import { RowGroupCache } from '../../src/pipeline/row-group-cache.js';
+import { RowGroupCache } from '../../src/formats/parquet/row-group-cache.js';
 import { loadManifest } from '../../src/dataset/index.js';
 import { computeBatchLayout, isVariableLength } from '../../src/pipeline/batch-layout.js';
-import { closeParquetShard, openParquetShard } from '../../src/pipeline/parquet-unit.js';
-import { copyVarRun } from '../../src/pipeline/parquet-var.js';
+import { closeParquetShard, openParquetShard } from '../../src/formats/parquet/load-unit.js';
+import { copyVarRun } from '../../src/formats/parquet/var-column.js';
 
 type Expected = { ids: bigint[] | null; mask: number[] | null; text: string | null; label: bigint };
 

@@ -6,13 +6,13 @@ import { closeSync, openSync, readFileSync, utimesSync, writeFileSync } from 'no
 import { join } from 'node:path';
 import { parquetMetadata } from 'hyparquet';
 import { encodeShard } from '../../src/dataset/encode-shard.js';
-import { readArrowLayout } from '../../src/dataset/formats/arrow.js';
-import { readParquetLayout } from '../../src/dataset/formats/parquet.js';
-import { bytesRangeReader } from '../../src/dataset/formats/range-reader.js';
+import { readArrowLayout } from '../../src/formats/arrow/file.js';
+import { readParquetLayout } from '../../src/formats/parquet/file.js';
+import { bytesRangeReader } from '../../src/formats/range-reader.js';
 import { validateManifest } from '../../src/dataset/manifest.js';
 import { pieceChecksum } from '../../src/dataset/piece-checksum.js';
 import type { ArrowLayout, ColumnSpec, ManifestV1, ParquetLayout, ShardEntry } from '../../src/dataset/types.js';
-import type { ShardColumns } from '../../src/dataset/formats/column-data.js';
+import type { ShardColumns } from '../../src/formats/column-data.js';
 import { ErrorCodes, GpufeedError } from '../../src/errors.js';
 import { fileIdentity, PieceVerifier, shardDecodeError } from '../../src/pipeline/piece-check.js';
 import type { ShardRef } from '../../src/pipeline/decode-messages.js';

@@ -3,8 +3,8 @@ import { createReadStream } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { RecordBatchReader, Type, type RecordBatch, type Vector } from 'apache-arrow';
 import { ErrorCodes, GpufeedError } from '../../errors.js';
-import { registerArrowCodecs } from '../formats/arrow-codecs.js';
-import { arrowLeaves, type ArrowLeaf } from '../formats/schema-map.js';
+import { registerArrowCodecs } from '../../formats/arrow/codecs.js';
+import { arrowLeaves, type ArrowLeaf } from '../../formats/schema-map.js';
 import type { ColumnSpec } from '../types.js';
 import type { InputFile, InputReader, RowBatch } from './source.js';
 

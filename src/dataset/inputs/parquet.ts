@@ -3,8 +3,8 @@
 import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects, type AsyncBuffer, type FileMetaData, type SchemaElement } from 'hyparquet';
 import { compressors } from 'hyparquet-compressors';
 import { ErrorCodes, GpufeedError } from '../../errors.js';
-import { RAW_PARQUET_PARSERS } from '../formats/parquet-parsers.js';
-import { parquetLeaves, type ParquetLeaf } from '../formats/schema-map.js';
+import { RAW_PARQUET_PARSERS } from '../../formats/parquet/parsers.js';
+import { parquetLeaves, type ParquetLeaf } from '../../formats/schema-map.js';
 import type { ColumnSpec } from '../types.js';
 import type { InputFile, InputReader, RowBatch } from './source.js';
 

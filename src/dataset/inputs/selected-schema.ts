@@ -6,7 +6,7 @@ import { RecordBatchReader, Schema } from 'apache-arrow';
 import { asyncBufferFromFile, parquetMetadataAsync } from 'hyparquet';
 import { ErrorCodes, GpufeedError } from '../../errors.js';
 import { selectColumnNames, type ColumnSelection } from '../column-selection.js';
-import { columnsFromArrowSchema, columnsFromParquetSchema } from '../formats/schema-map.js';
+import { columnsFromArrowSchema, columnsFromParquetSchema } from '../../formats/schema-map.js';
 import { keptParquetElements } from '../index-layout.js';
 import type { ColumnSpec } from '../types.js';
 import type { InputFile } from './source.js';

@@ -18,9 +18,9 @@ import {
 } from 'apache-arrow';
 import { Message } from 'apache-arrow/ipc/metadata/message';
 import type { SchemaElement } from 'hyparquet';
-import { ErrorCodes, GpufeedError } from '../../errors.js';
-import type { ColumnSpec, DType, NumericDType, TimeUnit } from '../types.js';
-import { valuesPerRow } from '../columns.js';
+import { ErrorCodes, GpufeedError } from '../errors.js';
+import type { ColumnSpec, DType, NumericDType, TimeUnit } from '../dataset/types.js';
+import { valuesPerRow } from '../dataset/columns.js';
 
 /** Key of the schema metadata (Arrow) and key-value metadata (Parquet) holding ColumnSpec[] as JSON. */
 export const SCHEMA_METADATA_KEY = 'gpufeed.schema';
@@ -356,7 +356,7 @@ function parquetScalar(el: SchemaElement): ScalarMapping | undefined {
   if (lt?.type === 'TIMESTAMP' || ct === 'TIMESTAMP_MILLIS' || ct === 'TIMESTAMP_MICROS') {
     const unit = lt?.type === 'TIMESTAMP' ? unitOf(lt.unit) : ct === 'TIMESTAMP_MICROS' ? 'us' : 'ms';
     const utc = lt?.type === 'TIMESTAMP' ? lt.isAdjustedToUTC !== false : true;
-    // Read as the stored integers (parquet-parsers.ts), in place too.
+    // Read as the stored integers (parquet/parsers.ts), in place too.
     return { dtype: 'int64', logical: { logical: 'timestamp', unit, ...(utc ? { timezone: 'UTC' } : {}) }, inPlace: true };
   }
   if (el.type === 'INT96') return { dtype: 'int64', logical: { logical: 'timestamp', unit: 'ns' }, inPlace: true };
@@ -385,7 +385,7 @@ function parquetScalar(el: SchemaElement): ScalarMapping | undefined {
     case 'DOUBLE': return { dtype: 'float64', inPlace: true };
     case 'BYTE_ARRAY':
       if (ct === 'UTF8' || ct === 'ENUM' || lt?.type === 'STRING' || lt?.type === 'ENUM') return { dtype: 'string', inPlace: true };
-      // JSON stays its text (parquet-parsers.ts).
+      // JSON stays its text (parquet/parsers.ts).
       if (ct === 'JSON' || lt?.type === 'JSON') return { dtype: 'string', inPlace: true };
       if (ct === 'BSON' || lt?.type === 'BSON' || lt?.type === 'VARIANT' || lt?.type === 'GEOMETRY' || lt?.type === 'GEOGRAPHY') return undefined;
       return { dtype: 'binary', inPlace: true };

@@ -14,9 +14,9 @@
 // counted per entry; only an entry nobody reads, least recently used, is evicted to make room. The
 // lock only guards the table (word reads and writes, a scan of the extents on a miss); decoding and
 // copying run without it.
-import type { ManifestV1 } from '../dataset/types.js';
-import type { OrderOptions } from '../plan/index.js';
-import { isVariableLength, type BatchLayout, type ColumnRegion } from './batch-layout.js';
+import type { ManifestV1 } from '../../dataset/types.js';
+import type { OrderOptions } from '../../plan/index.js';
+import { isVariableLength, type BatchLayout, type ColumnRegion } from '../../pipeline/batch-layout.js';
 
 export const EMPTY = 0;
 export const DECODING = 1;

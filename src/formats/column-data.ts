@@ -1,7 +1,7 @@
 // A shard's rows in columnar memory, the hand-off between prep's readers and the shard encoders.
 // Plain typed arrays only, so a ShardColumns crosses to a worker thread by transfer, not copy.
-import type { TypedArray } from '../dtypes.js';
-import type { ColumnSpec } from '../types.js';
+import type { TypedArray } from '../dataset/dtypes.js';
+import type { ColumnSpec } from '../dataset/types.js';
 
 export interface ColumnData {
   /**

@@ -8,12 +8,12 @@ import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { Footer } from 'apache-arrow/ipc/metadata/file';
 import { Message, type RecordBatch as RecordBatchHeader } from 'apache-arrow/ipc/metadata/message';
 import { Type, type DataType, type Field, type Schema } from 'apache-arrow';
-import { arrowStreamSchema } from '../dataset/arrow-stream.js';
-import { ErrorCodes, GpufeedError } from '../errors.js';
-import { copyRunsFromMap, copyRunsFromMapIntoBuffer, MAP_RUN_FIELDS, mapFile, PREAD_RUN_FIELDS, preadRunsIntoBuffer, preadRunsIntoSlab, shortRun, unmapFile, type ReadMode } from '../memory/index.js';
-import { copyCompressedRun } from './arrow-compressed.js';
-import { MAX_VAR_ELEMENTS, varColumnTooLong, type ColumnRegion } from './batch-layout.js';
-import type { RowRun, ShardRef } from './decode-messages.js';
+import { arrowStreamSchema } from './stream.js';
+import { ErrorCodes, GpufeedError } from '../../errors.js';
+import { copyRunsFromMap, copyRunsFromMapIntoBuffer, MAP_RUN_FIELDS, mapFile, PREAD_RUN_FIELDS, preadRunsIntoBuffer, preadRunsIntoSlab, shortRun, unmapFile, type ReadMode } from '../../memory/index.js';
+import { copyCompressedRun } from './compressed-batch.js';
+import { MAX_VAR_ELEMENTS, varColumnTooLong, type ColumnRegion } from '../../pipeline/batch-layout.js';
+import type { RowRun, ShardRef } from '../../pipeline/decode-messages.js';
 
 /** Where one top-level column's nodes and buffers start in every record batch of the file. */
 interface ColumnPlacement {

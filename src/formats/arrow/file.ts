@@ -6,14 +6,14 @@ import {
 import { Footer } from 'apache-arrow/ipc/metadata/file';
 import { Message, type RecordBatch as RecordBatchHeader } from 'apache-arrow/ipc/metadata/message';
 import { ErrorCodes, GpufeedError } from '../../errors.js';
-import { valuesPerRow } from '../columns.js';
-import type { ArrowBatchLayout, ArrowLayout, ColumnSpec } from '../types.js';
-import { arrowBodyDecoder } from './arrow-codecs.js';
+import { valuesPerRow } from '../../dataset/columns.js';
+import type { ArrowBatchLayout, ArrowLayout, ColumnSpec } from '../../dataset/types.js';
+import { arrowBodyDecoder } from './codecs.js';
 import { packBits } from './bits.js';
-import { columnBytes, sliceColumn, type ColumnData, type ShardColumns } from './column-data.js';
-import { PIECE_HASH, pieceChecksum, type LayoutReadOptions } from '../piece-checksum.js';
-import type { RangeReader } from './range-reader.js';
-import { arrowElementType, arrowSchemaFor, arrowTypeFor, columnsFromArrowSchema } from './schema-map.js';
+import { columnBytes, sliceColumn, type ColumnData, type ShardColumns } from '../column-data.js';
+import { PIECE_HASH, pieceChecksum, type LayoutReadOptions } from '../../dataset/piece-checksum.js';
+import type { RangeReader } from '../range-reader.js';
+import { arrowElementType, arrowSchemaFor, arrowTypeFor, columnsFromArrowSchema } from '../schema-map.js';
 
 export const ARROW_MAGIC = 'ARROW1';
 /** Trailing bytes of an Arrow IPC file: int32 footer length + "ARROW1". */
@@ -207,7 +207,7 @@ function nodeCount(type: DataType): number {
  * compression codec, and null items inside list columns (gpufeed lists carry no per-item validity).
  */
 export function checkBatchInPlace(header: RecordBatchHeader, schema: Schema, firstRow: number, where: string): void {
-  // LZ4_FRAME and ZSTD bodies are decompressed by the decode workers (pipeline/arrow-compressed.ts).
+  // LZ4_FRAME and ZSTD bodies are decompressed by the decode workers (compressed-batch.ts).
   if (header.compression && !arrowBodyDecoder(header.compression.type as number)) {
     throw new GpufeedError(ErrorCodes.UNSUPPORTED_TYPE, `${where}: record batches use Arrow compression codec ${header.compression.type}, which gpufeed does not know (it reads LZ4_FRAME and ZSTD)`, { path: where });
   }

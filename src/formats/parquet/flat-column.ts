@@ -6,15 +6,15 @@
 // conversion, an encoding the decoder lacks) returns undefined and takes the generic path.
 import { readSync } from 'node:fs';
 import type { ColumnChunk, FileMetaData, SchemaElement } from 'hyparquet';
-import type { DType } from '../dataset/types.js';
-import { ErrorCodes, GpufeedError } from '../errors.js';
-import { leafPath } from '../formats/parquet/column-path.js';
-import type { Codec } from '../formats/parquet/codecs.js';
-import { PAGE_DATA, PAGE_DATA_V2, PAGE_DICTIONARY, PageFormatError, readPageHeader } from '../formats/parquet/page-header.js';
-import { decodeDataPage, decodeDictionaryPage, UnsupportedEncoding, type ChunkInfo } from '../formats/parquet/pages.js';
-import { isByteValues, type PhysicalType, type Values } from '../formats/parquet/values.js';
-import type { ColumnRegion } from './batch-layout.js';
-import type { ShardRef } from './decode-messages.js';
+import type { DType } from '../../dataset/types.js';
+import { ErrorCodes, GpufeedError } from '../../errors.js';
+import { leafPath } from './column-path.js';
+import type { Codec } from './codecs.js';
+import { PAGE_DATA, PAGE_DATA_V2, PAGE_DICTIONARY, PageFormatError, readPageHeader } from './page-header.js';
+import { decodeDataPage, decodeDictionaryPage, UnsupportedEncoding, type ChunkInfo } from './pages.js';
+import { isByteValues, type PhysicalType, type Values } from './values.js';
+import type { ColumnRegion } from '../../pipeline/batch-layout.js';
+import type { ShardRef } from '../../pipeline/decode-messages.js';
 
 type Flat = Int32Array | Uint32Array | BigInt64Array | BigUint64Array | Float32Array | Float64Array;
 type FlatCtor = { new (n: number): Flat; new (buffer: ArrayBufferLike, offset: number, length: number): Flat; BYTES_PER_ELEMENT: number };

@@ -4,10 +4,10 @@
 // metadataLength, bodyLength) the file format's footer holds, so later reads stay ranged.
 import type { Schema } from 'apache-arrow';
 import { Message } from 'apache-arrow/ipc/metadata/message';
-import { ErrorCodes, GpufeedError } from '../errors.js';
-import { checkBatchInPlace } from './formats/arrow.js';
-import type { RangeReader } from './formats/range-reader.js';
-import type { ArrowBatchLayout, ArrowLayout } from './types.js';
+import { ErrorCodes, GpufeedError } from '../../errors.js';
+import { checkBatchInPlace } from './file.js';
+import type { RangeReader } from '../range-reader.js';
+import type { ArrowBatchLayout, ArrowLayout } from '../../dataset/types.js';
 
 export interface ArrowStreamLayout {
   layout: ArrowLayout;

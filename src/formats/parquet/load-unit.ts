@@ -1,23 +1,23 @@
 // Reads rows of one Parquet row group into a batch slot. Parquet pages are encoded and usually
 // compressed, so each piece is decoded once into the loader's shared cache (row-group-cache.ts)
-// and rows are copied out of it: fixed-shape and scalar numeric chunks flat (parquet-flat.ts),
-// variable-length columns page by page in Arrow's layout (parquet-var.ts). Only what neither can
+// and rows are copied out of it: fixed-shape and scalar numeric chunks flat (flat-column.ts),
+// variable-length columns page by page in Arrow's layout (var-column.ts). Only what neither can
 // read (types that need conversion) goes through hyparquet's row assembly, a row group at a time,
 // in a small per-worker cache.
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { brotliDecompressSync, gunzipSync } from 'node:zlib';
 import { parquetMetadata, parquetRead, type Compressors, type FileMetaData } from 'hyparquet';
 import { compressors as jsCompressors } from 'hyparquet-compressors';
-import { decodeFlatColumn, type FlatColumn } from './parquet-flat.js';
-import { copyVarRun } from './parquet-var.js';
+import { decodeFlatColumn, type FlatColumn } from './flat-column.js';
+import { copyVarRun } from './var-column.js';
 import { mayBeFlat, type RowGroupCache } from './row-group-cache.js';
-import { isVariableLength } from './batch-layout.js';
-import { ErrorCodes, GpufeedError } from '../errors.js';
-import { numberToHalf } from '../dataset/float16.js';
-import { RAW_PARQUET_PARSERS } from '../dataset/formats/parquet-parsers.js';
-import { MAX_VAR_ELEMENTS, varColumnTooLong, type ColumnRegion } from './batch-layout.js';
-import type { RowRun, ShardRef } from './decode-messages.js';
-import type { CopyOps, SlotTarget } from './arrow-unit.js';
+import { isVariableLength } from '../../pipeline/batch-layout.js';
+import { ErrorCodes, GpufeedError } from '../../errors.js';
+import { numberToHalf } from '../../dataset/float16.js';
+import { RAW_PARQUET_PARSERS } from './parsers.js';
+import { MAX_VAR_ELEMENTS, varColumnTooLong, type ColumnRegion } from '../../pipeline/batch-layout.js';
+import type { RowRun, ShardRef } from '../../pipeline/decode-messages.js';
+import type { CopyOps, SlotTarget } from '../arrow/load-unit.js';
 
 export interface ParquetShardHandle {
   fd: number;
@@ -244,7 +244,7 @@ export async function copyParquetRun(h: ParquetShardHandle, run: RowRun, targets
   const left: SlotTarget[] = [];
   for (let c = 0; c < targets.length; c++) {
     const t = targets[c]!;
-    // Variable-length columns page by page (parquet-var.ts), flat ones through the shared cache.
+    // Variable-length columns page by page (var-column.ts), flat ones through the shared cache.
     if (isVariableLength(t.region.kind)) {
       if (!copyVarRun(h, run, t, c, ops, shared)) left.push(t);
     } else if (!shared || !mayBeFlat(t.region) || !copySharedRun(h, run, t, c, ops, shared)) {

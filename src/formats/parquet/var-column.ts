@@ -10,16 +10,16 @@
 // decoder lacks) returns false and takes the generic path.
 import { readSync } from 'node:fs';
 import type { ColumnChunk, FileMetaData, SchemaElement } from 'hyparquet';
-import type { DType } from '../dataset/types.js';
-import { ErrorCodes, GpufeedError } from '../errors.js';
-import { leafPath } from '../formats/parquet/column-path.js';
-import type { Codec } from '../formats/parquet/codecs.js';
-import { PAGE_DATA, PAGE_DATA_V2, PAGE_DICTIONARY, PageFormatError, readPageHeader, type PageHeader } from '../formats/parquet/page-header.js';
-import { decodeDataPage, decodeDictionaryPage, UnsupportedEncoding, type ChunkInfo } from '../formats/parquet/pages.js';
-import { isByteValues, type PhysicalType, type Values } from '../formats/parquet/values.js';
-import { MAX_VAR_ELEMENTS, varColumnTooLong, type ColumnRegion } from './batch-layout.js';
-import type { RowRun, ShardRef } from './decode-messages.js';
-import type { CopyOps, SlotTarget } from './arrow-unit.js';
+import type { DType } from '../../dataset/types.js';
+import { ErrorCodes, GpufeedError } from '../../errors.js';
+import { leafPath } from './column-path.js';
+import type { Codec } from './codecs.js';
+import { PAGE_DATA, PAGE_DATA_V2, PAGE_DICTIONARY, PageFormatError, readPageHeader, type PageHeader } from './page-header.js';
+import { decodeDataPage, decodeDictionaryPage, UnsupportedEncoding, type ChunkInfo } from './pages.js';
+import { isByteValues, type PhysicalType, type Values } from './values.js';
+import { MAX_VAR_ELEMENTS, varColumnTooLong, type ColumnRegion } from '../../pipeline/batch-layout.js';
+import type { RowRun, ShardRef } from '../../pipeline/decode-messages.js';
+import type { CopyOps, SlotTarget } from '../arrow/load-unit.js';
 import { createRowGroupCache, RowGroupCache, type SizedPiece } from './row-group-cache.js';
 
 export interface VarShard {

@@ -5,11 +5,11 @@
 import { readSync } from 'node:fs';
 import { Type, type Field } from 'apache-arrow';
 import type { RecordBatch as RecordBatchHeader } from 'apache-arrow/ipc/metadata/message';
-import { ErrorCodes, GpufeedError } from '../errors.js';
-import { arrowBodyDecoder, CodecError } from '../dataset/formats/arrow-codecs.js';
-import type { ArrowShardHandle, CopyOps, SlotTarget } from './arrow-unit.js';
-import type { RowRun } from './decode-messages.js';
-import { MAX_VAR_ELEMENTS, varColumnTooLong } from './batch-layout.js';
+import { ErrorCodes, GpufeedError } from '../../errors.js';
+import { arrowBodyDecoder, CodecError } from './codecs.js';
+import type { ArrowShardHandle, CopyOps, SlotTarget } from './load-unit.js';
+import type { RowRun } from '../../pipeline/decode-messages.js';
+import { MAX_VAR_ELEMENTS, varColumnTooLong } from '../../pipeline/batch-layout.js';
 
 interface Decompressed {
   unit: number;
