@@ -4,14 +4,14 @@
 //
 // Why a warm-up, and why not from epoch 2 (measured, README "Performance"): these epochs are 63
 // batches, so epoch 2 is the first ~130 batches, while V8 is still sizing the heaps of the main
-// thread and of each decode thread. Their young generations grow to V8's maximum and their
-// pages become resident one scavenge at a time; garbage that survived two scavenges waits in the
-// old generations for a full collection, which V8 runs rarely on heaps this small; glibc's
-// per-thread arenas keep the high-water mark of freed ArrayBuffer backing stores. Every one of
-// those levels off: with a full GC per epoch each thread's heapUsed moves < 0.2 MiB in 100
+// thread and of each decode thread. The main thread's young generation grows to V8's maximum
+// (the decode threads' is fixed at 8 MiB, loader.ts) and nursery pages become resident one
+// scavenge at a time; garbage that survived two scavenges waits in the old generations for a
+// full collection, which V8 runs rarely on heaps this small; glibc's per-thread arenas keep the
+// high-water mark of freed ArrayBuffer backing stores. Every one of those levels off: with a full GC per epoch each thread's heapUsed moves < 0.2 MiB in 100
 // epochs, and none of the growth is file pages (RssFile stays at the binary plus the mapped
 // shards: page cache the kernel can drop, bounded by the open-shard limit per worker).
-// On this dataset RSS rises 15-30% from epoch 2 and levels off by epoch 40-60 (~3,000 batches);
+// On this dataset RSS rises 8-15% from epoch 2 and levels off by epoch 40-60 (~3,000 batches);
 // from epoch 40 it stays within 5% (measured), asserted here within 10%.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
