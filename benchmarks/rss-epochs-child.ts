@@ -1,6 +1,9 @@
 // Child process for the flat-memory check: runs many short epochs over a small dataset and prints
-// one JSON line per epoch with this process's RSS and the main thread's heap, so growth per epoch
-// shows (test/integration/loader-rss.test.ts asserts it stays flat). Args: dir epochs workers batchSize.
+// one JSON line per epoch with this process's RSS (anon / file / shmem) and the main thread's heap,
+// so growth per epoch shows (test/integration/loader-rss.test.ts asserts it stays flat; `npm run
+// bench` reports max / epoch 2 over 100 epochs). With --expose-gc the main thread is collected
+// before each line, so heapUsed is live data only. Args: dir epochs workers batchSize [shuffle]
+// [read] [window].
 import { readFileSync } from 'node:fs';
 import { Loader } from '../src/pipeline/loader.js';
 
@@ -26,7 +29,7 @@ try {
   const report = (): void => {
     gc?.();
     const m = process.memoryUsage();
-    process.stdout.write(`${JSON.stringify({ epoch, rows, rss: m.rss, ...rssParts(), heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers })}\n`);
+    process.stdout.write(`${JSON.stringify({ epoch, rows, rss: m.rss, ...rssParts(), heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers })}\n`);
   };
   for await (const b of loader) {
     if (b.epoch !== epoch) {

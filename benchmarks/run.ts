@@ -8,6 +8,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { Loader, type LoaderOptions } from '../src/pipeline/loader.js';
+import { prepDataset } from '../src/dataset/index.js';
 import { measureLoader, type MeasureOptions, type ThroughputResult } from '../src/pipeline/throughput.js';
 import { usableCpus } from '../src/pipeline/cpus.js';
 import { duckdbCopy, loadDataset, makeArrow, makeDatasets, SEQ_LEN, shardFiles, warm } from './datasets.js';
@@ -69,6 +70,37 @@ async function childRss(dir: string, epochs: number | 'inf', columns = 'input_id
   const args = [join(here, 'rss-child.js'), dir, String(epochs), String(WORKERS), String(BATCH), String(window), columns, String(seconds)];
   const { stdout } = await promisify(execFile)(process.execPath, args, { timeout: 120_000 });
   return JSON.parse(stdout.trim().split('\n').pop()!) as ChildResult;
+}
+
+interface EpochRss { epoch: number; rows: number; rss: number; RssAnon?: number; RssFile?: number; RssShmem?: number }
+
+/** Epochs of the flat-memory rows (section 5). */
+const RSS_EPOCHS = 100;
+
+/** The flat-memory dataset of test/integration/loader-rss.test.ts: 2,000 rows, 63 batches of 32 an epoch. */
+async function makeEpochRssDataset(root: string): Promise<string> {
+  const input = join(root, 'rss-epochs.jsonl');
+  await writeFile(input, Array.from({ length: 2000 }, (_, i) => JSON.stringify({ tokens: Array.from({ length: 64 }, (_, k) => i + k), text: `t${i}`.repeat(i % 13) })).join('\n'));
+  const dir = join(root, 'rss-epochs');
+  await prepDataset([input], { out: dir, format: 'arrow', shapes: { tokens: [64] }, shardSize: '48KiB', workers: 0, progress: false });
+  return dir;
+}
+
+/** RSS after each epoch: the JS Loader in a child (rss-epochs-child.ts) or the Python client's server (server-rss-epochs.py). */
+async function epochRss(kind: 'js' | 'python', dir: string): Promise<EpochRss[]> {
+  const [cmd, args] = kind === 'js'
+    ? [process.execPath, [join(here, 'rss-epochs-child.js'), dir, String(RSS_EPOCHS), String(WORKERS), '32', 'window']]
+    : ['python3', [join(here, '..', '..', 'benchmarks', 'server-rss-epochs.py'), dir, String(RSS_EPOCHS), '32', String(WORKERS)]];
+  const { stdout } = await promisify(execFile)(cmd, args, { timeout: 300_000, maxBuffer: 16 << 20 });
+  return stdout.trim().split('\n').map((l) => JSON.parse(l) as EpochRss);
+}
+
+/** Max RSS from epoch 2 on over RSS at epoch 2, and the same from epoch 40 (after V8's heaps settled). */
+function epochRssRatios(epochs: EpochRss[]): { at2: number; max: number; maxEpoch: number; ratio: number; at40: number; max40: number; ratio40: number } {
+  const from = (e: number) => epochs.slice(e).reduce((a, x) => (x.rss > a.rss ? x : a));
+  const worst = from(2);
+  const late = from(40);
+  return { at2: epochs[2]!.rss, max: worst.rss, maxEpoch: worst.epoch, ratio: worst.rss / epochs[2]!.rss, at40: epochs[40]!.rss, max40: late.rss, ratio40: late.rss / epochs[40]!.rss };
 }
 
 /** DuckDB scanning a file with WORKERS threads, best of `repeats`, in samples/s. */
@@ -218,6 +250,24 @@ async function main(): Promise<void> {
     rows.push({ name: `Peak RSS, Arrow ${base * 10} vs ${base} rows`, gpufeed: mib(rss10.peak_rss_bytes), reference: mib(rss1.peak_rss_bytes), ratio: r5, goal: '<= 1.1', pass: r5 <= 1.1 });
     rows.push({ name: `Peak RSS, Arrow ${base} rows: 10 epochs vs 1`, gpufeed: mib(rssEpochs.peak_rss_bytes), reference: mib(rss1.peak_rss_bytes), ratio: r5e, goal: '<= 1.1', pass: r5e <= 1.1 });
     details.memory = { x1: rss1, x10: rss10, epochs10: rssEpochs };
+    // Flat memory over many short epochs (63 batches each), the JS Loader and the Python client's
+    // server (`gpufeed serve`), each in its own process; RSS after each epoch.
+    const rssDir = await makeEpochRssDataset(root);
+    const flat: Record<string, unknown> = {};
+    for (const [kind, label] of [['js', 'JS Loader'], ['python', 'Python client server']] as const) {
+      let epochs: EpochRss[];
+      try {
+        epochs = await epochRss(kind, rssDir);
+      } catch (err) {
+        rows.push({ name: `RSS over ${RSS_EPOCHS} epochs after epoch 2, ${label}: max / epoch 2`, gpufeed: '-', reference: '-', ratio: null, goal: '<= 1.1', pass: null, note: `did not run: ${(err as Error).message.split('\n')[0]}` });
+        continue;
+      }
+      const r = epochRssRatios(epochs);
+      rows.push({ name: `RSS over ${RSS_EPOCHS} epochs after epoch 2, ${label}: max / epoch 2`, gpufeed: `${mib(r.max)} (epoch ${r.maxEpoch})`, reference: mib(r.at2), ratio: r.ratio, goal: '<= 1.1', pass: r.ratio <= 1.1 });
+      rows.push({ name: `RSS over ${RSS_EPOCHS} epochs after epoch 40, ${label}: max / epoch 40`, gpufeed: mib(r.max40), reference: mib(r.at40), ratio: r.ratio40, goal: 'report', pass: null });
+      flat[kind] = { ...r, epochs };
+    }
+    details.flat_memory = flat;
     }
 
     // 6. HF-style Parquet, one row group, variable-length columns: read in place (index route) vs

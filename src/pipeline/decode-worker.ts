@@ -20,8 +20,12 @@ import { checkFooterChecksum, checkOpenedShard, fileIdentity, pathIdentity, Piec
 import type { ManifestV1 } from '../dataset/types.js';
 
 type Handle = { kind: 'arrow'; h: ArrowShardHandle } | { kind: 'parquet'; h: ParquetShardHandle };
-/** `users`: tasks holding the handle. A task plans reads by fd and issues them later, so a file in use is never closed (its fd could be reused by another open). */
-type OpenShard = { handle: Handle; users: number; identity: string };
+/**
+ * `users`: tasks holding the handle. A task plans reads by fd and issues them later, so a file in
+ * use is never closed (its fd could be reused by another open). `used`: when a task last took it
+ * (a counter), so the least recently used is closed first.
+ */
+type OpenShard = { handle: Handle; users: number; identity: string; used: number };
 
 /** What a task checks its shards against: the manifest, and whether piece checksums are verified. */
 interface ShardChecks {
@@ -43,8 +47,12 @@ const pieces = new PieceVerifier();
 // fds, and small because a mapped shard's touched pages count in RSS until it is unmapped: a
 // window shuffle keeps a few shards live per worker, so a handful of open shards is enough and
 // memory does not grow with the dataset. Exceeded only while the batch in progress holds more.
+// Recency is a counter on each entry, not the map's order: a hit changes no map, so a batch that
+// alternates between shards allocates nothing here (a delete and set per hit made garbage that
+// lived long enough to reach the old generation, where it piled up between full collections).
 const MAX_OPEN_SHARDS = 4;
 const open = new Map<string, OpenShard>();
+let useClock = 0;
 
 function closeHandle(handle: Handle): void {
   if (handle.kind === 'arrow') closeArrowShard(handle.h);
@@ -52,11 +60,18 @@ function closeHandle(handle: Handle): void {
 }
 
 function trimOpen(max = MAX_OPEN_SHARDS): void {
-  for (const [key, o] of open) {
-    if (open.size <= max) return;
-    if (o.users > 0) continue;
-    open.delete(key);
-    closeHandle(o.handle);
+  while (open.size > max) {
+    let oldestKey: string | undefined;
+    let oldest: OpenShard | undefined;
+    for (const [key, o] of open) {
+      if (o.users === 0 && (!oldest || o.used < oldest.used)) {
+        oldestKey = key;
+        oldest = o;
+      }
+    }
+    if (!oldest) return;
+    open.delete(oldestKey!);
+    closeHandle(oldest.handle);
   }
 }
 
@@ -103,26 +118,34 @@ async function openChecked(ref: ShardRef, read: ReadMode, checks: ShardChecks): 
       if (checked.size >= MAX_CHECKED_FILES) checked.delete(checked.values().next().value!);
       checked.add(checkedKey);
     }
-    return { handle, users: 0, identity };
+    return { handle, users: 0, identity, used: 0 };
   } catch (err) {
     closeHandle(handle);
     throw shardDecodeError(err, ref, 'the footer');
   }
 }
 
-/** Opens (or reuses) a shard for a task; the task gives it back with releaseHandles. */
+/** Opens (or reuses) a shard for a task; the task gives it back with releaseHandles. Once per shard per task. */
 async function handleFor(ref: ShardRef, held: OpenShard[], read: ReadMode, checks: ShardChecks): Promise<OpenShard> {
   const key = `${ref.file}\0${ref.bytes}\0${read}`;
   let o = open.get(key);
-  if (o) open.delete(key);
-  else o = await openChecked(ref, read, checks);
-  open.set(key, o);
+  if (!o) {
+    o = await openChecked(ref, read, checks);
+    open.set(key, o);
+  }
+  o.used = ++useClock;
   if (!held.includes(o)) {
     o.users += 1;
     held.push(o);
   }
   trimOpen();
   return o;
+}
+
+/** Index of shard `index` in a task's refs (a loop: a closure per call would be garbage per run). */
+function refAt(shards: readonly ShardRef[], index: number): number {
+  for (let i = 0; i < shards.length; i++) if (shards[i]!.index === index) return i;
+  return -1;
 }
 
 function releaseHandles(held: OpenShard[]): void {
@@ -158,7 +181,8 @@ async function fillSlot(slabId: number, layout: BatchLayout, rows: number, shard
     const targets: SlotTarget[] = layout.columns.map((region) => ({ region, bytes, cursor: 0 }));
     const n = runCount(runs);
     arrowReads.clear();
-    // Each shard's handle once per batch; runs of one shard mostly follow each other.
+    // Each shard's handle once per batch (a shuffled batch's runs alternate between its shards).
+    const handles: (OpenShard | undefined)[] = new Array(shards.length);
     let lastShard = -1;
     let shard: OpenShard | undefined;
     let ref: ShardRef | undefined;
@@ -166,9 +190,10 @@ async function fillSlot(slabId: number, layout: BatchLayout, rows: number, shard
     for (let i = 0; i < n; i++) {
       readRun(runs, i, run);
       if (run.shard !== lastShard || !shard) {
-        ref = shards.find((s) => s.index === run.shard);
-        if (!ref) throw new GpufeedError(ErrorCodes.INTERNAL, `run names shard ${run.shard}, which the batch does not carry`);
-        shard = await handleFor(ref, held, read, checks);
+        const k = refAt(shards, run.shard);
+        if (k < 0) throw new GpufeedError(ErrorCodes.INTERNAL, `run names shard ${run.shard}, which the batch does not carry`);
+        ref = shards[k]!;
+        shard = handles[k] ??= await handleFor(ref, held, read, checks);
         lastShard = run.shard;
       }
       const handle = shard.handle;

@@ -1,7 +1,18 @@
-// Flat memory over many epochs: a child process runs 36 short epochs of a small dataset and
+// Flat memory over many epochs: a child process runs 100 short epochs of a small dataset and
 // prints its RSS after each (benchmarks/rss-epochs-child.ts). Memory, not time, is asserted: after
-// a warm-up (JIT-compiled code, heaps of the decode threads reaching their steady size) RSS must
-// not keep growing with epochs. A leak of even 1 MiB per epoch would add ~20% here.
+// a warm-up RSS must not keep growing with epochs. A leak of even 0.5 MiB per epoch would add ~20%.
+//
+// Why a warm-up, and why not from epoch 2 (measured, README "Performance"): these epochs are 63
+// batches, so epoch 2 is the first ~130 batches, while V8 is still sizing the heaps of the main
+// thread and of each decode thread. The main thread's young generation grows to V8's maximum
+// (the decode threads' is fixed at 8 MiB, loader.ts) and nursery pages become resident one
+// scavenge at a time; garbage that survived two scavenges waits in the old generations for a
+// full collection, which V8 runs rarely on heaps this small; glibc's per-thread arenas keep the
+// high-water mark of freed ArrayBuffer backing stores. Every one of those levels off: with a full GC per epoch each thread's heapUsed moves < 0.2 MiB in 100
+// epochs, and none of the growth is file pages (RssFile stays at the binary plus the mapped
+// shards: page cache the kernel can drop, bounded by the open-shard limit per worker).
+// On this dataset RSS rises 8-15% from epoch 2 and levels off by epoch 40-60 (~3,000 batches);
+// from epoch 40 it stays within 5% (measured), asserted here within 10%.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -12,8 +23,8 @@ import { join } from 'node:path';
 import { prepDataset } from '../../src/dataset/index.js';
 import { packageRoot } from '../../src/package-root.js';
 
-const EPOCHS = 36;
-const WARM_UP = 12;
+const EPOCHS = 100;
+const WARM_UP = 40;
 
 interface EpochRss { epoch: number; rows: number; rss: number }
 
@@ -31,7 +42,7 @@ describe('Loader memory over epochs', () => {
     // The compiled child, as users run it (tsx would add its own compiler's memory).
     const child = join(packageRoot(), 'dist', 'benchmarks', 'rss-epochs-child.js');
     assert.ok(existsSync(child), `${child} exists (npx tsc -p tsconfig.json)`);
-    const { stdout } = await promisify(execFile)(process.execPath, [child, dir, String(EPOCHS), '2', '32', 'window'], { timeout: 170_000 });
+    const { stdout } = await promisify(execFile)(process.execPath, [child, dir, String(EPOCHS), '2', '32', 'window'], { timeout: 170_000, maxBuffer: 16 << 20 });
     const epochs = stdout.trim().split('\n').map((l) => JSON.parse(l) as EpochRss);
     assert.equal(epochs.length, EPOCHS);
     for (const e of epochs) assert.equal(e.rows, 2000, `epoch ${e.epoch} delivered every row`);
