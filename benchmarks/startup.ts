@@ -118,6 +118,17 @@ export async function measureStartup(o: StartupOptions): Promise<StartupResult> 
   return out;
 }
 
+/** Seconds `gpufeed <args>` takes in a fresh process, one run per entry. */
+export async function measureCli(args: string[], runs: number): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const t0 = performance.now();
+    await run(process.execPath, [join(root, 'bin', 'gpufeed.js'), ...args], { timeout: 60_000 });
+    out.push((performance.now() - t0) / 1e3);
+  }
+  return out;
+}
+
 /** Median of each phase over the runs, in start order. */
 export function medianPhases(runs: readonly Phases[]): [string, number][] {
   const keys = new Set(runs.flatMap((p) => Object.keys(p)));
@@ -138,6 +149,8 @@ async function main(): Promise<void> {
     process.stdout.write(`dataset ${dir}${given ? '' : ` (4096 rows x ${SEQ_LEN} int32, Arrow)`}, ${runs} fresh processes each, medians\n`);
     process.stdout.write(`JS: open returns ${f(median(r.js_open_s) * 1e3)}, first batch ${f(median(r.js_first_batch_s) * 1e3)} after Loader.open (runs: ${r.js_first_batch_s.map((s) => s.toFixed(3)).join(', ')})\n`);
     for (const [k, v] of medianPhases(r.phases)) process.stdout.write(`  ${f(v)}  ${k}\n`);
+    const version = await measureCli(['--version'], runs);
+    process.stdout.write(`gpufeed --version: ${f(median(version) * 1e3)} (runs: ${version.map((s) => s.toFixed(3)).join(', ')})\n`);
     if (r.python_first_batch_s.length) {
       process.stdout.write(`Python: first batch ${f(median(r.python_first_batch_s) * 1e3)} after gpufeed.Loader(...) (runs: ${r.python_first_batch_s.map((s) => s.toFixed(3)).join(', ')})\n`);
       for (const [k, v] of medianPhases(r.python_phases)) process.stdout.write(`  ${f(v)}  ${k}\n`);

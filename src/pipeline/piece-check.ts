@@ -7,7 +7,7 @@
 import { closeSync, fstatSync, openSync, readSync, statSync, type BigIntStats } from 'node:fs';
 import type { FileMetaData } from 'hyparquet';
 import { ErrorCodes, GpufeedError } from '../errors.js';
-import type { ParquetChunkRange } from '../dataset/formats/parquet.js';
+import { parquetChunkRanges, type ParquetChunkRange } from '../formats/parquet/chunk-ranges.js';
 import type { RangeReader } from '../dataset/formats/range-reader.js';
 import { formatChecksum, pieceChecksum } from '../dataset/piece-checksum.js';
 import type { ColumnSpec, ManifestV1, ParquetLayout, ShardEntry } from '../dataset/types.js';
@@ -17,12 +17,7 @@ import type { ShardRef } from './decode-messages.js';
 // checked, not with this module: the loader's main thread (which needs only pieceFlagLayout) and a
 // worker over Arrow shards then never load the Parquet reader and writer (hyparquet,
 // hyparquet-writer), nor the main thread apache-arrow; module loading is most of a worker's
-// start-up, which the first batch waits for (test/unit/startup-imports.test.ts).
-let parquetFile: typeof import('../dataset/formats/parquet.js') | undefined;
-
-async function parquetFileModule(): Promise<typeof import('../dataset/formats/parquet.js')> {
-  return (parquetFile ??= await import('../dataset/formats/parquet.js'));
-}
+// start-up, which the first batch waits for (test/integration/startup-imports.test.ts).
 
 /** Files whose verified pieces are remembered (a worker keeps a few shards open at once). */
 const MAX_FILES = 64;
@@ -89,7 +84,7 @@ export async function checkFooterChecksum(ref: ShardRef, entry: ShardEntry): Pro
     let tail = await read(size - first, first);
     const { footerLength } = entry.format === 'arrow'
       ? (await import('../dataset/formats/arrow.js')).arrowFooterRange(tail, size, ref.name)
-      : (await parquetFileModule()).parquetFooterRange(tail, size, ref.name);
+      : (await import('../dataset/formats/parquet.js')).parquetFooterRange(tail, size, ref.name);
     if (footerLength > tail.length) tail = await read(size - footerLength, footerLength);
     const got = pieceChecksum(tail.subarray(tail.length - footerLength));
     if (got !== want) {
@@ -107,8 +102,6 @@ export async function checkFooterChecksum(ref: ShardRef, entry: ShardEntry): Pro
  * metadata, and (verifyPieces) the footer checksum. Throws before any row is read.
  */
 export async function checkOpenedShard(fd: number, ref: ShardRef, entry: ShardEntry, schema: readonly ColumnSpec[], verifyPieces: boolean): Promise<void> {
-  // Every Parquet shard a worker reads is checked here first, so parquetChunks finds this loaded.
-  if (entry.format === 'parquet') await parquetFileModule();
   const { checkShardAgainstFile, readShardFacts } = await import('../dataset/shard-truth.js');
   const facts = await readShardFacts(fdRangeReader(fd, ref), ref.bytes, entry.format, ref.name, false, schema);
   checkShardAgainstFile(entry, schema, facts, { footerChecksum: verifyPieces });
@@ -239,8 +232,7 @@ export class PieceVerifier {
     if (!claimed) return;
     let ranges = this.#chunkRanges.get(metadata);
     if (!ranges) {
-      if (!parquetFile) throw new GpufeedError(ErrorCodes.INTERNAL, `shard ${ref.name}: a column chunk was checked before its shard (checkOpenedShard loads the Parquet reader)`);
-      ranges = parquetFile.parquetChunkRanges(metadata, ref.name);
+      ranges = parquetChunkRanges(metadata, ref.name);
       this.#chunkRanges.set(metadata, ranges);
     }
     const fileChunks = ranges[unit];
