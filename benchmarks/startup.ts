@@ -33,6 +33,8 @@ export type Phases = Record<string, number>;
 export interface StartupResult {
   js_first_batch_s: number[];
   js_open_s: number[];
+  /** CPU seconds of every thread of the JS child from Loader.open to its first batch. */
+  js_cpu_s: number[];
   python_first_batch_s: number[];
   /** Per JS run, the phases of its trace. */
   phases: Phases[];
@@ -83,12 +85,12 @@ loader.close()
 print(json.dumps({"first_batch_s": first, "t0_ms": t0 * 1e3}))
 `;
 
-async function jsRun(o: StartupOptions): Promise<{ first: number; open: number; phases: Phases }> {
+async function jsRun(o: StartupOptions): Promise<{ first: number; open: number; cpu: number; phases: Phases }> {
   const { stdout, stderr } = await run(process.execPath, [join(here, 'startup-child.js'), o.dir, String(o.workers), String(o.batchSize), 'none'], {
     timeout: 60_000, env: { ...process.env, GPUFEED_TRACE_STARTUP: '1' },
   });
-  const r = JSON.parse(stdout.trim().split('\n').pop()!) as { first_batch_s: number; open_s: number };
-  return { first: r.first_batch_s, open: r.open_s, phases: phasesOf(stderr) };
+  const r = JSON.parse(stdout.trim().split('\n').pop()!) as { first_batch_s: number; open_s: number; cpu_s: number };
+  return { first: r.first_batch_s, open: r.open_s, cpu: r.cpu_s, phases: phasesOf(stderr) };
 }
 
 async function pyRun(o: StartupOptions): Promise<{ first: number; phases: Phases }> {
@@ -100,7 +102,7 @@ async function pyRun(o: StartupOptions): Promise<{ first: number; phases: Phases
 
 /** JS and Python runs alternately (a noisy host shifts both alike). */
 export async function measureStartup(o: StartupOptions): Promise<StartupResult> {
-  const out: StartupResult = { js_first_batch_s: [], js_open_s: [], python_first_batch_s: [], phases: [], python_phases: [] };
+  const out: StartupResult = { js_first_batch_s: [], js_open_s: [], js_cpu_s: [], python_first_batch_s: [], phases: [], python_phases: [] };
   // One unmeasured run of each first: the page cache then holds the code both sides load.
   await jsRun(o);
   if (o.python) await pyRun(o);
@@ -108,6 +110,7 @@ export async function measureStartup(o: StartupOptions): Promise<StartupResult> 
     const j = await jsRun(o);
     out.js_first_batch_s.push(j.first);
     out.js_open_s.push(j.open);
+    out.js_cpu_s.push(j.cpu);
     out.phases.push(j.phases);
     if (o.python) {
       const p = await pyRun(o);
@@ -120,10 +123,15 @@ export async function measureStartup(o: StartupOptions): Promise<StartupResult> 
 
 /** Seconds `gpufeed <args>` takes in a fresh process, one run per entry. */
 export async function measureCli(args: string[], runs: number): Promise<number[]> {
+  return measureNode([join(root, 'bin', 'gpufeed.js'), ...args], runs);
+}
+
+/** Seconds `node <args>` takes in a fresh process (`-e 0`: what this host's load makes of any start). */
+export async function measureNode(args: string[], runs: number): Promise<number[]> {
   const out: number[] = [];
   for (let i = 0; i < runs; i++) {
     const t0 = performance.now();
-    await run(process.execPath, [join(root, 'bin', 'gpufeed.js'), ...args], { timeout: 60_000 });
+    await run(process.execPath, args, { timeout: 60_000 });
     out.push((performance.now() - t0) / 1e3);
   }
   return out;
@@ -147,10 +155,11 @@ async function main(): Promise<void> {
     const r = await measureStartup({ dir, workers: usableCpus(), batchSize: 64, runs, python: process.env.GPUFEED_STARTUP_PYTHON !== '0' });
     const f = (ms: number): string => `${ms.toFixed(0).padStart(5)} ms`;
     process.stdout.write(`dataset ${dir}${given ? '' : ` (4096 rows x ${SEQ_LEN} int32, Arrow)`}, ${runs} fresh processes each, medians\n`);
-    process.stdout.write(`JS: open returns ${f(median(r.js_open_s) * 1e3)}, first batch ${f(median(r.js_first_batch_s) * 1e3)} after Loader.open (runs: ${r.js_first_batch_s.map((s) => s.toFixed(3)).join(', ')})\n`);
+    process.stdout.write(`JS: open returns ${f(median(r.js_open_s) * 1e3)}, first batch ${f(median(r.js_first_batch_s) * 1e3)} after Loader.open, ${f(median(r.js_cpu_s) * 1e3)} CPU (runs: ${r.js_first_batch_s.map((s) => s.toFixed(3)).join(', ')})\n`);
     for (const [k, v] of medianPhases(r.phases)) process.stdout.write(`  ${f(v)}  ${k}\n`);
     const version = await measureCli(['--version'], runs);
-    process.stdout.write(`gpufeed --version: ${f(median(version) * 1e3)} (runs: ${version.map((s) => s.toFixed(3)).join(', ')})\n`);
+    const bare = await measureNode(['-e', '0'], runs);
+    process.stdout.write(`gpufeed --version: ${f(median(version) * 1e3)} (runs: ${version.map((s) => s.toFixed(3)).join(', ')}); node -e 0: ${f(median(bare) * 1e3)}\n`);
     if (r.python_first_batch_s.length) {
       process.stdout.write(`Python: first batch ${f(median(r.python_first_batch_s) * 1e3)} after gpufeed.Loader(...) (runs: ${r.python_first_batch_s.map((s) => s.toFixed(3)).join(', ')})\n`);
       for (const [k, v] of medianPhases(r.python_phases)) process.stdout.write(`  ${f(v)}  ${k}\n`);
