@@ -17,6 +17,7 @@ import { duckdbScan } from './duckdb-scan.js';
 import { naiveArrowLoader } from './naive-loader.js';
 import { HF_DUCKDB_SQL, makeHfDatasets } from './hf-dataset.js';
 import { DuckDBInstance } from '@duckdb/node-api';
+import { measureCli, measureNode, measureStartup, median } from './startup.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const ROWS = Number(process.env.GPUFEED_BENCH_ROWS ?? 16384);
@@ -28,8 +29,14 @@ const SECONDS = Number(process.env.GPUFEED_BENCH_SECONDS ?? 2);
 const ROUNDS = 2;
 /** Rows of the HF-style single-row-group Parquet file (section 6). */
 const HF_ROWS = Number(process.env.GPUFEED_BENCH_HF_ROWS ?? 12000);
-/** Comma list of sections to run (1-7); all by default. */
-const ONLY = new Set((process.env.GPUFEED_BENCH_ONLY ?? '1,2,3,4,5,6,7').split(','));
+/** Comma list of sections to run (1-8); all by default. */
+const ONLY = new Set((process.env.GPUFEED_BENCH_ONLY ?? '1,2,3,4,5,6,7,8').split(','));
+/** Fresh processes per side of the start-up section (8). */
+const STARTUP_RUNS = Number(process.env.GPUFEED_BENCH_STARTUP_RUNS ?? 5);
+/** Start-up goals (issue 11): JS first batch after Loader.open; the Python client's, over the JS one; --version. */
+const JS_FIRST_BATCH_GOAL_S = 0.2;
+const PY_OVER_JS_GOAL_S = 0.3;
+const VERSION_GOAL_S = 0.25;
 /** Seconds per cell of the configuration matrix (section 7). */
 const MATRIX_SECONDS = Number(process.env.GPUFEED_BENCH_MATRIX_SECONDS ?? 2);
 
@@ -134,7 +141,7 @@ async function main(): Promise<void> {
   const matrixLines: string[] = [];
   const started = performance.now();
   try {
-    if (ONLY.has('1') || ONLY.has('2') || ONLY.has('3') || ONLY.has('4') || ONLY.has('7')) {
+    if (ONLY.has('1') || ONLY.has('2') || ONLY.has('3') || ONLY.has('4') || ONLY.has('7') || ONLY.has('8')) {
     log(`writing ${ROWS} rows x ${SEQ_LEN} int32 as Arrow, Parquet snappy (gpufeed), Parquet zstd (DuckDB) in ${root}`);
     const ds = await makeDatasets(root, ROWS);
     const arrow = await loadDataset(ds.arrow);
@@ -142,6 +149,24 @@ async function main(): Promise<void> {
     const zstd = await loadDataset(ds.parquetZstd);
     for (const [d, m] of [[ds.arrow, arrow], [ds.parquetSnappy, snappy], [ds.parquetZstd, zstd]] as const) warm(d, m);
     const payload = ROWS * SEQ_LEN * 4;
+
+    // 8. Start-up: fresh processes, JS and Python alternately, before the long sections heat the host.
+    if (ONLY.has('8')) {
+      log(`8/8 start-up (${STARTUP_RUNS} fresh processes each: JS loader, Python client, gpufeed --version)`);
+      const su = await measureStartup({ dir: ds.arrow, workers: WORKERS, batchSize: BATCH, runs: STARTUP_RUNS, python: true });
+      const version = await measureCli(['--version'], STARTUP_RUNS);
+      const bare = await measureNode(['-e', '0'], STARTUP_RUNS);
+      const js = median(su.js_first_batch_s);
+      const py = median(su.python_first_batch_s);
+      const v = median(version);
+      const s2 = (x: number): string => `${x.toFixed(3)} s`;
+      rows.push({ name: `Start-up: first batch after Loader.open, local Arrow (JS, median of ${STARTUP_RUNS} processes)`, gpufeed: `${s2(js)} (${s2(median(su.js_cpu_s))} CPU)`, reference: `goal ${s2(JS_FIRST_BATCH_GOAL_S)}`, ratio: js / JS_FIRST_BATCH_GOAL_S, goal: '<= 1', pass: js <= JS_FIRST_BATCH_GOAL_S });
+      rows.push({ name: 'Start-up: Python client first batch after Loader(), over the JS one', gpufeed: s2(py), reference: `JS ${s2(js)} + goal ${s2(PY_OVER_JS_GOAL_S)}`, ratio: (py - js) / PY_OVER_JS_GOAL_S, goal: '<= 1', pass: py - js <= PY_OVER_JS_GOAL_S });
+      rows.push({ name: 'Start-up: gpufeed --version', gpufeed: s2(v), reference: `goal ${s2(VERSION_GOAL_S)}`, ratio: v / VERSION_GOAL_S, goal: '<= 1', pass: v <= VERSION_GOAL_S });
+      // Not a goal: how slow this host's load makes any process start, to read the three rows above by.
+      rows.push({ name: 'Start-up: node -e 0 (this host now, for reference)', gpufeed: s2(median(bare)), reference: '-', ratio: null, goal: 'report', pass: null });
+      details.startup = { ...su, version_s: version, node_e0_s: bare };
+    }
 
     // 7. Configuration matrix: format x shuffle x columns x batch, each cell as a ratio to the best
     // cell of its format (a slow corner shows as a small ratio). One short run per cell, a fresh

@@ -12,6 +12,7 @@ import type { ResumeState } from '../plan/index.js';
 import { BridgeServer } from '../bridge/server.js';
 import { encodeMessage, errorMessage } from '../bridge/protocol.js';
 import { addLoaderOptions, loaderOptionsFromFlags, type LoaderFlags } from './loader-options.js';
+import { startupMark, processStartedAt } from '../pipeline/startup-trace.js';
 
 interface ServeFlags extends LoaderFlags {
   fd?: string;
@@ -76,6 +77,9 @@ export function register(program: Command): void {
       throw err;
     })
     .action(async (dataset: string, flags: ServeFlags) => {
+      // The process's start, then the CLI's modules loaded (benchmarks/startup.ts).
+      startupMark('process-start', processStartedAt());
+      startupMark('serve-action');
       let fd: number;
       try {
         fd = parseFd(flags.fd);

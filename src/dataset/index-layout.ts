@@ -7,7 +7,6 @@ import { ErrorCodes, GpufeedError } from '../errors.js';
 import { isArrowFileFormat, readArrowStreamLayout } from '../formats/arrow/stream.js';
 import { selectColumnNames, isSelecting, type ColumnSelection } from './column-selection.js';
 import { readArrowBatches, readArrowFooter } from '../formats/arrow/file.js';
-import { addParquetChunkChecksums, readParquetFooter, refuseNullListItems } from '../formats/parquet/file.js';
 import type { RangeReader } from '../formats/range-reader.js';
 import { columnsFromArrowSchema, parquetLeaves } from '../formats/schema-map.js';
 import { PIECE_HASH, pieceChecksum } from './piece-checksum.js';
@@ -38,6 +37,9 @@ export async function readIndexLayout(format: ShardFormat, read: RangeReader, si
   const keep = (names: string[]): Set<string> =>
     new Set(only ? names.filter((n) => only.has(n)) : isSelecting(select) ? selectColumnNames(names, select, where) : names);
   if (format === 'parquet') {
+    // Imported here, not above: a decode worker checking Arrow shards never loads the Parquet
+    // footer reader and hyparquet (module loading is most of its start-up).
+    const { addParquetChunkChecksums, readParquetFooter, refuseNullListItems } = await import('../formats/parquet/file.js');
     const { info, footerCrc32 } = await readParquetFooter(read, size, where);
     // Every chunk, kept columns or not: the checksums cover the file as it is.
     if (opts.pieceChecksums) await addParquetChunkChecksums(info, read, footerCrc32, where);

@@ -8,7 +8,7 @@ import { slabView, type ReadMode } from '../memory/index.js';
 import type { BatchLayout } from './batch-layout.js';
 import { readRun, runCount } from './row-runs.js';
 import { ArrowTaskReads, closeArrowShard, openArrowShard, type ArrowShardHandle, type CopyOps, type SlotTarget } from '../formats/arrow/load-unit.js';
-import { closeParquetShard, copyParquetRun, openParquetShard, type ParquetShardHandle, type SharedDecoded } from '../formats/parquet/load-unit.js';
+import type { ParquetShardHandle, SharedDecoded } from '../formats/parquet/load-unit.js';
 import { RowGroupCache } from '../formats/parquet/row-group-cache.js';
 import type { DecodeLoopResult, DecodeLoopTask, DecodeStats, LeaseReply, RowRun, ShardRef, WorkerMessage } from './decode-messages.js';
 import { ControlBlock, STAT_BATCHES, STAT_BYTES, STAT_DECODE_NS, STAT_READ_NS, STAT_ROWS, STAT_SHARD_WAIT_NS } from './control-block.js';
@@ -18,6 +18,22 @@ import { decodeOversize } from './oversize-batch.js';
 import { buildRuns } from './row-runs.js';
 import { checkFooterChecksum, checkOpenedShard, fileIdentity, pathIdentity, PieceVerifier, shardDecodeError, sharedPieceFlags, type SharedPieceFlags } from './piece-check.js';
 import type { ManifestV1 } from '../dataset/types.js';
+import { startupMark } from './startup-trace.js';
+
+// Everything above is loaded and evaluated by now (benchmarks/startup.ts).
+startupMark('modules-loaded');
+/** Marks this worker's first batch's phases once (startup-trace.ts). */
+let firstBatchTraced = false;
+
+// The Parquet reader (hyparquet and its codecs, gpufeed's page decoder) is imported when this
+// worker first opens a Parquet shard: a worker over Arrow shards starts without loading it.
+let parquetUnit: typeof import('../formats/parquet/load-unit.js') | undefined;
+
+/** The Parquet unit, once a Parquet shard was opened (every Parquet handle comes from openHandle). */
+function parquet(): typeof import('../formats/parquet/load-unit.js') {
+  if (!parquetUnit) throw new GpufeedError(ErrorCodes.INTERNAL, 'a Parquet shard is used before the Parquet reader was loaded');
+  return parquetUnit;
+}
 
 type Handle = { kind: 'arrow'; h: ArrowShardHandle } | { kind: 'parquet'; h: ParquetShardHandle };
 /**
@@ -56,7 +72,7 @@ let useClock = 0;
 
 function closeHandle(handle: Handle): void {
   if (handle.kind === 'arrow') closeArrowShard(handle.h);
-  else closeParquetShard(handle.h);
+  else parquet().closeParquetShard(handle.h);
 }
 
 function trimOpen(max = MAX_OPEN_SHARDS): void {
@@ -78,7 +94,7 @@ function trimOpen(max = MAX_OPEN_SHARDS): void {
 /** Opens a shard file; the format's open checks its size against the manifest. */
 function openHandle(ref: ShardRef, read: ReadMode): Handle {
   try {
-    return ref.format === 'arrow' ? { kind: 'arrow', h: openArrowShard(ref, read) } : { kind: 'parquet', h: openParquetShard(ref) };
+    return ref.format === 'arrow' ? { kind: 'arrow', h: openArrowShard(ref, read) } : { kind: 'parquet', h: parquet().openParquetShard(ref) };
   } catch (err) {
     const code = (err as { code?: unknown }).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') {
@@ -109,6 +125,7 @@ async function openChecked(ref: ShardRef, read: ReadMode, checks: ShardChecks): 
       throw shardDecodeError(err, ref, 'the footer');
     }
   }
+  if (ref.format === 'parquet') parquetUnit ??= await import('../formats/parquet/load-unit.js');
   const handle = openHandle(ref, read);
   try {
     const identity = fileIdentity(handle.h.fd);
@@ -131,6 +148,7 @@ async function handleFor(ref: ShardRef, held: OpenShard[], read: ReadMode, check
   let o = open.get(key);
   if (!o) {
     o = await openChecked(ref, read, checks);
+    if (!firstBatchTraced) startupMark('shard-opened');
     open.set(key, o);
   }
   o.used = ++useClock;
@@ -210,7 +228,7 @@ async function fillSlot(slabId: number, layout: BatchLayout, rows: number, shard
       } else {
         if (checks.verifyPieces) pieces.parquetChunks(handle.h.fd, shard.identity, ref!, entry, handle.h.metadata, run.unit, columnNames, checks.shared);
         try {
-          await copyParquetRun(handle.h, run, targets, ops, shared);
+          await parquet().copyParquetRun(handle.h, run, targets, ops, shared);
         } catch (err) {
           throw shardDecodeError(err, ref!, `row group ${run.unit} (columns ${columnNames.join(', ')})`);
         }
@@ -320,6 +338,7 @@ export async function runDecodeLoop(task: DecodeLoopTask): Promise<DecodeLoopRes
     return p;
   };
   let batches = 0;
+  if (!firstBatchTraced) startupMark('loop-start');
   try {
     for (;;) {
       const slot = control.takeSlot();
@@ -338,6 +357,7 @@ export async function runDecodeLoop(task: DecodeLoopTask): Promise<DecodeLoopRes
         const flat = startStep + seq;
         const epoch = Math.floor(flat / stepsPerEpoch);
         const ids = planOf(epoch).batchIds(flat - epoch * stepsPerEpoch);
+        if (!firstBatchTraced) startupMark('first-ids');
         if (ids.length > control.batchSize) throw new GpufeedError(ErrorCodes.INTERNAL, `step has ${ids.length} ids, the batch holds ${control.batchSize}`);
         control.idsOf(slot).set(ids);
         const { runs, shards } = buildRuns(ids, locator, manifest);
@@ -369,6 +389,10 @@ export async function runDecodeLoop(task: DecodeLoopTask): Promise<DecodeLoopRes
         stats[STAT_DECODE_NS]! += s.decodeNs;
         stats[STAT_SHARD_WAIT_NS]! += (t1 - t0) * 1e6;
         control.publish(slot, seq, rows, false, oneOffSlab);
+        if (!firstBatchTraced) {
+          firstBatchTraced = true;
+          startupMark('first-published');
+        }
       } catch (err) {
         // The consumer meets this error at this seq, not before: the message goes first, then the
         // slot is published as failed.

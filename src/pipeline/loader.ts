@@ -35,6 +35,7 @@ import { LoaderStats, type LoaderStatsSnapshot } from './stats.js';
 import { ControlBlock, FILLING, FREE, HELD, READY, STAT_BATCHES, STAT_BYTES, STAT_DECODE_NS, STAT_READ_NS, STAT_ROWS, STAT_SHARD_WAIT_NS } from './control-block.js';
 import type { DecodeLoopResult, DecodeLoopTask, LeaseReply, WorkerMessage } from './decode-messages.js';
 import { createRowGroupCache, DEFAULT_DECODE_CACHE_BYTES, planDecodeCache, type RowGroupCacheBuffers } from '../formats/parquet/row-group-cache.js';
+import { startupMark } from './startup-trace.js';
 
 // The cache-sharing figures come from the world and the plan (set by the loader), not from the user.
 export interface LoaderOptions extends StoreOptions, Omit<ShardSourceOptions, keyof CacheSharing> {
@@ -196,7 +197,7 @@ export class Loader implements AsyncIterable<Batch> {
   readonly #oneOffs = new Map<number, OneOffMessage>();
   readonly #oneOffWaiters = new Map<number, (m: OneOffMessage) => void>();
 
-  private constructor(uri: string, store: Store, manifest: ManifestV1, options: LoaderOptions, internal: LoaderInternalOptions) {
+  private constructor(uri: string, store: Store, manifest: ManifestV1, options: LoaderOptions, internal: LoaderInternalOptions, workers: number, pool: Piscina) {
     this.uri = uri;
     this.#store = store;
     this.manifest = manifest;
@@ -219,7 +220,8 @@ export class Loader implements AsyncIterable<Batch> {
     this.#shardSizes = manifest.shards.map((s) => ({ rows: s.rows, bytes: s.bytes, hash: s.hash }));
     this.#locator = new SampleLocator(manifest);
 
-    this.workers = options.workers === undefined ? usableCpus() : checkWorkers(options.workers);
+    this.workers = workers;
+    this.#pool = pool;
     const slots = options.slots === undefined ? SLOTS_PER_WORKER * this.workers + 2 : checkPositiveInt('slots', options.slots, 4096);
     if (options.varRowBytes !== undefined) checkPositiveInt('varRowBytes', options.varRowBytes);
     const memory = planSlotMemory({
@@ -257,13 +259,18 @@ export class Loader implements AsyncIterable<Batch> {
     const cachePlan = planDecodeCache(manifest, this.layout, this.order, this.workers, decodeCacheBytes);
     if (cachePlan?.warning) process.stderr.write(`${cachePlan.warning}\n`);
     this.rowGroupCache = cachePlan ? createRowGroupCache(cachePlan.entries, cachePlan.arenaBytes) : undefined;
-    this.#pool = new Piscina({
+    startupMark('planned');
+  }
+
+  /** The decode threads; they start at once (minThreads), each loading the worker's modules. */
+  static #decodePool(workers: number): Piscina {
+    return new Piscina({
       filename: pathToFileURL(workerEntry('decode')).href,
-      minThreads: this.workers,
-      maxThreads: this.workers,
+      minThreads: workers,
+      maxThreads: workers,
       idleTimeout: 60_000,
       // One long-lived task per worker: it schedules itself from the control block.
-      maxQueue: this.workers,
+      maxQueue: workers,
       concurrentTasksPerWorker: 1,
       resourceLimits: { maxYoungGenerationSizeMb: DECODE_YOUNG_GENERATION_MB },
     });
@@ -274,12 +281,23 @@ export class Loader implements AsyncIterable<Batch> {
     if (typeof uri !== 'string' || uri.length === 0) throw invalidOption('uri', 'must be a dataset path or URI');
     if (!options || typeof options !== 'object') throw invalidOption('options', 'must be an object with at least batchSize');
     checkLoaderOptionTypes(options);
-    // Shards come from the manifest's base when it names one (an index written with --out).
-    const { manifest, shards: store } = await openDataset(uri, options);
+    startupMark('open');
+    const workers = options.workers === undefined ? usableCpus() : checkWorkers(options.workers);
+    // The decode threads start first and load their modules (most of the time to the first batch)
+    // while this thread reads the manifest and makes the plan and the ring.
+    const pool = Loader.#decodePool(workers);
+    let store: Store | undefined;
     try {
-      return new Loader(uri, store, manifest, options, internal);
+      // Shards come from the manifest's base when it names one (an index written with --out).
+      const opened = await openDataset(uri, options);
+      store = opened.shards;
+      startupMark('manifest-read');
+      const loader = new Loader(uri, store, opened.manifest, options, internal, workers, pool);
+      startupMark('constructed');
+      return loader;
     } catch (err) {
-      await store.close();
+      await pool.destroy();
+      await store?.close();
       throw err;
     }
   }
@@ -340,6 +358,7 @@ export class Loader implements AsyncIterable<Batch> {
       });
       this.#loops.push(loop);
     }
+    startupMark('loops-started');
   }
 
   #onWorkerMessage(link: WorkerLink, m: WorkerMessage): void {
@@ -539,6 +558,7 @@ export class Loader implements AsyncIterable<Batch> {
         this.#held += 1;
         this.#delivered = seq + 1;
         this.#stats.waited(performance.now() - w0);
+        if (seq === 0) startupMark('first-batch');
         yield batch;
         previous = batch;
         previous.releaseUnlessRetained();

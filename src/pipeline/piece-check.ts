@@ -7,13 +7,17 @@
 import { closeSync, fstatSync, openSync, readSync, statSync, type BigIntStats } from 'node:fs';
 import type { FileMetaData } from 'hyparquet';
 import { ErrorCodes, GpufeedError } from '../errors.js';
-import { arrowFooterRange } from '../formats/arrow/file.js';
-import { parquetChunkRanges, parquetFooterRange, type ParquetChunkRange } from '../formats/parquet/file.js';
+import { parquetChunkRanges, type ParquetChunkRange } from '../formats/parquet/chunk-ranges.js';
 import type { RangeReader } from '../formats/range-reader.js';
 import { formatChecksum, pieceChecksum } from '../dataset/piece-checksum.js';
-import { checkShardAgainstFile, readShardFacts } from '../dataset/shard-truth.js';
 import type { ColumnSpec, ManifestV1, ParquetLayout, ShardEntry } from '../dataset/types.js';
 import type { ShardRef } from './decode-messages.js';
+
+// The format readers and the shard checks are imported when a shard of that format is first
+// checked, not with this module: the loader's main thread (which needs only pieceFlagLayout) and a
+// worker over Arrow shards then never load the Parquet reader and writer (hyparquet,
+// hyparquet-writer), nor the main thread apache-arrow; module loading is most of a worker's
+// start-up, which the first batch waits for (test/integration/startup-imports.test.ts).
 
 /** Files whose verified pieces are remembered (a worker keeps a few shards open at once). */
 const MAX_FILES = 64;
@@ -78,7 +82,9 @@ export async function checkFooterChecksum(ref: ShardRef, entry: ShardEntry): Pro
     const read = fdRangeReader(fd, ref);
     const first = Math.min(size, 64 << 10);
     let tail = await read(size - first, first);
-    const { footerLength } = entry.format === 'arrow' ? arrowFooterRange(tail, size, ref.name) : parquetFooterRange(tail, size, ref.name);
+    const { footerLength } = entry.format === 'arrow'
+      ? (await import('../formats/arrow/file.js')).arrowFooterRange(tail, size, ref.name)
+      : (await import('../formats/parquet/file.js')).parquetFooterRange(tail, size, ref.name);
     if (footerLength > tail.length) tail = await read(size - footerLength, footerLength);
     const got = pieceChecksum(tail.subarray(tail.length - footerLength));
     if (got !== want) {
@@ -96,6 +102,7 @@ export async function checkFooterChecksum(ref: ShardRef, entry: ShardEntry): Pro
  * metadata, and (verifyPieces) the footer checksum. Throws before any row is read.
  */
 export async function checkOpenedShard(fd: number, ref: ShardRef, entry: ShardEntry, schema: readonly ColumnSpec[], verifyPieces: boolean): Promise<void> {
+  const { checkShardAgainstFile, readShardFacts } = await import('../dataset/shard-truth.js');
   const facts = await readShardFacts(fdRangeReader(fd, ref), ref.bytes, entry.format, ref.name, false, schema);
   checkShardAgainstFile(entry, schema, facts, { footerChecksum: verifyPieces });
 }

@@ -4,8 +4,15 @@
 // output of earlier blocks, which a one-block-at-a-time decoder cannot.
 // registerArrowCodecs() puts both into apache-arrow's codec registry, so its readers (prep inputs)
 // decompress too.
+import { createRequire } from 'node:module';
 import { compressionRegistry } from 'apache-arrow';
-import { compressors } from 'hyparquet-compressors';
+import type { compressors as Compressors } from 'hyparquet-compressors';
+
+// hyparquet-compressors (every Parquet codec, with tables built at import) is loaded on the first
+// zstd body, synchronously (require of an ES module, Node >= 20.19): most Arrow shards are
+// uncompressed, and a decode worker's start-up is mostly module loading.
+const require = createRequire(import.meta.url);
+let zstd: NonNullable<typeof Compressors.ZSTD> | undefined;
 
 /** Arrow's CompressionType (flatbuffer enum): LZ4_FRAME = 0, ZSTD = 1. */
 export const ARROW_LZ4_FRAME = 0;
@@ -134,7 +141,8 @@ export function decodeLz4Frame(src: Uint8Array, sizeHint = 0): Uint8Array {
 
 export function decodeZstd(src: Uint8Array): Uint8Array {
   try {
-    const out = compressors.ZSTD!(src, 0);
+    zstd ??= (require('hyparquet-compressors') as { compressors: typeof Compressors }).compressors.ZSTD!;
+    const out = zstd(src, 0);
     // Arrow views buffers as typed arrays: a result at an unaligned offset into a larger buffer is copied.
     return out.byteOffset % 8 === 0 ? out : out.slice();
   } catch (err) {

@@ -66,28 +66,9 @@ export function parquetLayoutFromFooter(tail: Uint8Array, fileSize: number, wher
   return { layout: { kind: 'parquet', rowGroups, footerOffset, footerLength }, rows, metadata };
 }
 
-/** One column chunk's byte range (dictionary page included) and its top-level column. */
-export interface ParquetChunkRange {
-  column: string;
-  offset: number;
-  bytes: number;
-}
-
-/** The byte range of every column chunk, per row group, in the footer's order. */
-export function parquetChunkRanges(metadata: FileMetaData, where = 'parquet file'): ParquetChunkRange[][] {
-  return metadata.row_groups.map((rg, i) => rg.columns.map((c) => {
-    const m = c.meta_data;
-    if (!m) throw corrupt(where, `row group ${i} has a column chunk without metadata`);
-    const dict = m.dictionary_page_offset !== undefined && Number(m.dictionary_page_offset) > 0 ? Number(m.dictionary_page_offset) : undefined;
-    const data = Number(m.data_page_offset);
-    const offset = dict === undefined ? data : Math.min(dict, data);
-    const bytes = Number(m.total_compressed_size);
-    if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(bytes) || bytes < 0) {
-      throw corrupt(where, `row group ${i}: column chunk ${m.path_in_schema.join('.')} has a bad range (offset ${offset}, ${bytes} bytes)`);
-    }
-    return { column: m.path_in_schema[0] ?? '', offset, bytes };
-  }));
-}
+// Chunk ranges live apart from the reader and writer (the decode workers' piece checks need only them).
+export { parquetChunkRanges, type ParquetChunkRange } from './chunk-ranges.js';
+import { parquetChunkRanges } from './chunk-ranges.js';
 
 export interface ParquetFileLayout extends ParquetFooterInfo {
   /** The schema as gpufeed columns (strict mapping; throws GPUFEED_UNSUPPORTED_TYPE). */
