@@ -175,7 +175,7 @@ async function fillSlot(slabId: number, layout: BatchLayout, rows: number, shard
       const entry = checks.manifest.shards[ref!.index]!;
       // Each piece's checksum before any of its rows is planned or decoded.
       if (handle.kind === 'arrow') {
-        if (checks.verifyPieces) pieces.arrowBatch(handle.h.fd, shard.identity, ref!, entry, run.unit, checks.shared);
+        if (checks.verifyPieces) pieces.arrowBatch(handle.h.fd, shard.identity, ref!, entry, run.unit, checks.shared, handle.h.mapId);
         // Arrow runs are only planned here and read together below, a few native calls per batch.
         try {
           for (const t of targets) arrowReads.plan(handle.h, run, t);
