@@ -203,6 +203,23 @@ function hashBuffer(bytes: Uint8Array): number {
   return bufferHash(bytes);
 }
 
+/**
+ * A record batch a slot needs that another worker was hashing when the slot asked: the slot's
+ * copies go ahead, and its verdict is awaited before the slot is published (settleDeferred).
+ */
+export interface DeferredPiece {
+  fd: number;
+  mapId: number;
+  identity: string;
+  ref: ShardRef;
+  entry: ShardEntry;
+  unit: number;
+  word: number;
+}
+
+/** Pieces a worker waiting on another's hash may hash ahead (the next unclaimed record batches of the same shard). */
+const HASH_AHEAD = 1;
+
 /** One worker's piece checksum checks, with its set of verified pieces per file. */
 export class PieceVerifier {
   readonly #verified = new Map<string, Set<string>>();
@@ -294,7 +311,7 @@ export class PieceVerifier {
    * Record batch `unit` of an Arrow shard, metadata and body, before its rows are read: hashed in
    * place when the shard is mapped (`mapId`, 0 for none), else read from `fd`.
    */
-  arrowBatch(fd: number, identity: string, ref: ShardRef, entry: ShardEntry, unit: number, shared?: SharedPieceFlags, mapId = 0): void {
+  arrowBatch(fd: number, identity: string, ref: ShardRef, entry: ShardEntry, unit: number, shared?: SharedPieceFlags, mapId = 0, deferred?: DeferredPiece[]): void {
     if (entry.layout.kind !== 'arrow') return;
     const b = entry.layout.batches[unit];
     if (!b || b.crc32 === undefined) return;
@@ -304,8 +321,56 @@ export class PieceVerifier {
     const set = this.#setOf(identity);
     const key = `b${unit}`;
     if (set.has(key)) return;
+    // Being hashed by another worker: wait for its verdict later, after this slot's copies.
+    if (deferred && shared && Atomics.load(shared.words, word) === PIECE_HASHING) {
+      if (!deferred.some((d) => d.word === word)) deferred.push({ fd, mapId, identity, ref, entry, unit, word });
+      return;
+    }
     this.#checkPiece(fd, mapId, ref, `record batch ${unit}`, `layout.batches[${unit}].crc32`, b.offset, b.metadataLength + b.bodyLength, b.crc32, shared, word);
     set.add(key);
+  }
+
+  /**
+   * The verdict on every deferred piece (arrowBatch's `deferred`), before the slot that needs them
+   * is published: another worker's, awaited, or this worker's own hash when that worker let go or
+   * never settled. Throws the first mismatch; empties `deferred`. While the other worker still
+   * hashes, this one hashes the next unclaimed record batch of that shard (what a read in
+   * manifest order wants next), so the two split the hashing instead of one waiting.
+   */
+  settleDeferred(deferred: DeferredPiece[], shared: SharedPieceFlags | undefined): void {
+    try {
+      for (const d of deferred) {
+        if (d.entry.layout.kind !== 'arrow') continue;
+        const b = d.entry.layout.batches[d.unit]!;
+        if (shared && Atomics.load(shared.words, d.word) === PIECE_HASHING) this.#hashAhead(d, shared);
+        this.#checkPiece(d.fd, d.mapId, d.ref, `record batch ${d.unit}`, `layout.batches[${d.unit}].crc32`, b.offset, b.metadataLength + b.bodyLength, b.crc32!, shared, d.word);
+        this.#setOf(d.identity).add(`b${d.unit}`);
+      }
+    } finally {
+      deferred.length = 0;
+    }
+  }
+
+  /** Hashes up to HASH_AHEAD record batches after `d` that no worker has claimed; a bad one is left for the worker that needs it to report. */
+  #hashAhead(d: DeferredPiece, shared: SharedPieceFlags): void {
+    if (d.entry.layout.kind !== 'arrow') return;
+    const batches = d.entry.layout.batches;
+    const base = shared.bases[d.ref.index]!;
+    let done = 0;
+    for (let u = d.unit + 1; u < batches.length && done < HASH_AHEAD; u++) {
+      const b = batches[u]!;
+      if (b.crc32 === undefined || Atomics.compareExchange(shared.words, base + u, PIECE_UNCHECKED, PIECE_HASHING) !== PIECE_UNCHECKED) continue;
+      done += 1;
+      let ok = false;
+      try {
+        ok = this.#hash(d.fd, d.mapId, d.ref, `record batch ${u}`, b.offset, b.metadataLength + b.bodyLength) === b.crc32;
+      } catch {
+        ok = false;
+      } finally {
+        settleClaim(shared.words, base + u, ok);
+      }
+      if (ok) this.#setOf(d.identity).add(`b${u}`);
+    }
   }
 
   /**

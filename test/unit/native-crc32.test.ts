@@ -15,7 +15,7 @@ import { CRC32_KINDS, crc32FromMap, mapFile, nativeCrc32, nativeCrc32Kind, unmap
 import { encodeShard } from '../../src/dataset/encode-shard.js';
 import type { ArrowLayout, ColumnSpec, ManifestV1, ShardEntry } from '../../src/dataset/types.js';
 import type { ShardColumns } from '../../src/dataset/formats/column-data.js';
-import { claimPiece, fileIdentity, PIECE_HASHING, PIECE_UNCHECKED, PIECE_VERIFIED, PieceVerifier, sharedPieceFlags } from '../../src/pipeline/piece-check.js';
+import { claimPiece, fileIdentity, PIECE_HASHING, PIECE_UNCHECKED, PIECE_VERIFIED, PieceVerifier, sharedPieceFlags, type DeferredPiece } from '../../src/pipeline/piece-check.js';
 import type { ShardRef } from '../../src/pipeline/decode-messages.js';
 
 function tempDirFor(t: { after(fn: () => unknown): void }): string {
@@ -242,4 +242,102 @@ test('a piece that fails its check lets go of its claim: the word is unchecked a
   // The same bytes read with pread (no mapping) give the same verdict.
   assert.throws(() => new PieceVerifier().arrowBatch(fd, id, ref, entry, 1, undefined, 0), bad);
   assert.equal(readFileSync(file)[at], flipped[at]);
+});
+
+/**
+ * Another "worker" holding the claim on `word`: once this thread has settled `after` (its hash
+ * ahead), it settles `word` to `value`. Bounded: gives up after 5 s.
+ */
+function otherClaimant(buffer: SharedArrayBuffer, word: number, after: number, value: number): { online: Promise<unknown>; exited: Promise<unknown> } {
+  const w = new Worker(
+    `const { workerData: d } = require('node:worker_threads');
+     const w = new Int32Array(d.buffer);
+     for (let i = 0; i < 500 && Atomics.load(w, d.after) !== ${PIECE_VERIFIED}; i++) Atomics.wait(w, d.after, Atomics.load(w, d.after), 10);
+     Atomics.store(w, d.word, d.value);
+     Atomics.notify(w, d.word);`,
+    { eval: true, workerData: { buffer, word, after, value } },
+  );
+  return { online: new Promise((r) => w.once('online', r)), exited: new Promise((r) => w.once('exit', r)) };
+}
+
+test('a piece another worker is hashing is deferred: the slot goes on, the next piece is hashed ahead meanwhile, then the verdict is awaited', async (t) => {
+  const dir = tempDirFor(t);
+  const { file, entry, ref, layout } = arrowShard(dir);
+  const buffer = new SharedArrayBuffer(4 * layout.batches.length);
+  const shared = sharedPieceFlags(buffer, manifestOf(entry));
+  const fd = openSync(file, 'r');
+  const m = mapFile(fd);
+  t.after(() => {
+    unmapFile(m.mapId);
+    closeSync(fd);
+  });
+  const id = fileIdentity(fd);
+  Atomics.store(shared.words, 1, PIECE_HASHING);
+  const other = otherClaimant(buffer, 1, 2, PIECE_VERIFIED);
+  await other.online;
+  const v = new PieceVerifier();
+  const deferred: DeferredPiece[] = [];
+  v.arrowBatch(fd, id, ref, entry, 1, shared, m.mapId, deferred);
+  v.arrowBatch(fd, id, ref, entry, 1, shared, m.mapId, deferred);
+  assert.equal(deferred.length, 1, 'deferred once');
+  assert.equal(v.hashed, 0, 'nothing hashed yet');
+  v.settleDeferred(deferred, shared);
+  await other.exited;
+  assert.equal(deferred.length, 0);
+  assert.equal(v.hashed, 1, 'only the piece hashed ahead');
+  assert.equal(Atomics.load(shared.words, 2), PIECE_VERIFIED, 'record batch 2 hashed ahead');
+  assert.equal(Atomics.load(shared.words, 1), PIECE_VERIFIED);
+  // Both now count as verified for this worker: no further hash.
+  v.arrowBatch(fd, id, ref, entry, 2, shared, m.mapId, deferred);
+  assert.equal(v.hashed, 1);
+});
+
+test('a deferred piece whose claimant lets go is hashed by the waiting worker: a flipped byte is HASH_MISMATCH naming shard and piece; a bad piece hashed ahead is left unflagged', async (t) => {
+  const dir = tempDirFor(t);
+  const { file, entry, ref, layout, bytes } = arrowShard(dir);
+  const flipped = Buffer.from(bytes);
+  for (const u of [1, 3]) {
+    const at = layout.batches[u]!.offset + layout.batches[u]!.metadataLength + 9;
+    flipped[at] = flipped[at]! ^ 0x80;
+  }
+  writeFileSync(file, flipped);
+  const buffer = new SharedArrayBuffer(4 * layout.batches.length);
+  const shared = sharedPieceFlags(buffer, manifestOf(entry));
+  const fd = openSync(file, 'r');
+  const m = mapFile(fd);
+  t.after(() => {
+    unmapFile(m.mapId);
+    closeSync(fd);
+  });
+  const id = fileIdentity(fd);
+  const v = new PieceVerifier();
+  const deferred: DeferredPiece[] = [];
+
+  // Bad piece 1 deferred; piece 2 (good) hashed ahead; then the claimant lets go.
+  Atomics.store(shared.words, 1, PIECE_HASHING);
+  let other = otherClaimant(buffer, 1, 2, PIECE_UNCHECKED);
+  await other.online;
+  v.arrowBatch(fd, id, ref, entry, 1, shared, m.mapId, deferred);
+  assert.throws(() => v.settleDeferred(deferred, shared), (err: unknown) => {
+    assert.ok(err instanceof GpufeedError, String(err));
+    assert.equal(err.code, ErrorCodes.HASH_MISMATCH);
+    assert.equal(err.details.shard, entry.path);
+    assert.equal(err.details.piece, 'record batch 1');
+    return true;
+  });
+  await other.exited;
+  assert.equal(deferred.length, 0);
+  assert.equal(Atomics.load(shared.words, 1), PIECE_UNCHECKED, 'a bad piece is never flagged');
+
+  // Good piece 2 deferred under a claim nobody settles (its worker died mid-hash); bad piece 3
+  // hashed ahead meanwhile: no error, not flagged; after CLAIM_WAIT_MS piece 2 is hashed here.
+  const fresh = new PieceVerifier();
+  Atomics.store(shared.words, 2, PIECE_HASHING);
+  fresh.arrowBatch(fd, id, ref, entry, 2, shared, m.mapId, deferred);
+  assert.equal(deferred.length, 1);
+  fresh.settleDeferred(deferred, shared);
+  assert.equal(fresh.hashed, 2, 'piece 3 ahead, then piece 2 itself');
+  assert.equal(Atomics.load(shared.words, 3), PIECE_UNCHECKED);
+  assert.equal(Atomics.load(shared.words, 2), PIECE_VERIFIED);
+  assert.throws(() => fresh.arrowBatch(fd, id, ref, entry, 3, shared, m.mapId), (err: unknown) => err instanceof GpufeedError && err.code === ErrorCodes.HASH_MISMATCH && err.details.piece === 'record batch 3');
 });
