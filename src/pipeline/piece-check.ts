@@ -5,7 +5,8 @@
 // set is keyed by the file's identity (device, inode, size, mtime), so a shuffled epoch that
 // revisits a batch, or a shard closed and reopened, costs no second hash. Across the loader's
 // workers a piece is hashed about once: a worker claims a piece's shared flag before hashing it,
-// and another that wants the same piece meanwhile waits for that hash instead of repeating it.
+// and another that wants the same piece meanwhile waits for that hash instead of repeating it
+// (for a record batch, after its slot's copies and a hash of the next unclaimed batch: DeferredPiece).
 // The hash runs in the addon (memory/map-checksum.ts): on the mmap read path in place over the
 // mapping, with no copy; on the pread path over the bytes read.
 import { closeSync, fstatSync, openSync, readSync, statSync, type BigIntStats } from 'node:fs';
