@@ -148,6 +148,16 @@ export const CLAIM_WAIT_MS = 1000;
 const CLAIM_POLL_MS = 20;
 
 /**
+ * How long a worker waits for another's hash of a piece of `bytes` before hashing it too: a few
+ * times a slow hash of it (2 ms + 2 ms per MB; a 4 MiB record batch hashes in well under 1 ms from
+ * the page cache), so a claimant the OS has descheduled on a busy host stalls the others briefly
+ * at worst, and a duplicate hash is the price. At most CLAIM_WAIT_MS.
+ */
+export function claimWaitMs(bytes: number): number {
+  return Math.min(CLAIM_WAIT_MS, 2 + bytes / 500_000);
+}
+
+/**
  * Claims piece word `word` for this worker's hash. 'verified': some worker verified it (meanwhile);
  * 'mine': this worker holds the claim and must settle it (settleClaim); 'unclaimed': another
  * worker's claim outlived `waitMs`, so this worker hashes without one.
@@ -224,12 +234,18 @@ const HASH_AHEAD = 1;
 /** One worker's piece checksum checks, with its set of verified pieces per file. */
 export class PieceVerifier {
   readonly #verified = new Map<string, Set<string>>();
+  readonly #claimWaitMs: (bytes: number) => number;
   readonly #chunkRanges = new WeakMap<FileMetaData, ParquetChunkRange[][]>();
   #scratch = new Uint8Array(1 << 20);
   /** Pieces hashed so far (each at most once per file). */
   hashed = 0;
   /** Bytes hashed so far. */
   hashedBytes = 0;
+
+  /** `claimWaitMs`: how long to wait for another worker's hash of a piece of so many bytes (default claimWaitMs). */
+  constructor(options: { claimWaitMs?: (bytes: number) => number } = {}) {
+    this.#claimWaitMs = options.claimWaitMs ?? claimWaitMs;
+  }
 
   /** Per layout, the flag word of each row group's first chunk, relative to the shard's first. */
   readonly #chunkWords = new WeakMap<ParquetLayout, number[]>();
@@ -287,7 +303,7 @@ export class PieceVerifier {
    * worker verified it meanwhile. Throws GPUFEED_HASH_MISMATCH naming the shard and the piece.
    */
   #checkPiece(fd: number, mapId: number, ref: ShardRef, piece: string, field: string, offset: number, length: number, want: number, shared: SharedPieceFlags | undefined, word: number): void {
-    const claim = shared ? claimPiece(shared.words, word) : 'unclaimed';
+    const claim = shared ? claimPiece(shared.words, word, this.#claimWaitMs(length)) : 'unclaimed';
     if (claim === 'verified') return;
     let ok = false;
     try {

@@ -15,7 +15,7 @@ import { CRC32_KINDS, crc32FromMap, mapFile, nativeCrc32, nativeCrc32Kind, unmap
 import { encodeShard } from '../../src/dataset/encode-shard.js';
 import type { ArrowLayout, ColumnSpec, ManifestV1, ShardEntry } from '../../src/dataset/types.js';
 import type { ShardColumns } from '../../src/dataset/formats/column-data.js';
-import { claimPiece, fileIdentity, PIECE_HASHING, PIECE_UNCHECKED, PIECE_VERIFIED, PieceVerifier, sharedPieceFlags, type DeferredPiece } from '../../src/pipeline/piece-check.js';
+import { CLAIM_WAIT_MS, claimPiece, claimWaitMs, fileIdentity, PIECE_HASHING, PIECE_UNCHECKED, PIECE_VERIFIED, PieceVerifier, sharedPieceFlags, type DeferredPiece } from '../../src/pipeline/piece-check.js';
 import type { ShardRef } from '../../src/pipeline/decode-messages.js';
 
 function tempDirFor(t: { after(fn: () => unknown): void }): string {
@@ -197,9 +197,9 @@ test('claimPiece: a piece another worker is hashing is waited for, not hashed ag
     { eval: true, workerData: buffer },
   );
   const exited = new Promise((resolve) => other.once('exit', resolve));
-  // Running before this thread blocks in the claim's wait (CLAIM_WAIT_MS is far longer than 50 ms).
+  // Running before this thread blocks in the claim's wait (here CLAIM_WAIT_MS, far longer than 50 ms).
   await new Promise((resolve) => other.once('online', resolve));
-  const v = new PieceVerifier();
+  const v = new PieceVerifier({ claimWaitMs: () => CLAIM_WAIT_MS });
   v.arrowBatch(fd, id, ref, entry, 1, shared);
   assert.equal(v.hashed, 0, 'waited for the other worker instead of hashing');
   await exited;
@@ -275,7 +275,7 @@ test('a piece another worker is hashing is deferred: the slot goes on, the next 
   Atomics.store(shared.words, 1, PIECE_HASHING);
   const other = otherClaimant(buffer, 1, 2, PIECE_VERIFIED);
   await other.online;
-  const v = new PieceVerifier();
+  const v = new PieceVerifier({ claimWaitMs: () => CLAIM_WAIT_MS });
   const deferred: DeferredPiece[] = [];
   v.arrowBatch(fd, id, ref, entry, 1, shared, m.mapId, deferred);
   v.arrowBatch(fd, id, ref, entry, 1, shared, m.mapId, deferred);
@@ -310,7 +310,7 @@ test('a deferred piece whose claimant lets go is hashed by the waiting worker: a
     closeSync(fd);
   });
   const id = fileIdentity(fd);
-  const v = new PieceVerifier();
+  const v = new PieceVerifier({ claimWaitMs: () => CLAIM_WAIT_MS });
   const deferred: DeferredPiece[] = [];
 
   // Bad piece 1 deferred; piece 2 (good) hashed ahead; then the claimant lets go.
@@ -329,8 +329,10 @@ test('a deferred piece whose claimant lets go is hashed by the waiting worker: a
   assert.equal(deferred.length, 0);
   assert.equal(Atomics.load(shared.words, 1), PIECE_UNCHECKED, 'a bad piece is never flagged');
 
-  // Good piece 2 deferred under a claim nobody settles (its worker died mid-hash); bad piece 3
-  // hashed ahead meanwhile: no error, not flagged; after CLAIM_WAIT_MS piece 2 is hashed here.
+  // Good piece 2 deferred under a claim nobody settles (its worker died, or the OS does not run
+  // it); bad piece 3 hashed ahead meanwhile: no error, not flagged; after the claim wait (a few
+  // ms for a piece this size) piece 2 is hashed here.
+  assert.ok(claimWaitMs(layout.batches[2]!.bodyLength) < 10 && claimWaitMs(2 ** 40) === CLAIM_WAIT_MS);
   const fresh = new PieceVerifier();
   Atomics.store(shared.words, 2, PIECE_HASHING);
   fresh.arrowBatch(fd, id, ref, entry, 2, shared, m.mapId, deferred);
