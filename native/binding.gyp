@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "gpufeed_native",
-      "sources": ["src/addon.cc", "src/registry.cc", "src/pinning.cc", "src/maps.cc", "src/fault-guard.cc"],
+      "sources": ["src/addon.cc", "src/registry.cc", "src/pinning.cc", "src/maps.cc", "src/fault-guard.cc", "src/crc32.cc", "src/map-hash.cc"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": [
         "NAPI_VERSION=8",

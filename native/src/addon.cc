@@ -15,7 +15,9 @@
 
 #include <napi.h>
 
+#include "crc32.h"
 #include "fault-guard.h"
+#include "map-hash.h"
 #include "maps.h"
 #include "registry.h"
 
@@ -139,6 +141,9 @@ class Addon : public Napi::Addon<Addon> {
         InstanceMethod("unmapFile", &Addon::UnmapFile),
         InstanceMethod("copyRunsFromMap", &Addon::CopyRunsFromMap),
         InstanceMethod("mapStatus", &Addon::MapStatus),
+        InstanceMethod("crc32FromMap", &Addon::Crc32FromMap),
+        InstanceMethod("crc32", &Addon::Crc32),
+        InstanceMethod("crc32Kind", &Addon::Crc32KindName),
     });
   }
 
@@ -568,6 +573,38 @@ class Addon : public Napi::Addon<Addon> {
     o.Set("bytes", Napi::Number::New(env, static_cast<double>(st.bytes)));
     return o;
   }
+
+  // crc32FromMap(mapId, offset, length) -> zlib's crc32 of that range of the mapping, read in place
+  // under the fault guard (map-hash.h).
+  Napi::Value Crc32FromMap(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    unsigned map_id;
+    uint64_t offset, length;
+    if (!SlabId(info, 0, &map_id)) return BadArg(env, "mapId");
+    if (!U64(info, 1, &offset)) return BadArg(env, "offset");
+    if (!U64(info, 2, &length)) return BadArg(env, "length");
+    uint32_t crc = 0;
+    NativeError e = HashMapRange(map_id, offset, length, Crc32Impl(Crc32Kind::kAuto), &crc);
+    if (e.failed) return Throw(env, e);
+    return Napi::Number::New(env, crc);
+  }
+
+  // crc32(bytes: Uint8Array, seed = 0, kind = 0) -> zlib's crc32(seed, bytes); kind picks an
+  // implementation (crc32.h: 0 the fastest, 1 table, 2 pclmul, 3 avx512), for the tests.
+  Napi::Value Crc32(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) return BadArg(env, "bytes (not a Uint8Array)");
+    uint64_t seed = 0, kind = 0;
+    if (info.Length() > 1 && !info[1].IsUndefined() && (!U64(info, 1, &seed) || seed > 0xffffffffu)) return BadArg(env, "seed");
+    if (info.Length() > 2 && !info[2].IsUndefined() && (!U64(info, 2, &kind) || kind > 3)) return BadArg(env, "kind");
+    Crc32Fn fn = Crc32Impl(static_cast<Crc32Kind>(kind));
+    if (fn == nullptr) return Throw(env, NativeError::Invalid(0, "crc32 implementation " + std::to_string(kind) + " does not run on this CPU"));
+    Napi::Uint8Array bytes = info[0].As<Napi::Uint8Array>();
+    return Napi::Number::New(env, fn(static_cast<uint32_t>(seed), bytes.Data(), bytes.ByteLength()));
+  }
+
+  // crc32Kind() -> the implementation crc32 and crc32FromMap use on this CPU.
+  Napi::Value Crc32KindName(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), Crc32AutoName()); }
 
   // claimOnce(key) -> true the first time in this process, across all threads: the TS wrapper
   // uses it to warn once per process rather than once per worker.

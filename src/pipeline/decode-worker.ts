@@ -16,7 +16,7 @@ import { planRankEpoch, type RankEpochPlan } from '../plan/index.js';
 import { SampleLocator } from './sample-locator.js';
 import { decodeOversize } from './oversize-batch.js';
 import { buildRuns } from './row-runs.js';
-import { checkFooterChecksum, checkOpenedShard, fileIdentity, pathIdentity, PieceVerifier, shardDecodeError, sharedPieceFlags, type SharedPieceFlags } from './piece-check.js';
+import { checkFooterChecksum, checkOpenedShard, fileIdentity, pathIdentity, PieceVerifier, shardDecodeError, sharedPieceFlags, type DeferredPiece, type SharedPieceFlags } from './piece-check.js';
 import type { ManifestV1 } from '../dataset/types.js';
 import { startupMark } from './startup-trace.js';
 
@@ -174,6 +174,8 @@ function releaseHandles(held: OpenShard[]): void {
 let scratchBuf = new Uint8Array(64 * 1024);
 
 const arrowReads = new ArrowTaskReads();
+/** Record batches the slot being filled needs that another worker was hashing (checked before the slot is published). */
+const deferredPieces: DeferredPiece[] = [];
 const run: RowRun = { shard: 0, unit: 0, row: 0, count: 0, slotRow: 0 };
 
 /**
@@ -218,7 +220,7 @@ async function fillSlot(slabId: number, layout: BatchLayout, rows: number, shard
       const entry = checks.manifest.shards[ref!.index]!;
       // Each piece's checksum before any of its rows is planned or decoded.
       if (handle.kind === 'arrow') {
-        if (checks.verifyPieces) pieces.arrowBatch(handle.h.fd, shard.identity, ref!, entry, run.unit, checks.shared);
+        if (checks.verifyPieces) pieces.arrowBatch(handle.h.fd, shard.identity, ref!, entry, run.unit, checks.shared, handle.h.mapId, deferredPieces);
         // Arrow runs are only planned here and read together below, a few native calls per batch.
         try {
           for (const t of targets) arrowReads.plan(handle.h, run, t);
@@ -243,6 +245,7 @@ async function fillSlot(slabId: number, layout: BatchLayout, rows: number, shard
       }
       readMs += performance.now() - r0;
     }
+    if (deferredPieces.length) pieces.settleDeferred(deferredPieces, checks.shared);
     // Variable-length columns: an empty batch still has a valid offsets[0].
     for (const t of targets) {
       if (t.region.offsetsOffset >= 0 && rows === 0) new Int32Array(bytes.buffer, bytes.byteOffset + t.region.offsetsOffset, 1)[0] = 0;
@@ -254,7 +257,12 @@ async function fillSlot(slabId: number, layout: BatchLayout, rows: number, shard
       return { ...stats, needs: Object.fromEntries(varTargets.map((t) => [t.region.name, t.cursor * t.region.elementBytes])) };
     }
     return stats;
+  } catch (err) {
+    // A piece's mismatch comes first: bad bytes may have failed to decode before their verdict came.
+    if (deferredPieces.length) pieces.settleDeferred(deferredPieces, checks.shared);
+    throw err;
   } finally {
+    deferredPieces.length = 0;
     releaseHandles(held);
     arrowReads.clear();
   }
