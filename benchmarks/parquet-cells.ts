@@ -25,7 +25,14 @@ const order: Partial<LoaderOptions> = shuffle === 'none' ? { shuffle: 'none' } :
 const cols = columns === 'all' ? undefined : format.startsWith('hf') ? undefined : ['input_ids'];
 const loader = await Loader.open(dir, { batchSize: Number(batch ?? 64), workers: Number(process.env.GPUFEED_BENCH_WORKERS ?? usableCpus()), epochs: Infinity, ...order, columns: cols });
 try {
+  // A warm-up phase (first decodes), then the measured one, with the process's CPU time: on a
+  // shared, loaded host samples per CPU second says more than samples per second.
+  const warmSeconds = Number(process.env.GPUFEED_CELLS_WARM_SECONDS ?? 0);
+  if (warmSeconds > 0) await measureLoader(loader, { maxSeconds: warmSeconds });
+  const c0 = process.cpuUsage();
   const r = await measureLoader(loader, { maxSeconds: Number(seconds ?? 3) });
+  const cu = process.cpuUsage(c0);
+  process.stdout.write(`${(r.samples / ((cu.user + cu.system) / 1e6)).toFixed(0)} samples per CPU second (${((cu.user + cu.system) / 1e6).toFixed(2)} CPU s)\n`);
   const rgc = loader.rowGroupCache ? new RowGroupCache(loader.rowGroupCache) : undefined;
   process.stdout.write(`${format} ${shuffle} ${columns} batch ${batch}: ${r.samples_per_s.toFixed(0)} samples/s, ${(r.bytes_per_s / 1e9).toFixed(2)} GB/s, first batch ${r.first_batch_seconds.toFixed(2)} s\n`);
   if (rgc) process.stdout.write(`shared cache: ${rgc.entries} entries, ${(rgc.capacityBytes / 2 ** 20).toFixed(0)} MiB, ${rgc.decodes} decodes, ${rgc.evictions} evictions; ${r.batches} batches, read ${r.stage_seconds.read.toFixed(2)} s decode ${r.stage_seconds.decode.toFixed(2)} s\n`);
