@@ -84,9 +84,9 @@ export interface DecodeCachePlan {
 /**
  * Sizes the shared cache for a loader, or returns undefined when there is nothing to share (no
  * Parquet shards, no shareable columns). The working set: the row groups (of average size) two
- * shuffle windows span, plus two per worker (one it reads, one it reads ahead), never more than the dataset has, times the decoded
- * bytes of a row of the selected columns (variable-length ones estimated from maxRowBytes and the
- * shard's bytes per row). The arena is that, bounded by `budget`; the table has a slot per piece
+ * shuffle windows span, plus two per worker (one it reads, one it reads ahead), never more than
+ * the dataset has, times the decoded bytes of a row of the selected columns (variable-length ones
+ * estimated from maxRowBytes and the column's compressed bytes per row). The arena is that, bounded by `budget`; the table has a slot per piece
  * (pages of variable-length columns counted generously) and never limits what the arena can hold.
  */
 export function planDecodeCache(
