@@ -67,13 +67,15 @@ test('flat Parquet decode matches hyparquet for gpufeed and DuckDB writers, ever
     random: `SELECT list_transform(range(${SEQ}), x -> (hash(i * 1000 + x) % 2147483647)::INTEGER) AS input_ids FROM range(2500) t(i)`,
     dict: `SELECT list_transform(range(${SEQ}), x -> ((i * 7 + x) % 50)::INTEGER) AS input_ids FROM range(2500) t(i)`,
     ragged: `SELECT list_transform(range(1 + i % 5), x -> x::INTEGER) AS input_ids FROM range(100) t(i)`,
+    // As many values and rows as the shape gives, the rows starting in the wrong places (15 + 17).
+    shifted: `SELECT list_transform(range(${SEQ} - 1 + 2 * (i % 2)), x -> x::INTEGER) AS input_ids FROM range(100) t(i)`,
   };
   for (const [name, sql] of Object.entries(sources)) {
     for (const codec of ['uncompressed', 'snappy', 'gzip', 'zstd', 'brotli', 'lz4_raw']) {
       for (const version of ['V1', 'V2']) {
         const file = join(dir, `${name}-${codec}-${version}.parquet`);
         await conn.run(`COPY (${sql}) TO '${file}' (FORMAT parquet, COMPRESSION ${codec}, PARQUET_VERSION ${version}, ROW_GROUP_SIZE 1000)`);
-        await check(file, name !== 'ragged');
+        await check(file, name !== 'ragged' && name !== 'shifted');
       }
     }
   }

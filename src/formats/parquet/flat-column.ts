@@ -108,7 +108,6 @@ export function decodeFlatColumn(
 
 function decodeChunk(fd: number, ref: ShardRef, chunk: ColumnChunk, info: ChunkInfo, perRow: number, out: Flat): void {
   const meta = chunk.meta_data!;
-  const { maxDef } = info.path;
   const dictOffset = meta.dictionary_page_offset !== undefined ? Number(meta.dictionary_page_offset) : 0;
   const dataOffset = Number(meta.data_page_offset);
   const start = dictOffset > 0 && dictOffset < dataOffset ? dictOffset : dataOffset;
@@ -134,18 +133,16 @@ function decodeChunk(fd: number, ref: ShardRef, chunk: ColumnChunk, info: ChunkI
     if (filled + numValues > out.length) throw new NotFlat();
     const page = decodeDataPage(info, header, body, dictionary, false, true);
     if (page.rep) {
-      // Fixed shape: a row starts exactly every perRow values.
-      let pos = filled % perRow;
+      // Fixed shape: a row starts exactly every perRow values, so the page's rows (its repetition
+      // levels equal to 0) are as many as the multiples of perRow it spans, each of them a 0.
       const rep = page.rep;
-      for (let j = 0; j < numValues; j++) {
-        if ((rep[j] === 0) !== (pos === 0)) throw new NotFlat();
-        if (++pos === perRow) pos = 0;
-      }
+      const first = (perRow - (filled % perRow)) % perRow;
+      const starts = first < numValues ? Math.floor((numValues - 1 - first) / perRow) + 1 : 0;
+      if (page.numRows !== starts) throw new NotFlat();
+      for (let j = first; j < numValues; j += perRow) if (rep[j] !== 0) throw new NotFlat();
     }
-    if (page.def) {
-      const def = page.def;
-      for (let j = 0; j < numValues; j++) if (def[j] !== maxDef) throw new NotFlat();
-    }
+    // No nulls: every definition level at its maximum (the page counted them while decoding).
+    if (page.def && page.nonNull !== numValues) throw new NotFlat();
     // The stored bits, as they are (uint32/uint64 share int32/int64's physical types); PLAIN
     // values straight from the page's bytes.
     if (page.plainBytes) {

@@ -2,11 +2,28 @@
 import { PageFormatError } from './page-header.js';
 
 /**
+ * What a caller of readHybrid learns while it decodes levels: the largest value and how many
+ * values equal `key` (a definition level's maximum: the non-null values; a repetition level's 0:
+ * the rows). An RLE run adds to both in one step, so a page of levels that are all one value
+ * costs no pass over its values.
+ */
+export interface LevelStats {
+  key: number;
+  max: number;
+  hits: number;
+}
+
+export function levelStats(key: number): LevelStats {
+  return { key, max: 0, hits: 0 };
+}
+
+/**
  * Decodes `count` values of `bitWidth` bits from bytes[start, end) into `out` (from index 0);
  * returns the offset after the last run read. Values past `count` in a last bit-packed group are
- * dropped, as the format allows.
+ * dropped, as the format allows. With `stats`, the values' maximum and count of `stats.key` are
+ * added to it.
  */
-export function readHybrid(bytes: Uint8Array, start: number, end: number, bitWidth: number, count: number, out: Uint8Array | Uint16Array | Int32Array | Uint32Array): number {
+export function readHybrid(bytes: Uint8Array, start: number, end: number, bitWidth: number, count: number, out: Uint8Array | Uint16Array | Int32Array | Uint32Array, stats?: LevelStats): number {
   if (bitWidth > 32) throw new PageFormatError(`bit width ${bitWidth} over 32`);
   let pos = start;
   let n = 0;
@@ -31,6 +48,10 @@ export function readHybrid(bytes: Uint8Array, start: number, end: number, bitWid
       pos += byteWidth;
       const stop = Math.min(count, n + run);
       out.fill(v as never, n, stop);
+      if (stats && stop > n) {
+        if (v > stats.max) stats.max = v;
+        if (v === stats.key) stats.hits += stop - n;
+      }
       n = stop;
     } else {
       const groups = (header - 1) / 2;
@@ -38,6 +59,7 @@ export function readHybrid(bytes: Uint8Array, start: number, end: number, bitWid
       const bytesNeeded = groups * bitWidth;
       if (pos + bytesNeeded > end) throw new PageFormatError('bit-packed run past the end');
       const stop = Math.min(count, n + values);
+      const from = n;
       if (bitWidth === 0) {
         out.fill(0 as never, n, stop);
       } else if (bitWidth === 1) {
@@ -64,6 +86,18 @@ export function readHybrid(bytes: Uint8Array, start: number, end: number, bitWid
         }
       }
       pos += bytesNeeded;
+      if (stats) {
+        const key = stats.key;
+        let max = stats.max;
+        let hits = 0;
+        for (let i = from; i < stop; i++) {
+          const v = out[i]!;
+          if (v > max) max = v;
+          if (v === key) hits++;
+        }
+        stats.max = max;
+        stats.hits += hits;
+      }
     }
   }
   return pos;

@@ -10,7 +10,7 @@ import { parquetMetadata, parquetRead, type Compressors, type FileMetaData } fro
 import { compressors as jsCompressors } from 'hyparquet-compressors';
 import { decodeFlatColumn, type FlatColumn } from './flat-column.js';
 import { copyVarRun } from './var-column.js';
-import { mayBeFlat, type RowGroupCache } from './row-group-cache.js';
+import { mayBeFlat, type PieceDecoder, type RowGroupCache } from './row-group-cache.js';
 import { isVariableLength } from '../../pipeline/batch-layout.js';
 import { ErrorCodes, GpufeedError } from '../../errors.js';
 import { numberToHalf } from '../../dataset/float16.js';
@@ -225,11 +225,24 @@ export interface SharedDecoded {
  */
 function copySharedRun(h: ParquetShardHandle, run: RowRun, target: SlotTarget, column: number, ops: CopyOps, shared: SharedDecoded): boolean {
   const region = target.region;
-  const rows = Number(h.metadata.row_groups[run.unit]?.num_rows ?? 0);
-  const got = shared.cache.acquire(h.ref.index, run.unit, column, 0, {
-    size: rows * region.rowBytes,
-    decode: (into) => decodeFlatColumn(h.fd, h.ref, h.metadata, run.unit, region, into)?.bytes.byteLength,
-  }, shared.stopped);
+  const flatPiece = (unit: number): PieceDecoder => ({
+    size: Number(h.metadata.row_groups[unit]?.num_rows ?? 0) * region.rowBytes,
+    decode: (into) => decodeFlatColumn(h.fd, h.ref, h.metadata, unit, region, into)?.bytes.byteLength,
+  });
+  // While another worker decodes this chunk (in order, or a small window, every worker wants the
+  // same row group at once), decode the next row group's chunk instead of waiting for it: the
+  // plan's next batches need it, and decoding stays parallel. A read ahead never waits and its
+  // errors are left for the run that needs the chunk (after that run's piece checks).
+  const next = run.unit + 1;
+  const readAhead = next < h.metadata.row_groups.length ? (): void => {
+    try {
+      const ahead = shared.cache.acquire(h.ref.index, next, column, 0, flatPiece(next), shared.stopped, 'never');
+      if (ahead !== 'fallback') shared.cache.release(ahead.entry);
+    } catch {
+      // The piece stays EMPTY; its own run decodes it again and reports what is wrong.
+    }
+  } : undefined;
+  const got = shared.cache.acquire(h.ref.index, run.unit, column, 0, flatPiece(run.unit), shared.stopped, readAhead);
   if (got === 'fallback') return false;
   try {
     copyFlatRows(h, run, target, got.bytes, region.rowBytes, ops);

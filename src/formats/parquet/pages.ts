@@ -4,7 +4,7 @@
 // reader can decode only the pages holding the rows it needs.
 import type { LeafPath } from './column-path.js';
 import { decompress, type Codec } from './codecs.js';
-import { bitWidthOf, readHybrid } from './hybrid-rle.js';
+import { bitWidthOf, levelStats, readHybrid, type LevelStats } from './hybrid-rle.js';
 import { Encoding, PAGE_DATA, PAGE_DATA_V2, PageFormatError, type PageHeader } from './page-header.js';
 import {
   isByteValues, readByteStreamSplit, readDeltaBinaryPacked, readDeltaByteArray, readDeltaLengthByteArray, readPlain,
@@ -26,6 +26,8 @@ export interface DecodedPage {
   numValues: number;
   /** Rows that start in this page. */
   numRows: number;
+  /** Values that are not null (definition level at its maximum; numValues when the column has no levels). */
+  nonNull: number;
   /** Repetition levels (undefined when the column has none). */
   rep: Uint8Array | undefined;
   /** Definition levels (undefined when the column has none). */
@@ -50,18 +52,18 @@ export function decodeDictionaryPage(info: ChunkInfo, header: PageHeader, body: 
 }
 
 /** Levels of a v1 page: 4-byte length, then the hybrid runs; returns the offset after them. */
-function levelsV1(page: Uint8Array, pos: number, encoding: number, max: number, n: number, out: Uint8Array): number {
+function levelsV1(page: Uint8Array, pos: number, encoding: number, max: number, n: number, out: Uint8Array, stats: LevelStats): number {
   if (encoding !== Encoding.RLE) throw new UnsupportedEncoding(`level encoding ${encoding}`);
   if (pos + 4 > page.length) throw new PageFormatError('levels length runs past the end of its page');
   const len = dv(page).getUint32(pos, true);
   const end = pos + 4 + len;
   if (end > page.length) throw new PageFormatError('levels run past the end of their page');
-  readHybrid(page, pos + 4, end, bitWidthOf(max), n, out);
+  readHybrid(page, pos + 4, end, bitWidthOf(max), n, out, stats);
   return end;
 }
 
-function checkMax(levels: Uint8Array, max: number, what: string): void {
-  for (let i = 0; i < levels.length; i++) if (levels[i]! > max) throw new PageFormatError(`${what} level ${levels[i]} over the maximum ${max}`);
+function checkMax(stats: LevelStats, max: number, what: string): void {
+  if (stats.max > max) throw new PageFormatError(`${what} level ${stats.max} over the maximum ${max}`);
 }
 
 /** Decodes a data page; `levelsOnly` skips the values (an empty array comes back for them). */
@@ -70,44 +72,39 @@ export function decodeDataPage(info: ChunkInfo, header: PageHeader, body: Uint8A
   const n = header.numValues;
   const rep = maxRep > 0 ? new Uint8Array(n) : undefined;
   const def = maxDef > 0 ? new Uint8Array(n) : undefined;
+  // Rows are the repetition levels equal to 0, non-null values the definition levels at their maximum.
+  const repStats = levelStats(0);
+  const defStats = levelStats(maxDef);
   let page: Uint8Array;
   let pos: number;
   if (header.type === PAGE_DATA) {
     page = decompress(info.codec, body, header.uncompressedSize);
     pos = 0;
-    if (rep) pos = levelsV1(page, pos, header.repEncoding, maxRep, n, rep);
-    if (def) pos = levelsV1(page, pos, header.defEncoding, maxDef, n, def);
+    if (rep) pos = levelsV1(page, pos, header.repEncoding, maxRep, n, rep, repStats);
+    if (def) pos = levelsV1(page, pos, header.defEncoding, maxDef, n, def, defStats);
   } else if (header.type === PAGE_DATA_V2) {
     const levelBytes = header.repLength + header.defLength;
-    if (rep) readHybrid(body, 0, header.repLength, bitWidthOf(maxRep), n, rep);
+    if (rep) readHybrid(body, 0, header.repLength, bitWidthOf(maxRep), n, rep, repStats);
     else if (header.repLength !== 0) throw new PageFormatError('repetition levels on a column without repetition');
-    if (def) readHybrid(body, header.repLength, levelBytes, bitWidthOf(maxDef), n, def);
+    if (def) readHybrid(body, header.repLength, levelBytes, bitWidthOf(maxDef), n, def, defStats);
     const rest = body.subarray(levelBytes);
     page = header.isCompressed ? decompress(info.codec, rest, header.uncompressedSize - levelBytes) : rest;
     pos = 0;
   } else {
     throw new PageFormatError(`page type ${header.type} is not a data page`);
   }
-  if (rep) checkMax(rep, maxRep, 'repetition');
-  let nonNull = n;
-  if (def) {
-    checkMax(def, maxDef, 'definition');
-    nonNull = 0;
-    for (let i = 0; i < n; i++) if (def[i] === maxDef) nonNull++;
-  }
-  let numRows = n;
-  if (rep) {
-    numRows = 0;
-    for (let i = 0; i < n; i++) if (rep[i] === 0) numRows++;
-  }
+  if (rep) checkMax(repStats, maxRep, 'repetition');
+  if (def) checkMax(defStats, maxDef, 'definition');
+  const nonNull = def ? defStats.hits : n;
+  const numRows = rep ? repStats.hits : n;
   if (header.type === PAGE_DATA_V2 && header.numRows !== numRows) throw new PageFormatError(`data page v2 says ${header.numRows} rows, its levels hold ${numRows}`);
   const width = FIXED_WIDTH[info.type];
   if (plainBytes && !levelsOnly && width && header.encoding === Encoding.PLAIN) {
     if (pos + nonNull * width > page.length) throw new PageFormatError(`PLAIN ${info.type} runs past the end of its page`);
-    return { numValues: n, numRows, rep, def, values: new Uint8Array(0), plainBytes: page.subarray(pos, pos + nonNull * width) };
+    return { numValues: n, numRows, nonNull, rep, def, values: new Uint8Array(0), plainBytes: page.subarray(pos, pos + nonNull * width) };
   }
   const values = levelsOnly ? new Uint8Array(0) : decodeValues(info, header.encoding, page, pos, nonNull, dictionary);
-  return { numValues: n, numRows, rep, def, values };
+  return { numValues: n, numRows, nonNull, rep, def, values };
 }
 
 function decodeValues(info: ChunkInfo, encoding: number, page: Uint8Array, pos: number, n: number, dictionary: Values | undefined): Values {

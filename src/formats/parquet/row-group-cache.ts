@@ -14,7 +14,7 @@
 // counted per entry; only an entry nobody reads, least recently used, is evicted to make room. The
 // lock only guards the table (word reads and writes, a scan of the extents on a miss); decoding and
 // copying run without it.
-import type { ManifestV1 } from '../../dataset/types.js';
+import type { ManifestV1, ParquetLayout } from '../../dataset/types.js';
 import type { OrderOptions } from '../../plan/index.js';
 import { isVariableLength, type BatchLayout, type ColumnRegion } from '../../pipeline/batch-layout.js';
 
@@ -84,9 +84,9 @@ export interface DecodeCachePlan {
 /**
  * Sizes the shared cache for a loader, or returns undefined when there is nothing to share (no
  * Parquet shards, no shareable columns). The working set: the row groups (of average size) two
- * shuffle windows span, plus one per worker, never more than the dataset has, times the decoded
- * bytes of a row of the selected columns (variable-length ones estimated from maxRowBytes and the
- * shard's bytes per row). The arena is that, bounded by `budget`; the table has a slot per piece
+ * shuffle windows span, plus two per worker (one it reads, one it reads ahead), never more than
+ * the dataset has, times the decoded bytes of a row of the selected columns (variable-length ones
+ * estimated from maxRowBytes and the column's compressed bytes per row). The arena is that, bounded by `budget`; the table has a slot per piece
  * (pages of variable-length columns counted generously) and never limits what the arena can hold.
  */
 export function planDecodeCache(
@@ -111,16 +111,20 @@ export function planDecodeCache(
     bytes += s.bytes;
     for (const c of shared) {
       if (!isVariableLength(c.kind)) continue;
-      // Decoded bytes per row: no more than the largest row; compressed bytes per row x 4 as a
-      // guess of the mean (the estimate only sizes the arena; entries take what they need).
-      const perRow = Math.min(s.maxRowBytes?.[c.name] ?? Infinity, (4 * s.bytes) / Math.max(1, s.rows)) + 4;
+      // Decoded bytes per row: no more than the largest row; the column's own compressed bytes per
+      // row x 4 as a guess of the mean (the estimate only sizes the arena; entries take what they
+      // need). The whole shard's bytes per row stand in only where the layout has no per-chunk
+      // sizes: they count every other column too (a short text column beside 8 KiB token rows
+      // was sized at 32 KiB a row, an arena that held the whole dataset).
+      const perRow = Math.min(s.maxRowBytes?.[c.name] ?? Infinity, (4 * columnBytes(s.layout, c.name, s.bytes)) / Math.max(1, s.rows)) + 4;
       varRowBytes.set(c.name, Math.max(varRowBytes.get(c.name) ?? 0, Number.isFinite(perRow) ? perRow : 64));
     }
   }
   if (groupCount === 0) return undefined;
   const meanRows = rows / groupCount;
   const windowGroups = order.shuffle === 'none' ? 2 : order.shuffle === 'window' ? Math.ceil((2 * order.shuffleWindow) / meanRows) + 2 : groupCount;
-  const groups = Math.min(groupCount, windowGroups + workers);
+  // One more row group per worker for a worker's read ahead (parquet-unit.ts) beside the one it reads.
+  const groups = Math.min(groupCount, windowGroups + 2 * workers);
   const rowBytes = shared.reduce((a, c) => a + (isVariableLength(c.kind) ? varRowBytes.get(c.name) ?? 64 : c.rowBytes), 0);
   const needBytes = alignUp(Math.ceil(groups * Math.max(meanRows, Math.min(maxRows, meanRows * 2)) * rowBytes));
   // Pages: a few per variable-length column chunk, bounded by the compressed bytes (>= 8 KiB a page).
@@ -133,6 +137,16 @@ export function planDecodeCache(
     plan.warning = `gpufeed: the shuffle plan keeps about ${mib(needBytes)} of decoded Parquet columns live (${groups} row groups x ${shared.length} columns), more than decodeCacheBytes (${mib(budget)}); pieces that do not fit are decoded again when they are needed. Raise the loader option decodeCacheBytes, shrink shuffleWindow or select fewer columns.`;
   }
   return plan;
+}
+
+/** Compressed bytes of a column's chunks in a Parquet shard (`whole` when the layout does not list chunks). */
+function columnBytes(layout: ParquetLayout, column: string, whole: number): number {
+  let n = 0;
+  for (const rg of layout.rowGroups) {
+    if (!rg.chunks) return whole;
+    for (const c of rg.chunks) if (c.column === column) n += c.bytes;
+  }
+  return n;
 }
 
 function mib(n: number): string {
@@ -180,6 +194,12 @@ function materialize(p: Uint8Array | SizedPiece): Uint8Array {
   return out;
 }
 
+/**
+ * What acquire does when another worker is decoding the piece: wait (undefined), give up
+ * ('never': 'fallback' at once, for a read ahead), or run this first, once, then wait.
+ */
+export type Waiting = undefined | 'never' | (() => void);
+
 /** A worker's view of a shared cache. */
 export class RowGroupCache {
   readonly entries: number;
@@ -222,16 +242,17 @@ export class RowGroupCache {
     return HEADER + e * ENTRY_WORDS;
   }
 
+  // The table lock: 0 free, 1 held, 2 held with a waiter. An unlock wakes a thread only when one
+  // may be waiting (a wake is a system call; taken on every cache hit, it cost 7-8% of a worker).
   #lock(): void {
     const m = this.#meta;
-    for (let spins = 0; Atomics.compareExchange(m, LOCK, 0, 1) !== 0; spins++) {
-      if (spins > 64) Atomics.wait(m, LOCK, 1, 0.05);
-    }
+    for (let spins = 0; spins < 64; spins++) if (Atomics.compareExchange(m, LOCK, 0, 1) === 0) return;
+    // Contended: say so (2) before sleeping; the timeout bounds a wait whatever happens.
+    while (Atomics.exchange(m, LOCK, 2) !== 0) Atomics.wait(m, LOCK, 2, 1);
   }
 
   #unlock(): void {
-    Atomics.store(this.#meta, LOCK, 0);
-    Atomics.notify(this.#meta, LOCK, 1);
+    if (Atomics.exchange(this.#meta, LOCK, 0) === 2) Atomics.notify(this.#meta, LOCK, 1);
   }
 
   #matches(e: number, shard: number, unit: number, column: number, part: number): boolean {
@@ -307,13 +328,35 @@ export class RowGroupCache {
   }
 
   /**
+   * A piece this worker acquired before from table slot `entry`, read again: counts a reader (to
+   * release as after acquire) and returns the piece's offset in the arena, or -1 when the slot
+   * holds something else now (then acquire it). Saves the key and lookup of acquire for a caller
+   * that reads one piece run after run.
+   */
+  reacquire(entry: number, shard: number, unit: number, column: number, part: number): number {
+    if (entry < 0 || entry >= this.entries) return -1;
+    const m = this.#meta;
+    this.#lock();
+    const a = this.#at(entry);
+    if (!this.#matches(entry, shard, unit, column, part) || m[a + STATE] !== READY) {
+      this.#unlock();
+      return -1;
+    }
+    Atomics.add(m, a + READERS, 1);
+    m[a + LAST_USE] = ++m[CLOCK]!;
+    const offset = m[a + OFFSET]!;
+    this.#unlock();
+    return offset;
+  }
+
+  /**
    * The decoded bytes of piece (shard, unit, column, part). When no worker has them yet, this one
    * decodes them with `piece`; when another worker is decoding them, waits for it. When the arena
    * has no room (everything in it is being read), a piece decoded into this caller's memory comes
    * back with entry -1 (and is kept for this worker until the next such piece of its column). 'fallback': the piece cannot decode this way (or no room for a piece of
    * known size): decode it yourself. `stopped` ends a wait early (the loader is closing).
    */
-  acquire(shard: number, unit: number, column: number, part: number, piece: PieceDecoder, stopped: () => boolean): Acquired {
+  acquire(shard: number, unit: number, column: number, part: number, piece: PieceDecoder, stopped: () => boolean, waiting?: Waiting): Acquired {
     const m = this.#meta;
     const key = `${shard}:${unit}:${column}:${part}`;
     const own = this.#own.get(column);
@@ -333,7 +376,14 @@ export class RowGroupCache {
         this.#unlock();
         if (state === NOT_FLAT) return 'fallback';
         // DECODING by another worker: its decode is synchronous and waits on nothing, so it ends.
-        if (stopped()) return 'fallback';
+        if (stopped() || waiting === 'never') return 'fallback';
+        if (typeof waiting === 'function') {
+          // Work for the time it would wait (once): a piece the plan needs next, say.
+          const work = waiting;
+          waiting = undefined;
+          work();
+          continue;
+        }
         Atomics.wait(m, a + STATE, DECODING, timeout);
         continue;
       }

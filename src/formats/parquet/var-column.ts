@@ -185,10 +185,6 @@ function decodeLevelsOnly(info: ChunkInfo, header: PageHeader, body: Uint8Array)
   return { rows: page.numRows, firstRep: page.rep && page.rep.length > 0 ? page.rep[0]! : 0 };
 }
 
-/** Page directories this worker has used lately (a few words per page; oldest dropped first). */
-const directories = new Map<string, Float64Array>();
-const MAX_DIRECTORIES = 1024;
-
 /** Decoded dictionaries of the chunks this worker read last (a page needs its chunk's). */
 const dictionaries: { key: string; values: Values; bytes: number }[] = [];
 const MAX_DICTIONARY_BYTES = 64 * 1024 * 1024;
@@ -333,6 +329,51 @@ function cacheOf(shared: VarShared | undefined, file: string): VarShared & { sha
   return { cache: privateCache, stopped: () => false, shard: id };
 }
 
+/** A page entry as a worker last read it: where it sits in the arena and views over its parts. */
+interface PageView {
+  page: number;
+  entry: number;
+  /** The entry's offset in the arena (the views hold while the entry still holds the page there). */
+  at: number;
+  rows: number;
+  offsets: Int32Array;
+  /** The values from the page's first element (byte i of element k at k * elementBytes + i). */
+  values: Uint8Array;
+  valid: Uint8Array;
+}
+
+/**
+ * What a worker keeps per column chunk it reads: the chunk's plan and page directory and the
+ * page it read last. With a shuffle, a batch's runs are single rows, so every run of a column
+ * would otherwise look its chunk, directory and page up again and build views over them.
+ */
+interface ChunkReader {
+  plan: ChunkPlan;
+  directory: Float64Array;
+  cache: RowGroupCache;
+  last: PageView | undefined;
+}
+
+/** Readers per file footer, unit and column region (dropped with the footer when the shard closes). */
+const readers = new WeakMap<FileMetaData, Map<ColumnRegion, Map<number, ChunkReader>>>();
+
+function pageView(cache: RowGroupCache, page: number, entry: number, bytes: Uint8Array, eb: number): PageView {
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const rows = dv.getUint32(0, true);
+  const elements = dv.getUint32(4, true);
+  const layout = pageLayout(rows, elements, eb);
+  if (layout.bytes > bytes.byteLength) throw new PageFormatError(`page ${page} entry holds ${bytes.byteLength} bytes, its header needs ${layout.bytes}`);
+  return {
+    page,
+    entry,
+    at: bytes.buffer === cache.buffers.data ? bytes.byteOffset : -1,
+    rows,
+    offsets: new Int32Array(bytes.buffer, bytes.byteOffset + layout.offsets, rows + 1),
+    values: new Uint8Array(bytes.buffer, bytes.byteOffset + layout.values, elements * eb),
+    valid: new Uint8Array(bytes.buffer, bytes.byteOffset + layout.valid, rows),
+  };
+}
+
 /**
  * Copies rows run.row .. run.row + count of variable-length column `column` (its index in the
  * layout) into the slot, page by page through the shared cache. False when this column cannot be
@@ -340,9 +381,6 @@ function cacheOf(shared: VarShared | undefined, file: string): VarShared & { sha
  */
 export function copyVarRun(h: VarShard, run: RowRun, target: SlotTarget, column: number, ops: CopyOps, sharedIn: VarShared | undefined): boolean {
   const region = target.region;
-  const plan = chunkPlan(h, run.unit, region);
-  if (!plan) return false;
-  if (run.row + run.count > plan.rows) throw corrupt(h, run.unit, region, `has ${plan.rows} rows, wanted up to ${run.row + run.count}`);
   const shared = cacheOf(sharedIn, h.ref.file);
   const cache = shared.cache;
   const shard = shared.shard ?? h.ref.index;
@@ -355,9 +393,14 @@ export function copyVarRun(h: VarShard, run: RowRun, target: SlotTarget, column:
       throw err;
     }
   };
-  const dirKey = `${h.ref.file}#${run.unit}#${region.name}`;
-  let directory = directories.get(dirKey);
-  if (!directory) {
+  let byRegion = readers.get(h.metadata);
+  if (!byRegion) readers.set(h.metadata, (byRegion = new Map()));
+  let byUnit = byRegion.get(region);
+  if (!byUnit) byRegion.set(region, (byUnit = new Map()));
+  let reader = byUnit.get(run.unit);
+  if (!reader || reader.cache !== cache) {
+    const plan = chunkPlan(h, run.unit, region);
+    if (!plan) return false;
     const dirGot = cache.acquire(shard, run.unit, column, DIRECTORY_PART, {
       decode: () => guard(() => {
         const d = buildDirectory(h, plan);
@@ -365,25 +408,32 @@ export function copyVarRun(h: VarShard, run: RowRun, target: SlotTarget, column:
       }),
     }, shared.stopped);
     if (dirGot === 'fallback') return false;
+    let directory: Float64Array;
     try {
       directory = new Float64Array(dirGot.bytes.slice().buffer);
     } finally {
       cache.release(dirGot.entry);
     }
-    if (directories.size >= MAX_DIRECTORIES) directories.delete(directories.keys().next().value!);
-    directories.set(dirKey, directory);
+    byUnit.set(run.unit, (reader = { plan, directory, cache, last: undefined }));
   }
+  const { plan, directory } = reader;
+  if (run.row + run.count > plan.rows) throw corrupt(h, run.unit, region, `has ${plan.rows} rows, wanted up to ${run.row + run.count}`);
   const dictAt = directory[0]!;
   const pages = directory[1]!;
   const pageAt = (p: number): number => directory[2 + 2 * p]!;
   const firstRow = (p: number): number => directory[3 + 2 * p]!;
-  // Last page starting at or before run.row.
+  // Last page starting at or before run.row (the page read last, most often).
   let lo = 0;
-  let hi = pages - 1;
-  while (lo < hi) {
-    const mid = (lo + hi + 1) >> 1;
-    if (firstRow(mid) <= run.row) lo = mid;
-    else hi = mid - 1;
+  const last = reader.last;
+  if (last && firstRow(last.page) <= run.row && (last.page + 1 >= pages || firstRow(last.page + 1) > run.row)) {
+    lo = last.page;
+  } else {
+    let hi = pages - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (firstRow(mid) <= run.row) lo = mid;
+      else hi = mid - 1;
+    }
   }
   const startCursor = target.cursor;
   const eb = region.elementBytes;
@@ -391,20 +441,38 @@ export function copyVarRun(h: VarShard, run: RowRun, target: SlotTarget, column:
   let row = run.row;
   const end = run.row + run.count;
   for (let p = lo; row < end && p < pages; p++) {
-    const got = cache.acquire(shard, run.unit, column, p, {
-      decode: () => guard(() => decodePage(h, plan, run.unit, region, pageAt(p), dictAt)),
-    }, shared.stopped);
-    if (got === 'fallback') {
-      target.cursor = startCursor;
-      return false;
+    // The page read last, if its entry still holds it where it was; else acquire (and view) it.
+    let view: PageView | undefined;
+    let entry = -1;
+    const prev = reader.last;
+    if (prev && prev.page === p && prev.at >= 0) {
+      const at = cache.reacquire(prev.entry, shard, run.unit, column, p);
+      if (at === prev.at) {
+        view = prev;
+        entry = prev.entry;
+      } else if (at >= 0) {
+        cache.release(prev.entry);
+      }
+    }
+    if (!view) {
+      const got = cache.acquire(shard, run.unit, column, p, {
+        decode: () => guard(() => decodePage(h, plan, run.unit, region, pageAt(p), dictAt)),
+      }, shared.stopped);
+      if (got === 'fallback') {
+        target.cursor = startCursor;
+        return false;
+      }
+      entry = got.entry;
+      try {
+        view = guard(() => pageView(cache, p, got.entry, got.bytes, eb))!;
+      } catch (err) {
+        cache.release(entry);
+        throw err;
+      }
+      reader.last = entry >= 0 ? view : undefined;
     }
     try {
-      const e = got.bytes;
-      const dv = new DataView(e.buffer, e.byteOffset, e.byteLength);
-      const rows = dv.getUint32(0, true);
-      const elements = dv.getUint32(4, true);
-      const layout = pageLayout(rows, elements, eb);
-      const offsets = new Int32Array(e.buffer, e.byteOffset + layout.offsets, rows + 1);
+      const { rows, offsets, values, valid } = view;
       const expectRows = (p + 1 < pages ? firstRow(p + 1) : plan.rows) - firstRow(p);
       if (rows !== expectRows) throw corrupt(h, run.unit, region, `page ${p} holds ${rows} rows, its directory says ${expectRows}`);
       const from = row - firstRow(p);
@@ -412,26 +480,33 @@ export function copyVarRun(h: VarShard, run: RowRun, target: SlotTarget, column:
       if (from < 0 || upto <= from) throw corrupt(h, run.unit, region, `page ${p} does not hold row ${row}`);
       const v0 = offsets[from]!;
       const v1 = offsets[upto]!;
+      if (!(v0 >= 0 && v1 >= v0 && v1 * eb <= values.length)) throw corrupt(h, run.unit, region, `page ${p} offsets ${v0}..${v1} out of its ${values.length / eb} values`);
       if (target.cursor + (v1 - v0) > MAX_VAR_ELEMENTS) throw varColumnTooLong(region, h.ref.name);
       const slotRow = run.slotRow + (row - run.row);
+      // One rebase of the run's offsets and one copy of its values (and of its validity bytes).
       const shift = target.cursor - v0;
-      for (let i = from; i < upto; i++) slotOffsets[slotRow + i - from] = offsets[i]! + shift;
+      if (upto - from === 1) {
+        slotOffsets[slotRow] = v0 + shift;
+      } else {
+        for (let i = from; i < upto; i++) slotOffsets[slotRow + i - from] = offsets[i]! + shift;
+      }
       slotOffsets[slotRow + upto - from] = v1 + shift;
       // Values that do not fit are only counted: the batch is decoded again into a one-off slot of
       // that size (oversize-batch.ts).
       if ((target.cursor + (v1 - v0)) * eb <= region.valuesBytes) {
-        target.bytes.set(e.subarray(layout.values + v0 * eb, layout.values + v1 * eb), region.valuesOffset + target.cursor * eb);
+        target.bytes.set(values.subarray(v0 * eb, v1 * eb), region.valuesOffset + target.cursor * eb);
       }
       if (region.validOffset >= 0) {
-        target.bytes.set(e.subarray(layout.valid + from, layout.valid + upto), region.validOffset + slotRow);
+        if (upto - from === 1) target.bytes[region.validOffset + slotRow] = valid[from]!;
+        else target.bytes.set(valid.subarray(from, upto), region.validOffset + slotRow);
       } else {
-        for (let i = from; i < upto; i++) if (e[layout.valid + i] === 0) throw corrupt(h, run.unit, region, `row ${firstRow(p) + i} is null, the manifest says the column is not nullable`);
+        for (let i = from; i < upto; i++) if (valid[i] === 0) throw corrupt(h, run.unit, region, `row ${firstRow(p) + i} is null, the manifest says the column is not nullable`);
       }
       target.cursor += v1 - v0;
       ops.bytesRead += (v1 - v0) * eb;
       row += upto - from;
     } finally {
-      cache.release(got.entry);
+      cache.release(entry);
     }
   }
   if (row !== end) throw corrupt(h, run.unit, region, `pages end at row ${row}, wanted up to ${end}`);
