@@ -10,6 +10,7 @@ import { arrowBodyDecoder, CodecError } from './codecs.js';
 import type { ArrowShardHandle, CopyOps, SlotTarget } from './load-unit.js';
 import type { RowRun } from '../../pipeline/decode-messages.js';
 import { MAX_VAR_ELEMENTS, varColumnTooLong } from '../../pipeline/batch-layout.js';
+import { arrowConversion, conversionFits, convertRows, storedBytes } from './converted-columns.js';
 
 interface Decompressed {
   unit: number;
@@ -92,6 +93,16 @@ export function copyCompressedRun(h: ArrowShardHandle, run: RowRun, target: Slot
       if (!bitsFit(vb)) throw corrupt(h, `column ${region.name}: record batch ${run.unit} validity is too short`);
       unpackBits(vb, run.row, run.count, out, region.validOffset + run.slotRow);
     }
+  }
+  const conversion = arrowConversion(place.field.type);
+  if (conversion) {
+    if (!conversionFits(conversion, region)) throw corrupt(h, `column ${region.name}: the file's ${String(place.field.type)} cannot be read as the manifest's ${region.kind} ${region.dtype}`);
+    const data = buf(1);
+    const from = storedBytes(conversion, run.row);
+    const bytes = storedBytes(conversion, run.count);
+    if (from + bytes > data.length) throw corrupt(h, `column ${region.name}: record batch ${run.unit} data buffer is ${data.length} bytes, too short for ${run.row + run.count} rows`);
+    ops.bytesRead += convertRows(conversion, data, from, run.count, target, run.slotRow, h.ref.name);
+    return;
   }
   if (region.kind === 'scalar' || region.kind === 'fixed') {
     const data = region.kind === 'fixed' ? buf(2) : buf(1);

@@ -12,6 +12,7 @@ import { arrowStreamSchema } from './stream.js';
 import { ErrorCodes, GpufeedError } from '../../errors.js';
 import { copyRunsFromMap, copyRunsFromMapIntoBuffer, MAP_RUN_FIELDS, mapFile, PREAD_RUN_FIELDS, preadRunsIntoBuffer, preadRunsIntoSlab, shortRun, unmapFile, type ReadMode } from '../../memory/index.js';
 import { copyCompressedRun } from './compressed-batch.js';
+import { arrowConversion, conversionFits, convertRows, storedBytes, type ArrowConversion } from './converted-columns.js';
 import { MAX_VAR_ELEMENTS, varColumnTooLong, type ColumnRegion } from '../../pipeline/batch-layout.js';
 import type { RowRun, ShardRef } from '../../pipeline/decode-messages.js';
 
@@ -20,6 +21,8 @@ interface ColumnPlacement {
   field: Field;
   node: number;
   buffer: number;
+  /** Set when the stored layout is converted on the way into the slot (converted-columns.ts). */
+  conversion?: ArrowConversion;
 }
 
 export interface ArrowShardHandle {
@@ -93,7 +96,8 @@ export function openArrowShard(ref: ShardRef, read: ReadMode = 'pread'): ArrowSh
     let node = 0;
     let buffer = 0;
     for (const field of schema.fields) {
-      columns.set(field.name, { field, node, buffer });
+      const conversion = arrowConversion(field.type);
+      columns.set(field.name, conversion ? { field, node, buffer, conversion } : { field, node, buffer });
       const f = footprint(field.type);
       node += f.nodes;
       buffer += f.buffers;
@@ -280,6 +284,7 @@ function unpackBits(bits: Uint8Array, bitStart: number, count: number, out: Uint
 type Deferred =
   | { kind: 'bits'; at: number; bitStart: number; count: number; out: Uint8Array; outStart: number }
   | { kind: 'compressed'; copy: (ops: CopyOps) => void }
+  | { kind: 'convert'; at: number; conversion: ArrowConversion; count: number; target: SlotTarget; slotRow: number; shard: string }
   | { kind: 'offsets'; at: number; h: ArrowShardHandle; unit: number; count: number; slotRow: number; large: boolean; target: SlotTarget; valuesAt: number; valuesLength: number };
 
 /**
@@ -347,6 +352,17 @@ export class ArrowTaskReads {
       }
     }
 
+    if (place.conversion) {
+      // Stored bytes to scratch, converted into the slot in planning order (converted-columns.ts).
+      if (!conversionFits(place.conversion, region)) throw corrupt(h.ref, `column ${region.name}: the file's ${String(place.field.type)} cannot be read as the manifest's ${region.kind} ${region.dtype}`);
+      const data = bufferAt(1);
+      const from = storedBytes(place.conversion, run.row);
+      const length = storedBytes(place.conversion, run.count);
+      if (from + length > data.length) throw corrupt(h.ref, `column ${region.name}: record batch ${run.unit} data buffer is ${data.length} bytes, too short for ${run.row + run.count} rows`);
+      const at = this.#scratchRead(h, body + data.offset + from, length);
+      this.deferred.push({ kind: 'convert', at, conversion: place.conversion, count: run.count, target, slotRow: run.slotRow, shard: h.ref.name });
+      return;
+    }
     const typeId = place.field.type.typeId;
     if (region.kind === 'scalar' || region.kind === 'fixed') {
       const data = region.kind === 'fixed' ? bufferAt(2) : bufferAt(1);
@@ -390,6 +406,7 @@ export class ArrowTaskReads {
       for (const d of this.deferred) {
         if (d.kind === 'compressed') d.copy(ops);
         else if (d.kind === 'bits') unpackBits(scratch.subarray(d.at), d.bitStart, d.count, d.out, d.outStart);
+        else if (d.kind === 'convert') convertRows(d.conversion, scratch, d.at, d.count, d.target, d.slotRow, d.shard);
         else this.#rebaseOffsets(d, scratch);
       }
     }
