@@ -88,7 +88,7 @@ def _in_place_table():
     })
 
 
-@pytest.mark.parametrize("kind", ["parquet", "parquet-int", "arrow", "feather"])
+@pytest.mark.parametrize("kind", ["parquet", "parquet-int", "arrow", "feather", "views"])
 def test_index_reads_decimals_fixed_binary_and_views_in_place(tmp_path, kind):
     """`gpufeed index` (no conversion): decimals as float(Decimal), FixedSizeBinary / FLBA as bytes, views as strings."""
     d = tmp_path / "ds"
@@ -99,6 +99,9 @@ def test_index_reads_decimals_fixed_binary_and_views_in_place(tmp_path, kind):
     elif kind == "parquet-int":
         pq.write_table(t.select(["price"]), d / "a.parquet", store_decimal_as_integer=True)
         t = t.select(["price"])
+    elif kind == "views":
+        t = pa.table({"sv": pa.array([None if i == 4 else "long value " * (i % 3) + str(i) for i in range(N)], pa.string_view())})
+        feather.write_feather(t, d / "a.arrow", compression="uncompressed", chunksize=8)
     else:
         feather.write_feather(t, d / "a.arrow", **({} if kind == "feather" else {"compression": "uncompressed"}))
     run_cli("index", str(d))

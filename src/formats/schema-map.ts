@@ -10,8 +10,8 @@
 // Foreign files map back through arrowLeaves / parquetLeaves: strictly for `gpufeed index` (what
 // the decode workers read: adds large offsets, dates/times/timestamps/durations as their integers,
 // float16, decimals as float64 (formats/decimal.ts), fixed-size binary / FIXED_LEN_BYTE_ARRAY as
-// binary), loosely for prep inputs (also view and dictionary types, structs flattened to
-// `parent.child`).
+// binary, Utf8View/BinaryView as string/binary), loosely for prep inputs (also dictionary types,
+// structs flattened to `parent.child`).
 // Everything else is GPUFEED_UNSUPPORTED_TYPE naming the file, the column and the type.
 import {
   Binary, Bool, DataType, Field, FixedSizeList, Float16, Float32, Float64, Int16, Int32, Int64, Int8, List, Schema,
@@ -125,8 +125,9 @@ function arrowScalar(t: DataType): ScalarMapping | undefined {
     case Type.Bool: return { dtype: 'bool', inPlace: true };
     case Type.Utf8: case Type.LargeUtf8: return { dtype: 'string', inPlace: true };
     case Type.Binary: case Type.LargeBinary: return { dtype: 'binary', inPlace: true };
-    case Type.Utf8View: return { dtype: 'string', inPlace: false };
-    case Type.BinaryView: return { dtype: 'binary', inPlace: false };
+    // Views read into offsets + values (arrow/view-columns.ts).
+    case Type.Utf8View: return { dtype: 'string', inPlace: true };
+    case Type.BinaryView: return { dtype: 'binary', inPlace: true };
     // Converted on the way into the slot (arrow/converted-columns.ts): offsets every n bytes.
     case Type.FixedSizeBinary: return { dtype: 'binary', inPlace: true };
     case Type.Date: return a.unit === 0

@@ -103,8 +103,6 @@ const INDEX_REFUSES: Record<string, RegExp> = {
   'pa-arrow-listnull': /column "l": rows 1-37 hold 1 null list item/,
   'pa-parquet-listnull': /column "l": row group 0 \(rows 1-37\) holds 1 null list item/,
   'pa-arrow-fslnull': /column "v": rows 1-37 hold 1 null fixed-size list/,
-
-  'polars-ipc': /Utf8View|view|gpufeed prep/i,
 };
 /**
  * Cases with a null item inside a list: refused by index (from the footer) or, where the footer

@@ -10,6 +10,7 @@ import { arrowBodyDecoder, CodecError } from './codecs.js';
 import type { ArrowShardHandle, CopyOps, SlotTarget } from './load-unit.js';
 import type { RowRun } from '../../pipeline/decode-messages.js';
 import { MAX_VAR_ELEMENTS, varColumnTooLong } from '../../pipeline/batch-layout.js';
+import { copyViewRows, isViewType, VIEW_BYTES } from './view-columns.js';
 import { arrowConversion, conversionFits, convertRows, storedBytes } from './converted-columns.js';
 
 interface Decompressed {
@@ -72,7 +73,7 @@ function unpackBits(bits: Uint8Array, bitStart: number, count: number, out: Uint
  * Copies rows run.row .. run.row + run.count of one column of a compressed record batch into the
  * slot, advancing the column's values cursor as ArrowTaskReads does for uncompressed ones.
  */
-export function copyCompressedRun(h: ArrowShardHandle, run: RowRun, target: SlotTarget, header: RecordBatchHeader, place: { field: Field; node: number; buffer: number }, ops: CopyOps): void {
+export function copyCompressedRun(h: ArrowShardHandle, run: RowRun, target: SlotTarget, header: RecordBatchHeader, place: { field: Field; node: number; buffer: number; viewsBefore: number }, ops: CopyOps): void {
   const buffers = decompressedBuffers(h, run, header);
   const region = target.region;
   const out = target.bytes;
@@ -93,6 +94,17 @@ export function copyCompressedRun(h: ArrowShardHandle, run: RowRun, target: Slot
       if (!bitsFit(vb)) throw corrupt(h, `column ${region.name}: record batch ${run.unit} validity is too short`);
       unpackBits(vb, run.row, run.count, out, region.validOffset + run.slotRow);
     }
+  }
+  if (isViewType(place.field.type)) {
+    if (region.kind !== 'bytes') throw corrupt(h, `column ${region.name}: the file's ${String(place.field.type)} cannot be read as the manifest's ${region.kind} ${region.dtype}`);
+    const views = buf(1);
+    if ((run.row + run.count) * VIEW_BYTES > views.length) throw corrupt(h, `column ${region.name}: record batch ${run.unit} views buffer is too short`);
+    const own = header.variadicBufferCounts[place.viewsBefore] ?? 0;
+    const data = (b: number) => (b >= 0 && b < own ? buffers[place.buffer + 2 + b] : undefined);
+    ops.bytesRead += copyViewRows(views, run.row * VIEW_BYTES, run.count, target, run.slotRow, h.ref.name, (b) => data(b)?.length, (v) => {
+      out.set(data(v.buffer)!.subarray(v.offset, v.offset + v.length), v.to);
+    });
+    return;
   }
   const conversion = arrowConversion(place.field.type);
   if (conversion) {

@@ -12,6 +12,7 @@ import { arrowStreamSchema } from './stream.js';
 import { ErrorCodes, GpufeedError } from '../../errors.js';
 import { copyRunsFromMap, copyRunsFromMapIntoBuffer, MAP_RUN_FIELDS, mapFile, PREAD_RUN_FIELDS, preadRunsIntoBuffer, preadRunsIntoSlab, shortRun, unmapFile, type ReadMode } from '../../memory/index.js';
 import { copyCompressedRun } from './compressed-batch.js';
+import { copyViewRows, isViewType, variadicBuffersBefore, viewFieldCount, VIEW_BYTES } from './view-columns.js';
 import { arrowConversion, conversionFits, convertRows, storedBytes, type ArrowConversion } from './converted-columns.js';
 import { MAX_VAR_ELEMENTS, varColumnTooLong, type ColumnRegion } from '../../pipeline/batch-layout.js';
 import type { RowRun, ShardRef } from '../../pipeline/decode-messages.js';
@@ -23,6 +24,11 @@ interface ColumnPlacement {
   buffer: number;
   /** Set when the stored layout is converted on the way into the slot (converted-columns.ts). */
   conversion?: ArrowConversion;
+  /**
+   * View-typed fields before this column (view-columns.ts): their data buffers, counted per
+   * record batch, come before this column's. Its own index among them when it is one.
+   */
+  viewsBefore: number;
 }
 
 export interface ArrowShardHandle {
@@ -95,9 +101,11 @@ export function openArrowShard(ref: ShardRef, read: ReadMode = 'pread'): ArrowSh
     const columns = new Map<string, ColumnPlacement>();
     let node = 0;
     let buffer = 0;
+    let views = 0;
     for (const field of schema.fields) {
       const conversion = arrowConversion(field.type);
-      columns.set(field.name, conversion ? { field, node, buffer, conversion } : { field, node, buffer });
+      columns.set(field.name, conversion ? { field, node, buffer, conversion, viewsBefore: views } : { field, node, buffer, viewsBefore: views });
+      views += viewFieldCount(field.type);
       const f = footprint(field.type);
       node += f.nodes;
       buffer += f.buffers;
@@ -284,6 +292,7 @@ function unpackBits(bits: Uint8Array, bitStart: number, count: number, out: Uint
 type Deferred =
   | { kind: 'bits'; at: number; bitStart: number; count: number; out: Uint8Array; outStart: number }
   | { kind: 'compressed'; copy: (ops: CopyOps) => void }
+  | { kind: 'views'; at: number; h: ArrowShardHandle; header: RecordBatchHeader; place: ColumnPlacement; body: number; count: number; target: SlotTarget; slotRow: number }
   | { kind: 'convert'; at: number; conversion: ArrowConversion; count: number; target: SlotTarget; slotRow: number; shard: string }
   | { kind: 'offsets'; at: number; h: ArrowShardHandle; unit: number; count: number; slotRow: number; large: boolean; target: SlotTarget; valuesAt: number; valuesLength: number };
 
@@ -322,8 +331,10 @@ export class ArrowTaskReads {
   /** Adds the reads of one run of rows of one column. */
   plan(h: ArrowShardHandle, run: RowRun, target: SlotTarget): void {
     const header = recordBatchHeader(h, run);
-    const place = h.columns.get(target.region.name);
+    let place = h.columns.get(target.region.name);
     if (!place) throw new GpufeedError(ErrorCodes.UNKNOWN_COLUMN, `shard ${h.ref.name} has no column ${target.region.name}`, { shard: h.ref.name, column: target.region.name });
+    // After a view column, buffers shift by its data buffers in this batch (view-columns.ts).
+    if (place.viewsBefore > 0) place = { ...place, buffer: place.buffer + variadicBuffersBefore(header, place.viewsBefore, `shard ${h.ref.name}: record batch ${run.unit}`) };
     if (header.compression) {
       // Compressed bodies are copied from memory (arrow-compressed.ts), in planning order like offsets.
       const copied = { ...run, block: run.block && { ...run.block } };
@@ -352,6 +363,14 @@ export class ArrowTaskReads {
       }
     }
 
+    if (isViewType(place.field.type)) {
+      if (region.kind !== 'bytes') throw corrupt(h.ref, `column ${region.name}: the file's ${String(place.field.type)} cannot be read as the manifest's ${region.kind} ${region.dtype}`);
+      const views = bufferAt(1);
+      if ((run.row + run.count) * VIEW_BYTES > views.length) throw corrupt(h.ref, `column ${region.name}: record batch ${run.unit} views buffer is ${views.length} bytes, too short for ${run.row + run.count} rows`);
+      const at = this.#scratchRead(h, body + views.offset + run.row * VIEW_BYTES, run.count * VIEW_BYTES);
+      this.deferred.push({ kind: 'views', at, h, header, place, body, count: run.count, target, slotRow: run.slotRow });
+      return;
+    }
     if (place.conversion) {
       // Stored bytes to scratch, converted into the slot in planning order (converted-columns.ts).
       if (!conversionFits(place.conversion, region)) throw corrupt(h.ref, `column ${region.name}: the file's ${String(place.field.type)} cannot be read as the manifest's ${region.kind} ${region.dtype}`);
@@ -406,12 +425,23 @@ export class ArrowTaskReads {
       for (const d of this.deferred) {
         if (d.kind === 'compressed') d.copy(ops);
         else if (d.kind === 'bits') unpackBits(scratch.subarray(d.at), d.bitStart, d.count, d.out, d.outStart);
+        else if (d.kind === 'views') this.#copyViews(d, scratch);
         else if (d.kind === 'convert') convertRows(d.conversion, scratch, d.at, d.count, d.target, d.slotRow, d.shard);
         else this.#rebaseOffsets(d, scratch);
       }
     }
     this.values.readInto(slabId);
     ops.bytesRead += this.values.bytes;
+  }
+
+  /** Offsets and inline bytes now; long values as ranged reads of the column's data buffers, in the values round. */
+  #copyViews(d: Extract<Deferred, { kind: 'views' }>, scratch: Uint8Array): void {
+    const { h, header, place } = d;
+    const own = header.variadicBufferCounts[place.viewsBefore] ?? 0;
+    const data = (b: number) => (b >= 0 && b < own ? header.buffers[place.buffer + 2 + b] : undefined);
+    copyViewRows(scratch, d.at, d.count, d.target, d.slotRow, h.ref.name, (b) => data(b)?.length, (v) => {
+      this.values.add(h.fd, d.body + data(v.buffer)!.offset + v.offset, v.to, v.length, h.ref, h.mapId);
+    });
   }
 
   readonly #boolReads = new RunReads();
