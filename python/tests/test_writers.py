@@ -88,7 +88,7 @@ def _in_place_table():
     })
 
 
-@pytest.mark.parametrize("kind", ["parquet", "parquet-int", "arrow", "feather", "views"])
+@pytest.mark.parametrize("kind", ["parquet", "parquet-int", "arrow", "feather", "views", "dict"])
 def test_index_reads_decimals_fixed_binary_and_views_in_place(tmp_path, kind):
     """`gpufeed index` (no conversion): decimals as float(Decimal), FixedSizeBinary / FLBA as bytes, views as strings."""
     d = tmp_path / "ds"
@@ -99,6 +99,10 @@ def test_index_reads_decimals_fixed_binary_and_views_in_place(tmp_path, kind):
     elif kind == "parquet-int":
         pq.write_table(t.select(["price"]), d / "a.parquet", store_decimal_as_integer=True)
         t = t.select(["price"])
+    elif kind == "dict":
+        # pandas categoricals: dictionary-encoded strings, Feather's default LZ4.
+        t = pa.table({"sv": pa.array([None if i == 4 else ["red", "green", "a longer category"][i % 3] for i in range(N)]).dictionary_encode()})
+        feather.write_feather(t, d / "a.arrow", chunksize=8)
     elif kind == "views":
         t = pa.table({"sv": pa.array([None if i == 4 else "long value " * (i % 3) + str(i) for i in range(N)], pa.string_view())})
         feather.write_feather(t, d / "a.arrow", compression="uncompressed", chunksize=8)
@@ -123,6 +127,8 @@ def test_index_reads_decimals_fixed_binary_and_views_in_place(tmp_path, kind):
                     got[name] += b[name].tolist()
     for name in t.column_names:
         want = t.column(name).to_pylist()
+        if kind == "dict":
+            assert schema[name]["dtype"] == "string"
         if name in ("price", "huge"):
             assert schema[name]["dtype"] == "float64" and schema[name].get("logical") == "decimal"
             want = [None if v is None else float(v) for v in want]

@@ -10,8 +10,8 @@
 // Foreign files map back through arrowLeaves / parquetLeaves: strictly for `gpufeed index` (what
 // the decode workers read: adds large offsets, dates/times/timestamps/durations as their integers,
 // float16, decimals as float64 (formats/decimal.ts), fixed-size binary / FIXED_LEN_BYTE_ARRAY as
-// binary, Utf8View/BinaryView as string/binary), loosely for prep inputs (also dictionary types,
-// structs flattened to `parent.child`).
+// binary, Utf8View/BinaryView as string/binary, dictionaries of strings/binary/numbers decoded),
+// loosely for prep inputs (also structs flattened to `parent.child`).
 // Everything else is GPUFEED_UNSUPPORTED_TYPE naming the file, the column and the type.
 import {
   Binary, Bool, DataType, Field, FixedSizeList, Float16, Float32, Float64, Int16, Int32, Int64, Int8, List, Schema,
@@ -22,6 +22,7 @@ import type { SchemaElement } from 'hyparquet';
 import { ErrorCodes, GpufeedError } from '../errors.js';
 import type { ColumnSpec, DType, NumericDType, TimeUnit } from '../dataset/types.js';
 import { valuesPerRow } from '../dataset/columns.js';
+import { dictionaryValuesInPlace } from './arrow/dictionary-columns.js';
 
 /** Key of the schema metadata (Arrow) and key-value metadata (Parquet) holding ColumnSpec[] as JSON. */
 export const SCHEMA_METADATA_KEY = 'gpufeed.schema';
@@ -143,8 +144,10 @@ function arrowScalar(t: DataType): ScalarMapping | undefined {
     // unscaled / 10^scale as the nearest double, on both routes (formats/decimal.ts).
     case Type.Decimal: return { dtype: 'float64', logical: { logical: 'decimal', precision: a.precision, scale: a.scale }, inPlace: true };
     case Type.Dictionary: {
-      const values = arrowScalar((t as unknown as { dictionary: DataType }).dictionary);
-      return values && { ...values, inPlace: false };
+      // Decoded on the way into the slot (arrow/dictionary-columns.ts) for plain value types.
+      const valueType = (t as unknown as { dictionary: DataType }).dictionary;
+      const values = arrowScalar(valueType);
+      return values && { ...values, inPlace: values.inPlace && !values.logical && dictionaryValuesInPlace(valueType) };
     }
   }
   return undefined;

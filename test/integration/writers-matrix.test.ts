@@ -98,7 +98,7 @@ function assertSame(got: Expected, want: Expected, at: string): void {
 /** What `gpufeed index` must do per case: read it in place, or refuse it with this message part. */
 const INDEX_REFUSES: Record<string, RegExp> = {
   'pa-parquet-hf': /column "image": is a struct.*gpufeed prep/,
-  'pa-arrow-dict': /dictionary-encoded.*gpufeed prep/,
+  'pa-arrow-dict-delta': /column "cat" \(dictionary 0\): a delta dictionary batch, which gpufeed does not read in place; convert the files with `gpufeed prep`, or leave the column out with --drop cat/,
   'pa-arrow-hf': /column "image": Arrow type Struct.*is a struct; convert the files with `gpufeed prep`/,
   'pa-arrow-listnull': /column "l": rows 1-37 hold 1 null list item/,
   'pa-parquet-listnull': /column "l": row group 0 \(rows 1-37\) holds 1 null list item/,

@@ -7,7 +7,8 @@ import { Type, type Field } from 'apache-arrow';
 import type { RecordBatch as RecordBatchHeader } from 'apache-arrow/ipc/metadata/message';
 import { ErrorCodes, GpufeedError } from '../../errors.js';
 import { arrowBodyDecoder, CodecError } from './codecs.js';
-import type { ArrowShardHandle, CopyOps, SlotTarget } from './load-unit.js';
+import { shardDictionary, type ArrowShardHandle, type CopyOps, type SlotTarget } from './load-unit.js';
+import { decodeDictionaryRows, type DictionaryIndex } from './dictionary-columns.js';
 import type { RowRun } from '../../pipeline/decode-messages.js';
 import { MAX_VAR_ELEMENTS, varColumnTooLong } from '../../pipeline/batch-layout.js';
 import { copyViewRows, isViewType, VIEW_BYTES } from './view-columns.js';
@@ -41,10 +42,21 @@ function decompressedBuffers(h: ArrowShardHandle, run: RowRun, header: RecordBat
     if (n === 0) throw corrupt(h, `file ends at ${start + done}, inside record batch ${run.unit}`);
     done += n;
   }
-  const view = new DataView(body.buffer);
-  const buffers = header.buffers.map((b, i) => {
+  const buffers = decompressBodyBuffers(body, header, `shard ${h.ref.name}: record batch ${run.unit}`, h.ref.file);
+  lastBody.set(h, { unit: run.unit, buffers });
+  return buffers;
+}
+
+/** Each buffer of a compressed body (record batch or dictionary batch), decompressed; `where` names the batch in errors. */
+export function decompressBodyBuffers(body: Uint8Array, header: RecordBatchHeader, where: string, file?: string): Uint8Array[] {
+  const codec = header.compression!.type as number;
+  const decode = arrowBodyDecoder(codec);
+  const bad = (why: string) => new GpufeedError(ErrorCodes.SHARD_CORRUPT, `${where}: ${why}`, file ? { path: file } : {});
+  if (!decode) throw new GpufeedError(ErrorCodes.UNSUPPORTED_TYPE, `${where} uses Arrow compression codec ${codec}, which gpufeed does not know (it reads LZ4_FRAME and ZSTD)`, {});
+  const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
+  return header.buffers.map((b, i) => {
     if (b.length === 0) return new Uint8Array(0);
-    if (b.offset < 0 || b.offset + b.length > body.length || b.length < 8) throw corrupt(h, `record batch ${run.unit}: buffer ${i} lies outside the body`);
+    if (b.offset < 0 || b.offset + b.length > body.length || b.length < 8) throw bad(`buffer ${i} lies outside the body`);
     const raw = view.getBigInt64(b.offset, true);
     const src = body.subarray(b.offset + 8, b.offset + b.length);
     if (raw === -1n) return src;
@@ -53,13 +65,11 @@ function decompressedBuffers(h: ArrowShardHandle, run: RowRun, header: RecordBat
       out = decode(src, Number(raw));
     } catch (err) {
       const why = err instanceof CodecError ? err.message : String(err);
-      throw corrupt(h, `record batch ${run.unit}: buffer ${i} does not decompress (${why})`);
+      throw bad(`buffer ${i} does not decompress (${why})`);
     }
-    if (out.length !== Number(raw)) throw corrupt(h, `record batch ${run.unit}: buffer ${i} decompresses to ${out.length} bytes, its header says ${raw}`);
+    if (out.length !== Number(raw)) throw bad(`buffer ${i} decompresses to ${out.length} bytes, its header says ${raw}`);
     return out;
   });
-  lastBody.set(h, { unit: run.unit, buffers });
-  return buffers;
 }
 
 function unpackBits(bits: Uint8Array, bitStart: number, count: number, out: Uint8Array, outStart: number): void {
@@ -73,7 +83,7 @@ function unpackBits(bits: Uint8Array, bitStart: number, count: number, out: Uint
  * Copies rows run.row .. run.row + run.count of one column of a compressed record batch into the
  * slot, advancing the column's values cursor as ArrowTaskReads does for uncompressed ones.
  */
-export function copyCompressedRun(h: ArrowShardHandle, run: RowRun, target: SlotTarget, header: RecordBatchHeader, place: { field: Field; node: number; buffer: number; viewsBefore: number }, ops: CopyOps): void {
+export function copyCompressedRun(h: ArrowShardHandle, run: RowRun, target: SlotTarget, header: RecordBatchHeader, place: { field: Field; node: number; buffer: number; viewsBefore: number; dictionary?: DictionaryIndex }, ops: CopyOps): void {
   const buffers = decompressedBuffers(h, run, header);
   const region = target.region;
   const out = target.bytes;
@@ -104,6 +114,12 @@ export function copyCompressedRun(h: ArrowShardHandle, run: RowRun, target: Slot
     ops.bytesRead += copyViewRows(views, run.row * VIEW_BYTES, run.count, target, run.slotRow, h.ref.name, (b) => data(b)?.length, (v) => {
       out.set(data(v.buffer)!.subarray(v.offset, v.offset + v.length), v.to);
     });
+    return;
+  }
+  if (place.dictionary) {
+    const indices = buf(1);
+    if ((run.row + run.count) * place.dictionary.width > indices.length) throw corrupt(h, `column ${region.name}: record batch ${run.unit} indices buffer is too short`);
+    ops.bytesRead += decodeDictionaryRows(place.dictionary, shardDictionary(h, place.dictionary), indices, run.row * place.dictionary.width, run.count, target, run.slotRow, h.ref.name);
     return;
   }
   const conversion = arrowConversion(place.field.type);

@@ -12,6 +12,7 @@ import { arrowStreamSchema } from './stream.js';
 import { ErrorCodes, GpufeedError } from '../../errors.js';
 import { copyRunsFromMap, copyRunsFromMapIntoBuffer, MAP_RUN_FIELDS, mapFile, PREAD_RUN_FIELDS, preadRunsIntoBuffer, preadRunsIntoSlab, shortRun, unmapFile, type ReadMode } from '../../memory/index.js';
 import { copyCompressedRun } from './compressed-batch.js';
+import { decodeDictionaryRows, dictionaryIndex, readDictionary, type DictionaryBlock, type DictionaryIndex, type DictionaryValues } from './dictionary-columns.js';
 import { copyViewRows, isViewType, variadicBuffersBefore, viewFieldCount, VIEW_BYTES } from './view-columns.js';
 import { arrowConversion, conversionFits, convertRows, storedBytes, type ArrowConversion } from './converted-columns.js';
 import { MAX_VAR_ELEMENTS, varColumnTooLong, type ColumnRegion } from '../../pipeline/batch-layout.js';
@@ -29,6 +30,8 @@ interface ColumnPlacement {
    * record batch, come before this column's. Its own index among them when it is one.
    */
   viewsBefore: number;
+  /** Set for a dictionary-encoded column: its rows are indices into a dictionary batch (dictionary-columns.ts). */
+  dictionary?: DictionaryIndex;
 }
 
 export interface ArrowShardHandle {
@@ -38,6 +41,9 @@ export interface ArrowShardHandle {
   ref: ShardRef;
   columns: Map<string, ColumnPlacement>;
   headers: Map<number, RecordBatchHeader>;
+  /** The footer's dictionary batches, and the dictionaries read so far (by id). */
+  dictionaryBlocks: DictionaryBlock[];
+  dictionaries: Map<number, DictionaryValues>;
 }
 
 /** Buffers and nodes one field occupies in a record batch (Arrow columnar format, IPC v5). */
@@ -84,6 +90,7 @@ export function openArrowShard(ref: ShardRef, read: ReadMode = 'pread'): ArrowSh
     const tail = new Uint8Array(10);
     readExactly(fd, ref, tail, size - 10);
     let schema: Schema;
+    const dictionaryBlocks: DictionaryBlock[] = [];
     if (new TextDecoder().decode(tail.subarray(4)) !== 'ARROW1') {
       // No footer: an IPC stream (Hugging Face datasets, pa.ipc.new_stream), schema in its first message.
       schema = arrowStreamSchema((offset, length) => {
@@ -96,7 +103,9 @@ export function openArrowShard(ref: ShardRef, read: ReadMode = 'pread'): ArrowSh
       if (footerLength <= 0 || footerLength > size - 18) throw corrupt(ref, `bad footer length ${footerLength}`);
       const footerBytes = new Uint8Array(footerLength);
       readExactly(fd, ref, footerBytes, size - 10 - footerLength);
-      schema = Footer.decode(footerBytes).schema;
+      const footer = Footer.decode(footerBytes);
+      schema = footer.schema;
+      for (const b of footer.dictionaryBatches()) dictionaryBlocks.push({ offset: Number(b.offset), metadataLength: b.metaDataLength, bodyLength: Number(b.bodyLength) });
     }
     const columns = new Map<string, ColumnPlacement>();
     let node = 0;
@@ -104,7 +113,11 @@ export function openArrowShard(ref: ShardRef, read: ReadMode = 'pread'): ArrowSh
     let views = 0;
     for (const field of schema.fields) {
       const conversion = arrowConversion(field.type);
-      columns.set(field.name, conversion ? { field, node, buffer, conversion, viewsBefore: views } : { field, node, buffer, viewsBefore: views });
+      const place: ColumnPlacement = { field, node, buffer, viewsBefore: views };
+      if (conversion) place.conversion = conversion;
+      const dictionary = dictionaryIndex(field.type);
+      if (dictionary) place.dictionary = dictionary;
+      columns.set(field.name, place);
       views += viewFieldCount(field.type);
       const f = footprint(field.type);
       node += f.nodes;
@@ -117,13 +130,23 @@ export function openArrowShard(ref: ShardRef, read: ReadMode = 'pread'): ArrowSh
       mapId = m.mapId;
       if (m.size !== ref.bytes) throw corrupt(ref, `file has ${m.size} bytes, the manifest says ${ref.bytes}`);
     }
-    return { fd, mapId, ref, columns, headers: new Map() };
+    return { fd, mapId, ref, columns, headers: new Map(), dictionaryBlocks, dictionaries: new Map() };
   } catch (err) {
     if (mapId) unmapFile(mapId);
     closeSync(fd);
     if (err instanceof GpufeedError) throw err;
     throw corrupt(ref, `cannot read the Arrow footer: ${(err as Error).message}`);
   }
+}
+
+/** Dictionary `index.id` of the shard, read once per handle. */
+export function shardDictionary(h: ArrowShardHandle, index: DictionaryIndex): DictionaryValues {
+  let d = h.dictionaries.get(index.id);
+  if (!d) {
+    d = readDictionary(h.fd, h.dictionaryBlocks, index, h.ref.name, h.ref.file);
+    h.dictionaries.set(index.id, d);
+  }
+  return d;
 }
 
 export function closeArrowShard(h: ArrowShardHandle): void {
@@ -293,6 +316,7 @@ type Deferred =
   | { kind: 'bits'; at: number; bitStart: number; count: number; out: Uint8Array; outStart: number }
   | { kind: 'compressed'; copy: (ops: CopyOps) => void }
   | { kind: 'views'; at: number; h: ArrowShardHandle; header: RecordBatchHeader; place: ColumnPlacement; body: number; count: number; target: SlotTarget; slotRow: number }
+  | { kind: 'dictionary'; at: number; h: ArrowShardHandle; index: DictionaryIndex; count: number; target: SlotTarget; slotRow: number }
   | { kind: 'convert'; at: number; conversion: ArrowConversion; count: number; target: SlotTarget; slotRow: number; shard: string }
   | { kind: 'offsets'; at: number; h: ArrowShardHandle; unit: number; count: number; slotRow: number; large: boolean; target: SlotTarget; valuesAt: number; valuesLength: number };
 
@@ -371,6 +395,15 @@ export class ArrowTaskReads {
       this.deferred.push({ kind: 'views', at, h, header, place, body, count: run.count, target, slotRow: run.slotRow });
       return;
     }
+    if (place.dictionary) {
+      // Indices to scratch; values looked up in the dictionary after validity is unpacked.
+      const data = bufferAt(1);
+      const w = place.dictionary.width;
+      if ((run.row + run.count) * w > data.length) throw corrupt(h.ref, `column ${region.name}: record batch ${run.unit} indices buffer is ${data.length} bytes, too short for ${run.row + run.count} rows`);
+      const at = this.#scratchRead(h, body + data.offset + run.row * w, run.count * w);
+      this.deferred.push({ kind: 'dictionary', at, h, index: place.dictionary, count: run.count, target, slotRow: run.slotRow });
+      return;
+    }
     if (place.conversion) {
       // Stored bytes to scratch, converted into the slot in planning order (converted-columns.ts).
       if (!conversionFits(place.conversion, region)) throw corrupt(h.ref, `column ${region.name}: the file's ${String(place.field.type)} cannot be read as the manifest's ${region.kind} ${region.dtype}`);
@@ -426,6 +459,7 @@ export class ArrowTaskReads {
         if (d.kind === 'compressed') d.copy(ops);
         else if (d.kind === 'bits') unpackBits(scratch.subarray(d.at), d.bitStart, d.count, d.out, d.outStart);
         else if (d.kind === 'views') this.#copyViews(d, scratch);
+        else if (d.kind === 'dictionary') decodeDictionaryRows(d.index, shardDictionary(d.h, d.index), scratch, d.at, d.count, d.target, d.slotRow, d.h.ref.name);
         else if (d.kind === 'convert') convertRows(d.conversion, scratch, d.at, d.count, d.target, d.slotRow, d.shard);
         else this.#rebaseOffsets(d, scratch);
       }
