@@ -6,12 +6,13 @@ import type { SchemaElement } from 'hyparquet';
 import { ErrorCodes, GpufeedError } from '../errors.js';
 import { isArrowFileFormat, readArrowStreamLayout } from '../formats/arrow/stream.js';
 import { selectColumnNames, isSelecting, type ColumnSelection } from './column-selection.js';
-import { checkDictionariesInPlace, readArrowBatches, readArrowFooter, type ArrowFooterInfo } from '../formats/arrow/file.js';
+import { readArrowBatches, readArrowFooter } from '../formats/arrow/file.js';
 import { addParquetChunkChecksums, readParquetFooter, refuseNullListItems } from '../formats/parquet/file.js';
 import type { RangeReader } from '../formats/range-reader.js';
 import { columnsFromArrowSchema, parquetLeaves } from '../formats/schema-map.js';
 import { PIECE_HASH, pieceChecksum } from './piece-checksum.js';
 import type { ArrowBatchLayout, ArrowLayout, ColumnSpec, ParquetLayout, ShardFormat } from './types.js';
+import { checkDictionariesInPlace, type ArrowFooterInfo } from '../formats/arrow/file.js';
 
 export interface IndexedFile {
   layout: ArrowLayout | ParquetLayout;

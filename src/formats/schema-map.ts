@@ -22,7 +22,6 @@ import type { SchemaElement } from 'hyparquet';
 import { ErrorCodes, GpufeedError } from '../errors.js';
 import type { ColumnSpec, DType, NumericDType, TimeUnit } from '../dataset/types.js';
 import { valuesPerRow } from '../dataset/columns.js';
-import { dictionaryValuesInPlace } from './arrow/dictionary-columns.js';
 
 /** Key of the schema metadata (Arrow) and key-value metadata (Parquet) holding ColumnSpec[] as JSON. */
 export const SCHEMA_METADATA_KEY = 'gpufeed.schema';
@@ -151,6 +150,14 @@ function arrowScalar(t: DataType): ScalarMapping | undefined {
     }
   }
   return undefined;
+}
+
+/** Dictionary value types the decoder copies as stored (arrow/dictionary-columns.ts). */
+function dictionaryValuesInPlace(valueType: DataType): boolean {
+  switch (valueType.typeId) {
+    case Type.Utf8: case Type.Binary: case Type.LargeUtf8: case Type.LargeBinary: case Type.Int: case Type.Float: return true;
+  }
+  return false;
 }
 
 /** The way out that keeps every other column: a user rarely needs the one column gpufeed cannot carry. */

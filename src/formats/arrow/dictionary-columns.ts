@@ -6,11 +6,11 @@
 // dictionary extended by later batches) and dictionaries in IPC streams are refused at index time.
 import { readSync } from 'node:fs';
 import { Type, type DataType } from 'apache-arrow';
-import { Message } from 'apache-arrow/ipc/metadata/message';
 import { ErrorCodes, GpufeedError } from '../../errors.js';
 import { MAX_VAR_ELEMENTS, varColumnTooLong } from '../../pipeline/batch-layout.js';
-import { decompressBodyBuffers } from './compressed-batch.js';
-import type { SlotTarget } from './load-unit.js';
+import { decompressBodyBuffers } from './body-buffers.js';
+import { dictionaryBatchHeader } from './dictionary-batch.js';
+import type { ArrowShardHandle, SlotTarget } from './load-unit.js';
 
 export interface DictionaryIndex {
   id: number;
@@ -25,15 +25,6 @@ export function dictionaryIndex(type: DataType): DictionaryIndex | undefined {
   if (type.typeId !== Type.Dictionary) return undefined;
   const t = type as unknown as { id: number; indices: { bitWidth: number; isSigned: boolean }; dictionary: DataType };
   return { id: Number(t.id), width: t.indices.bitWidth / 8, signed: t.indices.isSigned, valueType: t.dictionary };
-}
-
-/** Value types whose dictionaries the decoder copies as they are stored. */
-export function dictionaryValuesInPlace(valueType: DataType): boolean {
-  switch (valueType.typeId) {
-    case Type.Utf8: case Type.Binary: case Type.LargeUtf8: case Type.LargeBinary: return true;
-    case Type.Int: case Type.Float: return true;
-  }
-  return false;
 }
 
 /** One dictionary's values: `count` entries, entry k at bytes [start(k), start(k+1)) of data. */
@@ -65,19 +56,6 @@ function readAt(fd: number, length: number, position: number, shard: string, fil
     done += n;
   }
   return out;
-}
-
-/** Decodes a dictionary batch message's metadata bytes (continuation prefix included). */
-export function dictionaryBatchHeader(meta: Uint8Array, where: string): { id: number; isDelta: boolean; header: import('apache-arrow/ipc/metadata/message').RecordBatch } {
-  const view = new DataView(meta.buffer, meta.byteOffset, meta.byteLength);
-  let start = 4;
-  let len = view.getInt32(0, true);
-  if (len === -1) len = view.getInt32(4, true), start = 8;
-  if (len <= 0 || start + len > meta.length) throw new GpufeedError(ErrorCodes.SHARD_CORRUPT, `${where}: dictionary batch metadata length is out of range`, { path: where });
-  const message = Message.decode(meta.subarray(start, start + len));
-  if (!message.isDictionaryBatch()) throw new GpufeedError(ErrorCodes.SHARD_CORRUPT, `${where}: a footer dictionary block does not point at a dictionary batch`, { path: where });
-  const d = message.header();
-  return { id: Number(d.id), isDelta: d.isDelta, header: d.data };
 }
 
 /** Reads dictionary `id` from the file's dictionary blocks (one non-delta batch per id, checked at index time). */
@@ -176,4 +154,14 @@ export function decodeDictionaryRows(index: DictionaryIndex, dict: DictionaryVal
     }
   }
   return bytes;
+}
+
+/** Dictionary `index.id` of the shard, read once per handle. */
+export function shardDictionary(h: ArrowShardHandle, index: DictionaryIndex): DictionaryValues {
+  let d = h.dictionaries.get(index.id);
+  if (!d) {
+    d = readDictionary(h.fd, h.dictionaryBlocks, index, h.ref.name, h.ref.file);
+    h.dictionaries.set(index.id, d);
+  }
+  return d;
 }

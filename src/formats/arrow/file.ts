@@ -3,7 +3,7 @@
 import {
   Data, Field, makeData, RecordBatch, RecordBatchFileWriter, Struct, Type, type DataType, type Schema,
 } from 'apache-arrow';
-import { dictionaryBatchHeader } from './dictionary-columns.js';
+import { dictionaryBatchHeader } from './dictionary-batch.js';
 import { Footer } from 'apache-arrow/ipc/metadata/file';
 import { Message, type RecordBatch as RecordBatchHeader } from 'apache-arrow/ipc/metadata/message';
 import { ErrorCodes, GpufeedError } from '../../errors.js';

@@ -12,7 +12,7 @@ import { arrowStreamSchema } from './stream.js';
 import { ErrorCodes, GpufeedError } from '../../errors.js';
 import { copyRunsFromMap, copyRunsFromMapIntoBuffer, MAP_RUN_FIELDS, mapFile, PREAD_RUN_FIELDS, preadRunsIntoBuffer, preadRunsIntoSlab, shortRun, unmapFile, type ReadMode } from '../../memory/index.js';
 import { copyCompressedRun } from './compressed-batch.js';
-import { decodeDictionaryRows, dictionaryIndex, readDictionary, type DictionaryBlock, type DictionaryIndex, type DictionaryValues } from './dictionary-columns.js';
+import { decodeDictionaryRows, dictionaryIndex, shardDictionary, type DictionaryBlock, type DictionaryIndex, type DictionaryValues } from './dictionary-columns.js';
 import { copyViewRows, isViewType, variadicBuffersBefore, viewFieldCount, VIEW_BYTES } from './view-columns.js';
 import { arrowConversion, conversionFits, convertRows, storedBytes, type ArrowConversion } from './converted-columns.js';
 import { MAX_VAR_ELEMENTS, varColumnTooLong, type ColumnRegion } from '../../pipeline/batch-layout.js';
@@ -137,16 +137,6 @@ export function openArrowShard(ref: ShardRef, read: ReadMode = 'pread'): ArrowSh
     if (err instanceof GpufeedError) throw err;
     throw corrupt(ref, `cannot read the Arrow footer: ${(err as Error).message}`);
   }
-}
-
-/** Dictionary `index.id` of the shard, read once per handle. */
-export function shardDictionary(h: ArrowShardHandle, index: DictionaryIndex): DictionaryValues {
-  let d = h.dictionaries.get(index.id);
-  if (!d) {
-    d = readDictionary(h.fd, h.dictionaryBlocks, index, h.ref.name, h.ref.file);
-    h.dictionaries.set(index.id, d);
-  }
-  return d;
 }
 
 export function closeArrowShard(h: ArrowShardHandle): void {
