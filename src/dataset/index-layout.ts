@@ -11,6 +11,7 @@ import type { RangeReader } from '../formats/range-reader.js';
 import { columnsFromArrowSchema, parquetLeaves } from '../formats/schema-map.js';
 import { PIECE_HASH, pieceChecksum } from './piece-checksum.js';
 import type { ArrowBatchLayout, ArrowLayout, ColumnSpec, ParquetLayout, ShardFormat } from './types.js';
+import { checkDictionariesInPlace, type ArrowFooterInfo } from '../formats/arrow/file.js';
 
 export interface IndexedFile {
   layout: ArrowLayout | ParquetLayout;
@@ -55,8 +56,10 @@ export async function readIndexLayout(format: ShardFormat, read: RangeReader, si
   let layout: ArrowLayout;
   let rows: number;
   let footerCrc32: number | undefined;
+  let footerInfo: ArrowFooterInfo | undefined;
   if (isArrowFileFormat(head)) {
     const footer = await readArrowFooter(read, size, where);
+    footerInfo = footer.info;
     footerCrc32 = footer.footerCrc32;
     // Codecs the workers cannot decompress, null fixed-size rows and null list items: refused here.
     const { batches, rows: batchRows } = await readArrowBatches(read, footer.info, where, opts.pieceChecksums ?? false);
@@ -72,6 +75,8 @@ export async function readIndexLayout(format: ShardFormat, read: RangeReader, si
   }
   const kept = keep(schema.fields.map((f) => f.name));
   const columns = columnsFromArrowSchema(new Schema(schema.fields.filter((f) => kept.has(f.name)), schema.metadata), { where });
+  // Delta or repeated dictionaries of the kept columns: refused here (the workers read one per id).
+  if (footerInfo) await checkDictionariesInPlace(read, footerInfo, where, kept);
   const out: IndexedFile = { layout, rows, columns };
   if (footerCrc32 !== undefined) out.footerCrc32 = footerCrc32;
   return out;

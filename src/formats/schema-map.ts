@@ -7,10 +7,11 @@
 // - list -> Arrow List<element> (int32 offsets); Parquet LIST.
 // - bytes/string -> Arrow Utf8; bytes/binary -> Arrow Binary (never dictionary-encoded);
 //   Parquet BYTE_ARRAY (UTF8-annotated for strings).
-// Foreign files map back through arrowLeaves / parquetLeaves: strictly for `gpufeed index` (only
-// what the decode workers read as stored: adds large offsets, dates/times/timestamps/durations as
-// their integers, float16), loosely for prep inputs (also decimals as float64, view and
-// dictionary types, fixed-size binary, structs flattened to `parent.child`).
+// Foreign files map back through arrowLeaves / parquetLeaves: strictly for `gpufeed index` (what
+// the decode workers read: adds large offsets, dates/times/timestamps/durations as their integers,
+// float16, decimals as float64 (formats/decimal.ts), fixed-size binary / FIXED_LEN_BYTE_ARRAY as
+// binary, Utf8View/BinaryView as string/binary, dictionaries of strings/binary/numbers decoded),
+// loosely for prep inputs (also structs flattened to `parent.child`).
 // Everything else is GPUFEED_UNSUPPORTED_TYPE naming the file, the column and the type.
 import {
   Binary, Bool, DataType, Field, FixedSizeList, Float16, Float32, Float64, Int16, Int32, Int64, Int8, List, Schema,
@@ -124,8 +125,11 @@ function arrowScalar(t: DataType): ScalarMapping | undefined {
     case Type.Bool: return { dtype: 'bool', inPlace: true };
     case Type.Utf8: case Type.LargeUtf8: return { dtype: 'string', inPlace: true };
     case Type.Binary: case Type.LargeBinary: return { dtype: 'binary', inPlace: true };
-    case Type.Utf8View: return { dtype: 'string', inPlace: false };
-    case Type.BinaryView: case Type.FixedSizeBinary: return { dtype: 'binary', inPlace: false };
+    // Views read into offsets + values (arrow/view-columns.ts).
+    case Type.Utf8View: return { dtype: 'string', inPlace: true };
+    case Type.BinaryView: return { dtype: 'binary', inPlace: true };
+    // Converted on the way into the slot (arrow/converted-columns.ts): offsets every n bytes.
+    case Type.FixedSizeBinary: return { dtype: 'binary', inPlace: true };
     case Type.Date: return a.unit === 0
       ? { dtype: 'int32', logical: { logical: 'date', unit: 'day' }, inPlace: true }
       : { dtype: 'int64', logical: { logical: 'date', unit: 'ms' }, inPlace: true };
@@ -136,13 +140,24 @@ function arrowScalar(t: DataType): ScalarMapping | undefined {
       return { dtype: 'int64', logical, inPlace: true };
     }
     case Type.Duration: return { dtype: 'int64', logical: { logical: 'duration', unit: TIME_UNITS[a.unit]! }, inPlace: true };
-    case Type.Decimal: return { dtype: 'float64', logical: { logical: 'decimal', precision: a.precision, scale: a.scale }, inPlace: false };
+    // unscaled / 10^scale as the nearest double, on both routes (formats/decimal.ts).
+    case Type.Decimal: return { dtype: 'float64', logical: { logical: 'decimal', precision: a.precision, scale: a.scale }, inPlace: true };
     case Type.Dictionary: {
-      const values = arrowScalar((t as unknown as { dictionary: DataType }).dictionary);
-      return values && { ...values, inPlace: false };
+      // Decoded on the way into the slot (arrow/dictionary-columns.ts) for plain value types.
+      const valueType = (t as unknown as { dictionary: DataType }).dictionary;
+      const values = arrowScalar(valueType);
+      return values && { ...values, inPlace: values.inPlace && !values.logical && dictionaryValuesInPlace(valueType) };
     }
   }
   return undefined;
+}
+
+/** Dictionary value types the decoder copies as stored (arrow/dictionary-columns.ts). */
+function dictionaryValuesInPlace(valueType: DataType): boolean {
+  switch (valueType.typeId) {
+    case Type.Utf8: case Type.Binary: case Type.LargeUtf8: case Type.LargeBinary: case Type.Int: case Type.Float: return true;
+  }
+  return false;
 }
 
 /** The way out that keeps every other column: a user rarely needs the one column gpufeed cannot carry. */
@@ -351,7 +366,8 @@ function parquetScalar(el: SchemaElement): ScalarMapping | undefined {
   const lt = el.logical_type as { type?: string; bitWidth?: number; isSigned?: boolean; unit?: string; isAdjustedToUTC?: boolean; precision?: number; scale?: number } | undefined;
   const unitOf = (u: string | undefined): TimeUnit => (u === 'NANOS' ? 'ns' : u === 'MICROS' ? 'us' : 'ms');
   if (ct === 'DECIMAL' || lt?.type === 'DECIMAL') {
-    return { dtype: 'float64', logical: { logical: 'decimal', precision: lt?.precision ?? el.precision ?? 0, scale: lt?.scale ?? el.scale ?? 0 }, inPlace: false };
+    // Read in place unannotated and divided once (parquet/decimal-columns.ts), as prep does.
+    return { dtype: 'float64', logical: { logical: 'decimal', precision: lt?.precision ?? el.precision ?? 0, scale: lt?.scale ?? el.scale ?? 0 }, inPlace: true };
   }
   if (lt?.type === 'TIMESTAMP' || ct === 'TIMESTAMP_MILLIS' || ct === 'TIMESTAMP_MICROS') {
     const unit = lt?.type === 'TIMESTAMP' ? unitOf(lt.unit) : ct === 'TIMESTAMP_MICROS' ? 'us' : 'ms';
@@ -393,7 +409,8 @@ function parquetScalar(el: SchemaElement): ScalarMapping | undefined {
       // hyparquet widens halves to numbers exactly; the decoder narrows them back to the same bits.
       if (lt?.type === 'FLOAT16') return { dtype: 'float16', inPlace: true };
       if (ct === 'INTERVAL') return undefined;
-      return { dtype: 'binary', inPlace: false };
+      // Read in place as binary, n bytes a value (parquet/var-column.ts).
+      return { dtype: 'binary', inPlace: true };
   }
   return undefined;
 }

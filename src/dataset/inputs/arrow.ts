@@ -5,6 +5,7 @@ import { RecordBatchReader, Type, type RecordBatch, type Vector } from 'apache-a
 import { ErrorCodes, GpufeedError } from '../../errors.js';
 import { registerArrowCodecs } from '../../formats/arrow/codecs.js';
 import { arrowLeaves, type ArrowLeaf } from '../../formats/schema-map.js';
+import { decimalToFloat64, littleEndianInteger } from '../../formats/decimal.js';
 import type { ColumnSpec } from '../types.js';
 import type { InputFile, InputReader, RowBatch } from './source.js';
 
@@ -136,18 +137,12 @@ function cellReader(vec: Vector, leaf: ArrowLeaf): (r: number) => unknown {
     return (r) => (vec.isValid(r) ? values[data.offset + r] : null);
   }
   if (t.typeId === Type.Decimal || logical === 'decimal') {
-    const words = data.values as Uint32Array;
-    const stride = (t as unknown as { bitWidth: number }).bitWidth / 32;
-    const scale = 10 ** (leaf.spec.scale ?? 0);
-    return (r) => {
-      if (!vec.isValid(r)) return null;
-      const at = (data.offset + r) * stride;
-      let x = 0n;
-      for (let w = stride - 1; w >= 0; w--) x = (x << 32n) | BigInt(words[at + w]!);
-      if (words[at + stride - 1]! & 0x80000000) x -= 1n << BigInt(stride * 32); // two's complement
-      // One division by an exact power of ten: the nearest double when |unscaled| < 2^53.
-      return Number(x) / scale;
-    };
+    const width = (t as unknown as { bitWidth: number }).bitWidth / 8;
+    const values = data.values as Uint8Array | Uint32Array;
+    const bytes = new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+    const scale = leaf.spec.scale ?? 0;
+    // The nearest double to unscaled / 10^scale (formats/decimal.ts, shared with the in-place route).
+    return (r) => (vec.isValid(r) ? decimalToFloat64(littleEndianInteger(bytes, (data.offset + r) * width, width), scale) : null);
   }
   return (r) => vec.get(r);
 }

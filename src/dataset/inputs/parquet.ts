@@ -5,6 +5,7 @@ import { compressors } from 'hyparquet-compressors';
 import { ErrorCodes, GpufeedError } from '../../errors.js';
 import { RAW_PARQUET_PARSERS } from '../../formats/parquet/parsers.js';
 import { parquetLeaves, type ParquetLeaf } from '../../formats/schema-map.js';
+import { storedDecimalToFloat64 } from '../../formats/decimal.js';
 import type { ColumnSpec } from '../types.js';
 import type { InputFile, InputReader, RowBatch } from './source.js';
 
@@ -48,7 +49,7 @@ export class ParquetInputReader implements InputReader {
     const { buf, metadata: fileMetadata } = await this.open();
     const leaves = this.leavesOf(fileMetadata);
     // hyparquet scales decimals by a multiplication (not exact); it gets them unannotated, as their
-    // stored integers or bytes, and decimalValue divides once.
+    // stored integers or bytes, and storedDecimalToFloat64 (formats/decimal.ts) divides once.
     const decimals = new Set<SchemaElement>(leaves.filter((l) => l.spec.logical === 'decimal').map((l) => l.element));
     const metadata: FileMetaData = decimals.size === 0 ? fileMetadata : {
       ...fileMetadata,
@@ -84,19 +85,9 @@ function flattenRow(row: Record<string, unknown>, leaves: readonly ParquetLeaf[]
   for (const leaf of leaves) {
     let v: unknown = row;
     for (const key of leaf.path) v = v === null || v === undefined ? null : (v as Record<string, unknown>)[key];
-    if (leaf.spec.logical === 'decimal' && v !== null && v !== undefined) v = decimalValue(v, leaf.spec.scale ?? 0);
+    if (leaf.spec.logical === 'decimal' && v !== null && v !== undefined) v = storedDecimalToFloat64(v, leaf.spec.scale ?? 0);
     out[leaf.spec.name] = v ?? null;
   }
   return out;
 }
 
-/** A stored decimal (int32, int64, or big-endian two's complement bytes) divided by 10^scale once. */
-function decimalValue(v: unknown, scale: number): number {
-  let x: bigint;
-  if (v instanceof Uint8Array) {
-    x = 0n;
-    for (const b of v) x = (x << 8n) | BigInt(b);
-    if (v.length > 0 && v[0]! & 0x80) x -= 1n << BigInt(v.length * 8);
-  } else x = BigInt(v as number | bigint);
-  return Number(x) / 10 ** scale;
-}

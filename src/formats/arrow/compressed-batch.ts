@@ -6,10 +6,14 @@ import { readSync } from 'node:fs';
 import { Type, type Field } from 'apache-arrow';
 import type { RecordBatch as RecordBatchHeader } from 'apache-arrow/ipc/metadata/message';
 import { ErrorCodes, GpufeedError } from '../../errors.js';
-import { arrowBodyDecoder, CodecError } from './codecs.js';
+import { arrowBodyDecoder } from './codecs.js';
+import { decompressBodyBuffers } from './body-buffers.js';
 import type { ArrowShardHandle, CopyOps, SlotTarget } from './load-unit.js';
+import { decodeDictionaryRows, shardDictionary, type DictionaryIndex } from './dictionary-columns.js';
 import type { RowRun } from '../../pipeline/decode-messages.js';
 import { MAX_VAR_ELEMENTS, varColumnTooLong } from '../../pipeline/batch-layout.js';
+import { copyViewRows, isViewType, VIEW_BYTES } from './view-columns.js';
+import { arrowConversion, conversionFits, convertRows, storedBytes } from './converted-columns.js';
 
 interface Decompressed {
   unit: number;
@@ -39,23 +43,7 @@ function decompressedBuffers(h: ArrowShardHandle, run: RowRun, header: RecordBat
     if (n === 0) throw corrupt(h, `file ends at ${start + done}, inside record batch ${run.unit}`);
     done += n;
   }
-  const view = new DataView(body.buffer);
-  const buffers = header.buffers.map((b, i) => {
-    if (b.length === 0) return new Uint8Array(0);
-    if (b.offset < 0 || b.offset + b.length > body.length || b.length < 8) throw corrupt(h, `record batch ${run.unit}: buffer ${i} lies outside the body`);
-    const raw = view.getBigInt64(b.offset, true);
-    const src = body.subarray(b.offset + 8, b.offset + b.length);
-    if (raw === -1n) return src;
-    let out: Uint8Array;
-    try {
-      out = decode(src, Number(raw));
-    } catch (err) {
-      const why = err instanceof CodecError ? err.message : String(err);
-      throw corrupt(h, `record batch ${run.unit}: buffer ${i} does not decompress (${why})`);
-    }
-    if (out.length !== Number(raw)) throw corrupt(h, `record batch ${run.unit}: buffer ${i} decompresses to ${out.length} bytes, its header says ${raw}`);
-    return out;
-  });
+  const buffers = decompressBodyBuffers(body, header, `shard ${h.ref.name}: record batch ${run.unit}`, h.ref.file);
   lastBody.set(h, { unit: run.unit, buffers });
   return buffers;
 }
@@ -71,7 +59,7 @@ function unpackBits(bits: Uint8Array, bitStart: number, count: number, out: Uint
  * Copies rows run.row .. run.row + run.count of one column of a compressed record batch into the
  * slot, advancing the column's values cursor as ArrowTaskReads does for uncompressed ones.
  */
-export function copyCompressedRun(h: ArrowShardHandle, run: RowRun, target: SlotTarget, header: RecordBatchHeader, place: { field: Field; node: number; buffer: number }, ops: CopyOps): void {
+export function copyCompressedRun(h: ArrowShardHandle, run: RowRun, target: SlotTarget, header: RecordBatchHeader, place: { field: Field; node: number; buffer: number; viewsBefore: number; dictionary?: DictionaryIndex }, ops: CopyOps): void {
   const buffers = decompressedBuffers(h, run, header);
   const region = target.region;
   const out = target.bytes;
@@ -92,6 +80,33 @@ export function copyCompressedRun(h: ArrowShardHandle, run: RowRun, target: Slot
       if (!bitsFit(vb)) throw corrupt(h, `column ${region.name}: record batch ${run.unit} validity is too short`);
       unpackBits(vb, run.row, run.count, out, region.validOffset + run.slotRow);
     }
+  }
+  if (isViewType(place.field.type)) {
+    if (region.kind !== 'bytes') throw corrupt(h, `column ${region.name}: the file's ${String(place.field.type)} cannot be read as the manifest's ${region.kind} ${region.dtype}`);
+    const views = buf(1);
+    if ((run.row + run.count) * VIEW_BYTES > views.length) throw corrupt(h, `column ${region.name}: record batch ${run.unit} views buffer is too short`);
+    const own = header.variadicBufferCounts[place.viewsBefore] ?? 0;
+    const data = (b: number) => (b >= 0 && b < own ? buffers[place.buffer + 2 + b] : undefined);
+    ops.bytesRead += copyViewRows(views, run.row * VIEW_BYTES, run.count, target, run.slotRow, h.ref.name, (b) => data(b)?.length, (v) => {
+      out.set(data(v.buffer)!.subarray(v.offset, v.offset + v.length), v.to);
+    });
+    return;
+  }
+  if (place.dictionary) {
+    const indices = buf(1);
+    if ((run.row + run.count) * place.dictionary.width > indices.length) throw corrupt(h, `column ${region.name}: record batch ${run.unit} indices buffer is too short`);
+    ops.bytesRead += decodeDictionaryRows(place.dictionary, shardDictionary(h, place.dictionary), indices, run.row * place.dictionary.width, run.count, target, run.slotRow, h.ref.name);
+    return;
+  }
+  const conversion = arrowConversion(place.field.type);
+  if (conversion) {
+    if (!conversionFits(conversion, region)) throw corrupt(h, `column ${region.name}: the file's ${String(place.field.type)} cannot be read as the manifest's ${region.kind} ${region.dtype}`);
+    const data = buf(1);
+    const from = storedBytes(conversion, run.row);
+    const bytes = storedBytes(conversion, run.count);
+    if (from + bytes > data.length) throw corrupt(h, `column ${region.name}: record batch ${run.unit} data buffer is ${data.length} bytes, too short for ${run.row + run.count} rows`);
+    ops.bytesRead += convertRows(conversion, data, from, run.count, target, run.slotRow, h.ref.name);
+    return;
   }
   if (region.kind === 'scalar' || region.kind === 'fixed') {
     const data = region.kind === 'fixed' ? buf(2) : buf(1);

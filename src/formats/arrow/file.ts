@@ -3,6 +3,7 @@
 import {
   Data, Field, makeData, RecordBatch, RecordBatchFileWriter, Struct, Type, type DataType, type Schema,
 } from 'apache-arrow';
+import { dictionaryBatchHeader } from './dictionary-batch.js';
 import { Footer } from 'apache-arrow/ipc/metadata/file';
 import { Message, type RecordBatch as RecordBatchHeader } from 'apache-arrow/ipc/metadata/message';
 import { ErrorCodes, GpufeedError } from '../../errors.js';
@@ -117,6 +118,8 @@ export interface ArrowBlock {
 export interface ArrowFooterInfo {
   schema: Schema;
   blocks: ArrowBlock[];
+  /** Dictionary batches (dictionary-encoded columns), read by the decode workers once per shard. */
+  dictionaryBlocks: ArrowBlock[];
   footerOffset: number;
   /** Footer flatbuffer + 10-byte tail. */
   footerLength: number;
@@ -156,8 +159,11 @@ export function arrowLayoutFromFooter(tail: Uint8Array, fileSize: number, where 
   } catch (err) {
     throw corrupt(where, `footer does not decode (${(err as Error).message})`);
   }
-  if (footer.numDictionaries > 0) {
-    throw new GpufeedError(ErrorCodes.UNSUPPORTED_TYPE, `${where}: dictionary-encoded columns are not read in place by the decoder; convert the files with \`gpufeed prep\` (which decodes them), or write plain Utf8/Binary columns`, { path: where });
+  const dictionaryBlocks: ArrowBlock[] = [];
+  for (const b of footer.dictionaryBatches()) {
+    const block = { offset: Number(b.offset), metadataLength: b.metaDataLength, bodyLength: Number(b.bodyLength) };
+    if (block.offset < 0 || block.offset + block.metadataLength + block.bodyLength > footerOffset) throw corrupt(where, `dictionary batch block at ${block.offset} runs past the footer`);
+    dictionaryBlocks.push(block);
   }
   const blocks: ArrowBlock[] = [];
   for (const b of footer.recordBatches()) {
@@ -167,7 +173,7 @@ export function arrowLayoutFromFooter(tail: Uint8Array, fileSize: number, where 
     }
     blocks.push(block);
   }
-  return { schema: footer.schema, blocks, footerOffset, footerLength };
+  return { schema: footer.schema, blocks, dictionaryBlocks, footerOffset, footerLength };
 }
 
 /** Rows of one record batch, from its message bytes `[block.offset, block.offset + metadataLength)`. */
@@ -229,6 +235,27 @@ export function checkBatchInPlace(header: RecordBatchHeader, schema: Schema, fir
   }
 }
 
+/**
+ * The dictionary batches the decoder reads as they are: one per dictionary id, none a delta (an
+ * extension by later batches), a codec it knows.
+ */
+export async function checkDictionariesInPlace(read: RangeReader, info: ArrowFooterInfo, where: string, onlyColumns?: ReadonlySet<string>): Promise<void> {
+  const seen = new Set<number>();
+  for (const b of info.dictionaryBlocks) {
+    const { id, isDelta, header } = dictionaryBatchHeader(await read(b.offset, b.metadataLength), where);
+    const column = info.schema.fields.find((f) => (f.type as DataType).typeId === Type.Dictionary && Number((f.type as unknown as { id: number }).id) === id)?.name;
+    if (column !== undefined && onlyColumns && !onlyColumns.has(column)) continue;
+    const named = column === undefined ? `dictionary ${id}` : `column ${JSON.stringify(column)} (dictionary ${id})`;
+    if (isDelta || seen.has(id)) {
+      throw new GpufeedError(ErrorCodes.UNSUPPORTED_TYPE, `${where}: ${named}: ${isDelta ? 'a delta dictionary batch' : 'more than one dictionary batch'}, which gpufeed does not read in place; convert the files with \`gpufeed prep\`${column === undefined ? '' : `, or leave the column out with --drop ${column}`}`, { path: where, ...(column === undefined ? {} : { column }) });
+    }
+    if (header.compression && !arrowBodyDecoder(header.compression.type as number)) {
+      throw new GpufeedError(ErrorCodes.UNSUPPORTED_TYPE, `${where}: ${named} uses Arrow compression codec ${header.compression.type}, which gpufeed does not know (it reads LZ4_FRAME and ZSTD)`, { path: where });
+    }
+    seen.add(id);
+  }
+}
+
 export interface ArrowFileLayout {
   layout: ArrowLayout;
   rows: number;
@@ -275,6 +302,7 @@ export async function readArrowLayout(read: RangeReader, fileSize: number, where
   const { info, footerCrc32 } = await readArrowFooter(read, fileSize, where);
   const columns = columnsFromArrowSchema(info.schema, { where });
   const { batches, rows } = await readArrowBatches(read, info, where, withChecksums);
+  await checkDictionariesInPlace(read, info, where);
   const layout: ArrowLayout = withChecksums ? { kind: 'arrow', batches, pieceHash: PIECE_HASH, footerCrc32 } : { kind: 'arrow', batches };
   return { layout, rows, schema: info.schema, columns, footerCrc32 };
 }

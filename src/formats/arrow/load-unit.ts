@@ -12,6 +12,9 @@ import { arrowStreamSchema } from './stream.js';
 import { ErrorCodes, GpufeedError } from '../../errors.js';
 import { copyRunsFromMap, copyRunsFromMapIntoBuffer, MAP_RUN_FIELDS, mapFile, PREAD_RUN_FIELDS, preadRunsIntoBuffer, preadRunsIntoSlab, shortRun, unmapFile, type ReadMode } from '../../memory/index.js';
 import { copyCompressedRun } from './compressed-batch.js';
+import { decodeDictionaryRows, dictionaryIndex, shardDictionary, type DictionaryBlock, type DictionaryIndex, type DictionaryValues } from './dictionary-columns.js';
+import { copyViewRows, isViewType, variadicBuffersBefore, viewFieldCount, VIEW_BYTES } from './view-columns.js';
+import { arrowConversion, conversionFits, convertRows, storedBytes, type ArrowConversion } from './converted-columns.js';
 import { MAX_VAR_ELEMENTS, varColumnTooLong, type ColumnRegion } from '../../pipeline/batch-layout.js';
 import type { RowRun, ShardRef } from '../../pipeline/decode-messages.js';
 
@@ -20,6 +23,15 @@ interface ColumnPlacement {
   field: Field;
   node: number;
   buffer: number;
+  /** Set when the stored layout is converted on the way into the slot (converted-columns.ts). */
+  conversion?: ArrowConversion;
+  /**
+   * View-typed fields before this column (view-columns.ts): their data buffers, counted per
+   * record batch, come before this column's. Its own index among them when it is one.
+   */
+  viewsBefore: number;
+  /** Set for a dictionary-encoded column: its rows are indices into a dictionary batch (dictionary-columns.ts). */
+  dictionary?: DictionaryIndex;
 }
 
 export interface ArrowShardHandle {
@@ -29,6 +41,9 @@ export interface ArrowShardHandle {
   ref: ShardRef;
   columns: Map<string, ColumnPlacement>;
   headers: Map<number, RecordBatchHeader>;
+  /** The footer's dictionary batches, and the dictionaries read so far (by id). */
+  dictionaryBlocks: DictionaryBlock[];
+  dictionaries: Map<number, DictionaryValues>;
 }
 
 /** Buffers and nodes one field occupies in a record batch (Arrow columnar format, IPC v5). */
@@ -75,6 +90,7 @@ export function openArrowShard(ref: ShardRef, read: ReadMode = 'pread'): ArrowSh
     const tail = new Uint8Array(10);
     readExactly(fd, ref, tail, size - 10);
     let schema: Schema;
+    const dictionaryBlocks: DictionaryBlock[] = [];
     if (new TextDecoder().decode(tail.subarray(4)) !== 'ARROW1') {
       // No footer: an IPC stream (Hugging Face datasets, pa.ipc.new_stream), schema in its first message.
       schema = arrowStreamSchema((offset, length) => {
@@ -87,13 +103,22 @@ export function openArrowShard(ref: ShardRef, read: ReadMode = 'pread'): ArrowSh
       if (footerLength <= 0 || footerLength > size - 18) throw corrupt(ref, `bad footer length ${footerLength}`);
       const footerBytes = new Uint8Array(footerLength);
       readExactly(fd, ref, footerBytes, size - 10 - footerLength);
-      schema = Footer.decode(footerBytes).schema;
+      const footer = Footer.decode(footerBytes);
+      schema = footer.schema;
+      for (const b of footer.dictionaryBatches()) dictionaryBlocks.push({ offset: Number(b.offset), metadataLength: b.metaDataLength, bodyLength: Number(b.bodyLength) });
     }
     const columns = new Map<string, ColumnPlacement>();
     let node = 0;
     let buffer = 0;
+    let views = 0;
     for (const field of schema.fields) {
-      columns.set(field.name, { field, node, buffer });
+      const conversion = arrowConversion(field.type);
+      const place: ColumnPlacement = { field, node, buffer, viewsBefore: views };
+      if (conversion) place.conversion = conversion;
+      const dictionary = dictionaryIndex(field.type);
+      if (dictionary) place.dictionary = dictionary;
+      columns.set(field.name, place);
+      views += viewFieldCount(field.type);
       const f = footprint(field.type);
       node += f.nodes;
       buffer += f.buffers;
@@ -105,7 +130,7 @@ export function openArrowShard(ref: ShardRef, read: ReadMode = 'pread'): ArrowSh
       mapId = m.mapId;
       if (m.size !== ref.bytes) throw corrupt(ref, `file has ${m.size} bytes, the manifest says ${ref.bytes}`);
     }
-    return { fd, mapId, ref, columns, headers: new Map() };
+    return { fd, mapId, ref, columns, headers: new Map(), dictionaryBlocks, dictionaries: new Map() };
   } catch (err) {
     if (mapId) unmapFile(mapId);
     closeSync(fd);
@@ -280,6 +305,9 @@ function unpackBits(bits: Uint8Array, bitStart: number, count: number, out: Uint
 type Deferred =
   | { kind: 'bits'; at: number; bitStart: number; count: number; out: Uint8Array; outStart: number }
   | { kind: 'compressed'; copy: (ops: CopyOps) => void }
+  | { kind: 'views'; at: number; h: ArrowShardHandle; header: RecordBatchHeader; place: ColumnPlacement; body: number; count: number; target: SlotTarget; slotRow: number }
+  | { kind: 'dictionary'; at: number; h: ArrowShardHandle; index: DictionaryIndex; count: number; target: SlotTarget; slotRow: number }
+  | { kind: 'convert'; at: number; conversion: ArrowConversion; count: number; target: SlotTarget; slotRow: number; shard: string }
   | { kind: 'offsets'; at: number; h: ArrowShardHandle; unit: number; count: number; slotRow: number; large: boolean; target: SlotTarget; valuesAt: number; valuesLength: number };
 
 /**
@@ -317,8 +345,10 @@ export class ArrowTaskReads {
   /** Adds the reads of one run of rows of one column. */
   plan(h: ArrowShardHandle, run: RowRun, target: SlotTarget): void {
     const header = recordBatchHeader(h, run);
-    const place = h.columns.get(target.region.name);
+    let place = h.columns.get(target.region.name);
     if (!place) throw new GpufeedError(ErrorCodes.UNKNOWN_COLUMN, `shard ${h.ref.name} has no column ${target.region.name}`, { shard: h.ref.name, column: target.region.name });
+    // After a view column, buffers shift by its data buffers in this batch (view-columns.ts).
+    if (place.viewsBefore > 0) place = { ...place, buffer: place.buffer + variadicBuffersBefore(header, place.viewsBefore, `shard ${h.ref.name}: record batch ${run.unit}`) };
     if (header.compression) {
       // Compressed bodies are copied from memory (arrow-compressed.ts), in planning order like offsets.
       const copied = { ...run, block: run.block && { ...run.block } };
@@ -347,6 +377,34 @@ export class ArrowTaskReads {
       }
     }
 
+    if (isViewType(place.field.type)) {
+      if (region.kind !== 'bytes') throw corrupt(h.ref, `column ${region.name}: the file's ${String(place.field.type)} cannot be read as the manifest's ${region.kind} ${region.dtype}`);
+      const views = bufferAt(1);
+      if ((run.row + run.count) * VIEW_BYTES > views.length) throw corrupt(h.ref, `column ${region.name}: record batch ${run.unit} views buffer is ${views.length} bytes, too short for ${run.row + run.count} rows`);
+      const at = this.#scratchRead(h, body + views.offset + run.row * VIEW_BYTES, run.count * VIEW_BYTES);
+      this.deferred.push({ kind: 'views', at, h, header, place, body, count: run.count, target, slotRow: run.slotRow });
+      return;
+    }
+    if (place.dictionary) {
+      // Indices to scratch; values looked up in the dictionary after validity is unpacked.
+      const data = bufferAt(1);
+      const w = place.dictionary.width;
+      if ((run.row + run.count) * w > data.length) throw corrupt(h.ref, `column ${region.name}: record batch ${run.unit} indices buffer is ${data.length} bytes, too short for ${run.row + run.count} rows`);
+      const at = this.#scratchRead(h, body + data.offset + run.row * w, run.count * w);
+      this.deferred.push({ kind: 'dictionary', at, h, index: place.dictionary, count: run.count, target, slotRow: run.slotRow });
+      return;
+    }
+    if (place.conversion) {
+      // Stored bytes to scratch, converted into the slot in planning order (converted-columns.ts).
+      if (!conversionFits(place.conversion, region)) throw corrupt(h.ref, `column ${region.name}: the file's ${String(place.field.type)} cannot be read as the manifest's ${region.kind} ${region.dtype}`);
+      const data = bufferAt(1);
+      const from = storedBytes(place.conversion, run.row);
+      const length = storedBytes(place.conversion, run.count);
+      if (from + length > data.length) throw corrupt(h.ref, `column ${region.name}: record batch ${run.unit} data buffer is ${data.length} bytes, too short for ${run.row + run.count} rows`);
+      const at = this.#scratchRead(h, body + data.offset + from, length);
+      this.deferred.push({ kind: 'convert', at, conversion: place.conversion, count: run.count, target, slotRow: run.slotRow, shard: h.ref.name });
+      return;
+    }
     const typeId = place.field.type.typeId;
     if (region.kind === 'scalar' || region.kind === 'fixed') {
       const data = region.kind === 'fixed' ? bufferAt(2) : bufferAt(1);
@@ -390,11 +448,24 @@ export class ArrowTaskReads {
       for (const d of this.deferred) {
         if (d.kind === 'compressed') d.copy(ops);
         else if (d.kind === 'bits') unpackBits(scratch.subarray(d.at), d.bitStart, d.count, d.out, d.outStart);
+        else if (d.kind === 'views') this.#copyViews(d, scratch);
+        else if (d.kind === 'dictionary') decodeDictionaryRows(d.index, shardDictionary(d.h, d.index), scratch, d.at, d.count, d.target, d.slotRow, d.h.ref.name);
+        else if (d.kind === 'convert') convertRows(d.conversion, scratch, d.at, d.count, d.target, d.slotRow, d.shard);
         else this.#rebaseOffsets(d, scratch);
       }
     }
     this.values.readInto(slabId);
     ops.bytesRead += this.values.bytes;
+  }
+
+  /** Offsets and inline bytes now; long values as ranged reads of the column's data buffers, in the values round. */
+  #copyViews(d: Extract<Deferred, { kind: 'views' }>, scratch: Uint8Array): void {
+    const { h, header, place } = d;
+    const own = header.variadicBufferCounts[place.viewsBefore] ?? 0;
+    const data = (b: number) => (b >= 0 && b < own ? header.buffers[place.buffer + 2 + b] : undefined);
+    copyViewRows(scratch, d.at, d.count, d.target, d.slotRow, h.ref.name, (b) => data(b)?.length, (v) => {
+      this.values.add(h.fd, d.body + data(v.buffer)!.offset + v.offset, v.to, v.length, h.ref, h.mapId);
+    });
   }
 
   readonly #boolReads = new RunReads();

@@ -15,6 +15,7 @@ import { isVariableLength } from '../../pipeline/batch-layout.js';
 import { ErrorCodes, GpufeedError } from '../../errors.js';
 import { numberToHalf } from '../../dataset/float16.js';
 import { RAW_PARQUET_PARSERS } from './parsers.js';
+import { decimalScale, decimalsToFloat64, withoutDecimalAnnotations } from './decimal-columns.js';
 import { MAX_VAR_ELEMENTS, varColumnTooLong, type ColumnRegion } from '../../pipeline/batch-layout.js';
 import type { RowRun, ShardRef } from '../../pipeline/decode-messages.js';
 import type { CopyOps, SlotTarget } from '../arrow/load-unit.js';
@@ -128,10 +129,16 @@ async function decodeRowGroup(h: ParquetShardHandle, unit: number, columns: read
   };
   // Bytes columns stay bytes for binary; strings come back as JS strings and are re-encoded.
   const chunks = new Map<string, { rowStart: number; data: ArrayLike<unknown> }[]>();
+  const scales = new Map<string, number>();
+  for (const col of generic) {
+    const scale = decimalScale(h.metadata, col.name);
+    if (scale !== undefined) scales.set(col.name, scale);
+  }
   try {
     await parquetRead({
       file,
-      metadata: h.metadata,
+      // Decimals come back as their stored values and are divided once below (decimal-columns.ts).
+      metadata: scales.size > 0 ? withoutDecimalAnnotations(h.metadata) : h.metadata,
       columns: generic.map((c) => c.name),
       rowStart,
       rowEnd,
@@ -160,6 +167,8 @@ async function decodeRowGroup(h: ParquetShardHandle, unit: number, columns: read
         if (r >= 0 && r < n) whole[r] = p.data[i];
       }
     }
+    const scale = scales.get(col.name);
+    if (scale !== undefined) decimalsToFloat64(whole, scale);
     decoded.set(col.name, whole);
     approxBytes += n * Math.max(8, col.rowBytes || col.elementBytes * 16);
   }
