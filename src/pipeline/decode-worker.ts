@@ -12,7 +12,7 @@ import { closeParquetShard, copyParquetRun, openParquetShard, type ParquetShardH
 import { RowGroupCache } from './row-group-cache.js';
 import type { DecodeLoopResult, DecodeLoopTask, DecodeStats, LeaseReply, RowRun, ShardRef, WorkerMessage } from './decode-messages.js';
 import { ControlBlock, STAT_BATCHES, STAT_BYTES, STAT_DECODE_NS, STAT_READ_NS, STAT_ROWS, STAT_SHARD_WAIT_NS } from './control-block.js';
-import { planRankEpoch, type RankEpochPlan } from '../plan/index.js';
+import { planRankEpoch, SharedWindows, type RankEpochPlan } from '../plan/index.js';
 import { SampleLocator } from './sample-locator.js';
 import { decodeOversize } from './oversize-batch.js';
 import { buildRuns } from './row-runs.js';
@@ -158,7 +158,8 @@ async function fillSlot(slabId: number, layout: BatchLayout, rows: number, shard
     const targets: SlotTarget[] = layout.columns.map((region) => ({ region, bytes, cursor: 0 }));
     const n = runCount(runs);
     arrowReads.clear();
-    // Each shard's handle once per batch; runs of one shard mostly follow each other.
+    // Each shard's handle once per batch: a shuffled batch's runs alternate between its shards.
+    const batchShards = new Map<number, { ref: ShardRef; shard: OpenShard }>();
     let lastShard = -1;
     let shard: OpenShard | undefined;
     let ref: ShardRef | undefined;
@@ -166,9 +167,15 @@ async function fillSlot(slabId: number, layout: BatchLayout, rows: number, shard
     for (let i = 0; i < n; i++) {
       readRun(runs, i, run);
       if (run.shard !== lastShard || !shard) {
-        ref = shards.find((s) => s.index === run.shard);
-        if (!ref) throw new GpufeedError(ErrorCodes.INTERNAL, `run names shard ${run.shard}, which the batch does not carry`);
-        shard = await handleFor(ref, held, read, checks);
+        let got = batchShards.get(run.shard);
+        if (!got) {
+          const r = shards.find((s) => s.index === run.shard);
+          if (!r) throw new GpufeedError(ErrorCodes.INTERNAL, `run names shard ${run.shard}, which the batch does not carry`);
+          got = { ref: r, shard: await handleFor(r, held, read, checks) };
+          batchShards.set(run.shard, got);
+        }
+        ref = got.ref;
+        shard = got.shard;
         lastShard = run.shard;
       }
       const handle = shard.handle;
@@ -285,10 +292,11 @@ export async function runDecodeLoop(task: DecodeLoopTask): Promise<DecodeLoopRes
   const checks: ShardChecks = { manifest, verifyPieces: task.verifyPieces ?? true, checkedFiles: new Set() };
   if (task.pieceFlags) checks.shared = sharedPieceFlags(task.pieceFlags, manifest);
   const plans = new Map<number, RankEpochPlan>();
+  const sharedWindows = task.sharedWindows ? new SharedWindows(task.sharedWindows) : undefined;
   const planOf = (epoch: number): RankEpochPlan => {
     let p = plans.get(epoch);
     if (!p) {
-      p = planRankEpoch(shardSizes, world, order, epoch);
+      p = planRankEpoch(shardSizes, world, order, epoch, sharedWindows);
       plans.set(epoch, p);
       for (const e of plans.keys()) if (e < epoch - 1) plans.delete(e);
     }

@@ -33,6 +33,12 @@ export interface ThroughputResult {
    */
   data_wait_measured: boolean;
   first_batch_seconds: number;
+  /**
+   * CPU seconds the whole process (consumer and decode threads) spent after the first batch, the
+   * span of the steady rate: on a shared host, steady bytes per CPU second tells efficiency where
+   * the wall clock cannot.
+   */
+  cpu_seconds: number;
   workers: number;
   batch_size: number;
   pinned: boolean;
@@ -91,12 +97,14 @@ export async function measureLoader(loader: Loader, options: MeasureOptions = {}
   let firstAt = 0;
   let waitMs = 0;
   let asked = performance.now();
+  let cpu0 = process.cpuUsage();
   const start = performance.now();
   for await (const batch of loader) {
     const now = performance.now();
     if (batches === 0) {
       firstAt = now;
       t0 = now;
+      cpu0 = process.cpuUsage();
     } else {
       waitMs += now - asked;
     }
@@ -116,6 +124,7 @@ export async function measureLoader(loader: Loader, options: MeasureOptions = {}
     if (batches >= maxBatches || (asked - start) / 1e3 >= maxSeconds) break;
   }
   const end = performance.now();
+  const cpu = process.cpuUsage(cpu0);
   peakRss = Math.max(peakRss, process.memoryUsage.rss());
   // Rates count from the first batch: startup (pool spin-up, first shard) is reported separately.
   const steady = batches > 1 ? (end - t0) / 1e3 : (end - start) / 1e3;
@@ -141,6 +150,7 @@ export async function measureLoader(loader: Loader, options: MeasureOptions = {}
     data_wait_fraction_with_startup: end > start ? (waitMs + firstWaitMs) / (end - start) : 0,
     data_wait_measured: (options.consumerMs ?? 0) > 0,
     first_batch_seconds: (firstAt - start) / 1e3,
+    cpu_seconds: (cpu.user + cpu.system) / 1e6,
     workers: loader.workers,
     batch_size: loader.order.batchSize,
     pinned: slab?.pinned ?? false,
