@@ -28,6 +28,12 @@ export interface ThroughputResult {
   /** The same share over the whole run from the first ask, the wait for the first batch included. */
   data_wait_fraction_with_startup: number;
   /**
+   * Per-batch waits (ms) over every batch, the first included (from the first ask): median, 99th
+   * percentile and largest. With a simulated consumer they show whether data-wait is a few
+   * start-up stalls or a steady shortfall.
+   */
+  wait_ms: { p50: number; p99: number; max: number };
+  /**
    * Whether a consumer step was simulated (consumerMs > 0). Without one, the consumer asks again
    * at once, so it waits for nearly every batch by construction and data-wait says nothing.
    */
@@ -86,6 +92,13 @@ function sleep(ms: number): void {
   Atomics.wait(sleepWord, 0, 0, ms);
 }
 
+function quantiles(values: number[]): { p50: number; p99: number; max: number } {
+  if (values.length === 0) return { p50: 0, p99: 0, max: 0 };
+  const sorted = Float64Array.from(values).sort();
+  const at = (q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+  return { p50: at(0.5), p99: at(0.99), max: sorted[sorted.length - 1]! };
+}
+
 export async function measureLoader(loader: Loader, options: MeasureOptions = {}): Promise<ThroughputResult> {
   const maxBatches = options.maxBatches ?? Number.POSITIVE_INFINITY;
   const maxSeconds = options.maxSeconds ?? Number.POSITIVE_INFINITY;
@@ -96,6 +109,8 @@ export async function measureLoader(loader: Loader, options: MeasureOptions = {}
   let t0 = 0;
   let firstAt = 0;
   let waitMs = 0;
+  /** Each batch's wait, the first included; bounded by the run (one number per batch). */
+  const waits: number[] = [];
   let asked = performance.now();
   let cpu0 = process.cpuUsage();
   const start = performance.now();
@@ -108,6 +123,7 @@ export async function measureLoader(loader: Loader, options: MeasureOptions = {}
     } else {
       waitMs += now - asked;
     }
+    waits.push(now - asked);
     batches += 1;
     samples += batch.size;
     bytes += batchPayloadBytes(batch);
@@ -148,6 +164,7 @@ export async function measureLoader(loader: Loader, options: MeasureOptions = {}
     peak_rss_bytes: peakRss,
     data_wait_fraction: steady > 0 ? waitMs / 1e3 / steady : 0,
     data_wait_fraction_with_startup: end > start ? (waitMs + firstWaitMs) / (end - start) : 0,
+    wait_ms: quantiles(waits),
     data_wait_measured: (options.consumerMs ?? 0) > 0,
     first_batch_seconds: (firstAt - start) / 1e3,
     cpu_seconds: (cpu.user + cpu.system) / 1e6,

@@ -7,6 +7,7 @@ import { deriveKey, hashUnit, type Key64, Sfc32 } from './prng.js';
 import type { ShuffleAlgo } from './options.js';
 import type { SampleLocator } from './samples.js';
 import type { SharedWindows } from './shared-windows.js';
+import { sortPackedKeys } from './bucket-sort.js';
 
 /** Where a window order finds chunks other threads computed, and which (epoch, partition) it is. */
 export interface WindowShare {
@@ -229,7 +230,7 @@ export class WindowOrder implements PartitionOrder {
       }
     }
     if (n !== count) throw new GpufeedError(ErrorCodes.INTERNAL, `window shuffle chunk has ${n} keys, expected ${count}`);
-    packed.sort();
+    sortPackedKeys(packed, this.indexBits, this.window * this.fractionScale);
     // Decode candidate indexes, then map sequence positions to local offsets (half the memory when
     // offsets fit 32 bits: a rank holding many partitions holds a chunk of each).
     const offsets = this.size <= 2 ** 32 ? new Uint32Array(count) : packed;
