@@ -14,7 +14,7 @@ describe('SharedWindows', () => {
     for (const [rows, perShard, window, worldSize, batchSize, partitions] of [[5000, 400, 512, 1, 32, 1], [7001, 97, 256, 2, 16, 4], [3000, 3000, 65536, 1, 64, 1]] as const) {
       const shards = Array.from({ length: Math.ceil(rows / perShard) }, (_, i) => ({ rows: Math.min(perShard, rows - i * perShard), bytes: 1 }));
       for (let rank = 0; rank < worldSize; rank++) {
-        const options = { batchSize, shuffle: 'window' as const, shuffleWindow: window, seed: 11, partitions, epochs: 4 };
+        const options = { batchSize, shuffle: 'window' as const, shuffleWindow: window, seed: 11, partitions, epochs: 4, dropLast: false, pad: false };
         const buffers = sharedWindowsFor(options, worldSize, rows);
         assert.ok(buffers, 'a store for a window shuffle');
         const store = new SharedWindows(buffers);
