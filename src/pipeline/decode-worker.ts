@@ -15,7 +15,6 @@ import { ControlBlock, STAT_BATCHES, STAT_BYTES, STAT_DECODE_NS, STAT_READ_NS, S
 import { planRankEpoch, SharedWindows, type RankEpochPlan } from '../plan/index.js';
 import { SampleLocator } from './sample-locator.js';
 import { decodeOversize } from './oversize-batch.js';
-import { MIN_OPEN_SHARDS, openShardBound } from './open-shard-bound.js';
 import { buildRuns } from './row-runs.js';
 import { checkFooterChecksum, checkOpenedShard, fileIdentity, pathIdentity, PieceVerifier, shardDecodeError, sharedPieceFlags, type SharedPieceFlags } from './piece-check.js';
 import type { ManifestV1 } from '../dataset/types.js';
@@ -41,10 +40,10 @@ interface ShardChecks {
 const pieces = new PieceVerifier();
 
 // Open shard files, most recently used last. Bounded so a long shuffled epoch never runs out of
-// fds, and small because a mapped shard's touched pages count in RSS until it is unmapped: the
-// bound is what the plan keeps live (open-shard-bound.ts, set per loop), so memory does not grow
-// with the dataset. Exceeded only while the batch in progress holds more.
-let maxOpenShards = MIN_OPEN_SHARDS;
+// fds, and small because a mapped shard's touched pages count in RSS until it is unmapped: a
+// window shuffle keeps a few shards live per worker, so a handful of open shards is enough and
+// memory does not grow with the dataset. Exceeded only while the batch in progress holds more.
+const MAX_OPEN_SHARDS = 4;
 const open = new Map<string, OpenShard>();
 
 function closeHandle(handle: Handle): void {
@@ -52,7 +51,7 @@ function closeHandle(handle: Handle): void {
   else closeParquetShard(handle.h);
 }
 
-function trimOpen(max = maxOpenShards): void {
+function trimOpen(max = MAX_OPEN_SHARDS): void {
   for (const [key, o] of open) {
     if (open.size <= max) return;
     if (o.users > 0) continue;
@@ -287,7 +286,6 @@ export async function runDecodeLoop(task: DecodeLoopTask): Promise<DecodeLoopRes
   const layout = JSON.parse(task.layoutJson) as BatchLayout;
   const locator = new SampleLocator(manifest);
   const shardSizes = manifest.shards.map((s) => ({ rows: s.rows, bytes: s.bytes }));
-  maxOpenShards = openShardBound(shardSizes, order);
   const stats = control.statsOf(task.worker);
   const remote = paths ? undefined : new RemoteLeases(port, control);
   const shared: SharedDecoded | undefined = task.rowGroupCache ? { cache: new RowGroupCache(task.rowGroupCache), stopped: () => control.stopped } : undefined;
