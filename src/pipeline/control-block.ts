@@ -175,8 +175,16 @@ export class ControlBlock {
   }
 
   /**
-   * Publishes `seq` in `slot` (rows decoded, or failed) and wakes the consumer. `oneOffSlab`: the
-   * batch was decoded into that one-off slab instead of the slot (the slot holds only its ids).
+   * Publishes `seq` in `slot` (rows decoded, or failed) and wakes the consumer if it waits for
+   * this very seq. `oneOffSlab`: the batch was decoded into that one-off slab instead of the slot
+   * (the slot holds only its ids).
+   *
+   * A consumer that does not wait for `seq` is not woken: waking it costs a task on its event loop
+   * and, with the cores full, lets it preempt this thread. It cannot miss the batch: it says which
+   * seq it waits for (setWaiting) before it checks the ready word and waits on it, and this thread
+   * stores the ready word before it reads what the consumer waits for; both are sequentially
+   * consistent, so either this thread sees the wait and notifies, or the consumer's check sees the
+   * batch and does not wait.
    */
   publish(slot: number, seq: number, rows: number, failed: boolean, oneOffSlab = 0): void {
     this.#floats[slot] = seq;
@@ -186,7 +194,9 @@ export class ControlBlock {
     Atomics.store(this.#ints, this.#stateAt + slot, READY);
     const r = this.#readyAt + (seq % this.ring);
     Atomics.store(this.#ints, r, slot + 1);
-    Atomics.notify(this.#ints, r);
+    if (Atomics.load(this.#next, WAITING) === BigInt(seq + 1)) {
+      Atomics.notify(this.#ints, r);
+    }
   }
 
   /** This worker's counters. */

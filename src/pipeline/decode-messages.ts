@@ -86,6 +86,8 @@ export interface DecodeLoopTask {
   pieceFlags?: SharedArrayBuffer;
   /** Decoded Parquet chunks shared by the loader's workers (row-group-cache.ts); absent: per-worker decoding only. */
   rowGroupCache?: import('../formats/parquet/row-group-cache.js').RowGroupCacheBuffers;
+  /** Window-shuffle chunks the workers share, each computed once per loader (plan/shared-windows.ts). */
+  sharedWindows?: import('../plan/index.js').SharedWindowBuffers;
   /** Bytes all one-off slabs of oversize batches may take at once (memory-budget.ts). */
   oneOffBytes: number;
   /** Page-lock one-off slabs (the loader's pin option; undefined: the addon's default). */

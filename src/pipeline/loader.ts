@@ -14,7 +14,7 @@ import type { ColumnSpec, ManifestV1 } from '../dataset/types.js';
 import type { Store, StoreOptions } from '../storage/index.js';
 import { workerEntry } from '../package-root.js';
 import {
-  adoptResumeOptions, layoutFor, planRankEpoch, resolveOrderOptions, resolveWorld, resumePoint, resumeState,
+  adoptResumeOptions, layoutFor, planRankEpoch, resolveOrderOptions, resolveWorld, resumePoint, resumeState, sharedWindowsFor,
   type OrderOptions, type RankEpochPlan, type ResumeState, type ShuffleAlgo, type World,
 } from '../plan/index.js';
 import { createShardSource, InPlaceShardSource, type ShardSourceOptions } from './prefetcher.js';
@@ -333,6 +333,8 @@ export class Loader implements AsyncIterable<Batch> {
     const slabIds = this.ring.slots.map((s) => s.slab.id);
     // Piece checksums verified by one worker count for all (each piece hashed ~once per loader).
     const pieceFlags = this.#verifyPieces ? new SharedArrayBuffer(4 * Math.max(1, pieceFlagLayout(this.manifest).total)) : undefined;
+    // Each window-shuffle chunk computed by one worker for all (the workers claim alternate batches).
+    const sharedWindows = sharedWindowsFor(this.order, this.world.worldSize, this.#locator.total);
     this.#loops = [];
     for (let w = 0; w < this.workers; w++) {
       const { port1, port2 } = new MessageChannel();
@@ -351,6 +353,7 @@ export class Loader implements AsyncIterable<Batch> {
       if (pieceFlags) task.pieceFlags = pieceFlags;
       if (paths) task.paths = paths;
       if (this.rowGroupCache) task.rowGroupCache = this.rowGroupCache;
+      if (sharedWindows) task.sharedWindows = sharedWindows;
       const loop = (this.#pool.run(task, { transferList: [port2] }) as Promise<DecodeLoopResult>).catch((err: unknown) => {
         // A loop that dies leaves its claimed batch unpublished: the consumer must not wait for it.
         if (this.#fatal === undefined && !this.#closed) this.#fatal = reviveError(err);

@@ -4,15 +4,16 @@
 // Float64Array (RUN_FIELDS numbers each): one buffer to clone instead of an object per run.
 import type { ManifestV1 } from '../dataset/types.js';
 import { RUN_FIELDS, type RowRun } from './decode-messages.js';
-import type { SampleLocator } from './sample-locator.js';
+import type { SampleLocation, SampleLocator } from './sample-locator.js';
 
 export function buildRuns(ids: readonly number[], locator: SampleLocator, manifest: ManifestV1): { runs: Float64Array; shards: number[] } {
   const packed = new Float64Array(Math.max(1, ids.length) * RUN_FIELDS);
   const shards: number[] = [];
   let n = 0;
   let at = -RUN_FIELDS;
+  const loc: SampleLocation = { shard: 0, unit: 0, row: 0 };
   for (let i = 0; i < ids.length; i++) {
-    const loc = locator.locate(ids[i]!);
+    locator.locateInto(ids[i]!, loc);
     if (n > 0 && packed[at] === loc.shard && packed[at + 1] === loc.unit && packed[at + 2]! + packed[at + 3]! === loc.row) {
       packed[at + 3]! += 1;
       continue;

@@ -50,11 +50,19 @@ export class SampleLocator {
   }
 
   locate(id: number): SampleLocation {
+    return this.locateInto(id, { shard: 0, unit: 0, row: 0 });
+  }
+
+  /** locate, written into `out` (per-row callers reuse one object). */
+  locateInto(id: number, out: SampleLocation): SampleLocation {
     if (!(id >= 0 && id < this.total)) throw new GpufeedError(ErrorCodes.INTERNAL, `sample id ${id} outside [0, ${this.total})`);
     const shard = upperBound(this.#shardStarts, id);
     const inShard = id - this.#shardStarts[shard]!;
     const units = this.#unitStarts[shard]!;
     const unit = upperBound(units, inShard);
-    return { shard, unit, row: inShard - units[unit]! };
+    out.shard = shard;
+    out.unit = unit;
+    out.row = inShard - units[unit]!;
+    return out;
   }
 }

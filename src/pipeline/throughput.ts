@@ -28,11 +28,23 @@ export interface ThroughputResult {
   /** The same share over the whole run from the first ask, the wait for the first batch included. */
   data_wait_fraction_with_startup: number;
   /**
+   * Per-batch waits (ms) over every batch, the first included (from the first ask): median, 99th
+   * percentile and largest. With a simulated consumer they show whether data-wait is a few
+   * start-up stalls or a steady shortfall.
+   */
+  wait_ms: { p50: number; p99: number; max: number };
+  /**
    * Whether a consumer step was simulated (consumerMs > 0). Without one, the consumer asks again
    * at once, so it waits for nearly every batch by construction and data-wait says nothing.
    */
   data_wait_measured: boolean;
   first_batch_seconds: number;
+  /**
+   * CPU seconds the whole process (consumer and decode threads) spent after the first batch, the
+   * span of the steady rate: on a shared host, steady bytes per CPU second tells efficiency where
+   * the wall clock cannot.
+   */
+  cpu_seconds: number;
   workers: number;
   batch_size: number;
   pinned: boolean;
@@ -80,6 +92,13 @@ function sleep(ms: number): void {
   Atomics.wait(sleepWord, 0, 0, ms);
 }
 
+function quantiles(values: number[]): { p50: number; p99: number; max: number } {
+  if (values.length === 0) return { p50: 0, p99: 0, max: 0 };
+  const sorted = Float64Array.from(values).sort();
+  const at = (q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+  return { p50: at(0.5), p99: at(0.99), max: sorted[sorted.length - 1]! };
+}
+
 export async function measureLoader(loader: Loader, options: MeasureOptions = {}): Promise<ThroughputResult> {
   const maxBatches = options.maxBatches ?? Number.POSITIVE_INFINITY;
   const maxSeconds = options.maxSeconds ?? Number.POSITIVE_INFINITY;
@@ -90,16 +109,21 @@ export async function measureLoader(loader: Loader, options: MeasureOptions = {}
   let t0 = 0;
   let firstAt = 0;
   let waitMs = 0;
+  /** Each batch's wait, the first included; bounded by the run (one number per batch). */
+  const waits: number[] = [];
   let asked = performance.now();
+  let cpu0 = process.cpuUsage();
   const start = performance.now();
   for await (const batch of loader) {
     const now = performance.now();
     if (batches === 0) {
       firstAt = now;
       t0 = now;
+      cpu0 = process.cpuUsage();
     } else {
       waitMs += now - asked;
     }
+    waits.push(now - asked);
     batches += 1;
     samples += batch.size;
     bytes += batchPayloadBytes(batch);
@@ -116,6 +140,7 @@ export async function measureLoader(loader: Loader, options: MeasureOptions = {}
     if (batches >= maxBatches || (asked - start) / 1e3 >= maxSeconds) break;
   }
   const end = performance.now();
+  const cpu = process.cpuUsage(cpu0);
   peakRss = Math.max(peakRss, process.memoryUsage.rss());
   // Rates count from the first batch: startup (pool spin-up, first shard) is reported separately.
   const steady = batches > 1 ? (end - t0) / 1e3 : (end - start) / 1e3;
@@ -139,8 +164,10 @@ export async function measureLoader(loader: Loader, options: MeasureOptions = {}
     peak_rss_bytes: peakRss,
     data_wait_fraction: steady > 0 ? waitMs / 1e3 / steady : 0,
     data_wait_fraction_with_startup: end > start ? (waitMs + firstWaitMs) / (end - start) : 0,
+    wait_ms: quantiles(waits),
     data_wait_measured: (options.consumerMs ?? 0) > 0,
     first_batch_seconds: (firstAt - start) / 1e3,
+    cpu_seconds: (cpu.user + cpu.system) / 1e6,
     workers: loader.workers,
     batch_size: loader.order.batchSize,
     pinned: slab?.pinned ?? false,

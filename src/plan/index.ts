@@ -20,3 +20,4 @@ export {
 export { type RankEpochPlan, type RankEpochPlanDetail, planRankEpoch, layoutFor } from './order.js';
 export { type EpochLayout } from './partition.js';
 export { type ResumeState, resumeState, resumePoint, adoptResumeOptions, RESUME_FORMAT, RESUME_VERSION } from './state.js';
+export { type SharedWindowBuffers, SharedWindows, createSharedWindows, sharedWindowsFor } from './shared-windows.js';

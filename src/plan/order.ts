@@ -15,6 +15,7 @@ import {
 import { deriveKey, type Key64, ROOT_KEY } from './prng.js';
 import { type ShardSize, samplesToShards } from './samples.js';
 import { partitionOrder, type PartitionOrder } from './shuffle.js';
+import type { SharedWindows } from './shared-windows.js';
 import type { World } from './world.js';
 
 export interface RankEpochPlan {
@@ -70,6 +71,8 @@ export function planRankEpoch(
   world: World,
   options: OrderOptions,
   epoch: number,
+  /** Window-shuffle chunks shared with other threads planning the same loader (shared-windows.ts). */
+  sharedWindows?: SharedWindows,
 ): RankEpochPlanDetail {
   const opts = resolveOrderOptions(options, world);
   if (!Number.isSafeInteger(epoch) || epoch < 0) throw invalidOption('epoch', `must be a non-negative integer, got ${epoch}`);
@@ -87,7 +90,8 @@ export function planRankEpoch(
     if (!state) {
       const start = partitionStart(layout, p);
       const size = partitionSize(layout, p);
-      const order = partitionOrder(opts.shuffle, { start, size }, locator, deriveKey(key, p), opts.shuffleWindow);
+      const share = sharedWindows && { store: sharedWindows, epoch, partition: p };
+      const order = partitionOrder(opts.shuffle, { start, size }, locator, deriveKey(key, p), opts.shuffleWindow, share);
       state = { start, size, share: shareSize(layout, p), shareStart: shareStart(layout, p), order };
       partitions.set(p, state);
     }

@@ -6,6 +6,15 @@ import { FeistelPermutation } from './permutation.js';
 import { deriveKey, hashUnit, type Key64, Sfc32 } from './prng.js';
 import type { ShuffleAlgo } from './options.js';
 import type { SampleLocator } from './samples.js';
+import type { SharedWindows } from './shared-windows.js';
+import { sortPackedKeys } from './bucket-sort.js';
+
+/** Where a window order finds chunks other threads computed, and which (epoch, partition) it is. */
+export interface WindowShare {
+  store: SharedWindows;
+  epoch: number;
+  partition: number;
+}
 
 export interface PartitionOrder {
   /** Samples in the partition (m). */
@@ -27,6 +36,7 @@ export function partitionOrder(
   locator: SampleLocator,
   key: Key64,
   shuffleWindow: number,
+  share?: WindowShare,
 ): PartitionOrder {
   switch (algo) {
     case 'none':
@@ -34,7 +44,7 @@ export function partitionOrder(
     case 'naive':
       return new NaiveOrder(range.size, key);
     case 'window':
-      return new WindowOrder(range, locator, key, shuffleWindow);
+      return new WindowOrder(range, locator, key, shuffleWindow, share);
   }
 }
 
@@ -82,9 +92,11 @@ export class WindowOrder implements PartitionOrder {
   private readonly fractionScale: number;
   private readonly starts = new Map<number, number>();
   private readonly chunks = new Map<number, Uint32Array | Float64Array>();
+  private readonly share: WindowShare | undefined;
 
-  constructor(range: PartitionRange, locator: SampleLocator, key: Key64, window: number) {
+  constructor(range: PartitionRange, locator: SampleLocator, key: Key64, window: number, share?: WindowShare) {
     this.size = range.size;
+    this.share = share;
     this.window = window;
     this.jitterKey = deriveKey(key, 2);
 
@@ -154,18 +166,54 @@ export class WindowOrder implements PartitionOrder {
   private chunkStart(j: number): number {
     const cached = this.starts.get(j);
     if (cached !== undefined) return cached;
+    const sh = this.share;
+    if (sh) {
+      // Chunk j begins, and chunk j - 1 ends, at this index: another thread may know it already.
+      const here = sh.store.peek(sh.epoch, sh.partition, j);
+      if (here) return this.rememberStart(j, here.start);
+      const before = sh.store.peek(sh.epoch, sh.partition, j - 1);
+      if (before) return this.rememberStart(j, before.start + before.length);
+    }
     const x = j * this.window;
     const [lo, hi] = this.around(x);
     let count = lo; // every position below lo has key < x
     for (let i = lo; i < hi; i++) if (this.key(i) < x) count++;
-    remember(this.starts, j, count, 64);
-    return count;
+    return this.rememberStart(j, count);
+  }
+
+  private rememberStart(j: number, start: number): number {
+    remember(this.starts, j, start, 64);
+    return start;
   }
 
   /** Local offsets of the samples whose keys fall in [jw, (j+1)w), in key order. */
   private chunk(j: number): Uint32Array | Float64Array {
     const cached = this.chunks.get(j);
     if (cached) return cached;
+    const sh = this.share;
+    if (!sh) return this.computeChunk(j);
+    const claim = sh.store.claim(sh.epoch, sh.partition, j);
+    if (claim.kind === 'hit') {
+      const { start, offsets } = claim.chunk;
+      this.rememberStart(j, start);
+      this.rememberStart(j + 1, start + offsets.length);
+      remember(this.chunks, j, offsets, 2);
+      return offsets;
+    }
+    if (claim.kind === 'none') return this.computeChunk(j);
+    let offsets: Uint32Array | Float64Array;
+    try {
+      offsets = this.computeChunk(j);
+    } catch (err) {
+      sh.store.abandon(claim);
+      throw err;
+    }
+    sh.store.complete(claim, this.chunkStart(j), offsets);
+    return offsets;
+  }
+
+  /** Computes chunk j (and remembers it). */
+  private computeChunk(j: number): Uint32Array | Float64Array {
     const x0 = j * this.window;
     const x1 = x0 + this.window;
     const lo = this.around(x0)[0];
@@ -182,7 +230,7 @@ export class WindowOrder implements PartitionOrder {
       }
     }
     if (n !== count) throw new GpufeedError(ErrorCodes.INTERNAL, `window shuffle chunk has ${n} keys, expected ${count}`);
-    packed.sort();
+    sortPackedKeys(packed, this.indexBits, this.window * this.fractionScale);
     // Decode candidate indexes, then map sequence positions to local offsets (half the memory when
     // offsets fit 32 bits: a rank holding many partitions holds a chunk of each).
     const offsets = this.size <= 2 ** 32 ? new Uint32Array(count) : packed;
