@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { prepDataset } from '../../src/dataset/prep.js';
 import { ROOT, runCli } from '../fixtures/run-cli.js';
 import { tempDir, writeJsonl } from '../fixtures/dataset-fixtures.js';
+import { cliArgv } from '../helpers/cli-command.js';
 
 async function dataset(t: Parameters<typeof tempDir>[0]): Promise<string> {
   const dir = await tempDir(t);
@@ -29,7 +30,7 @@ interface EarlyClose {
 /** Runs the CLI, reads its first stdout line, then closes the pipe (like `| head -1`). */
 function firstLineThenClose(args: string[], stdoutTo: 'pipe' | number = 'pipe'): Promise<EarlyClose> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/run.ts', ...args], { cwd: ROOT, stdio: ['ignore', stdoutTo, 'pipe'] });
+    const child = spawn(process.execPath, [...cliArgv(), ...args], { cwd: ROOT, stdio: ['ignore', stdoutTo, 'pipe'] });
     const killer = setTimeout(() => child.kill('SIGKILL'), 60_000);
     let out = '';
     let firstLine = '';
