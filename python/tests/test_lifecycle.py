@@ -57,6 +57,7 @@ def test_server_killed_raises_closed_fast(datasets):
     pid = loader.server_pid
     inodes, bound = path_sockets(pid)
     assert inodes and not bound, f"the server's sockets are a socketpair, no socket file: {bound}"
+    slots = loader.slots
     os.kill(pid, signal.SIGKILL)
     after_kill = 0
     with pytest.raises(gpufeed.GpufeedError) as e:
@@ -64,10 +65,10 @@ def test_server_killed_raises_closed_fast(datasets):
             next(it)
             after_kill += 1
     assert e.value.code == "GPUFEED_CLOSED"
-    # Noticed through the process's exit (named by its signal), not the 30 s reply timeout, and
+    # Noticed through the process's exit (named by its signal), not the reply timeout, and
     # at the latest once the batches already decoded are used up (a count, not a clock).
     assert "SIGKILL" in e.value.message and "within" not in e.value.message, e.value.message
-    assert after_kill <= loader.slots, f"{after_kill} batches after the server was killed"
+    assert after_kill <= slots, f"{after_kill} batches after the server was killed"
     assert not pid_alive(pid), "the dead server is reaped, not left a zombie"
     assert slab_mappings() == 0
     with pytest.raises(gpufeed.GpufeedError) as again:
@@ -147,7 +148,7 @@ def test_exit_without_close_leaves_no_server(datasets, tmp_path):
         batch = next(it)
         print(loader.server_pid, flush=True)
     """)
-    p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30)
+    p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
     wait_gone(int(p.stdout.strip()), 60.0)
 
