@@ -119,8 +119,9 @@ def batch_json(batch: "gpufeed.Batch", schema: List[Dict[str, Any]]) -> Dict[str
 def open_loader(dataset: str, **kw: Any) -> "gpufeed.Loader":
     kw.setdefault("workers", 2)
     kw.setdefault("as_numpy", True)
-    kw.setdefault("timeout", 30.0)
-    kw.setdefault("start_timeout", 30.0)
+    # Hang guards, not speed checks: generous enough for a machine loaded many times over.
+    kw.setdefault("timeout", 120.0)
+    kw.setdefault("start_timeout", 120.0)
     return gpufeed.Loader(dataset, **kw)
 
 

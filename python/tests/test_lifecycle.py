@@ -17,6 +17,7 @@ from conftest import ROOT, open_loader, pid_alive, slab_mappings
 
 
 def wait_gone(pid: int, seconds: float) -> float:
+    """Waits for `pid` to go; `seconds` only bounds a hang (the tests assert that it goes, not how fast)."""
     t0 = time.monotonic()
     while time.monotonic() - t0 < seconds:
         if not pid_alive(pid):
@@ -56,15 +57,18 @@ def test_server_killed_raises_closed_fast(datasets):
     pid = loader.server_pid
     inodes, bound = path_sockets(pid)
     assert inodes and not bound, f"the server's sockets are a socketpair, no socket file: {bound}"
+    slots = loader.slots
     os.kill(pid, signal.SIGKILL)
-    t0 = time.monotonic()
+    after_kill = 0
     with pytest.raises(gpufeed.GpufeedError) as e:
         for _ in range(100):
             next(it)
-    elapsed = time.monotonic() - t0
+            after_kill += 1
     assert e.value.code == "GPUFEED_CLOSED"
-    assert "SIGKILL" in e.value.message
-    assert elapsed < 1.5, f"took {elapsed:.2f} s to notice"
+    # Noticed through the process's exit (named by its signal), not the reply timeout, and
+    # at the latest once the batches already decoded are used up (a count, not a clock).
+    assert "SIGKILL" in e.value.message and "within" not in e.value.message, e.value.message
+    assert after_kill <= slots, f"{after_kill} batches after the server was killed"
     assert not pid_alive(pid), "the dead server is reaped, not left a zombie"
     assert slab_mappings() == 0
     with pytest.raises(gpufeed.GpufeedError) as again:
@@ -93,11 +97,11 @@ def test_python_killed_server_exits(datasets, tmp_path):
         shm_during = shm_listing()
         os.kill(p.pid, signal.SIGKILL)
         p.wait(timeout=5)
-        took = wait_gone(server, 5.0)
+        # The server goes by itself once its client is gone; the bound only guards against a hang.
+        wait_gone(server, 60.0)
     finally:
         if p.poll() is None:
             p.kill()
-    assert took < 5.0
     assert shm_during == shm_before and shm_listing() == shm_before, "nothing in /dev/shm, ever"
     assert [f for f in os.listdir(tmp_path) if not f.startswith(".")] == [], "no socket file in the working directory"
 
@@ -130,7 +134,7 @@ def test_collected_loader_stops_its_server(datasets):
     pid = loader.server_pid
     del loader
     gc.collect()
-    wait_gone(pid, 5.0)
+    wait_gone(pid, 60.0)
     assert slab_mappings() == 0
 
 
@@ -144,9 +148,9 @@ def test_exit_without_close_leaves_no_server(datasets, tmp_path):
         batch = next(it)
         print(loader.server_pid, flush=True)
     """)
-    p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30)
+    p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
-    wait_gone(int(p.stdout.strip()), 5.0)
+    wait_gone(int(p.stdout.strip()), 60.0)
 
 
 def test_forked_copy_neither_iterates_nor_stops_the_server(datasets):

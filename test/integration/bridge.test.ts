@@ -15,6 +15,7 @@ import { PROTOCOL_VERSION, type ServerMessage } from '../../src/bridge/protocol.
 import { ErrorCodes, GpufeedError } from '../../src/errors.js';
 import { prepDataset } from '../../src/dataset/index.js';
 import type { ResumeState } from '../../src/plan/index.js';
+import { cliArgv } from '../helpers/cli-command.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -261,7 +262,7 @@ describe('gpufeed serve over a socketpair', () => {
 
   function serve(args: string[]): { child: ChildProcess; sock: Duplex; r: Reader; exited: Promise<number | null>; stderr: () => string } {
     // stdio[3] 'pipe' is a Unix socketpair end in the child (libuv): exactly what the Python client passes.
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/run.ts', 'serve', ...args, '--fd', '3'], {
+    const child = spawn(process.execPath, [...cliArgv(), 'serve', ...args, '--fd', '3'], {
       cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
     });
     children.push(child);

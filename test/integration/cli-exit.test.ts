@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { prepDataset } from '../../src/dataset/prep.js';
 import { ROOT, runCli } from '../fixtures/run-cli.js';
 import { tempDir, writeJsonl } from '../fixtures/dataset-fixtures.js';
+import { cliArgv } from '../helpers/cli-command.js';
 
 async function dataset(t: Parameters<typeof tempDir>[0]): Promise<string> {
   const dir = await tempDir(t);
@@ -29,7 +30,7 @@ interface EarlyClose {
 /** Runs the CLI, reads its first stdout line, then closes the pipe (like `| head -1`). */
 function firstLineThenClose(args: string[], stdoutTo: 'pipe' | number = 'pipe'): Promise<EarlyClose> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/run.ts', ...args], { cwd: ROOT, stdio: ['ignore', stdoutTo, 'pipe'] });
+    const child = spawn(process.execPath, [...cliArgv(), ...args], { cwd: ROOT, stdio: ['ignore', stdoutTo, 'pipe'] });
     const killer = setTimeout(() => child.kill('SIGKILL'), 60_000);
     let out = '';
     let firstLine = '';
@@ -83,20 +84,19 @@ test('usage errors exit 2 in gpufeed\'s format; --help and --version exit 0', as
     [['no-such-command'], /^gpufeed: error GPUFEED_INVALID_OPTION: unknown command 'no-such-command'/m],
     [[], /Usage: gpufeed/],
   ];
-  for (const [args, stderr] of cases) {
-    const r = await runCli(args);
+  // Independent children, all at once; each result is checked on its own.
+  const [help, version, dumpHelp, ...usage] = await Promise.all([['--help'], ['--version'], ['dump', '--help'], ...cases.map(([args]) => args)].map((args) => runCli(args)));
+  cases.forEach(([args, stderr], i) => {
+    const r = usage[i]!;
     assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
     assert.match(r.stderr, stderr);
-  }
-  const help = await runCli(['--help']);
-  assert.equal(help.code, 0);
-  assert.match(help.stdout, /Usage: gpufeed/);
-  const version = await runCli(['--version']);
-  assert.equal(version.code, 0);
+  });
+  assert.equal(help!.code, 0);
+  assert.match(help!.stdout, /Usage: gpufeed/);
+  assert.equal(version!.code, 0);
   const pkg = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { version: string };
-  assert.equal(version.stdout.trim(), pkg.version);
-  const dumpHelp = await runCli(['dump', '--help']);
-  assert.equal(dumpHelp.code, 0);
+  assert.equal(version!.stdout.trim(), pkg.version);
+  assert.equal(dumpHelp!.code, 0);
 });
 
 test('prep --out under a plain file, and --state-out under one: GPUFEED_IO naming the path, status 2', async (t) => {

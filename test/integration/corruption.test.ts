@@ -17,6 +17,8 @@ import type { ManifestV1 } from '../../src/dataset/types.js';
 import { ROOT } from '../fixtures/run-cli.js';
 import { mulberry32 } from '../helpers/seeded-random.js';
 import { mixedRow, type MixedRow } from '../fixtures/mixed-rows.js';
+import { CASES_AT_ONCE, mapLimit } from '../helpers/map-limit.js';
+import { cliArgv } from '../helpers/cli-command.js';
 
 const ROWS = 120;
 const SEQ = 8;
@@ -196,7 +198,7 @@ const manifestEdits: Record<string, ManifestEdit> = {
 
 function runDump(dir: string, extra: string[] = []): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, ['--import', 'tsx', 'src/cli/run.ts', 'dump', dir, '--batch-size', '7', '--workers', '2', ...extra], { cwd: ROOT, timeout: 60_000, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
+    execFile(process.execPath, [...cliArgv(), 'dump', dir, '--batch-size', '7', '--workers', '2', ...extra], { cwd: ROOT, timeout: 60_000, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
       const e = err as (Error & { code?: number | string; signal?: string | null }) | null;
       resolve({ code: e ? (typeof e.code === 'number' ? e.code : null) : 0, signal: e?.signal ?? null, stdout, stderr });
     });
@@ -206,7 +208,8 @@ function runDump(dir: string, extra: string[] = []): Promise<{ code: number | nu
 describe('corruption: exact rows or a named GPUFEED_ error', () => {
   const root = mkdtempSync(join(tmpdir(), 'gpufeed-corrupt-'));
   const clean: Partial<Record<'arrow' | 'parquet', Dataset>> = {};
-  const cases = join(root, 'case');
+  // Each case damages its own copy, so cases run CASES_AT_ONCE at a time.
+  const caseDir = (name: string) => join(root, `case-${name}`);
 
   before(async () => {
     const input = join(root, 'rows.jsonl');
@@ -233,17 +236,36 @@ describe('corruption: exact rows or a named GPUFEED_ error', () => {
         if (s.layout.kind === 'arrow') assert.ok(s.layout.batches.length > 1 && s.layout.batches.every((b) => typeof b.crc32 === 'number'));
         else assert.ok(s.layout.rowGroups.every((g) => g.chunks!.length === ds.manifest.schema.length));
       }
-      assert.deepEqual(await loadAll(ds.dir, 'clean', { workers: 2 }), { ok: true });
-      assert.deepEqual(await loadAll(ds.dir, 'clean, shuffled, unchecked', { verifyPieces: false, shuffle: 'naive', seed: 3 }), { ok: true });
+      const [checked, unchecked] = await Promise.all([
+        loadAll(ds.dir, 'clean', { workers: 2 }),
+        loadAll(ds.dir, 'clean, shuffled, unchecked', { verifyPieces: false, shuffle: 'naive', seed: 3 }),
+      ]);
+      assert.deepEqual(checked, { ok: true });
+      assert.deepEqual(unchecked, { ok: true });
     });
 
     it(`${format}: flipped, zeroed, truncated and appended bytes over many seeds`, async () => {
       const tally = new Map<string, number>();
       const kinds: FileDamage[] = ['flip', 'zero', 'truncate', 'append'];
-      for (let seed = 1; seed <= 8; seed++) {
+      const seeds = Array.from({ length: 8 }, (_, i) => i + 1);
+      /** A damaged footer is caught by its checksum before anything decodes it. */
+      const footerCase = async (): Promise<void> => {
+        const ds = copyDataset(clean[format]!, caseDir(`${format}-footer`));
+        const s = ds.manifest.shards[1]!;
+        const file = join(ds.dir, s.path);
+        const bytes = readFileSync(file);
+        const footerStart = s.layout.kind === 'parquet' ? s.layout.footerOffset : bytes.length - 10 - bytes.readInt32LE(bytes.length - 10);
+        const at = footerStart + ((bytes.length - 10 - footerStart) >> 1);
+        bytes[at] = bytes[at]! ^ 0xff;
+        writeFileSync(file, bytes);
+        const out = await loadAll(ds.dir, `footer byte ${at} of ${s.path}`);
+        assert.ok(!out.ok && out.err.code === ErrorCodes.HASH_MISMATCH && out.err.message.includes(s.path) && /footer/.test(out.err.message), out.ok ? 'loaded' : out.err.message);
+      };
+      await mapLimit([...seeds, 0], CASES_AT_ONCE, async (seed) => {
+        if (seed === 0) return footerCase();
         const rand = mulberry32(seed * 7919 + (format === 'arrow' ? 0 : 1));
         const kind = kinds[seed % kinds.length]!;
-        const ds = copyDataset(clean[format]!, cases);
+        const ds = copyDataset(clean[format]!, caseDir(`${format}-damage-${seed}`));
         const { shard, what } = damageFile(ds, kind, rand);
         const out = await loadAll(ds.dir, `seed ${seed}: ${what}`, { workers: 1 + (seed % 2) });
         const key = out.ok ? 'exact' : out.err.code;
@@ -251,41 +273,30 @@ describe('corruption: exact rows or a named GPUFEED_ error', () => {
         if (!out.ok) assert.ok(out.err.message.includes(shard), `seed ${seed}: ${what}: the error does not name the shard: ${out.err.message}`);
         // Size changes are caught at open whatever is damaged; verify sees every change.
         if (kind === 'truncate' || kind === 'append') assert.equal(out.ok ? 'exact' : out.err.code, ErrorCodes.SHARD_CORRUPT, what);
-      }
-      // A damaged footer is caught by its checksum before anything decodes it.
-      const ds = copyDataset(clean[format]!, cases);
-      const s = ds.manifest.shards[1]!;
-      const file = join(ds.dir, s.path);
-      const bytes = readFileSync(file);
-      const footerStart = s.layout.kind === 'parquet' ? s.layout.footerOffset : bytes.length - 10 - bytes.readInt32LE(bytes.length - 10);
-      const at = footerStart + ((bytes.length - 10 - footerStart) >> 1);
-      bytes[at] = bytes[at]! ^ 0xff;
-      writeFileSync(file, bytes);
-      const out = await loadAll(ds.dir, `footer byte ${at} of ${s.path}`);
-      assert.ok(!out.ok && out.err.code === ErrorCodes.HASH_MISMATCH && out.err.message.includes(s.path) && /footer/.test(out.err.message), out.ok ? 'loaded' : out.err.message);
+      });
       // Most damage is read (only an Arrow file's leading schema copy is not): errors dominate.
       assert.ok((tally.get(ErrorCodes.HASH_MISMATCH) ?? 0) >= 2, `hash mismatches seen: ${JSON.stringify([...tally])}`);
     });
 
     it(`${format}: damage with verifyPieces off is never internal, never a signal`, async () => {
-      for (let seed = 1; seed <= 3; seed++) {
+      await mapLimit([1, 2, 3], CASES_AT_ONCE, async (seed) => {
         const rand = mulberry32(seed * 104_729 + (format === 'arrow' ? 0 : 1));
-        const ds = copyDataset(clean[format]!, cases);
+        const ds = copyDataset(clean[format]!, caseDir(`${format}-unchecked-${seed}`));
         const { shard, what } = damageFile(ds, seed % 2 ? 'flip' : 'zero', rand);
         // Unchecked pieces may decode into other values: only the error contract is asserted.
         const out = await loadAll(ds.dir, `unchecked seed ${seed}: ${what}`, { verifyPieces: false }, false);
         if (!out.ok) assert.ok(out.err.message.includes(shard) || out.err.code === ErrorCodes.INVALID_OPTION, `${what}: ${out.err.message}`);
-      }
+      });
     });
 
     it(`${format}: edited manifest fields are caught before a row is delivered`, async () => {
-      let seed = 0;
-      for (const [name, edit] of Object.entries(manifestEdits)) {
+      await mapLimit(Object.entries(manifestEdits), CASES_AT_ONCE, async ([name, edit], i) => {
         {
-          const rand = mulberry32(++seed * 31 + (format === 'arrow' ? 0 : 1));
-          const ds = copyDataset(clean[format]!, cases);
+          const seed = i + 1;
+          const rand = mulberry32(seed * 31 + (format === 'arrow' ? 0 : 1));
+          const ds = copyDataset(clean[format]!, caseDir(`${format}-manifest-${name}`));
           const e = edit(ds, rand);
-          if (!e) continue;
+          if (!e) return;
           writeManifest(ds);
           const out = await loadAll(ds.dir, `${name}: ${e.what}`);
           if (name === 'hash') {
@@ -300,20 +311,17 @@ describe('corruption: exact rows or a named GPUFEED_ error', () => {
             report = await verifyDataset(ds.dir);
           } catch (err) {
             assert.ok(err instanceof GpufeedError && err.code === ErrorCodes.MANIFEST_INVALID, `${name}: verify threw ${String(err)}`);
-            continue;
+            return;
           }
           assert.equal(report.ok, false, `${name}: ${e.what}: verify passed`);
           assert.ok(report.problems.every((p) => p.code !== ErrorCodes.INTERNAL), JSON.stringify(report.problems));
         }
-      }
+      });
     });
   }
 
   it('the CLI: dump exits 0 with every row, or non-zero with a named GPUFEED_ error; never a signal', async () => {
-    const good = await runDump(clean.arrow!.dir);
-    assert.equal(good.code, 0, good.stderr);
-    const ids = good.stdout.trim().split('\n').flatMap((line) => (JSON.parse(line) as { ids: number[] }).ids);
-    assert.deepEqual(ids, Array.from({ length: ROWS }, (_, i) => i));
+    const goodRun = runDump(clean.arrow!.dir);
     /** Flips bytes in the middle of the first unit's body: a piece every load reads. */
     const flipPiece = (ds: Dataset): string => {
       const s = ds.manifest.shards[0]!;
@@ -330,10 +338,19 @@ describe('corruption: exact rows or a named GPUFEED_ error', () => {
       ['arrow flip', 'arrow', flipPiece, ErrorCodes.HASH_MISMATCH],
       ['parquet flip', 'parquet', flipPiece, ErrorCodes.HASH_MISMATCH],
     ];
-    for (const [what, format, damage, code] of damaged) {
-      const ds = copyDataset(clean[format]!, cases);
+    // The three children run at once; each is judged on its own output.
+    const runs = damaged.map(([what, format, damage]) => {
+      const ds = copyDataset(clean[format]!, caseDir(`cli-${what.replace(' ', '-')}`));
       const names = damage(ds);
-      const r = await runDump(ds.dir);
+      return { names, run: runDump(ds.dir) };
+    });
+    const good = await goodRun;
+    assert.equal(good.code, 0, good.stderr);
+    const ids = good.stdout.trim().split('\n').flatMap((line) => (JSON.parse(line) as { ids: number[] }).ids);
+    assert.deepEqual(ids, Array.from({ length: ROWS }, (_, i) => i));
+    for (const [k, [what, , , code]] of damaged.entries()) {
+      const { names, run } = runs[k]!;
+      const r = await run;
       assert.equal(r.signal, null, `${what}: killed by ${r.signal}`);
       assert.notEqual(r.code, 0, `${what}: exit 0`);
       assert.ok(r.stderr.includes(code) && r.stderr.includes(names), `${what}: wanted ${code} naming ${names}: ${r.stderr}`);

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { prepDataset } from '../../src/dataset/index.js';
 import { ROOT } from '../fixtures/run-cli.js';
+import { cliArgv } from '../helpers/cli-command.js';
 
 const ROWS = 157;
 
@@ -16,7 +17,7 @@ interface Line { rank: number; epoch: number; step: number; ids: number[]; colum
 
 function dump(args: string[], env: Record<string, string> = {}): Promise<Line[]> {
   return new Promise((resolve, reject) => {
-    execFile(process.execPath, ['--import', 'tsx', 'src/cli/run.ts', 'dump', ...args], {
+    execFile(process.execPath, [...cliArgv(), 'dump', ...args], {
       cwd: ROOT, timeout: 60_000, maxBuffer: 16 << 20, env: { ...process.env, ...env },
     }, (err, stdout, stderr) => {
       if (err) reject(new Error(`dump ${args.join(' ')} failed: ${stderr}`));

@@ -13,6 +13,7 @@ import { Loader, ErrorCodes, GpufeedError } from '../../src/index.js';
 import { startS3Server, S3RVER_CREDENTIALS } from '../helpers/s3-server.js';
 import { startFaultProxy } from '../helpers/fault-proxy.js';
 import { ROOT } from '../fixtures/run-cli.js';
+import { cliArgv } from '../helpers/cli-command.js';
 
 const ROWS = 300;
 const SEQ = 64;
@@ -43,7 +44,7 @@ interface Line { rank: number; ids: number[]; columns: { tokens: number[]; label
 
 function dumpRank(args: string[]): Promise<Line[]> {
   return new Promise((resolve, reject) => {
-    execFile(process.execPath, ['--import', 'tsx', 'src/cli/run.ts', 'dump', ...args], {
+    execFile(process.execPath, [...cliArgv(), 'dump', ...args], {
       cwd: ROOT, timeout: 120_000, maxBuffer: 16 << 20, env: { ...process.env, ...env },
     }, (err, stdout, stderr) => {
       if (err) reject(new Error(`dump failed: ${stderr}`));
@@ -141,7 +142,7 @@ test('prep --overwrite on S3 replaces the dataset and deletes the old shards; wi
 
 function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, ['--import', 'tsx', 'src/cli/run.ts', ...args], {
+    execFile(process.execPath, [...cliArgv(), ...args], {
       cwd: ROOT, timeout: 120_000, maxBuffer: 16 << 20, env: { ...process.env, ...env },
     }, (err, stdout, stderr) => resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }));
   });

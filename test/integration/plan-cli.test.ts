@@ -1,5 +1,6 @@
-// `gpufeed plan` end to end from source: a manifest-only dataset (the plan never opens a shard),
-// JSON lines per batch, env fallback, elastic resume through --state-out/--resume, and errors.
+// `gpufeed plan` end to end in a child per call (test/helpers/cli-command.ts): a manifest-only
+// dataset (the plan never opens a shard), JSON lines per batch, env fallback, elastic resume through
+// --state-out/--resume, and errors.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -8,6 +9,7 @@ import { join } from 'node:path';
 import { describe, it, after } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { planRankEpoch, resolveOrderOptions } from '../../src/plan/index.js';
+import { cliArgv } from '../helpers/cli-command.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const ROWS = [10, 3, 0, 25, 7, 40, 1, 19, 2, 30];
@@ -34,7 +36,7 @@ function gpufeed(args: string[], env: Record<string, string> = {}): Promise<Resu
   return new Promise((resolve) => {
     execFile(
       process.execPath,
-      ['--import', 'tsx', 'src/cli/run.ts', ...args],
+      [...cliArgv(), ...args],
       { cwd: ROOT, env: { ...base, ...env }, timeout: 30_000 },
       (err, stdout, stderr) => {
         const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;

@@ -13,6 +13,7 @@ import type { RetryEvent } from '../../src/storage/request-runner.js';
 import { S3Store } from '../../src/storage/s3.js';
 import { resolveS3StoreOptions } from '../../src/storage/s3-options.js';
 import { ROOT } from '../fixtures/run-cli.js';
+import { cliArgv } from '../helpers/cli-command.js';
 
 const CREDENTIALS = { accessKeyId: 'TEST', secretAccessKey: 'TEST' };
 
@@ -117,7 +118,7 @@ test('prompt headers and a body that trickles in: no first-byte timeout, the byt
 function cli(args: string[]): Promise<{ code: number; stderr: string }> {
   const env = { ...process.env, AWS_ACCESS_KEY_ID: 'TEST', AWS_SECRET_ACCESS_KEY: 'TEST', AWS_REGION: 'us-east-1' };
   return new Promise((resolve) => {
-    execFile(process.execPath, ['--import', 'tsx', 'src/cli/run.ts', ...args], { cwd: ROOT, env, timeout: 60_000 }, (err, _stdout, stderr) => {
+    execFile(process.execPath, [...cliArgv(), ...args], { cwd: ROOT, env, timeout: 60_000 }, (err, _stdout, stderr) => {
       resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stderr });
     });
   });

@@ -13,6 +13,7 @@ import { ErrorCodes, GpufeedError } from '../../src/errors.js';
 import { isVarColumn, Loader, type Batch, type LoaderOptions } from '../../src/index.js';
 import { fileMapStatus } from '../../src/memory/index.js';
 import { ROOT } from '../fixtures/run-cli.js';
+import { cliArgv } from '../helpers/cli-command.js';
 
 const CUT = 500_000;
 
@@ -69,7 +70,7 @@ test('the JS loader stops with SHARD_CORRUPT naming the shard truncated under it
 
 test('gpufeed dump exits 2 with SHARD_CORRUPT naming the shard when it is truncated mid-run, not by SIGBUS', async (t) => {
   const { dir, shard } = await dataset(t);
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/run.ts', 'dump', dir, '--batch-size', '8', '--workers', '1', '--slots', '2', '--shuffle', 'none', '--no-pin'], {
+  const child = spawn(process.execPath, [...cliArgv(), 'dump', dir, '--batch-size', '8', '--workers', '1', '--slots', '2', '--shuffle', 'none', '--no-pin'], {
     cwd: ROOT,
     env: { ...process.env, GPUFEED_READ: 'mmap' },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { Loader, isVarColumn } from '../../src/index.js';
 import { workerEntry } from '../../src/package-root.js';
 import { ROOT } from '../fixtures/run-cli.js';
+import { CASES_AT_ONCE, createLimiter } from '../helpers/map-limit.js';
 
 const CLI = join(ROOT, 'dist/src/cli/run.js');
 
@@ -122,19 +123,31 @@ const py = python();
 
 test('writers x types x routes: every value as the writer reads it', { skip: (!py && 'python3 with pyarrow is not installed') || (!(existsSync(workerEntry('prep-shard')) && existsSync(CLI)) && 'run npm run build first') }, async (t) => {
   const root = mkdtempSync(join(tmpdir(), 'gpufeed-writers-'));
-  t.after(() => rmSync(root, { recursive: true, force: true }));
+  let started: Promise<unknown>[] = [];
+  // Children started ahead finish before their folder goes (a failed subtest leaves some running).
+  t.after(() => Promise.all(started).finally(() => rmSync(root, { recursive: true, force: true })));
   const files = join(root, 'files');
   const printed = execFileSync(py!, [join(ROOT, 'test/fixtures/writers.py'), files], { encoding: 'utf8' });
   if (printed.trim()) t.diagnostic(printed.trim());
   await writeDuckDbCases(files, t);
   const cases = readdirSync(files).sort();
   assert.ok(cases.length >= 15, `cases written: ${cases.join(', ')}`);
+  // Every case's two children (index in place, prep to its own folder) touch only that case's
+  // files, so they all start here, CASES_AT_ONCE at a time, while the subtests below load and compare.
+  const limit = createLimiter(CASES_AT_ONCE);
+  const formatOf = (name: string) => (cases.indexOf(name) % 2 === 0 ? 'arrow' : 'parquet');
+  const dataFileOf = (name: string) => readdirSync(join(files, name)).find((f) => f.startsWith('data.'))!;
+  const children = new Map(cases.map((name) => [name, {
+    index: limit(() => runCli(['index', join(files, name)])),
+    prep: limit(() => runCli(['prep', join(files, name, dataFileOf(name)), '--out', join(root, 'prep', `${name}-${formatOf(name)}`), '--format', formatOf(name), '--workers', '0'])),
+  }]));
+  started = [...children.values()].flatMap((c) => [c.index, c.prep]);
   for (const name of cases) await t.test(name, async () => {
     const dir = join(files, name);
     const want = JSON.parse(readFileSync(join(dir, 'expected.json'), 'utf8')) as Expected;
-    const dataFile = readdirSync(dir).find((f) => f.startsWith('data.'))!;
+    const dataFile = dataFileOf(name);
     // index: in place.
-    const idx = await runCli(['index', dir]);
+    const idx = await children.get(name)!.index;
     const refusal = INDEX_REFUSES[name];
     if (NULL_ITEMS[name] && !refusal && idx.code !== 0) {
       // Found from the footer's definition level histograms, where the writer recorded them.
@@ -153,9 +166,9 @@ test('writers x types x routes: every value as the writer reads it', { skip: (!p
       }
     }
     // prep: converted; the shard format alternates by case (each type occurs in cases of both).
-    for (const format of [cases.indexOf(name) % 2 === 0 ? 'arrow' : 'parquet'] as const) {
+    for (const format of [formatOf(name)] as const) {
       const out = join(root, 'prep', `${name}-${format}`);
-      const r = await runCli(['prep', join(dir, dataFile), '--out', out, '--format', format, '--workers', '0']);
+      const r = await children.get(name)!.prep;
       if (NULL_ITEMS[name]) {
         assert.notEqual(r.code, 0, `${name}: prep should refuse null items`);
         assert.match(r.stderr, /null item/, `${name}: ${r.stderr}`);
