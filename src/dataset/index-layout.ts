@@ -6,7 +6,7 @@ import type { SchemaElement } from 'hyparquet';
 import { ErrorCodes, GpufeedError } from '../errors.js';
 import { isArrowFileFormat, readArrowStreamLayout } from '../formats/arrow/stream.js';
 import { selectColumnNames, isSelecting, type ColumnSelection } from './column-selection.js';
-import { readArrowBatches, readArrowFooter } from '../formats/arrow/file.js';
+import { readArrowBatches, readArrowDictionaryChecksums, readArrowFooter } from '../formats/arrow/file.js';
 import type { RangeReader } from '../formats/range-reader.js';
 import { columnsFromArrowSchema, parquetLeaves } from '../formats/schema-map.js';
 import { PIECE_HASH, pieceChecksum } from './piece-checksum.js';
@@ -65,6 +65,7 @@ export async function readIndexLayout(format: ShardFormat, read: RangeReader, si
     const { batches, rows: batchRows } = await readArrowBatches(read, footer.info, where, opts.pieceChecksums ?? false);
     schema = footer.info.schema;
     layout = opts.pieceChecksums ? { kind: 'arrow', batches, pieceHash: PIECE_HASH, footerCrc32 } : { kind: 'arrow', batches };
+    if (opts.pieceChecksums && footer.info.dictionaryBlocks.length > 0) layout.dictionaries = await readArrowDictionaryChecksums(read, footer.info);
     rows = batchRows;
   } else {
     ({ schema, layout, rows } = await readArrowStreamLayout(read, size, where));

@@ -147,7 +147,21 @@ function validateShard(v: Validator, raw: unknown, at: string, varCols: Set<stri
     const sum = batches.reduce((a, b) => a + b.rows, 0);
     if (sum !== rows) v.fail(`${shAt}.layout.batches`, `hold ${sum} rows but the shard has ${rows}`);
     layout = { kind: 'arrow', batches };
-    pieceChecksums(v, layoutObj, layout, `${shAt}.layout`, batches.some((b) => b.crc32 !== undefined));
+    if (layoutObj.dictionaries !== undefined) {
+      layout.dictionaries = v.array(layoutObj.dictionaries, `${shAt}.layout.dictionaries`).map((d, i) => {
+        const dAt = `${shAt}.layout.dictionaries[${i}]`;
+        const o = v.object(d, dAt);
+        const dict = {
+          offset: v.count(o.offset, `${dAt}.offset`),
+          metadataLength: v.count(o.metadataLength, `${dAt}.metadataLength`),
+          bodyLength: v.count(o.bodyLength, `${dAt}.bodyLength`),
+          crc32: v.checksum(o.crc32, `${dAt}.crc32`),
+        };
+        if (dict.offset + dict.metadataLength + dict.bodyLength > bytes) v.fail(dAt, `ends past the shard's ${bytes} bytes`);
+        return dict;
+      });
+    }
+    pieceChecksums(v, layoutObj, layout, `${shAt}.layout`, batches.some((b) => b.crc32 !== undefined) || (layout.dictionaries?.length ?? 0) > 0);
   } else {
     if (layoutObj.kind !== 'parquet') v.fail(`${shAt}.layout.kind`, `must be "parquet" for a parquet shard, got ${JSON.stringify(layoutObj.kind)}`);
     const rowGroups = v.array(layoutObj.rowGroups, `${shAt}.layout.rowGroups`).map((g, i) => {

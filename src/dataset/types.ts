@@ -67,9 +67,20 @@ export interface ArrowBatchLayout {
 /** Algorithm of the per-piece checksums of a layout: zlib's CRC-32 (`zlib.crc32`). */
 export type PieceHash = 'crc32';
 
+/** One dictionary batch of an Arrow IPC file (the values of a dictionary-encoded column). */
+export interface ArrowDictionaryLayout {
+  offset: number;
+  metadataLength: number;
+  bodyLength: number;
+  /** Piece checksum (layout.pieceHash) of the batch's bytes, metadata + body. */
+  crc32: number;
+}
+
 export interface ArrowLayout {
   kind: 'arrow';
   batches: ArrowBatchLayout[];
+  /** The file's dictionary batches with their checksums; only where it has some and pieceHash is set. */
+  dictionaries?: ArrowDictionaryLayout[];
   /** Set when the layout carries piece checksums (batches[].crc32, footerCrc32). */
   pieceHash?: PieceHash;
   /** Checksum of the file's footer: flatbuffer + int32 length + "ARROW1" (the last footer length + 10 bytes). */

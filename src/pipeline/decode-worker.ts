@@ -135,6 +135,9 @@ async function openChecked(ref: ShardRef, read: ReadMode, checks: ShardChecks): 
       if (checked.size >= MAX_CHECKED_FILES) checked.delete(checked.values().next().value!);
       checked.add(checkedKey);
     }
+    if (checks.verifyPieces && handle.kind === 'arrow' && entry.layout.kind === 'arrow' && entry.layout.pieceHash !== undefined) {
+      handle.h.dictionaryChecks = new Map((entry.layout.dictionaries ?? []).map((d) => [d.offset, d.crc32]));
+    }
     return { handle, users: 0, identity, used: 0 };
   } catch (err) {
     closeHandle(handle);

@@ -5,6 +5,8 @@
 // layout: offsets + bytes for strings/binary, the element for numbers. Delta dictionaries (a
 // dictionary extended by later batches) and dictionaries in IPC streams are refused at index time.
 import { readSync } from 'node:fs';
+import { crc32 } from 'node:zlib';
+import { formatChecksum } from '../../dataset/piece-checksum.js';
 import { Type, type DataType } from 'apache-arrow';
 import { ErrorCodes, GpufeedError } from '../../errors.js';
 import { MAX_VAR_ELEMENTS, varColumnTooLong } from '../../pipeline/batch-layout.js';
@@ -58,14 +60,34 @@ function readAt(fd: number, length: number, position: number, shard: string, fil
   return out;
 }
 
+/** The manifest must hold a checksum for every dictionary batch of a shard whose pieces are verified. */
+function requireDictionaryChecksum(b: DictionaryBlock, checks: ReadonlyMap<number, number>, shard: string, file: string): void {
+  if (!checks.has(b.offset)) {
+    throw new GpufeedError(ErrorCodes.SHARD_CORRUPT, `shard ${shard}: the dictionary batch at byte ${b.offset} has no checksum in the manifest's layout.dictionaries, so its values cannot be verified; index the files again with this gpufeed (or pass --no-verify-pieces)`, { shard, path: file });
+  }
+}
+
+/** Metadata + body against the manifest's checksum: GPUFEED_HASH_MISMATCH naming shard and dictionary. */
+function checkDictionaryBatch(meta: Uint8Array, body: Uint8Array, b: DictionaryBlock, id: number, checks: ReadonlyMap<number, number>, shard: string, file: string): void {
+  const want = checks.get(b.offset)!;
+  const got = crc32(body, crc32(meta)) >>> 0;
+  if (got !== want) {
+    throw new GpufeedError(ErrorCodes.HASH_MISMATCH, `shard ${shard}: dictionary ${id} (the dictionary batch at byte ${b.offset}) checksums to ${formatChecksum(got)}, the manifest says ${formatChecksum(want)}; the shard is damaged (gpufeed verify checks the whole file)`, {
+      shard, path: file, piece: `dictionary ${id}`,
+    });
+  }
+}
+
 /** Reads dictionary `id` from the file's dictionary blocks (one non-delta batch per id, checked at index time). */
-export function readDictionary(fd: number, blocks: readonly DictionaryBlock[], index: DictionaryIndex, shard: string, file: string): DictionaryValues {
+export function readDictionary(fd: number, blocks: readonly DictionaryBlock[], index: DictionaryIndex, shard: string, file: string, checks?: ReadonlyMap<number, number>): DictionaryValues {
   for (const b of blocks) {
     const meta = readAt(fd, b.metadataLength, b.offset, shard, file);
+    if (checks) requireDictionaryChecksum(b, checks, shard, file);
     const { id, isDelta, header } = dictionaryBatchHeader(meta, `shard ${shard}`);
     if (id !== index.id) continue;
     if (isDelta) throw new GpufeedError(ErrorCodes.UNSUPPORTED_TYPE, `shard ${shard}: dictionary ${id} has delta batches, which gpufeed does not read in place; convert the files with \`gpufeed prep\``, { shard, path: file });
     const body = readAt(fd, b.bodyLength, b.offset + b.metadataLength, shard, file);
+    if (checks) checkDictionaryBatch(meta, body, b, id, checks, shard, file);
     const buffers = header.compression
       ? decompressBodyBuffers(body, header, `shard ${shard}: dictionary ${id}`)
       : header.buffers.map((r) => {
@@ -160,7 +182,7 @@ export function decodeDictionaryRows(index: DictionaryIndex, dict: DictionaryVal
 export function shardDictionary(h: ArrowShardHandle, index: DictionaryIndex): DictionaryValues {
   let d = h.dictionaries.get(index.id);
   if (!d) {
-    d = readDictionary(h.fd, h.dictionaryBlocks, index, h.ref.name, h.ref.file);
+    d = readDictionary(h.fd, h.dictionaryBlocks, index, h.ref.name, h.ref.file, h.dictionaryChecks);
     h.dictionaries.set(index.id, d);
   }
   return d;

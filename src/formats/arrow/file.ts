@@ -8,7 +8,7 @@ import { Footer } from 'apache-arrow/ipc/metadata/file';
 import { Message, type RecordBatch as RecordBatchHeader } from 'apache-arrow/ipc/metadata/message';
 import { ErrorCodes, GpufeedError } from '../../errors.js';
 import { valuesPerRow } from '../../dataset/columns.js';
-import type { ArrowBatchLayout, ArrowLayout, ColumnSpec } from '../../dataset/types.js';
+import type { ArrowBatchLayout, ArrowDictionaryLayout, ArrowLayout, ColumnSpec } from '../../dataset/types.js';
 import { arrowBodyDecoder } from './codecs.js';
 import { packBits } from './bits.js';
 import { columnBytes, sliceColumn, type ColumnData, type ShardColumns } from '../column-data.js';
@@ -235,6 +235,15 @@ export function checkBatchInPlace(header: RecordBatchHeader, schema: Schema, fir
   }
 }
 
+/** Each dictionary batch of the footer, read whole and checksummed (values reach batches too). */
+export async function readArrowDictionaryChecksums(read: RangeReader, info: ArrowFooterInfo): Promise<ArrowDictionaryLayout[]> {
+  const out: ArrowDictionaryLayout[] = [];
+  for (const b of info.dictionaryBlocks) {
+    out.push({ offset: b.offset, metadataLength: b.metadataLength, bodyLength: b.bodyLength, crc32: pieceChecksum(await read(b.offset, b.metadataLength + b.bodyLength)) });
+  }
+  return out;
+}
+
 /**
  * The dictionary batches the decoder reads as they are: one per dictionary id, none a delta (an
  * extension by later batches), a codec it knows.
@@ -304,5 +313,6 @@ export async function readArrowLayout(read: RangeReader, fileSize: number, where
   const { batches, rows } = await readArrowBatches(read, info, where, withChecksums);
   await checkDictionariesInPlace(read, info, where);
   const layout: ArrowLayout = withChecksums ? { kind: 'arrow', batches, pieceHash: PIECE_HASH, footerCrc32 } : { kind: 'arrow', batches };
+  if (withChecksums && info.dictionaryBlocks.length > 0) layout.dictionaries = await readArrowDictionaryChecksums(read, info);
   return { layout, rows, schema: info.schema, columns, footerCrc32 };
 }

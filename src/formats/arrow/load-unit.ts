@@ -44,6 +44,11 @@ export interface ArrowShardHandle {
   /** The footer's dictionary batches, and the dictionaries read so far (by id). */
   dictionaryBlocks: DictionaryBlock[];
   dictionaries: Map<number, DictionaryValues>;
+  /**
+   * Set when pieces are verified: each dictionary batch's checksum from the manifest, by file
+   * offset (a dictionary's values reach every batch that names them, so they are checked too).
+   */
+  dictionaryChecks?: ReadonlyMap<number, number>;
 }
 
 /** Buffers and nodes one field occupies in a record batch (Arrow columnar format, IPC v5). */
