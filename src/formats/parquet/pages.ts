@@ -4,6 +4,7 @@
 // reader can decode only the pages holding the rows it needs.
 import type { LeafPath } from './column-path.js';
 import { decompress, type Codec } from './codecs.js';
+import { snappyDecompress } from './snappy.js';
 import { bitWidthOf, levelStats, readHybrid, type LevelStats } from './hybrid-rle.js';
 import { Encoding, PAGE_DATA, PAGE_DATA_V2, PageFormatError, type PageHeader } from './page-header.js';
 import {
@@ -64,6 +65,33 @@ function levelsV1(page: Uint8Array, pos: number, encoding: number, max: number, 
 
 function checkMax(stats: LevelStats, max: number, what: string): void {
   if (stats.max > max) throw new PageFormatError(`${what} level ${stats.max} over the maximum ${max}`);
+}
+
+/**
+ * Rows and first repetition level of a v1 data page of a repeated column, from its repetition
+ * levels alone: a snappy page is decompressed only as far as those levels reach (they lead the
+ * page, the values follow), so a chunk's page directory costs a fraction of decoding it. The
+ * definition levels and values are checked when the page itself is decoded.
+ */
+export function pageRowsV1(info: ChunkInfo, header: PageHeader, body: Uint8Array): { rows: number; firstRep: number } {
+  const { maxRep } = info.path;
+  if (header.type !== PAGE_DATA || maxRep === 0) throw new PageFormatError('pageRowsV1 reads v1 pages of repeated columns');
+  if (header.repEncoding !== Encoding.RLE) throw new UnsupportedEncoding(`level encoding ${header.repEncoding}`);
+  const size = header.uncompressedSize;
+  let head: Uint8Array;
+  if (info.codec === 'SNAPPY') {
+    if (size < 4) throw new PageFormatError('levels length runs past the end of its page');
+    const len = dv(snappyDecompress(body, size, 4)).getUint32(0, true);
+    head = snappyDecompress(body, size, Math.min(size, 4 + len));
+  } else {
+    head = decompress(info.codec, body, size);
+  }
+  const n = header.numValues;
+  const rep = new Uint8Array(n);
+  const stats = levelStats(0);
+  levelsV1(head, 0, header.repEncoding, maxRep, n, rep, stats);
+  checkMax(stats, maxRep, 'repetition');
+  return { rows: stats.hits, firstRep: n > 0 ? rep[0]! : 0 };
 }
 
 /** Decodes a data page; `levelsOnly` skips the values (an empty array comes back for them). */

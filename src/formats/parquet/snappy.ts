@@ -3,7 +3,11 @@
 // worker ever saw and keeps it, so a writer's 50 MB single-page chunk would pin 100 MB per worker.
 import { PageFormatError } from './page-header.js';
 
-export function snappyDecompress(input: Uint8Array, size: number): Uint8Array {
+/**
+ * The `size` bytes `input` holds; with `stopAt` < size, only its first `stopAt` bytes (the levels
+ * at the head of a page, without the values behind them), checked as far as it read.
+ */
+export function snappyDecompress(input: Uint8Array, size: number, stopAt = size): Uint8Array {
   let pos = 0;
   let declared = 0;
   for (let shift = 1; ; shift *= 128) {
@@ -13,10 +17,11 @@ export function snappyDecompress(input: Uint8Array, size: number): Uint8Array {
     if (b < 0x80) break;
   }
   if (declared !== size) throw new PageFormatError(`snappy: stream holds ${declared} bytes, the page header says ${size}`);
-  const out = new Uint8Array(size);
+  const limit = Math.min(stopAt, size);
+  const out = new Uint8Array(limit);
   let o = 0;
   const n = input.length;
-  while (pos < n) {
+  while (pos < n && o < limit) {
     const tag = input[pos++]!;
     const kind = tag & 3;
     if (kind === 0) {
@@ -30,9 +35,10 @@ export function snappyDecompress(input: Uint8Array, size: number): Uint8Array {
       }
       len += 1;
       if (pos + len > n || o + len > size) throw new PageFormatError('snappy: literal past the end');
-      out.set(input.subarray(pos, pos + len), o);
+      const take = Math.min(len, limit - o);
+      out.set(input.subarray(pos, pos + take), o);
       pos += len;
-      o += len;
+      o += take;
       continue;
     }
     let len: number;
@@ -55,8 +61,9 @@ export function snappyDecompress(input: Uint8Array, size: number): Uint8Array {
     if (offset === 0 || offset > o || o + len > size) throw new PageFormatError('snappy: bad copy');
     // A copy is at most 64 bytes: a loop costs less than a call, and handles the overlapping case
     // (offset < len repeats the last `offset` bytes) as it is.
-    for (let k = 0; k < len; k++, o++) out[o] = out[o - offset]!;
+    const stop = Math.min(o + len, limit);
+    for (; o < stop; o++) out[o] = out[o - offset]!;
   }
-  if (o !== size) throw new PageFormatError(`snappy: stream ends after ${o} of ${size} bytes`);
+  if (o !== limit) throw new PageFormatError(`snappy: stream ends after ${o} of ${size} bytes`);
   return out;
 }

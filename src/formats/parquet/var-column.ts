@@ -15,7 +15,7 @@ import { ErrorCodes, GpufeedError } from '../../errors.js';
 import { leafPath } from './column-path.js';
 import type { Codec } from './codecs.js';
 import { PAGE_DATA, PAGE_DATA_V2, PAGE_DICTIONARY, PageFormatError, readPageHeader, type PageHeader } from './page-header.js';
-import { decodeDataPage, decodeDictionaryPage, UnsupportedEncoding, type ChunkInfo } from './pages.js';
+import { decodeDataPage, decodeDictionaryPage, pageRowsV1, UnsupportedEncoding, type ChunkInfo } from './pages.js';
 import { isByteValues, type PhysicalType, type Values } from './values.js';
 import { MAX_VAR_ELEMENTS, varColumnTooLong, type ColumnRegion } from '../../pipeline/batch-layout.js';
 import type { RowRun, ShardRef } from '../../pipeline/decode-messages.js';
@@ -181,8 +181,7 @@ function buildDirectory(h: VarShard, plan: ChunkPlan): Float64Array {
 /** Rows and first repetition level of a v1 page (levels decoded through decodeDataPage's checks). */
 function decodeLevelsOnly(info: ChunkInfo, header: PageHeader, body: Uint8Array): { rows: number; firstRep: number } {
   // Runs once per page per loader, for v1 pages of list columns only.
-  const page = decodeDataPage(info, header, body, undefined, true);
-  return { rows: page.numRows, firstRep: page.rep && page.rep.length > 0 ? page.rep[0]! : 0 };
+  return pageRowsV1(info, header, body);
 }
 
 /** Decoded dictionaries of the chunks this worker read last (a page needs its chunk's). */
