@@ -7,12 +7,10 @@ export function packBits(bytes: Uint8Array): Uint8Array {
   return out;
 }
 
-/** Bits -> one byte per value (0/1). `offset` is in bits, as Arrow Data carries it. */
-export function unpackBits(bits: Uint8Array, length: number, offset = 0): Uint8Array {
-  const out = new Uint8Array(length);
-  for (let i = 0; i < length; i++) {
-    const j = i + offset;
-    out[i] = (bits[j >> 3]! >> (j & 7)) & 1;
+/** Bits [bitStart, bitStart + count) -> one byte per value (0/1) at out[outStart...]. */
+export function unpackBits(bits: Uint8Array, bitStart: number, count: number, out: Uint8Array, outStart: number): void {
+  for (let i = 0; i < count; i++) {
+    const b = bitStart + i;
+    out[outStart + i] = (bits[b >> 3]! >> (b & 7)) & 1;
   }
-  return out;
 }

@@ -14,6 +14,7 @@ import type { RowRun } from '../../pipeline/decode-messages.js';
 import { MAX_VAR_ELEMENTS, varColumnTooLong } from '../../pipeline/batch-layout.js';
 import { copyViewRows, isViewType, VIEW_BYTES } from './view-columns.js';
 import { arrowConversion, conversionFits, convertRows, storedBytes } from './converted-columns.js';
+import { unpackBits } from './bits.js';
 
 interface Decompressed {
   unit: number;
@@ -46,13 +47,6 @@ function decompressedBuffers(h: ArrowShardHandle, run: RowRun, header: RecordBat
   const buffers = decompressBodyBuffers(body, header, `shard ${h.ref.name}: record batch ${run.unit}`, h.ref.file);
   lastBody.set(h, { unit: run.unit, buffers });
   return buffers;
-}
-
-function unpackBits(bits: Uint8Array, bitStart: number, count: number, out: Uint8Array, outStart: number): void {
-  for (let i = 0; i < count; i++) {
-    const b = bitStart + i;
-    out[outStart + i] = (bits[b >> 3]! >> (b & 7)) & 1;
-  }
 }
 
 /**

@@ -17,6 +17,7 @@ import { copyViewRows, isViewType, variadicBuffersBefore, viewFieldCount, VIEW_B
 import { arrowConversion, conversionFits, convertRows, storedBytes, type ArrowConversion } from './converted-columns.js';
 import { MAX_VAR_ELEMENTS, varColumnTooLong, type ColumnRegion } from '../../pipeline/batch-layout.js';
 import type { RowRun, ShardRef } from '../../pipeline/decode-messages.js';
+import { unpackBits } from './bits.js';
 
 /** Where one top-level column's nodes and buffers start in every record batch of the file. */
 interface ColumnPlacement {
@@ -297,13 +298,6 @@ export class RunReads {
 function mappedReadError(err: unknown, ref: ShardRef): unknown {
   if (!(err instanceof GpufeedError) || err.code !== ErrorCodes.SHARD_CORRUPT) return err;
   return new GpufeedError(ErrorCodes.SHARD_CORRUPT, `shard ${ref.name}: ${err.message.replace(/^file map \d+: /, '')}`, { ...err.details, shard: ref.name, path: ref.file }, { cause: err });
-}
-
-function unpackBits(bits: Uint8Array, bitStart: number, count: number, out: Uint8Array, outStart: number): void {
-  for (let i = 0; i < count; i++) {
-    const b = bitStart + i;
-    out[outStart + i] = (bits[b >> 3]! >> (b & 7)) & 1;
-  }
 }
 
 /** Work that needs scratch bytes read in the first round: bitmaps to unpack, offsets to rebase. */
