@@ -11,15 +11,8 @@ import { join } from 'node:path';
 import { cliArgv } from '../helpers/cli-command.js';
 import { Loader, GpufeedError, ErrorCodes, isVarColumn } from '../../src/index.js';
 import type { ManifestV1 } from '../../src/dataset/types.js';
+import { pythonHas } from '../helpers/python-modules.js';
 
-function pyarrow(): boolean {
-  try {
-    execFileSync('python3', ['-c', 'import pyarrow'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 const WORDS = ['alpha', 'bravo', 'charlie', 'delta'];
 
@@ -38,7 +31,7 @@ async function strings(dir: string, verifyPieces: boolean): Promise<string[]> {
   return out;
 }
 
-test('a damaged dictionary batch is a hash mismatch naming the dictionary', { skip: !pyarrow() && 'python3 with pyarrow is not installed' }, async (t) => {
+test('a damaged dictionary batch is a hash mismatch naming the dictionary', { skip: !pythonHas('pyarrow') && 'python3 with pyarrow is not installed' }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'gpufeed-dict-crc-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const file = join(dir, 'data.arrow');

@@ -11,19 +11,12 @@ import { indexDataset } from '../../src/cli/index-cmd.js';
 import { prepDataset, writeManifest } from '../../src/dataset/index.js';
 import { openStore } from '../../src/storage/index.js';
 import { Loader } from '../../src/index.js';
+import { pythonHas } from '../helpers/python-modules.js';
 
 const ROWS = 57;
 const PER = 5;
 const maskOf = (i: number): boolean[] => Array.from({ length: PER }, (_, k) => (i + k) % 3 === 0);
 
-function pyarrow(): boolean {
-  try {
-    execFileSync('python3', ['-c', 'import pyarrow'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** id -> mask as delivered, over one shuffled epoch with several workers. */
 async function masks(dir: string): Promise<Map<number, boolean[]>> {
@@ -57,7 +50,7 @@ for (const format of ['arrow', 'parquet'] as const) {
   });
 }
 
-test('a fixed_size_list<bool> in pyarrow\'s default (LZ4) Feather, indexed in place', { skip: !pyarrow() && 'python3 with pyarrow is not installed' }, async (t) => {
+test('a fixed_size_list<bool> in pyarrow\'s default (LZ4) Feather, indexed in place', { skip: !pythonHas('pyarrow') && 'python3 with pyarrow is not installed' }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'gpufeed-fixed-bool-pa-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const script = `

@@ -14,6 +14,7 @@ import { snappyCompress } from '../../src/formats/parquet/snappy-compress.js';
 import { decodeDataPage, pageRowsV1, type ChunkInfo } from '../../src/formats/parquet/pages.js';
 import { PAGE_DATA, readPageHeader } from '../../src/formats/parquet/page-header.js';
 import { leafPath } from '../../src/formats/parquet/column-path.js';
+import { pythonHas } from '../helpers/python-modules.js';
 
 test('snappy decompression stopped at any prefix equals the head of the whole', () => {
   const input = new Uint8Array(50_000);
@@ -26,16 +27,8 @@ test('snappy decompression stopped at any prefix equals the head of the whole', 
   }
 });
 
-function pyarrow(): boolean {
-  try {
-    execFileSync('python3', ['-c', 'import pyarrow'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
-test('pageRowsV1 counts what decoding the whole page counts, for every codec pyarrow writes', { skip: !pyarrow() && 'python3 with pyarrow is not installed' }, (t) => {
+test('pageRowsV1 counts what decoding the whole page counts, for every codec pyarrow writes', { skip: !pythonHas('pyarrow') && 'python3 with pyarrow is not installed' }, (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'gpufeed-page-rows-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   let pages = 0;
