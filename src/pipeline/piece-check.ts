@@ -9,7 +9,8 @@
 // (for a record batch, after its slot's copies and a hash of the next unclaimed batch: DeferredPiece).
 // The hash runs in the addon (memory/map-checksum.ts): on the mmap read path in place over the
 // mapping, with no copy; on the pread path over the bytes read.
-import { closeSync, fstatSync, openSync, readSync, statSync, type BigIntStats } from 'node:fs';
+import { closeSync, fstatSync, openSync, statSync, type BigIntStats } from 'node:fs';
+import { readFully } from '../util/read-fully.js';
 import { performance } from 'node:perf_hooks';
 import type { FileMetaData } from 'hyparquet';
 import { ErrorCodes, GpufeedError } from '../errors.js';
@@ -33,20 +34,16 @@ function shortRead(ref: ShardRef, position: number, length: number, got: number)
   return new GpufeedError(ErrorCodes.SHARD_CORRUPT, `shard ${ref.name}: file ends at ${position + got}, wanted ${length} bytes at ${position}`, { shard: ref.name, path: ref.file });
 }
 
-function readFully(fd: number, ref: ShardRef, out: Uint8Array, position: number): void {
-  let done = 0;
-  while (done < out.length) {
-    const n = readSync(fd, out, done, out.length - done, position + done);
-    if (n === 0) throw shortRead(ref, position, out.length, done);
-    done += n;
-  }
+function readShardBytes(fd: number, ref: ShardRef, out: Uint8Array, position: number): void {
+  const got = readFully(fd, out, position);
+  if (got < out.length) throw shortRead(ref, position, out.length, got);
 }
 
 /** Ranged reads of an open shard file, for the footer readers. */
 export function fdRangeReader(fd: number, ref: ShardRef): RangeReader {
   return async (offset, length) => {
     const out = new Uint8Array(length);
-    readFully(fd, ref, out, offset);
+    readShardBytes(fd, ref, out, offset);
     return out;
   };
 }
@@ -300,7 +297,7 @@ export class PieceVerifier {
     }
     if (this.#scratch.length < length) this.#scratch = new Uint8Array(Math.max(length, this.#scratch.length * 2));
     const buf = this.#scratch.subarray(0, length);
-    readFully(fd, ref, buf, offset);
+    readShardBytes(fd, ref, buf, offset);
     return hashBuffer(buf);
   }
 

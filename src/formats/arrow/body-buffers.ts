@@ -5,12 +5,12 @@ import type { RecordBatch as RecordBatchHeader } from 'apache-arrow/ipc/metadata
 import { ErrorCodes, GpufeedError } from '../../errors.js';
 import { arrowBodyDecoder, CodecError } from './codecs.js';
 
-/** Each buffer of a compressed body (record batch or dictionary batch), decompressed; `where` names the batch in errors. */
-export function decompressBodyBuffers(body: Uint8Array, header: RecordBatchHeader, where: string, file?: string): Uint8Array[] {
+/** Each buffer of a compressed body (record batch or dictionary batch), decompressed; `where` names the batch in errors, `details` go with them. */
+export function decompressBodyBuffers(body: Uint8Array, header: RecordBatchHeader, where: string, details: Record<string, unknown> = {}): Uint8Array[] {
   const codec = header.compression!.type as number;
   const decode = arrowBodyDecoder(codec);
-  const bad = (why: string) => new GpufeedError(ErrorCodes.SHARD_CORRUPT, `${where}: ${why}`, file ? { path: file } : {});
-  if (!decode) throw new GpufeedError(ErrorCodes.UNSUPPORTED_TYPE, `${where} uses Arrow compression codec ${codec}, which gpufeed does not know (it reads LZ4_FRAME and ZSTD)`, {});
+  const bad = (why: string) => new GpufeedError(ErrorCodes.SHARD_CORRUPT, `${where}: ${why}`, details);
+  if (!decode) throw new GpufeedError(ErrorCodes.UNSUPPORTED_TYPE, `${where} uses Arrow compression codec ${codec}, which gpufeed does not know (it reads LZ4_FRAME and ZSTD)`, details);
   const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
   return header.buffers.map((b, i) => {
     if (b.length === 0) return new Uint8Array(0);

@@ -2,12 +2,11 @@
 // Feather v2 by default). Buffers of such a body cannot be read by ranged reads, so the whole body
 // of a record batch is read once, each buffer decompressed, and rows copied from memory into the
 // slot. The last decompressed batch of each shard handle is kept: a batch's runs mostly share it.
-import { readSync } from 'node:fs';
 import { Type, type Field } from 'apache-arrow';
 import type { RecordBatch as RecordBatchHeader } from 'apache-arrow/ipc/metadata/message';
 import { ErrorCodes, GpufeedError } from '../../errors.js';
-import { arrowBodyDecoder } from './codecs.js';
 import { decompressBodyBuffers } from './body-buffers.js';
+import { readFully } from '../../util/read-fully.js';
 import type { ArrowShardHandle, CopyOps, SlotTarget } from './load-unit.js';
 import { decodeDictionaryRows, shardDictionary, type DictionaryIndex } from './dictionary-columns.js';
 import type { RowRun } from '../../pipeline/decode-messages.js';
@@ -32,19 +31,11 @@ function decompressedBuffers(h: ArrowShardHandle, run: RowRun, header: RecordBat
   const hit = lastBody.get(h);
   if (hit && hit.unit === run.unit) return hit.buffers;
   const block = run.block!;
-  const codec = header.compression!.type as number;
-  const decode = arrowBodyDecoder(codec);
-  if (!decode) {
-    throw new GpufeedError(ErrorCodes.UNSUPPORTED_TYPE, `shard ${h.ref.name}: record batch ${run.unit} uses Arrow compression codec ${codec}, which gpufeed does not know (it reads LZ4_FRAME and ZSTD)`, { shard: h.ref.name });
-  }
   const body = new Uint8Array(block.bodyLength);
   const start = block.offset + block.metadataLength;
-  for (let done = 0; done < body.length;) {
-    const n = readSync(h.fd, body, done, body.length - done, start + done);
-    if (n === 0) throw corrupt(h, `file ends at ${start + done}, inside record batch ${run.unit}`);
-    done += n;
-  }
-  const buffers = decompressBodyBuffers(body, header, `shard ${h.ref.name}: record batch ${run.unit}`, h.ref.file);
+  const got = readFully(h.fd, body, start);
+  if (got < body.length) throw corrupt(h, `file ends at ${start + got}, inside record batch ${run.unit}`);
+  const buffers = decompressBodyBuffers(body, header, `shard ${h.ref.name}: record batch ${run.unit}`, { shard: h.ref.name, path: h.ref.file });
   lastBody.set(h, { unit: run.unit, buffers });
   return buffers;
 }

@@ -4,7 +4,7 @@
 // (small: the distinct values) and every row's value copied into the slot in the value type's
 // layout: offsets + bytes for strings/binary, the element for numbers. Delta dictionaries (a
 // dictionary extended by later batches) and dictionaries in IPC streams are refused at index time.
-import { readSync } from 'node:fs';
+import { readFully } from '../../util/read-fully.js';
 import { crc32 } from 'node:zlib';
 import { formatChecksum } from '../../dataset/piece-checksum.js';
 import { Type, type DataType } from 'apache-arrow';
@@ -52,11 +52,8 @@ function corrupt(shard: string, file: string, why: string): GpufeedError {
 
 function readAt(fd: number, length: number, position: number, shard: string, file: string): Uint8Array {
   const out = new Uint8Array(length);
-  for (let done = 0; done < length;) {
-    const n = readSync(fd, out, done, length - done, position + done);
-    if (n === 0) throw corrupt(shard, file, `file ends at ${position + done}, inside a dictionary batch`);
-    done += n;
-  }
+  const got = readFully(fd, out, position);
+  if (got < length) throw corrupt(shard, file, `file ends at ${position + got}, inside a dictionary batch`);
   return out;
 }
 
@@ -89,7 +86,7 @@ export function readDictionary(fd: number, blocks: readonly DictionaryBlock[], i
     const body = readAt(fd, b.bodyLength, b.offset + b.metadataLength, shard, file);
     if (checks) checkDictionaryBatch(meta, body, b, id, checks, shard, file);
     const buffers = header.compression
-      ? decompressBodyBuffers(body, header, `shard ${shard}: dictionary ${id}`)
+      ? decompressBodyBuffers(body, header, `shard ${shard}: dictionary ${id}`, { shard, path: file })
       : header.buffers.map((r) => {
         if (r.offset < 0 || r.offset + r.length > body.length) throw corrupt(shard, file, `dictionary ${id}: a buffer lies outside the body`);
         return body.subarray(r.offset, r.offset + r.length);

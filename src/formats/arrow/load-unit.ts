@@ -4,7 +4,8 @@
 // of a whole task are gathered first (ArrowTaskReads) and issued in at most three native calls
 // (slot reads + scratch reads, then the values of variable-length columns), since per-row calls
 // across the JS/native boundary cost more than the 8 KB copies themselves.
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, openSync } from 'node:fs';
+import { readFully } from '../../util/read-fully.js';
 import { Footer } from 'apache-arrow/ipc/metadata/file';
 import { Message, type RecordBatch as RecordBatchHeader } from 'apache-arrow/ipc/metadata/message';
 import { Type, type DataType, type Field, type Schema } from 'apache-arrow';
@@ -78,12 +79,8 @@ function corrupt(ref: ShardRef, message: string): GpufeedError {
 }
 
 function readExactly(fd: number, ref: ShardRef, buf: Uint8Array, position: number): void {
-  let done = 0;
-  while (done < buf.length) {
-    const n = readSync(fd, buf, done, buf.length - done, position + done);
-    if (n === 0) throw corrupt(ref, `file ends at ${position + done}, wanted ${buf.length} bytes at ${position}`);
-    done += n;
-  }
+  const got = readFully(fd, buf, position);
+  if (got < buf.length) throw corrupt(ref, `file ends at ${position + got}, wanted ${buf.length} bytes at ${position}`);
 }
 
 export function openArrowShard(ref: ShardRef, read: ReadMode = 'pread'): ArrowShardHandle {

@@ -4,7 +4,7 @@
 // stream split; data pages v1 and v2; every codec it knows); levels are only checked (every row has
 // exactly its shape's values, none null). Anything else (nulls, ragged rows, types that need
 // conversion, an encoding the decoder lacks) returns undefined and takes the generic path.
-import { readSync } from 'node:fs';
+import { readFully } from '../../util/read-fully.js';
 import type { ColumnChunk, FileMetaData, SchemaElement } from 'hyparquet';
 import type { DType } from '../../dataset/types.js';
 import { ErrorCodes, GpufeedError } from '../../errors.js';
@@ -57,12 +57,8 @@ export interface FlatColumn {
 
 function readChunkBytes(fd: number, ref: ShardRef, start: number, length: number): Uint8Array {
   const out = new Uint8Array(length);
-  let done = 0;
-  while (done < length) {
-    const n = readSync(fd, out, done, length - done, start + done);
-    if (n === 0) throw new GpufeedError(ErrorCodes.SHARD_CORRUPT, `shard ${ref.name}: file ends at ${start + done}, wanted bytes up to ${start + length}`, { shard: ref.name, path: ref.file });
-    done += n;
-  }
+  const got = readFully(fd, out, start);
+  if (got < length) throw new GpufeedError(ErrorCodes.SHARD_CORRUPT, `shard ${ref.name}: file ends at ${start + got}, wanted bytes up to ${start + length}`, { shard: ref.name, path: ref.file });
   return out;
 }
 

@@ -4,7 +4,8 @@
 // variable-length columns page by page in Arrow's layout (var-column.ts). Only what neither can
 // read (types that need conversion) goes through hyparquet's row assembly, a row group at a time,
 // in a small per-worker cache.
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, openSync } from 'node:fs';
+import { readFully } from '../../util/read-fully.js';
 import { brotliDecompressSync, gunzipSync } from 'node:zlib';
 import { parquetMetadata, parquetRead, type Compressors, type FileMetaData } from 'hyparquet';
 import { compressors as jsCompressors } from 'hyparquet-compressors';
@@ -59,12 +60,8 @@ function corrupt(ref: ShardRef, message: string): GpufeedError {
 
 function readRange(fd: number, ref: ShardRef, start: number, end: number): ArrayBuffer {
   const out = new Uint8Array(end - start);
-  let done = 0;
-  while (done < out.length) {
-    const n = readSync(fd, out, done, out.length - done, start + done);
-    if (n === 0) throw corrupt(ref, `file ends at ${start + done}, wanted bytes up to ${end}`);
-    done += n;
-  }
+  const got = readFully(fd, out, start);
+  if (got < out.length) throw corrupt(ref, `file ends at ${start + got}, wanted bytes up to ${end}`);
   return out.buffer;
 }
 

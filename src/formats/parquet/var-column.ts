@@ -8,7 +8,7 @@
 // by one worker from the page headers, and shared through the same cache). A column this path
 // cannot read (a type it would have to convert, a row continued across pages, an encoding the
 // decoder lacks) returns false and takes the generic path.
-import { readSync } from 'node:fs';
+import { readFully } from '../../util/read-fully.js';
 import type { ColumnChunk, FileMetaData, SchemaElement } from 'hyparquet';
 import type { DType } from '../../dataset/types.js';
 import { ErrorCodes, GpufeedError } from '../../errors.js';
@@ -115,12 +115,8 @@ function corrupt(h: VarShard, unit: number, region: ColumnRegion, message: strin
 function readAt(h: VarShard, start: number, length: number, limit: number): Uint8Array {
   const n = Math.max(0, Math.min(length, limit - start));
   const out = new Uint8Array(n);
-  let done = 0;
-  while (done < n) {
-    const got = readSync(h.fd, out, done, n - done, start + done);
-    if (got === 0) throw new PageFormatError(`file ends at ${start + done}, wanted bytes up to ${start + n}`);
-    done += got;
-  }
+  const got = readFully(h.fd, out, start);
+  if (got < n) throw new PageFormatError(`file ends at ${start + got}, wanted bytes up to ${start + n}`);
   return out;
 }
 
