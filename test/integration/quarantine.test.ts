@@ -16,6 +16,8 @@ import type { ManifestV1 } from '../../src/dataset/types.js';
 import { ErrorCodes, GpufeedError, isVarColumn, Loader, type Batch, type LoaderOptions, type ResumeState } from '../../src/index.js';
 import { ROOT } from '../fixtures/run-cli.js';
 import { cliArgv } from '../helpers/cli-command.js';
+import { startS3Server, S3RVER_CREDENTIALS } from '../helpers/s3-server.js';
+import { GetObjectCommand } from '@aws-sdk/client-s3';
 
 const ROWS = 1200;
 const TOKENS = 16;
@@ -272,4 +274,65 @@ test('gpufeed dump --on-corrupt skip finishes, marks the rows and writes the log
   const failed = await dump();
   assert.equal(failed.code, 2, failed.stderr);
   assert.match(failed.stderr, new RegExp(`GPUFEED_SHARD_CORRUPT: shard ${entry.path.replace(/[.]/g, '\\.')}`));
+});
+
+test('from S3: a shard whose download fails its hash is quarantined; the resumed run never downloads it again', async (t) => {
+  const creds = { AWS_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId, AWS_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey, AWS_REGION: 'us-east-1' };
+  const saved = { ...process.env };
+  Object.assign(process.env, creds);
+  t.after(() => {
+    for (const k of Object.keys(creds)) {
+      if (saved[k] === undefined) delete process.env[k];
+      else process.env[k] = saved[k];
+    }
+  });
+  const dir = mkdtempSync(join(tmpdir(), 'gpufeed-quarantine-s3-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const server = await startS3Server(['data']);
+  t.after(() => server.close());
+  const input = join(dir, 'rows.jsonl');
+  writeFileSync(input, Array.from({ length: 300 }, (_, i) => JSON.stringify({ tokens: Array.from({ length: TOKENS }, (_, k) => i + k), label: i, text: `s${i}` })).join('\n'));
+  const manifest = await prepDataset([input], {
+    out: 's3://data/ds', format: 'arrow', shapes: { tokens: [TOKENS] }, types: { tokens: 'int32', label: 'int64' }, shardSize: 8 * 1024,
+    workers: 0, progress: false, storeOptions: { s3Endpoint: server.endpoint },
+  });
+  assert.ok(manifest.shards.length >= 3, `${manifest.shards.length} shards`);
+  // Shard 1 damaged in the bucket: same size, one byte flipped, so only the download's hash tells.
+  const entry = manifest.shards[1]!;
+  const got = await server.client.send(new GetObjectCommand({ Bucket: 'data', Key: `ds/${entry.path}` }));
+  const body = Buffer.from(await got.Body!.transformToByteArray());
+  body[body.length >> 1] ^= 0x01;
+  await server.putObject('data', `ds/${entry.path}`, body);
+
+  const common = { batchSize: 10, workers: 1, pin: false, shuffle: 'none' as const, onCorrupt: 'skip' as const, minFreeBytes: 0, cacheBytes: 64 << 20, s3Endpoint: server.endpoint };
+  const load = async (cacheDir: string, resume?: ResumeState): Promise<{ batches: { ids: number[]; quarantined: number[] }[]; state?: ResumeState; stats: ReturnType<Loader['stats']> }> => {
+    const loader = await Loader.open('s3://data/ds', { ...common, cacheDir, ...(resume ? { resume } : {}) });
+    const batches: { ids: number[]; quarantined: number[] }[] = [];
+    let state: ResumeState | undefined;
+    try {
+      for await (const b of loader) {
+        batches.push({ ids: [...b.ids], quarantined: [...b.quarantined] });
+        if (!state && b.quarantined.length > 0) state = loader.state();
+      }
+      return { batches, state, stats: loader.stats() };
+    } finally {
+      await loader.close();
+    }
+  };
+  const first = await load(join(dir, 'cache1'));
+  assert.ok(first.stats.storage!.hashMismatches >= 1, 'the damaged download was caught');
+  assert.equal(first.stats.quarantinedPieces, 1);
+  assert.equal(first.stats.quarantinedSamples, entry.rows);
+  assert.ok(first.state, 'a batch had quarantined rows');
+  assert.deepEqual(first.state.quarantined, [{ shard: 1, path: entry.path, code: ErrorCodes.HASH_MISMATCH }]);
+  const bad = new Set(globalRange(manifest, 1, -1));
+  for (const b of first.batches) b.ids.forEach((id, i) => assert.equal(b.quarantined.includes(i), bad.has(id), `sample ${id}`));
+
+  // A fresh cache: every download the resumed run makes is counted, and none is of the bad shard.
+  const resumed = await load(join(dir, 'cache2'), JSON.parse(JSON.stringify(first.state)) as ResumeState);
+  const at = first.batches.findIndex((b) => b.quarantined.length > 0);
+  assert.deepEqual(resumed.batches, first.batches.slice(at + 1));
+  assert.equal(resumed.stats.storage!.hashMismatches, 0, 'the bad shard was not downloaded again');
+  assert.equal(resumed.stats.quarantinedPieces, 0);
+  assert.equal(resumed.stats.storage!.downloads, manifest.shards.length - 2, 'only the good shards after the resume point');
 });
