@@ -12,6 +12,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileS
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { prepDataset } from '../../src/dataset/prep.js';
+import { makeDemoDataset } from '../../src/dataset/demo.js';
 import type { ManifestV1 } from '../../src/dataset/types.js';
 import { ErrorCodes, GpufeedError, isVarColumn, Loader, type Batch, type LoaderOptions, type ResumeState } from '../../src/index.js';
 import { ROOT } from '../fixtures/run-cli.js';
@@ -341,4 +342,48 @@ test('from S3: a shard whose download fails its hash is quarantined; the resumed
   assert.deepEqual(resumed.batches, first.batches.slice(at + 1));
   assert.equal(resumed.stats.quarantinedPieces, 0);
   assert.deepEqual([...resumed.downloads].sort(), manifest.shards.slice(2).map((s) => s.path).sort(), 'only the good shards after the resume point, never the bad one');
+});
+
+test('a shard truncated under its mapping mid-run: with skip the run ends normally, the rows past the cut quarantined, every other row right', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'gpufeed-quarantine-cut-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const manifest = await makeDemoDataset(dir, { rows: 2000, seqLen: 256, format: 'arrow', shardSize: '8MiB', overwrite: true });
+  assert.equal(manifest.shards.length, 1);
+  const file = join(dir, manifest.shards[0]!.path);
+  const opts: LoaderOptions = { batchSize: 8, workers: 1, slots: 2, shuffle: 'none', pin: false, read: 'mmap', columns: ['input_ids'] };
+  const rowOf = (b: Batch, i: number): string => {
+    const c = b.columns.input_ids as Int32Array;
+    return Buffer.from(c.buffer, c.byteOffset + i * 1024, 1024).toString('base64');
+  };
+  const want = new Map<number, string>();
+  const intact = await Loader.open(dir, { ...opts, read: 'pread' });
+  for await (const b of intact) b.ids.forEach((id, i) => want.set(id, rowOf(b, i)));
+  await intact.close();
+
+  const loader = await Loader.open(dir, { ...opts, onCorrupt: 'skip' });
+  let batches = 0;
+  let good = 0;
+  let replaced = 0;
+  try {
+    for await (const b of loader) {
+      batches += 1;
+      if (batches === 1) truncateSync(file, 300_000);
+      const q = new Set(b.quarantined);
+      b.ids.forEach((id, i) => {
+        if (q.has(i)) {
+          replaced += 1;
+          return;
+        }
+        good += 1;
+        assert.equal(rowOf(b, i), want.get(id), `sample ${id} came back changed`);
+      });
+      assert.ok(batches <= 250, 'bounded');
+    }
+  } finally {
+    await loader.close();
+  }
+  assert.equal(batches, 250, 'every step delivered');
+  assert.equal(good + replaced, 2000);
+  assert.ok(replaced > 0 && good >= 8, `${good} good rows, ${replaced} quarantined`);
+  assert.equal(loader.stats().quarantinedSamples, replaced);
 });
