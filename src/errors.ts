@@ -31,6 +31,8 @@ export const ErrorCodes = {
   WORLD_INVALID: 'GPUFEED_WORLD_INVALID',
   /** A resume state does not fit the dataset or options it is resumed with. */
   RESUME_MISMATCH: 'GPUFEED_RESUME_MISMATCH',
+  /** More rows were quarantined (onCorrupt: 'skip') than the maxQuarantined option allows. */
+  QUARANTINE_LIMIT: 'GPUFEED_QUARANTINE_LIMIT',
   /** Storage: object or bucket not found. */
   STORAGE_NOT_FOUND: 'GPUFEED_STORAGE_NOT_FOUND',
   /** Storage: credentials refused. */

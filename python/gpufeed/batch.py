@@ -24,7 +24,7 @@ class Batch:
     ``pad=True``, a ``PaddedColumn(values, lengths)``. Not a Mapping on purpose: the PyTorch
     DataLoader hands it through unchanged with ``batch_size=None``."""
 
-    __slots__ = ("epoch", "step", "seq", "ids", "size", "_columns", "_valid", "_loader", "_session", "__weakref__")
+    __slots__ = ("epoch", "step", "seq", "ids", "quarantined", "size", "_columns", "_valid", "_loader", "_session", "__weakref__")
 
     def __init__(
         self,
@@ -36,6 +36,7 @@ class Batch:
         ids: np.ndarray,
         columns: Dict[str, Any],
         valid: Dict[str, Any],
+        quarantined: Optional[List[int]] = None,
     ) -> None:
         self.epoch = epoch
         #: Step within the epoch on this rank, from 0.
@@ -44,6 +45,9 @@ class Batch:
         self.seq = seq
         #: Global sample ids, in row order (int64 numpy array).
         self.ids = ids
+        #: Row indices whose sample was quarantined (``on_corrupt="skip"``): each holds a copy of
+        #: another row of this batch (README, "Quarantine"); mask them out of the loss. Empty when none.
+        self.quarantined: List[int] = quarantined if quarantined is not None else []
         self.size = int(ids.shape[0])
         self._columns: Optional[Dict[str, Any]] = columns
         self._valid: Optional[Dict[str, Any]] = valid

@@ -125,7 +125,11 @@ class Loader(_torch.DatasetBase):
     it, and slots here hold the dataset's largest rows), decode_cache_bytes (decoded Parquet pieces
     the server's decode threads share; default 1 GiB), pin,
     verify_pieces (default True: each record batch / column chunk is checked against its manifest
-    checksum as it is read; the CLI's ``--no-verify-pieces`` when False), and for
+    checksum as it is read; the CLI's ``--no-verify-pieces`` when False), on_corrupt ('fail', the
+    default, or 'skip': a corrupt piece or shard is quarantined, its rows replaced by other rows of
+    their batch and listed in ``batch.quarantined``; README, "Quarantine"), max_quarantined (with
+    'skip': rows per epoch, a count or a fraction < 1, before GPUFEED_QUARANTINE_LIMIT),
+    quarantine_log (a JSON Lines file of the events), and for
     remote datasets cache_dir, cache_bytes, min_free_bytes (bytes or '200GiB') and s3_endpoint;
     ``s3_timeout`` (seconds: the deadline of one storage request, all retries included; default 60)
     and ``s3_first_byte_timeout`` (seconds: an attempt with no response by then is retried;
@@ -170,6 +174,9 @@ class Loader(_torch.DatasetBase):
         decode_cache_bytes: Optional[Any] = None,
         pin: bool = True,
         verify_pieces: bool = True,
+        on_corrupt: Optional[str] = None,
+        max_quarantined: Optional[float] = None,
+        quarantine_log: Optional[str] = None,
         cache_dir: Optional[str] = None,
         cache_bytes: Optional[Any] = None,
         min_free_bytes: Optional[Any] = None,
@@ -229,6 +236,18 @@ class Loader(_torch.DatasetBase):
             raise GpufeedError(INVALID_OPTION, f"option verify_pieces: must be True or False, got {verify_pieces!r}", {"option": "verify_pieces"})
         if not verify_pieces:
             flags.append("--no-verify-pieces")
+        if on_corrupt is not None:
+            if on_corrupt not in ("fail", "skip"):
+                raise GpufeedError(INVALID_OPTION, f"option on_corrupt: must be 'fail' or 'skip', got {on_corrupt!r}", {"option": "on_corrupt"})
+            flags.extend(["--on-corrupt", on_corrupt])
+        if max_quarantined is not None:
+            if isinstance(max_quarantined, bool) or not isinstance(max_quarantined, (int, float)) or not max_quarantined >= 0:
+                raise GpufeedError(INVALID_OPTION, f"option max_quarantined: must be a count or a fraction < 1, got {max_quarantined!r}", {"option": "max_quarantined"})
+            flags.extend(["--max-quarantined", repr(max_quarantined)])
+        if quarantine_log is not None:
+            if not isinstance(quarantine_log, str) or not quarantine_log:
+                raise GpufeedError(INVALID_OPTION, f"option quarantine_log: must be a file path, got {quarantine_log!r}", {"option": "quarantine_log"})
+            flags.extend(["--quarantine-log", quarantine_log])
         # Storage: sizes as an int of bytes or a string with units ("200GiB"); checked by the server.
         for name, flag, v in (("cache_dir", "--cache-dir", cache_dir), ("s3_endpoint", "--s3-endpoint", s3_endpoint),
                               ("cache_bytes", "--cache-bytes", cache_bytes), ("min_free_bytes", "--min-free-bytes", min_free_bytes),
@@ -479,7 +498,8 @@ class Loader(_torch.DatasetBase):
             if v is not None:
                 valid[r.name] = v
         ids = np.asarray(msg["ids"], dtype=np.int64)
-        return Batch(self, s.id, int(msg["seq"]), int(msg["epoch"]), int(msg["step"]), ids, columns, valid)
+        quarantined = [int(r) for r in msg.get("quarantined") or []]
+        return Batch(self, s.id, int(msg["seq"]), int(msg["epoch"]), int(msg["step"]), ids, columns, valid, quarantined)
 
     # -- holding batches -----------------------------------------------------------------------
 

@@ -57,6 +57,8 @@ export interface BatchMessage {
   ids: number[];
   /** Variable-length columns: elements used in the values region (offsets[rows]). */
   used: Record<string, number>;
+  /** Rows whose sample was quarantined and that hold a copy of another row (onCorrupt 'skip'); absent when none. */
+  quarantined?: number[];
 }
 
 export interface EndMessage {

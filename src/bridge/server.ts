@@ -21,6 +21,8 @@ export interface BridgeBatch {
   readonly epoch: number;
   readonly step: number;
   readonly ids: readonly number[];
+  /** Rows replaced by quarantine (pipeline/quarantine.ts). */
+  readonly quarantined?: readonly number[];
   readonly size: number;
   readonly slabId: number;
   readonly columns: Record<string, ColumnData>;
@@ -265,7 +267,9 @@ export class BridgeServer {
       const col = b.columns[region.name];
       if (col && isVarColumn(col)) used[region.name] = col.offsets[b.size] ?? 0;
     }
-    return { type: 'batch', seq, slab: b.slabId, epoch: b.epoch, step: b.step, rows: b.size, ids: [...b.ids], used };
+    const m: BatchMessage = { type: 'batch', seq, slab: b.slabId, epoch: b.epoch, step: b.step, rows: b.size, ids: [...b.ids], used };
+    if (b.quarantined && b.quarantined.length > 0) m.quarantined = [...b.quarantined];
+    return m;
   }
 
   #fail(err: unknown): void {

@@ -102,6 +102,8 @@ export function register(program: Command): void {
           const cms = num('--consumer-ms', flags.consumerMs, 0);
           if (cms !== undefined) measure.consumerMs = cms;
           result = await measureLoader(loader, measure);
+          const quarantined = loader.stats().quarantinedSamples;
+          if (quarantined > 0) process.stderr.write(`bench: ${quarantined} rows were quarantined (--on-corrupt skip) and replaced by other rows of their batches; the figures count them as delivered\n`);
           if (tty) process.stderr.write('\n');
         } finally {
           await loader.close();

@@ -31,7 +31,9 @@ export function register(program: Command): void {
         const names = options.columns;
         if (n < maxBatches) {
           for await (const batch of loader) {
-            const line = { rank: loader.world.rank, epoch: batch.epoch, step: batch.step, ids: batch.ids, columns: batchColumnsJson(batch, names) };
+            const line: Record<string, unknown> = { rank: loader.world.rank, epoch: batch.epoch, step: batch.step, ids: batch.ids, columns: batchColumnsJson(batch, names) };
+            // Rows replaced by quarantine (--on-corrupt skip), only when there are some.
+            if (batch.quarantined.length > 0) line.quarantined = batch.quarantined;
             if (!process.stdout.write(`${JSON.stringify(line)}\n`)) await new Promise((r) => process.stdout.once('drain', r));
             if (++n >= maxBatches) break;
           }

@@ -27,6 +27,9 @@ export interface LoaderFlags extends StorageFlags {
   pin?: boolean;
   verifyPieces?: boolean;
   resume?: string;
+  onCorrupt?: string;
+  maxQuarantined?: string;
+  quarantineLog?: string;
 }
 
 export function addLoaderOptions(cmd: Command, defaults: { batchSize?: number } = {}): Command {
@@ -48,7 +51,10 @@ export function addLoaderOptions(cmd: Command, defaults: { batchSize?: number } 
     .option('--decode-cache-bytes <size>', 'decoded Parquet pieces shared by the decode workers, e.g. 2GiB (default 1GiB)')
     .option('--no-pin', 'do not page-lock batch memory')
     .option('--no-verify-pieces', 'do not check each record batch / column chunk against its manifest checksum as it is read')
-    .option('--resume <file>', 'resume from a state file written by --state-out or loader.state()');
+    .option('--resume <file>', 'resume from a state file written by --state-out or loader.state()')
+    .addOption(new Option('--on-corrupt <mode>', 'a corrupt piece or shard: fail the run (default), or skip: quarantine its rows (README, "Quarantine")').choices(['fail', 'skip']))
+    .option('--max-quarantined <n>', 'with --on-corrupt skip: quarantined rows per epoch before GPUFEED_QUARANTINE_LIMIT, a count or a fraction < 1 of the epoch')
+    .option('--quarantine-log <file>', 'with --on-corrupt skip: append each quarantine event to this JSON Lines file');
 }
 
 function int(name: string, v: string | undefined, min = 0): number | undefined {
@@ -103,5 +109,12 @@ export function loaderOptionsFromFlags(f: LoaderFlags): LoaderOptions {
   if (f.pin === false) o.pin = false;
   if (f.verifyPieces === false) o.verifyPieces = false;
   if (f.resume !== undefined) o.resume = readResumeFile(f.resume);
+  if (f.onCorrupt !== undefined) o.onCorrupt = f.onCorrupt as 'fail' | 'skip';
+  if (f.maxQuarantined !== undefined) {
+    const n = Number(f.maxQuarantined);
+    if (f.maxQuarantined.trim() === '' || !Number.isFinite(n) || n < 0) throw invalidOption('--max-quarantined', `must be a count or a fraction < 1, got ${JSON.stringify(f.maxQuarantined)}`);
+    o.maxQuarantined = n;
+  }
+  if (f.quarantineLog !== undefined) o.quarantineLog = f.quarantineLog;
   return o;
 }

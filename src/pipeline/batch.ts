@@ -49,10 +49,14 @@ function columnView(buffer: ArrayBuffer, r: ColumnRegion, rows: number): ColumnD
   return new Ctor(buffer, r.valuesOffset, (rows * r.rowBytes) / r.elementBytes);
 }
 
+const EMPTY: readonly number[] = Object.freeze([]);
+
 export interface BatchInit {
   epoch: number;
   step: number;
   ids: readonly number[];
+  /** Rows whose values are copies of other rows (quarantine.ts); empty when none. */
+  quarantined?: readonly number[];
   slabId: number;
   layout: BatchLayout;
   buffer: ArrayBuffer;
@@ -65,6 +69,11 @@ export class Batch {
   readonly step: number;
   /** Global sample ids, in row order. */
   readonly ids: readonly number[];
+  /**
+   * Row indices (ascending) whose sample was quarantined (onCorrupt 'skip'): the row holds a copy of
+   * another row of this batch (README, "Quarantine"), its id stays the planned sample's. Empty when none.
+   */
+  readonly quarantined: readonly number[];
   /** Rows in this batch (the last batch of an epoch may hold fewer than batchSize). */
   readonly size: number;
   /** Fixed-width columns: one contiguous [size, ...shape] array; variable-length: offsets + values. */
@@ -81,6 +90,7 @@ export class Batch {
     this.epoch = init.epoch;
     this.step = init.step;
     this.ids = init.ids;
+    this.quarantined = init.quarantined ?? EMPTY;
     this.size = init.ids.length;
     this.slabId = init.slabId;
     this.layout = init.layout;

@@ -92,6 +92,8 @@ export interface DecodeLoopTask {
   oneOffBytes: number;
   /** Page-lock one-off slabs (the loader's pin option; undefined: the addon's default). */
   pin?: boolean;
+  /** onCorrupt 'skip': the shared bad-piece flags and per-slot row marks (quarantine.ts); absent: a corrupt piece fails its batch. */
+  quarantine?: import('./quarantine.js').QuarantineBuffers;
 }
 
 /** Worker -> main thread, over the task's port. */
@@ -99,6 +101,8 @@ export type WorkerMessage =
   | { type: 'error'; seq: number; error: SerializedError }
   /** Batch `seq` lies in a one-off slab (oversize-batch.ts), with this layout; sent before the slot is published. */
   | { type: 'oneOff'; seq: number; slabId: number; bytes: number; layoutJson: string }
+  /** A piece or shard this worker newly marked bad (quarantine.ts); sent before the batch that met it is published. */
+  | { type: 'quarantine'; event: import('./quarantine.js').QuarantineEvent }
   | { type: 'acquire'; id: number; shards: number[] }
   | { type: 'release'; shards: number[] };
 

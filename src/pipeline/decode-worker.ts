@@ -18,6 +18,7 @@ import { decodeOversize } from './oversize-batch.js';
 import { buildRuns } from './row-runs.js';
 import { checkFooterChecksum, checkOpenedShard, fileIdentity, pathIdentity, PieceVerifier, shardDecodeError, sharedPieceFlags, type DeferredPiece, type SharedPieceFlags } from './piece-check.js';
 import type { ManifestV1 } from '../dataset/types.js';
+import { decodeQuarantined, leaseFailure, QuarantineFlags, ShardFailure } from './quarantine.js';
 import { startupMark } from './startup-trace.js';
 
 // Everything above is loaded and evaluated by now (benchmarks/startup.ts).
@@ -337,6 +338,7 @@ export async function runDecodeLoop(task: DecodeLoopTask): Promise<DecodeLoopRes
   const remote = paths ? undefined : new RemoteLeases(port, control);
   const shared: SharedDecoded | undefined = task.rowGroupCache ? { cache: new RowGroupCache(task.rowGroupCache), stopped: () => control.stopped } : undefined;
   const checks: ShardChecks = { manifest, verifyPieces: task.verifyPieces ?? true, checkedFiles: new Set() };
+  const quarantine = task.quarantine ? { flags: new QuarantineFlags(task.quarantine.flags, manifest), marks: new Uint8Array(task.quarantine.marks) } : undefined;
   if (task.pieceFlags) checks.shared = sharedPieceFlags(task.pieceFlags, manifest);
   const plans = new Map<number, RankEpochPlan>();
   const sharedWindows = task.sharedWindows ? new SharedWindows(task.sharedWindows) : undefined;
@@ -372,34 +374,74 @@ export async function runDecodeLoop(task: DecodeLoopTask): Promise<DecodeLoopRes
         if (!firstBatchTraced) startupMark('first-ids');
         if (ids.length > control.batchSize) throw new GpufeedError(ErrorCodes.INTERNAL, `step has ${ids.length} ids, the batch holds ${control.batchSize}`);
         control.idsOf(slot).set(ids);
-        const { runs, shards } = buildRuns(ids, locator, manifest);
-        const t0 = performance.now();
-        const files = remote ? await remote.acquire(shards) : shards.map((i) => paths![i]!);
-        const refs: ShardRef[] = shards.map((index, i) => {
-          const entry = manifest.shards[index]!;
-          return { index, name: entry.path, file: files[i]!, format: entry.format, bytes: entry.bytes };
-        });
-        const t1 = performance.now();
         const slotSlabId = task.slabIds[slot]!;
-        let s = await fillSlot(slotSlabId, layout, ids.length, refs, runs, read, checks, shared);
-        let oneOffSlab = 0;
-        if (s.needs) {
-          const o = await decodeOversize(
-            { control, seq, slotSlabId, layout, needs: s.needs, ids, limit: task.oneOffBytes, pin: task.pin, manifest, locator },
-            (id, l) => fillSlot(id, l, ids.length, refs, runs, read, checks, shared),
-          );
-          s = o.result;
-          oneOffSlab = o.slabId;
-          // The layout first, then the slot: the consumer waits for this message when it sees the slab.
-          port.postMessage({ type: 'oneOff', seq, slabId: o.slabId, bytes: o.bytes, layoutJson: JSON.stringify(o.layout) } satisfies WorkerMessage);
+        let shardWaitMs = 0;
+        const refsOf = async (shards: number[]): Promise<ShardRef[]> => {
+          const t0 = performance.now();
+          let files: string[];
+          try {
+            files = remote ? await remote.acquire(shards) : shards.map((i) => paths![i]!);
+          } catch (err) {
+            throw quarantine ? leaseFailure(err, shards, manifest) : err;
+          } finally {
+            shardWaitMs += performance.now() - t0;
+          }
+          return shards.map((index, i) => {
+            const entry = manifest.shards[index]!;
+            return { index, name: entry.path, file: files[i]!, format: entry.format, bytes: entry.bytes };
+          });
+        };
+        const decode = async (source: readonly number[]): Promise<{ s: DecodeStats; oneOffSlab: number }> => {
+          const { runs, shards } = buildRuns(source, locator, manifest);
+          const refs = await refsOf(shards);
+          let s = await fillSlot(slotSlabId, layout, source.length, refs, runs, read, checks, shared);
+          let oneOffSlab = 0;
+          if (s.needs) {
+            const o = await decodeOversize(
+              { control, seq, slotSlabId, layout, needs: s.needs, ids: source, limit: task.oneOffBytes, pin: task.pin, manifest, locator },
+              (id, l) => fillSlot(id, l, source.length, refs, runs, read, checks, shared),
+            );
+            s = o.result;
+            oneOffSlab = o.slabId;
+            // The layout first, then the slot: the consumer waits for this message when it sees the slab.
+            port.postMessage({ type: 'oneOff', seq, slabId: o.slabId, bytes: o.bytes, layoutJson: JSON.stringify(o.layout) } satisfies WorkerMessage);
+          }
+          return { s, oneOffSlab };
+        };
+        let decoded: { s: DecodeStats; oneOffSlab: number };
+        if (quarantine) {
+          // onCorrupt 'skip' (quarantine.ts): bad pieces' rows are replaced, the rest decoded as usual.
+          const q = await decodeQuarantined(ids, locator, quarantine.flags, quarantine.marks.subarray(slot * control.batchSize, (slot + 1) * control.batchSize), {
+            fill: decode,
+            probe: async (shard, pieceIds) => {
+              const { runs, shards } = buildRuns(pieceIds, locator, manifest);
+              const held: OpenShard[] = [];
+              let refs: ShardRef[];
+              try {
+                refs = await refsOf(shards);
+                await handleFor(refs[0]!, held, read, checks);
+              } catch (err) {
+                throw err instanceof ShardFailure ? err : new ShardFailure(shard, err);
+              } finally {
+                releaseHandles(held);
+              }
+              await fillSlot(slotSlabId, layout, pieceIds.length, refs, runs, read, checks, shared);
+            },
+            zero: () => new Uint8Array(slabView(slotSlabId), 0, layout.slotBytes).fill(0),
+            report: (event) => port.postMessage({ type: 'quarantine', event } satisfies WorkerMessage),
+          });
+          decoded = q.result ?? { s: { rows: ids.length, bytesRead: 0, readNs: 0, decodeNs: 0 }, oneOffSlab: 0 };
+        } else {
+          decoded = await decode(ids);
         }
+        const { s, oneOffSlab } = decoded;
         rows = ids.length;
         stats[STAT_BATCHES]! += 1;
         stats[STAT_ROWS]! += s.rows;
         stats[STAT_BYTES]! += s.bytesRead;
         stats[STAT_READ_NS]! += s.readNs;
         stats[STAT_DECODE_NS]! += s.decodeNs;
-        stats[STAT_SHARD_WAIT_NS]! += (t1 - t0) * 1e6;
+        stats[STAT_SHARD_WAIT_NS]! += shardWaitMs * 1e6;
         control.publish(slot, seq, rows, false, oneOffSlab);
         if (!firstBatchTraced) {
           firstBatchTraced = true;

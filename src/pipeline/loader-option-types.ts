@@ -34,6 +34,9 @@ export const LOADER_OPTION_TYPES = {
   decodeCacheBytes: 'number',
   varRowBytes: 'number',
   read: 'string',
+  onCorrupt: 'string',
+  maxQuarantined: 'number',
+  quarantineLog: 'string',
   // storage/index.ts (StoreOptions)
   s3Endpoint: 'string',
   s3Region: 'string',

@@ -36,6 +36,10 @@ import { ControlBlock, FILLING, FREE, HELD, READY, STAT_BATCHES, STAT_BYTES, STA
 import type { DecodeLoopResult, DecodeLoopTask, LeaseReply, WorkerMessage } from './decode-messages.js';
 import { createRowGroupCache, DEFAULT_DECODE_CACHE_BYTES, planDecodeCache, type RowGroupCacheBuffers } from '../formats/parquet/row-group-cache.js';
 import { startupMark } from './startup-trace.js';
+import { createQuarantineBuffers, entriesFromState, QuarantineLedger, resolveQuarantineOptions, type OnCorrupt, type QuarantineBuffers } from './quarantine.js';
+import { RESUME_VERSION_QUARANTINE } from '../plan/state.js';
+
+const NO_ROWS: readonly number[] = Object.freeze([]);
 
 // The cache-sharing figures come from the world and the plan (set by the loader), not from the user.
 export interface LoaderOptions extends StoreOptions, Omit<ShardSourceOptions, keyof CacheSharing> {
@@ -88,6 +92,16 @@ export interface LoaderOptions extends StoreOptions, Omit<ShardSourceOptions, ke
    * what the shuffle plan keeps live, up to this. Default 1 GiB.
    */
   decodeCacheBytes?: number;
+  /**
+   * What a corrupt piece or shard does (README, "Quarantine"): 'fail' (default) ends the run with
+   * its error; 'skip' quarantines its rows, replaced in their batches by other rows of the batch
+   * (batch.quarantined lists them), and logs it once.
+   */
+  onCorrupt?: OnCorrupt;
+  /** With 'skip': replaced rows per epoch on this rank before GPUFEED_QUARANTINE_LIMIT, a count or a fraction (< 1) of the epoch's rows. Default: no limit. */
+  maxQuarantined?: number;
+  /** With 'skip': a JSON Lines file each quarantine event is appended to. */
+  quarantineLog?: string;
 }
 
 /**
@@ -196,6 +210,8 @@ export class Loader implements AsyncIterable<Batch> {
   /** One-off slabs of oversize batches, by seq, as the workers announce them. */
   readonly #oneOffs = new Map<number, OneOffMessage>();
   readonly #oneOffWaiters = new Map<number, (m: OneOffMessage) => void>();
+  /** onCorrupt 'skip' (quarantine.ts); undefined with 'fail'. */
+  readonly #quarantine: { ledger: QuarantineLedger; buffers: QuarantineBuffers } | undefined;
 
   private constructor(uri: string, store: Store, manifest: ManifestV1, options: LoaderOptions, internal: LoaderInternalOptions, workers: number, pool: Piscina) {
     this.uri = uri;
@@ -259,6 +275,12 @@ export class Loader implements AsyncIterable<Batch> {
     const cachePlan = planDecodeCache(manifest, this.layout, this.order, this.workers, decodeCacheBytes);
     if (cachePlan?.warning) process.stderr.write(`${cachePlan.warning}\n`);
     this.rowGroupCache = cachePlan ? createRowGroupCache(cachePlan.entries, cachePlan.arenaBytes) : undefined;
+    const quarantine = resolveQuarantineOptions(options);
+    if (quarantine.onCorrupt === 'skip') {
+      const buffers = createQuarantineBuffers(manifest, slots, this.order.batchSize);
+      const resumed = entriesFromState(manifest, options.resume?.quarantined);
+      this.#quarantine = { buffers, ledger: new QuarantineLedger(manifest, buffers, quarantine, { batchSize: this.order.batchSize, rank: this.world.rank, stepsPerEpoch: S, resumed }) };
+    }
     startupMark('planned');
   }
 
@@ -354,6 +376,7 @@ export class Loader implements AsyncIterable<Batch> {
       if (paths) task.paths = paths;
       if (this.rowGroupCache) task.rowGroupCache = this.rowGroupCache;
       if (sharedWindows) task.sharedWindows = sharedWindows;
+      if (this.#quarantine) task.quarantine = this.#quarantine.buffers;
       const loop = (this.#pool.run(task, { transferList: [port2] }) as Promise<DecodeLoopResult>).catch((err: unknown) => {
         // A loop that dies leaves its claimed batch unpublished: the consumer must not wait for it.
         if (this.#fatal === undefined && !this.#closed) this.#fatal = reviveError(err);
@@ -382,6 +405,8 @@ export class Loader implements AsyncIterable<Batch> {
       } else {
         this.#oneOffs.set(m.seq, m);
       }
+    } else if (m.type === 'quarantine') {
+      this.#quarantine?.ledger.record(m.event);
     } else if (m.type === 'release') {
       for (const index of m.shards) {
         const n = link.leases.get(index) ?? 0;
@@ -447,7 +472,9 @@ export class Loader implements AsyncIterable<Batch> {
       let last = -1;
       for (const id of this.#plan(epoch).batchIds(step)) {
         const s = this.#locator.locate(id).shard;
-        if (s !== last) upcoming.push((last = s));
+        // A quarantined shard is never read again: fetching it would only fail again.
+        if (s !== last && !this.#quarantine?.ledger.flags.shardBad(s)) upcoming.push(s);
+        last = s;
       }
     }
     if (upcoming.length) this.#source.hint(upcoming);
@@ -545,6 +572,7 @@ export class Loader implements AsyncIterable<Batch> {
         }
         const ids = Array.from(control.idsOf(slot).subarray(0, rows));
         const { epoch, step } = this.#position(this.#startStep + seq);
+        const quarantined = this.#quarantine ? await this.#quarantinedRows(seq, slot, rows, oneOffSlab, epoch, step) : NO_ROWS;
         const s = slots[slot]!;
         let batch: Batch;
         if (oneOffSlab !== 0) {
@@ -553,10 +581,10 @@ export class Loader implements AsyncIterable<Batch> {
           if (o.slabId !== oneOffSlab) throw new GpufeedError(ErrorCodes.INTERNAL, `batch ${seq}: one-off slab ${o.slabId} announced, ${oneOffSlab} published`);
           const layout = JSON.parse(o.layoutJson) as BatchLayout;
           const oneOff = { slabId: o.slabId, bytes: o.bytes };
-          batch = new Batch({ epoch, step, ids, slabId: o.slabId, layout, buffer: slabView(o.slabId), release: () => this.#release(slot, oneOff) });
+          batch = new Batch({ epoch, step, ids, quarantined, slabId: o.slabId, layout, buffer: slabView(o.slabId), release: () => this.#release(slot, oneOff) });
           this.#stats.oneOff();
         } else {
-          batch = new Batch({ epoch, step, ids, slabId: s.slab.id, layout: this.layout, buffer: s.buffer, release: () => this.#release(slot) });
+          batch = new Batch({ epoch, step, ids, quarantined, slabId: s.slab.id, layout: this.layout, buffer: s.buffer, release: () => this.#release(slot) });
         }
         this.#held += 1;
         this.#delivered = seq + 1;
@@ -573,12 +601,37 @@ export class Loader implements AsyncIterable<Batch> {
   }
 
   /**
+   * The replaced rows of seq's batch in `slot` (quarantine.ts), counted against maxQuarantined:
+   * past it the batch is not delivered (its slot and one-off slab go back) and the run ends in
+   * GPUFEED_QUARANTINE_LIMIT.
+   */
+  async #quarantinedRows(seq: number, slot: number, rows: number, oneOffSlab: number, epoch: number, step: number): Promise<readonly number[]> {
+    const ledger = this.#quarantine!.ledger;
+    const list = ledger.rowsOf(slot, rows);
+    try {
+      ledger.delivered(epoch, step, list.length);
+    } catch (err) {
+      if (oneOffSlab !== 0) {
+        const o = await this.#oneOffOf(seq);
+        this.#freeOneOff(o.slabId, o.bytes);
+      }
+      this.#control.free(slot);
+      throw err;
+    }
+    return list.length === 0 ? NO_ROWS : list;
+  }
+
+  /**
    * The resume state after the last delivered batch: JSON, the same on every rank at the same
-   * step, so rank 0's copy resumes the whole job (also with another world size).
+   * step, so rank 0's copy resumes the whole job (also with another world size). With pieces
+   * quarantined (onCorrupt 'skip') it is version 3 and lists those this rank found, so the
+   * resumed run skips them unread.
    */
   state(): ResumeState {
     const pos = this.#position(this.#startStep + this.#delivered);
-    return resumeState(this.#shardSizes, this.world, this.order, pos.epoch, pos.step);
+    const state = resumeState(this.#shardSizes, this.world, this.order, pos.epoch, pos.step);
+    const quarantined = this.#quarantine?.ledger.stateEntries() ?? [];
+    return quarantined.length === 0 ? state : { ...state, version: RESUME_VERSION_QUARANTINE, quarantined };
   }
 
   stats(): LoaderStatsSnapshot {
@@ -587,6 +640,7 @@ export class Loader implements AsyncIterable<Batch> {
       batches: t[STAT_BATCHES]!, rows: t[STAT_ROWS]!, bytesRead: t[STAT_BYTES]!, readNs: t[STAT_READ_NS]!, decodeNs: t[STAT_DECODE_NS]!, shardWaitNs: t[STAT_SHARD_WAIT_NS]!,
     });
     const c = this.#control;
+    if (this.#quarantine) this.#stats.setQuarantine(this.#quarantine.ledger.samples, this.#quarantine.ledger.events);
     return this.#stats.snapshot({ queued: c.count(READY), filling: c.count(FILLING), freeSlots: c.count(FREE), held: c.count(HELD), slots: this.ring.slots.length }, this.#source.stats);
   }
 

@@ -22,6 +22,10 @@ export interface LoaderStatsSnapshot {
   released: number;
   /** Batches delivered in a one-off slot because their variable-length rows did not fit a slot (memory-budget.ts). */
   oneOffBatches: number;
+  /** Rows replaced in the batches delivered, because their piece or shard was quarantined (onCorrupt 'skip'). */
+  quarantinedSamples: number;
+  /** Pieces and shards this loader found corrupt and quarantined (those a resume state listed are not counted). */
+  quarantinedPieces: number;
   /** queued: batches decoded and waiting for the consumer; freeSlots: slots no worker or consumer holds. */
   /** Slots by state: decoded and waiting for the consumer, being decoded, free, held by the consumer. */
   queue: { queued: number; filling: number; freeSlots: number; held: number; slots: number };
@@ -42,6 +46,8 @@ export class LoaderStats {
   #delivered = 0;
   #released = 0;
   #oneOff = 0;
+  #quarantinedSamples = 0;
+  #quarantinedPieces = 0;
 
   /** Totals of every decode worker (their shared counters), replacing what was counted before. */
   setDecode(t: { batches: number; rows: number; bytesRead: number; readNs: number; decodeNs: number; shardWaitNs: number }): void {
@@ -72,6 +78,11 @@ export class LoaderStats {
     this.#released += 1;
   }
 
+  setQuarantine(samples: number, pieces: number): void {
+    this.#quarantinedSamples = samples;
+    this.#quarantinedPieces = pieces;
+  }
+
   oneOff(): void {
     this.#oneOff += 1;
   }
@@ -89,6 +100,8 @@ export class LoaderStats {
       elapsedSeconds: (performance.now() - this.#opened) / 1e3,
       released: this.#released,
       oneOffBatches: this.#oneOff,
+      quarantinedSamples: this.#quarantinedSamples,
+      quarantinedPieces: this.#quarantinedPieces,
       queue,
     };
     if (storage) s.storage = { ...storage };

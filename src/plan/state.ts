@@ -11,10 +11,15 @@ import type { World } from './world.js';
 export const RESUME_FORMAT = 'gpufeed-resume';
 /** 2: the dataset fingerprint covers content hashes (1: row counts only; refused, see checkShape). */
 export const RESUME_VERSION = 2;
+/**
+ * 3: version 2 plus `quarantined`, the pieces a run with onCorrupt 'skip' found bad
+ * (pipeline/quarantine.ts). A loader writes it only when that list is not empty; both are read.
+ */
+export const RESUME_VERSION_QUARANTINE = 3;
 
 export interface ResumeState {
   format: typeof RESUME_FORMAT;
-  version: typeof RESUME_VERSION;
+  version: typeof RESUME_VERSION | typeof RESUME_VERSION_QUARANTINE;
   /** The epoch in progress. */
   epoch: number;
   /** Steps of `epoch` already delivered on every rank: resume at this step. */
@@ -31,6 +36,8 @@ export interface ResumeState {
   pad: boolean;
   /** fingerprint: datasetFingerprint, over row counts and content hashes (`shards-sha256:`). */
   dataset: { shards: number; rows: number; fingerprint: string };
+  /** Version 3: shards and pieces quarantined so far (pipeline/quarantine.ts, QuarantineStateEntry); a resumed run skips them unread. */
+  quarantined?: { shard: number; path: string; unit?: number; code: string }[];
 }
 
 /** The state after `stepsDone` steps of `epoch` (0 <= stepsDone <= steps); identical on every rank. */
@@ -163,7 +170,10 @@ function checkShape(state: unknown): asserts state is ResumeState {
     throw mismatch('version', 'the state is version 1, whose dataset fingerprint covers row counts only (rows-fnv1a), so it cannot show that this is the dataset it was taken on; ' +
       `version ${RESUME_VERSION} states also cover the shards' content hashes. Take a new state with this gpufeed (loader.state(), --state-out), or start the epoch again`);
   }
-  if (s.version !== RESUME_VERSION) throw mismatch('version', `must be ${RESUME_VERSION}, got ${JSON.stringify(s.version)}`);
+  if (s.version !== RESUME_VERSION && s.version !== RESUME_VERSION_QUARANTINE) {
+    throw mismatch('version', `must be ${RESUME_VERSION} or ${RESUME_VERSION_QUARANTINE}, got ${JSON.stringify(s.version)}`);
+  }
+  if (s.version === RESUME_VERSION_QUARANTINE && !Array.isArray(s.quarantined)) throw mismatch('quarantined', `must be an array in a version ${RESUME_VERSION_QUARANTINE} state`);
   for (const field of ['epoch', 'stepsDone', 'stepsPerEpoch', 'globalBatchSize', 'partitions', 'seed', 'shuffleWindow'] as const) {
     const v = s[field];
     if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw mismatch(field, `must be a non-negative integer, got ${JSON.stringify(v)}`);

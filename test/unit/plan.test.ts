@@ -326,7 +326,7 @@ describe('resume state', () => {
     mismatch(() => resumePoint(s, resized, w, base), 'dataset');
     const swapped = [shards[1]!, shards[0]!, ...shards.slice(2)];
     mismatch(() => resumePoint(s, swapped, w, base), 'dataset');
-    mismatch(() => resumePoint({ ...s, version: 3 } as unknown as ResumeState, shards, w, base), 'version');
+    mismatch(() => resumePoint({ ...s, version: 4 } as unknown as ResumeState, shards, w, base), 'version');
     mismatch(() => resumePoint({ ...s, stepsDone: -1 }, shards, w, base), 'stepsDone');
     mismatch(() => resumePoint(null as unknown as ResumeState, shards, w, base), 'state');
   });
