@@ -37,6 +37,7 @@ export interface BenchSamplerOptions {
   maxPoints?: number;
 }
 
+const COLUMNS = ['t', 'batches', 'samples', 'bytes', 'dataWaitSeconds', 'readSeconds', 'decodeSeconds', 'shardWaitSeconds', 'queued', 'rssBytes'] as const;
 const STORAGE_KEYS = ['hits', 'downloads', 'bytesDownloaded', 'readyOnAcquire', 'waitedOnAcquire', 'fetches', 'fetchSeconds'] as const satisfies readonly (keyof ShardSourceStats)[];
 
 export class BenchSampler {
@@ -89,7 +90,12 @@ export class BenchSampler {
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = undefined;
     const s = this.#series;
-    const t = Math.max((performance.now() - this.#startedAt) / 1e3, s.t.at(-1) ?? 0);
+    let t = (performance.now() - this.#startedAt) / 1e3;
+    // No zero-length last interval: the final figures replace a sample taken at the same moment (they include it).
+    if (s.t.length > 1 && t <= s.t.at(-1)!) {
+      t = s.t.at(-1)!;
+      this.#popLast();
+    }
     this.#push(t, {
       batches: result.batches, samples: result.samples, bytes: result.bytes, dataWaitSeconds: result.stage_seconds.data_wait,
       readSeconds: result.stage_seconds.read, decodeSeconds: result.stage_seconds.decode, shardWaitSeconds: result.stage_seconds.shard_wait,
@@ -130,11 +136,17 @@ export class BenchSampler {
     }
   }
 
+  #popLast(): void {
+    const s = this.#series;
+    for (const k of COLUMNS) s[k].pop();
+    if (s.storage) for (const k of STORAGE_KEYS) s.storage[k].pop();
+  }
+
   /** Keeps every other sample (the first always) and doubles the interval: memory stays bounded on long runs. */
   #decimate(): void {
     const s = this.#series;
     const keep = (a: number[]): number[] => a.filter((_, i) => i % 2 === 0);
-    for (const k of ['t', 'batches', 'samples', 'bytes', 'dataWaitSeconds', 'readSeconds', 'decodeSeconds', 'shardWaitSeconds', 'queued', 'rssBytes'] as const) s[k] = keep(s[k]);
+    for (const k of COLUMNS) s[k] = keep(s[k]);
     if (s.storage) for (const k of STORAGE_KEYS) s.storage[k] = keep(s.storage[k]);
     this.#intervalMs *= 2;
   }
