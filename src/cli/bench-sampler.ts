@@ -91,9 +91,10 @@ export class BenchSampler {
     this.#timer = undefined;
     const s = this.#series;
     let t = (performance.now() - this.#startedAt) / 1e3;
-    // No zero-length last interval: the final figures replace a sample taken at the same moment (they include it).
-    if (s.t.length > 1 && t <= s.t.at(-1)!) {
-      t = s.t.at(-1)!;
+    // No sliver of a last interval (its rate would say little): the final figures replace a sample
+    // taken less than half an interval before; they include it, so no total is lost.
+    if (s.t.length > 1 && t - s.t.at(-1)! < this.#intervalMs / 2e3) {
+      t = Math.max(t, s.t.at(-1)!);
       this.#popLast();
     }
     this.#push(t, {
