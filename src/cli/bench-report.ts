@@ -4,9 +4,10 @@
 // sampled counters (bench-sampler.ts) and embedded as JSON beside the run's figures, so the page
 // shows exactly what `bench --json` reports and a test can compare the two.
 import { readFileSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { stat, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
+import { invalidOption } from '../errors.js';
 import type { ShardSourceStats } from '../pipeline/shard-source.js';
 import type { ThroughputResult } from '../pipeline/throughput.js';
 import { formatBytes } from '../util/bytes.js';
@@ -254,6 +255,13 @@ ${chartDivs[memoryAt]}
 </body>
 </html>
 `;
+}
+
+/** Refuses a report path whose folder does not exist before the run, not after it. */
+export async function checkReportPath(path: string): Promise<void> {
+  const dir = dirname(path);
+  const st = await stat(dir).catch(() => undefined);
+  if (!st?.isDirectory()) throw invalidOption('--report', `the folder ${dir} of ${path} does not exist`, { path });
 }
 
 export async function writeBenchReport(path: string, input: BenchReportInput): Promise<void> {

@@ -87,8 +87,7 @@ export class BenchSampler {
    * what `bench --json` reports) and `end`, the loader's counters taken when the run ended.
    */
   finish(result: ThroughputResult, end: LoaderStatsSnapshot): BenchSeries {
-    if (this.#timer) clearInterval(this.#timer);
-    this.#timer = undefined;
+    this.stop();
     const s = this.#series;
     let t = (performance.now() - this.#startedAt) / 1e3;
     // No sliver of a last interval (its rate would say little): the final figures replace a sample
@@ -103,6 +102,12 @@ export class BenchSampler {
     }, end);
     s.intervalMs = this.#intervalMs;
     return s;
+  }
+
+  /** Stops the timer (also when the run failed: a closed loader is not to be read). */
+  stop(): void {
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = undefined;
   }
 
   #maybe(now: number): void {

@@ -12,7 +12,7 @@ import { memoryStatus } from '../memory/index.js';
 import { formatBytes } from '../util/bytes.js';
 import type { ShardSourceStats } from '../pipeline/shard-source.js';
 import { BenchSampler } from './bench-sampler.js';
-import { writeBenchReport, type BenchReportInput } from './bench-report.js';
+import { checkReportPath, writeBenchReport, type BenchReportInput } from './bench-report.js';
 import { addLoaderOptions, loaderOptionsFromFlags, type LoaderFlags } from './loader-options.js';
 
 interface BenchFlags extends LoaderFlags {
@@ -77,6 +77,7 @@ export function register(program: Command): void {
       if (!dataset && !flags.demo) throw invalidOption('dataset', 'give a dataset path or URI, or --demo');
       if (dataset && flags.demo) throw invalidOption('--demo', 'takes no dataset argument');
       const options = loaderOptionsFromFlags(flags);
+      if (flags.report) await checkReportPath(flags.report);
       let demoDir: string | undefined;
       try {
         if (flags.demo) {
@@ -96,6 +97,7 @@ export function register(program: Command): void {
         let result: ThroughputResult;
         let storage: ShardSourceStats | undefined;
         let report: Omit<BenchReportInput, 'result' | 'storage'> | undefined;
+        const sampler = flags.report ? new BenchSampler(() => loader.stats(), openedAt) : undefined;
         try {
           const tty = Boolean(process.stderr.isTTY);
           const total = Math.min(
@@ -118,7 +120,6 @@ export function register(program: Command): void {
           if (secs !== undefined) measure.maxSeconds = secs;
           const cms = num('--consumer-ms', flags.consumerMs, 0);
           if (cms !== undefined) measure.consumerMs = cms;
-          const sampler = flags.report ? new BenchSampler(() => loader.stats(), openedAt) : undefined;
           if (sampler) {
             measure.onBatch = sampler.onBatch;
             sampler.start();
@@ -129,6 +130,7 @@ export function register(program: Command): void {
           if (sampler) report = { dataset: flags.demo ? 'demo' : dataset!, startedAt: startedIso, setup: reportSetup(loader, flags), series: sampler.finish(result, end) };
           if (tty) process.stderr.write('\n');
         } finally {
+          sampler?.stop();
           await loader.close();
         }
         if (flags.json) await writeFile(flags.json, `${JSON.stringify({ dataset: flags.demo ? 'demo' : dataset, ...result, ...(storage ? { storage } : {}) }, null, 2)}\n`);

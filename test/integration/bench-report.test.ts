@@ -117,6 +117,7 @@ function checkCommon(view: PageView, json: BenchJson, external: string[]): void 
 
   // The series ends with the run's totals.
   const s = e.series;
+  // The simulated consumer step alone lasts longer than 3 sampling intervals.
   assert.ok(s.t.length >= 3, `several samples (${s.t.length})`);
   for (let i = 1; i < s.t.length; i++) assert.ok(s.t[i]! >= s.t[i - 1]! && s.samples[i]! >= s.samples[i - 1]!, `sample ${i} in order`);
   assert.equal(s.samples.at(-1), json.samples);
@@ -163,10 +164,11 @@ function checkCommon(view: PageView, json: BenchJson, external: string[]): void 
     });
   }
   const rate = (id: string, label: string): (number | null)[] => e.charts.find((c) => c.id === id)!.series.find((v) => v.label === label)!.values;
-  close(integral(s.t, rate('throughput', 'samples/s')), json.samples, 'samples/s integrates to the samples delivered');
-  close(integral(s.t, rate('data-wait', 'data-wait %')) / 100, json.stage_seconds.data_wait, 'data-wait % integrates to the data-wait seconds');
-  close(integral(s.t, rate('stages', 'decode')), json.stage_seconds.decode, 'decode s/s integrates to the decode seconds');
-  close(integral(s.t, rate('stages', 'read')), json.stage_seconds.read, 'read s/s integrates to the read seconds');
+  // Over the sampled span: from the first sample (taken when the loader had opened) to the run's end.
+  close(integral(s.t, rate('throughput', 'samples/s')), json.samples - s.samples[0]!, 'samples/s integrates to the samples delivered');
+  close(integral(s.t, rate('data-wait', 'data-wait %')) / 100, json.stage_seconds.data_wait - s.dataWaitSeconds[0]!, 'data-wait % integrates to the data-wait seconds');
+  close(integral(s.t, rate('stages', 'decode')), json.stage_seconds.decode - s.decodeSeconds[0]!, 'decode s/s integrates to the decode seconds');
+  close(integral(s.t, rate('stages', 'read')), json.stage_seconds.read - s.readSeconds[0]!, 'read s/s integrates to the read seconds');
 }
 
 test('bench --demo --report: a self-contained page whose charts render the run\'s --json figures', { skip, timeout: 180_000 }, async (t) => {
@@ -174,8 +176,8 @@ test('bench --demo --report: a self-contained page whose charts render the run\'
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const html = join(dir, 'bench.html');
   const jsonPath = join(dir, 'bench.json');
-  const r = await runCli(['bench', '--demo', '--demo-rows', '3072', '--demo-seq-len', '256', '--batch-size', '32', '--workers', '1',
-    '--consumer-ms', '2', '--json', jsonPath, '--report', html], 120_000);
+  const r = await runCli(['bench', '--demo', '--demo-rows', '3072', '--demo-seq-len', '256', '--batch-size', '16', '--workers', '1',
+    '--consumer-ms', '3', '--json', jsonPath, '--report', html], 120_000);
   assert.equal(r.code, 0, r.stderr);
   const json = JSON.parse(readFileSync(jsonPath, 'utf8')) as BenchJson;
   assert.equal(json.samples, 3072);
@@ -215,7 +217,7 @@ test('bench --report on S3 through a shard cache: cache and storage-latency char
   const html = join(dir, 'bench.html');
   const jsonPath = join(dir, 'bench.json');
   const r = await runCli(['bench', 's3://data/ds', '--s3-endpoint', server.endpoint, '--cache-dir', join(dir, 'cache'), '--cache-bytes', '64MiB', '--min-free-bytes', '0',
-    '--batch-size', '16', '--workers', '1', '--consumer-ms', '1', '--json', jsonPath, '--report', html], 120_000);
+    '--batch-size', '16', '--workers', '1', '--consumer-ms', '10', '--json', jsonPath, '--report', html], 120_000);
   assert.equal(r.code, 0, r.stderr);
   const json = JSON.parse(readFileSync(jsonPath, 'utf8')) as BenchJson;
   assert.equal(json.samples, ROWS);
@@ -239,9 +241,18 @@ test('bench --report on S3 through a shard cache: cache and storage-latency char
   const ms = series('storage', 'download ms');
   let total = 0;
   for (let i = 1; i < fetches.length; i++) total += (ms[i] ?? 0) * (fetches[i]! - fetches[i - 1]!);
-  close(total / 1e3, st.fetchSeconds, 'download ms per interval adds up to the download seconds');
-  close(integral(e.series.t, series('storage', 'downloaded MB/s')) * 1e6, st.bytesDownloaded, 'MB/s integrates to the bytes downloaded');
+  const first = (k: string): number => e.series.storage![k]![0]!;
+  close(total / 1e3, st.fetchSeconds - first('fetchSeconds'), 'download ms per interval adds up to the download seconds');
+  close(integral(e.series.t, series('storage', 'downloaded MB/s')) * 1e6, st.bytesDownloaded - first('bytesDownloaded'), 'MB/s integrates to the bytes downloaded');
   assert.equal(view.figures['storage.downloads'], String(st.downloads));
   assert.equal(view.figures['storage.hits'], String(st.hits));
   assert.equal(view.figures['storage.fetchSeconds'], ((st.fetchSeconds / st.fetches) * 1e3).toFixed(1));
+});
+
+test('bench --report into a folder that does not exist fails before the run, naming the option', async () => {
+  const r = await runCli(['bench', '--demo', '--report', join(tmpdir(), 'gpufeed-no-such-folder', 'x', 'bench.html')]);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /GPUFEED_INVALID_OPTION/);
+  assert.match(r.stderr, /--report/);
+  assert.doesNotMatch(r.stderr, /writing a demo dataset/, 'nothing was generated or run');
 });
