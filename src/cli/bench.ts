@@ -10,6 +10,9 @@ import { Loader } from '../pipeline/loader.js';
 import { measureLoader, type ThroughputResult } from '../pipeline/throughput.js';
 import { memoryStatus } from '../memory/index.js';
 import { formatBytes } from '../util/bytes.js';
+import type { ShardSourceStats } from '../pipeline/shard-source.js';
+import { BenchSampler } from './bench-sampler.js';
+import { checkReportPath, writeBenchReport, type BenchReportInput } from './bench-report.js';
 import { addLoaderOptions, loaderOptionsFromFlags, type LoaderFlags } from './loader-options.js';
 
 interface BenchFlags extends LoaderFlags {
@@ -21,6 +24,7 @@ interface BenchFlags extends LoaderFlags {
   maxBatches?: string;
   seconds?: string;
   consumerMs?: string;
+  report?: string;
 }
 
 function num(name: string, v: string | undefined, min: number): number | undefined {
@@ -46,6 +50,15 @@ export function summaryLine(r: ThroughputResult): string {
     `${r.batches} batches of ${r.batch_size} in ${r.seconds.toFixed(2)} s, ${r.workers} workers, ${wait}, peak RSS ${formatBytes(r.peak_rss_bytes)}`;
 }
 
+/** The setup facts a report shows beside its figures. */
+function reportSetup(loader: Loader, flags: BenchFlags): BenchReportInput['setup'] {
+  return {
+    rows: loader.manifest.rows, shards: loader.manifest.shards.length, 'dataset bytes': formatBytes(loader.manifest.bytes),
+    rank: `${loader.world.rank} of ${loader.world.worldSize}`, workers: loader.workers, slots: loader.ring.slots.length, 'slot bytes': formatBytes(loader.layout.slotBytes),
+    'batch size': loader.order.batchSize, 'consumer ms': flags.consumerMs ?? 'none', node: process.version,
+  };
+}
+
 export function register(program: Command): void {
   const cmd = program
     .command('bench [dataset]')
@@ -59,10 +72,12 @@ export function register(program: Command): void {
     .option('--seconds <s>', 'stop after s seconds')
     .option('--consumer-ms <ms>', 'simulated compute per batch, to measure data-wait')
     .option('--json <file>', 'write the figures as JSON')
+    .option('--report <file>', 'write an HTML page with charts of the run (samples/s, data-wait, stages, cache, storage)')
     .action(async (dataset: string | undefined, flags: BenchFlags) => {
       if (!dataset && !flags.demo) throw invalidOption('dataset', 'give a dataset path or URI, or --demo');
       if (dataset && flags.demo) throw invalidOption('--demo', 'takes no dataset argument');
       const options = loaderOptionsFromFlags(flags);
+      if (flags.report) await checkReportPath(flags.report);
       let demoDir: string | undefined;
       try {
         if (flags.demo) {
@@ -77,8 +92,12 @@ export function register(program: Command): void {
           dataset = demoDir;
         }
         const openedAt = performance.now();
+        const startedIso = new Date().toISOString();
         const loader = await Loader.open(dataset!, options);
         let result: ThroughputResult;
+        let storage: ShardSourceStats | undefined;
+        let report: Omit<BenchReportInput, 'result' | 'storage'> | undefined;
+        const sampler = flags.report ? new BenchSampler(() => loader.stats(), openedAt) : undefined;
         try {
           const tty = Boolean(process.stderr.isTTY);
           const total = Math.min(
@@ -101,14 +120,23 @@ export function register(program: Command): void {
           if (secs !== undefined) measure.maxSeconds = secs;
           const cms = num('--consumer-ms', flags.consumerMs, 0);
           if (cms !== undefined) measure.consumerMs = cms;
+          if (sampler) {
+            measure.onBatch = sampler.onBatch;
+            sampler.start();
+          }
           result = await measureLoader(loader, measure);
-          const quarantined = loader.stats().quarantinedSamples;
+          const end = loader.stats();
+          storage = end.storage;
+          if (sampler) report = { dataset: flags.demo ? 'demo' : dataset!, startedAt: startedIso, setup: reportSetup(loader, flags), series: sampler.finish(result, end) };
+          const quarantined = end.quarantinedSamples;
           if (quarantined > 0) process.stderr.write(`bench: ${quarantined} rows were quarantined (--on-corrupt skip) and replaced by other rows of their batches; the figures count them as delivered\n`);
           if (tty) process.stderr.write('\n');
         } finally {
+          sampler?.stop();
           await loader.close();
         }
-        if (flags.json) await writeFile(flags.json, `${JSON.stringify({ dataset: flags.demo ? 'demo' : dataset, ...result }, null, 2)}\n`);
+        if (flags.json) await writeFile(flags.json, `${JSON.stringify({ dataset: flags.demo ? 'demo' : dataset, ...result, ...(storage ? { storage } : {}) }, null, 2)}\n`);
+        if (flags.report && report) await writeBenchReport(flags.report, { ...report, result, storage });
         process.stdout.write(`${summaryLine(result)}\n`);
       } finally {
         if (demoDir) await rm(demoDir, { recursive: true, force: true });

@@ -28,6 +28,9 @@ export interface PrefetchStats extends CacheStats {
   readyOnAcquire: number;
   /** acquire() calls that had to wait for a download. */
   waitedOnAcquire: number;
+  /** Shard downloads this source ran to the end, and their seconds summed (the storage latency a shard sees). */
+  fetches: number;
+  fetchSeconds: number;
 }
 
 /** Shards of a dataset on local disk, handed out where they lie after a size check. */
@@ -115,6 +118,8 @@ export class PrefetchingShardSource implements ShardSource {
   private closed = false;
   private readyOnAcquire = 0;
   private waitedOnAcquire = 0;
+  private fetches = 0;
+  private fetchMs = 0;
 
   constructor(readonly store: Store, readonly manifest: ManifestV1, options: ShardSourceOptions = {}) {
     this.ownsCache = options.cache === undefined;
@@ -134,7 +139,7 @@ export class PrefetchingShardSource implements ShardSource {
   }
 
   get stats(): PrefetchStats {
-    return { ...this.cache.stats, readyOnAcquire: this.readyOnAcquire, waitedOnAcquire: this.waitedOnAcquire };
+    return { ...this.cache.stats, readyOnAcquire: this.readyOnAcquire, waitedOnAcquire: this.waitedOnAcquire, fetches: this.fetches, fetchSeconds: this.fetchMs / 1e3 };
   }
 
   hint(upcoming: readonly number[]): void {
@@ -178,7 +183,10 @@ export class PrefetchingShardSource implements ShardSource {
       datasetUri: this.store.uri,
       shard,
       fetch: async (dest, signal) => {
+        const started = performance.now();
         await this.store.download(shard.path, dest, signal ? { signal } : {});
+        this.fetches++;
+        this.fetchMs += performance.now() - started;
       },
     };
   }

@@ -15,6 +15,9 @@ export interface ShardSourceStats {
   bytesDownloaded: number;
   readyOnAcquire: number;
   waitedOnAcquire: number;
+  /** Shard downloads run to the end, and their seconds summed. */
+  fetches: number;
+  fetchSeconds: number;
 }
 
 export interface ShardSource {

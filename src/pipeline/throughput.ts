@@ -69,6 +69,12 @@ export interface MeasureOptions {
   /** performance.now() taken before Loader.open, so whole-run figures include opening. Default: the call. */
   startedAt?: number;
   onProgress?: (p: { batches: number; samples: number; bytes: number; seconds: number }) => void;
+  /**
+   * Told after every batch (before the consumer step) with the running totals: delivered batches,
+   * samples, payload bytes and data-wait ms (after the first batch). Must be cheap (a bench
+   * sampler compares `now` with its next sample time).
+   */
+  onBatch?: (now: number, batches: number, samples: number, bytes: number, waitMs: number) => void;
 }
 
 export function batchPayloadBytes(batch: Batch): number {
@@ -127,6 +133,7 @@ export async function measureLoader(loader: Loader, options: MeasureOptions = {}
     batches += 1;
     samples += batch.size;
     bytes += batchPayloadBytes(batch);
+    options.onBatch?.(now, batches, samples, bytes, waitMs);
     if (options.consumerMs) {
       if (options.consumerWait === 'async') await new Promise((r) => setTimeout(r, options.consumerMs));
       else (options.consumerWait === 'sleep' ? sleep : spin)(options.consumerMs);
