@@ -27,6 +27,11 @@ export interface LoaderFlags extends StorageFlags {
   pin?: boolean;
   verifyPieces?: boolean;
   resume?: string;
+  metricsPort?: string;
+  metricsHost?: string;
+  metricsDataset?: string;
+  stallTimeout?: string;
+  stallAction?: string;
 }
 
 export function addLoaderOptions(cmd: Command, defaults: { batchSize?: number } = {}): Command {
@@ -48,7 +53,12 @@ export function addLoaderOptions(cmd: Command, defaults: { batchSize?: number } 
     .option('--decode-cache-bytes <size>', 'decoded Parquet pieces shared by the decode workers, e.g. 2GiB (default 1GiB)')
     .option('--no-pin', 'do not page-lock batch memory')
     .option('--no-verify-pieces', 'do not check each record batch / column chunk against its manifest checksum as it is read')
-    .option('--resume <file>', 'resume from a state file written by --state-out or loader.state()');
+    .option('--resume <file>', 'resume from a state file written by --state-out or loader.state()')
+    .option('--metrics-port <n>', 'serve Prometheus metrics on this port (0: a free one, printed on stderr); default: off')
+    .option('--metrics-host <host>', 'address the metrics endpoint binds (default 127.0.0.1)')
+    .option('--metrics-dataset <name>', 'the dataset label of the metrics (default: the last part of the dataset URI)')
+    .option('--stall-timeout <s>', 'seconds the consumer may wait for one batch before a GPUFEED_STALL report on stderr; 0: off (default 60)')
+    .addOption(new Option('--stall-action <action>', 'after a stall report: warn (report again every interval) or fail (exit with GPUFEED_STALL)').choices(['warn', 'fail']));
 }
 
 function int(name: string, v: string | undefined, min = 0): number | undefined {
@@ -103,5 +113,14 @@ export function loaderOptionsFromFlags(f: LoaderFlags): LoaderOptions {
   if (f.pin === false) o.pin = false;
   if (f.verifyPieces === false) o.verifyPieces = false;
   if (f.resume !== undefined) o.resume = readResumeFile(f.resume);
+  set('metricsPort', int('--metrics-port', f.metricsPort, 0));
+  set('metricsHost', f.metricsHost);
+  set('metricsDataset', f.metricsDataset);
+  if (f.stallTimeout !== undefined) {
+    const t = Number(f.stallTimeout);
+    if (f.stallTimeout.trim() === '' || !Number.isFinite(t) || t < 0) throw invalidOption('--stall-timeout', `must be a number of seconds >= 0 (0: off), got ${JSON.stringify(f.stallTimeout)}`);
+    o.stallTimeout = t;
+  }
+  set('stallAction', f.stallAction as LoaderOptions['stallAction']);
   return o;
 }
