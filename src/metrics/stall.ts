@@ -37,12 +37,15 @@ export interface StallReport {
   /** Every decode worker: the seq it works on (-1: none) and for how long. */
   workers: { worker: number; seq: number; phase: 'idle' | 'shards' | 'decode'; seconds: number }[];
   queue: { queued: number; filling: number; freeSlots: number; held: number; slots: number };
+  /** Batches the decode workers finished so far. */
+  decodedBatches: number;
   text: string;
 }
 
 const secs = (ms: number): number => Math.round(ms / 100) / 10;
 
-export async function diagnose(probe: LoaderProbe, dataset: string): Promise<StallReport> {
+/** `stall`: the watch's report past stallTimeout (GPUFEED_STALL); `diagnose`: one asked for (diagnose(), SIGUSR2). */
+export async function diagnose(probe: LoaderProbe, dataset: string, kind: 'stall' | 'diagnose' = 'diagnose'): Promise<StallReport> {
   const now = Date.now();
   const w = probe.waiting();
   const seq = w?.seq ?? probe.nextSeq();
@@ -76,12 +79,13 @@ export async function diagnose(probe: LoaderProbe, dataset: string): Promise<Sta
     }
     shards.push({ index, path, waits });
   }
-  const queue = probe.stats().queue;
+  const st = probe.stats();
+  const queue = st.queue;
   const report: Omit<StallReport, 'text'> = {
     rank: probe.world.rank, localRank: probe.world.localRank, worldSize: probe.world.worldSize, dataset,
-    seq, epoch, step, waiting: w !== undefined, waitedSeconds: w ? secs(now - w.since) : 0, shards, workers, queue,
+    seq, epoch, step, waiting: w !== undefined, waitedSeconds: w ? secs(now - w.since) : 0, shards, workers, queue, decodedBatches: st.batches,
   };
-  return { ...report, text: formatReport(report, probe.uri) };
+  return { ...report, text: formatReport(report, probe.uri, kind) };
 }
 
 function describeWait(x: ShardWait): string {
@@ -97,16 +101,17 @@ function describeWait(x: ShardWait): string {
   }
 }
 
-function formatReport(r: Omit<StallReport, 'text'>, uri: string): string {
-  const head = r.waiting
-    ? `GPUFEED_STALL rank ${r.rank} (local rank ${r.localRank}, world size ${r.worldSize}) epoch ${r.epoch} step ${r.step}: waited ${r.waitedSeconds} s for this batch of ${uri}`
-    : `gpufeed diagnose: rank ${r.rank} (local rank ${r.localRank}, world size ${r.worldSize}) epoch ${r.epoch} step ${r.step}: the consumer is not waiting; next batch of ${uri}`;
+function formatReport(r: Omit<StallReport, 'text'>, uri: string, kind: 'stall' | 'diagnose'): string {
+  const who = `rank ${r.rank} (local rank ${r.localRank}, world size ${r.worldSize}) epoch ${r.epoch} step ${r.step}`;
+  const head = kind === 'stall'
+    ? `GPUFEED_STALL ${who}: waited ${r.waitedSeconds} s for this batch of ${uri}`
+    : `gpufeed diagnose: ${who}: ${r.waiting ? `the consumer has waited ${r.waitedSeconds} s for this batch` : 'the consumer is not waiting; its next batch'} of ${uri}`;
   const lines = [head];
   for (const s of r.shards) {
     lines.push(`  shard ${s.index} ${s.path}: ${s.waits.length ? s.waits.map(describeWait).join('; ') : 'nothing outstanding (ready, or not asked for yet)'}`);
   }
   const claimed = r.workers.some((k) => k.seq === r.seq);
-  if (!claimed) lines.push(`  no decode worker has taken this batch yet`);
+  if (!claimed) lines.push(`  no decode worker has taken this batch yet${r.decodedBatches === 0 ? ' (none has finished a batch: the decode threads may still be starting)' : ''}`);
   const q = r.queue;
   lines.push(`  slots: ${q.queued} ready, ${q.filling} filling, ${q.freeSlots} free, ${q.held} held by the consumer, of ${q.slots}`);
   lines.push(`  workers: ${r.workers.map((k) => (k.seq < 0 ? `${k.worker} idle` : `${k.worker} on step +${k.seq - r.seq} ${k.phase === 'shards' ? 'waiting for shards' : 'decoding'} ${k.seconds} s`)).join(', ')}`);
@@ -163,7 +168,7 @@ export class StallWatch {
     let report: StallReport | undefined;
     let text: string;
     try {
-      report = await diagnose(this.probe, this.dataset);
+      report = await diagnose(this.probe, this.dataset, 'stall');
       text = report.text;
     } catch (err) {
       text = `GPUFEED_STALL rank ${this.probe.world.rank}: the consumer waits past stallTimeout; the report failed: ${(err as Error).message}`;
