@@ -178,9 +178,13 @@ export class StallWatch {
     this.stalls += 1;
     this.write(this.action === 'fail' ? `${text}\n  stallAction fail: ending the run with GPUFEED_STALL` : text);
     if (this.action === 'fail') {
-      this.probe.fail(new GpufeedError(ErrorCodes.STALL, text, report ? {
-        rank: report.rank, epoch: report.epoch, step: report.step, waitedSeconds: report.waitedSeconds, shards: report.shards.map((s) => s.path),
-      } : {}));
+      // The report went to stderr above; the error says where, and carries it in its details.
+      const where = report ? `rank ${report.rank} epoch ${report.epoch} step ${report.step} waited ${report.waitedSeconds} s` : `rank ${this.probe.world.rank} waited`;
+      const shards = report?.shards.filter((x) => x.waits.some((y) => y.kind !== 'decode')).map((x) => x.path) ?? [];
+      this.probe.fail(new GpufeedError(ErrorCodes.STALL, `${where} for its next batch of ${this.probe.uri} (stallTimeout ${this.timeoutMs / 1000} s)` +
+        `${shards.length ? `, waiting on ${shards.join(', ')}` : ''}; the stall report is on stderr`, report ? {
+        rank: report.rank, epoch: report.epoch, step: report.step, waitedSeconds: report.waitedSeconds, shards: report.shards.map((x) => x.path), report: text,
+      } : { report: text }));
       return;
     }
     this.#arm();

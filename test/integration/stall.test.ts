@@ -210,6 +210,49 @@ test('SIGUSR2 prints the report on demand (stallTimeout 0: no watch), and the lo
   assert.equal(r.signal, 'SIGTERM');
 });
 
+test('a shard another process is downloading: the report names the cache lock and that process\'s pid', async (t) => {
+  const { manifest, proxy, cacheDir } = await setup(t);
+  const { step, shard } = stallPoint(manifest, 2);
+  const key = manifest.shards[shard]!.path;
+  holdShard(proxy, key);
+  const common = ['--batch-size', String(BATCH), '--shuffle', 'none', '--workers', '1', '--cache-dir', cacheDir, '--cache-bytes', '64MiB', '--min-free-bytes', '0'];
+  // Process A takes the shard's download lock and is held by the proxy.
+  const a = runDump(['s3://data/ds', '--s3-endpoint', proxy.endpoint, ...common, '--stall-timeout', '0']);
+  t.after(async () => {
+    a.child.kill('SIGTERM');
+    await a.done;
+  });
+  await until('process A held at the shard', () => a.out().trim().split('\n').filter(Boolean).length >= step);
+  const reports: string[] = [];
+  const write = process.stderr.write.bind(process.stderr);
+  process.stderr.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
+    if (String(chunk).includes('GPUFEED_STALL')) reports.push(String(chunk));
+    return (write as (c: string | Uint8Array, ...r: unknown[]) => boolean)(chunk, ...rest);
+  }) as typeof process.stderr.write;
+  t.after(() => {
+    process.stderr.write = write;
+  });
+  // This process, another job on the node with the same cache, needs the same shard.
+  const b = await Loader.open('s3://data/ds', {
+    batchSize: BATCH, shuffle: 'none', workers: 1, cacheDir, cacheBytes: 64 << 20, minFreeBytes: 0, s3Endpoint: proxy.endpoint, stallTimeout: 1,
+  });
+  const run = (async () => {
+    for await (const _ of b);
+  })();
+  try {
+    const lockLine = new RegExp(`shard ${shard} ${key}: .*cache lock \\S+ held by another process, pid ${a.child.pid}`);
+    await until('a report naming the lock holder', () => reports.some((r) => r.includes(` step ${step}: `) && lockLine.test(r)));
+    const report = await b.diagnose();
+    const waits = report.shards.find((x) => x.index === shard)?.waits ?? [];
+    assert.ok(waits.some((w) => w.kind === 'cache-lock' && w.pid === a.child.pid && w.otherProcess), report.text);
+    // This process sent no GET of its own for the shard: the other holds the download.
+    assert.ok(!waits.some((w) => w.kind === 'storage'), report.text);
+  } finally {
+    await b.close();
+  }
+  await run;
+});
+
 test('GPUFEED_STALL is a GpufeedError code', () => {
   assert.equal(ErrorCodes.STALL, 'GPUFEED_STALL');
   assert.equal(new GpufeedError(ErrorCodes.STALL, 'x').code, 'GPUFEED_STALL');
