@@ -18,6 +18,7 @@ import { naiveArrowLoader } from './naive-loader.js';
 import { HF_DUCKDB_SQL, makeHfDatasets } from './hf-dataset.js';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { measureCli, measureNode, measureStartup, median } from './startup.js';
+import { metricsOverhead } from './metrics-overhead.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const ROWS = Number(process.env.GPUFEED_BENCH_ROWS ?? 16384);
@@ -29,8 +30,8 @@ const SECONDS = Number(process.env.GPUFEED_BENCH_SECONDS ?? 2);
 const ROUNDS = 2;
 /** Rows of the HF-style single-row-group Parquet file (section 6). */
 const HF_ROWS = Number(process.env.GPUFEED_BENCH_HF_ROWS ?? 12000);
-/** Comma list of sections to run (1-8); all by default. */
-const ONLY = new Set((process.env.GPUFEED_BENCH_ONLY ?? '1,2,3,4,5,6,7,8').split(','));
+/** Comma list of sections to run (1-8, metrics); all by default. */
+const ONLY = new Set((process.env.GPUFEED_BENCH_ONLY ?? '1,2,3,4,5,6,7,8,metrics').split(','));
 /** Fresh processes per side of the start-up section (8). */
 const STARTUP_RUNS = Number(process.env.GPUFEED_BENCH_STARTUP_RUNS ?? 5);
 /** Start-up goals (issue 11): JS first batch after Loader.open; the Python client's, over the JS one; --version. */
@@ -176,6 +177,15 @@ async function checksumRows(root: string, steadyDir: string, rows: Row[]): Promi
   log(`first epoch, piece checksums on / off: ${re.toFixed(3)} from the first batch, ${reWhole.toFixed(3)} for the whole run (start-up included)`);
   await rm(bigDir, { recursive: true, force: true });
   return { on: checked, off: unchecked, cpu_per_gb: { on: onRuns.map(cpuPerGb), off: offRuns.map(cpuPerGb) }, first_epoch: { rows: FIRST_EPOCH_ROWS, on: onEpoch, off: offEpoch, whole_ratio: reWhole, cpu_per_gb: { on: onEpochs.map(cpuPerGb), off: offEpochs.map(cpuPerGb) } } };
+}
+
+/** Metrics and stall watch on (scraped every 100 ms) over off: the steady rate should not move. */
+async function metricsSection(root: string, rows: Row[], details: Record<string, unknown>): Promise<void> {
+  log('metrics: loader with a scraped metrics endpoint and the stall watch vs without');
+  const m = await metricsOverhead(root, { rows: 4096, seconds: SECONDS, rounds: ROUNDS, loader: loaderOptions({ epochs: Infinity }) });
+  const sps = (x: number): string => `${x.toFixed(0)} samples/s`;
+  rows.push({ name: `Metrics: scraped every 100 ms (${m.scrapes} scrapes) + stall watch, over neither`, gpufeed: sps(m.with.samples_per_s), reference: sps(m.without.samples_per_s), ratio: m.ratio, goal: '>= 0.95', pass: m.ratio >= 0.95 });
+  details.metrics = m;
 }
 
 async function main(): Promise<void> {
@@ -382,6 +392,7 @@ async function main(): Promise<void> {
       rows.push({ name: 'HF Parquet, one row group: peak RSS, index route / prepared Arrow', gpufeed: mib(indexed!.peak_rss_bytes), reference: mib(prepared!.peak_rss_bytes), ratio: r6c, goal: '<= 1.5', pass: r6c <= 1.5 });
       details.hf = { rows: HF_ROWS, indexed, prepared, duckdb: duck };
     }
+    if (ONLY.has('metrics')) await metricsSection(root, rows, details);
   } finally {
     await rm(root, { recursive: true, force: true });
   }

@@ -49,6 +49,8 @@ export const ErrorCodes = {
   CLOSED: 'GPUFEED_CLOSED',
   /** A bridge protocol violation between gpufeed and a consumer process. */
   PROTOCOL: 'GPUFEED_PROTOCOL',
+  /** The consumer waited longer than stallTimeout for a batch, with stallAction 'fail' (metrics/stall.ts). */
+  STALL: 'GPUFEED_STALL',
   /** A bug: an invariant inside gpufeed did not hold. */
   INTERNAL: 'GPUFEED_INTERNAL',
 } as const;

@@ -183,6 +183,11 @@ class Loader(_torch.DatasetBase):
         s3_endpoint: Optional[str] = None,
         s3_timeout: Optional[float] = None,
         s3_first_byte_timeout: Optional[float] = None,
+        metrics_port: Optional[int] = None,
+        metrics_host: Optional[str] = None,
+        metrics_dataset: Optional[str] = None,
+        stall_timeout: Optional[float] = None,
+        stall_action: Optional[str] = None,
         pad: bool = False,
         pad_value: Any = 0,
         as_numpy: bool = False,
@@ -265,6 +270,19 @@ class Loader(_torch.DatasetBase):
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.001 <= v < 1e9:
                 raise GpufeedError(INVALID_OPTION, f"option {name}: must be a number of seconds >= 0.001, got {v!r}", {"option": name})
             flags.extend([flag, str(max(1, round(v * 1000)))])
+        # Metrics and stall diagnosis (README, "Metrics" and "Stalls"); ranges checked by the server.
+        num("metrics_port", "--metrics-port", metrics_port)
+        for name, flag, v in (("metrics_host", "--metrics-host", metrics_host), ("metrics_dataset", "--metrics-dataset", metrics_dataset),
+                              ("stall_action", "--stall-action", stall_action)):
+            if v is None:
+                continue
+            if not isinstance(v, str) or not v:
+                raise GpufeedError(INVALID_OPTION, f"option {name}: must be a non-empty string, got {v!r}", {"option": name})
+            flags.extend([flag, v])
+        if stall_timeout is not None:
+            if isinstance(stall_timeout, bool) or not isinstance(stall_timeout, (int, float)) or not 0 <= stall_timeout < 1e6:
+                raise GpufeedError(INVALID_OPTION, f"option stall_timeout: must be a number of seconds >= 0 (0: off), got {stall_timeout!r}", {"option": "stall_timeout"})
+            flags.extend(["--stall-timeout", repr(float(stall_timeout))])
         for name, v in (("timeout", timeout), ("start_timeout", start_timeout)):
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
                 raise GpufeedError(INVALID_OPTION, f"option {name}: must be a positive number of seconds, got {v!r}", {"option": name})
@@ -585,6 +603,27 @@ class Loader(_torch.DatasetBase):
     def epoch(self) -> Optional[int]:
         """Epoch of the last batch delivered (None before the first)."""
         return self._epoch
+
+    @property
+    def metrics_address(self) -> Optional[str]:
+        """``http://host:port/metrics`` of the server's Prometheus endpoint (with ``metrics_port``), else None."""
+        v = self._hello().get("metricsAddress")
+        return v if isinstance(v, str) else None
+
+    def metrics(self) -> Dict[str, float]:
+        """The server's metrics as a flat dict: ``name`` or ``name{label="v",...}`` -> value (the same
+        figures as the Prometheus endpoint, without the rank and dataset labels). Starts the server
+        if it is not running yet."""
+        with self._lock:
+            s = self._live()
+            reply = expect(self._request(s, {"type": "metrics"}), "metrics")
+            return {str(k): float(v) for k, v in dict(reply["metrics"]).items()}
+
+    def diagnose(self) -> Dict[str, Any]:
+        """The server's stall report (dict, with a ``text`` field) of the batch it waits for or takes next."""
+        with self._lock:
+            s = self._live()
+            return dict(expect(self._request(s, {"type": "diagnose"}), "diagnose")["report"])
 
     @property
     def server_pid(self) -> Optional[int]:

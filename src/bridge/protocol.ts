@@ -44,6 +44,8 @@ export interface HelloMessage {
   /** Where every column lives inside a slot; every slot is one whole slab, from offset 0. */
   layout: BatchLayout;
   slabs: SlabDesc[];
+  /** The metrics endpoint (http://host:port/metrics) when the server was started with --metrics-port. */
+  metricsAddress?: string;
 }
 
 export interface BatchMessage {
@@ -83,7 +85,19 @@ export interface StateMessage {
   state: ResumeState;
 }
 
-export type ServerMessage = HelloMessage | BatchMessage | EndMessage | ErrorMessage | StateMessage;
+/** The answer to `metrics`: the loader's metrics as a flat object (src/metrics/registry.ts, metricsDict). */
+export interface MetricsMessage {
+  type: 'metrics';
+  metrics: Record<string, number>;
+}
+
+/** The answer to `diagnose`: the stall report of the batch the server's loader waits for or takes next. */
+export interface DiagnoseMessage {
+  type: 'diagnose';
+  report: Record<string, unknown>;
+}
+
+export type ServerMessage = HelloMessage | BatchMessage | EndMessage | ErrorMessage | StateMessage | MetricsMessage | DiagnoseMessage;
 
 export interface NextRequest {
   type: 'next';
@@ -100,8 +114,14 @@ export interface StateRequest {
 export interface CloseRequest {
   type: 'close';
 }
+export interface MetricsRequest {
+  type: 'metrics';
+}
+export interface DiagnoseRequest {
+  type: 'diagnose';
+}
 
-export type ClientMessage = NextRequest | ReleaseRequest | StateRequest | CloseRequest;
+export type ClientMessage = NextRequest | ReleaseRequest | StateRequest | CloseRequest | MetricsRequest | DiagnoseRequest;
 
 function protocolError(message: string, details: Record<string, unknown> = {}): GpufeedError {
   return new GpufeedError(ErrorCodes.PROTOCOL, `bridge protocol: ${message}`, details);
@@ -128,6 +148,10 @@ export function parseClientMessage(line: string): ClientMessage {
       return { type: 'state' };
     case 'close':
       return { type: 'close' };
+    case 'metrics':
+      return { type: 'metrics' };
+    case 'diagnose':
+      return { type: 'diagnose' };
     default:
       throw protocolError(`unknown message type ${JSON.stringify(m.type)}`, { field: 'type' });
   }

@@ -39,6 +39,10 @@ export interface BridgeLoader {
   readonly ring: { readonly slots: readonly { readonly slab: SlabInfo }[] };
   stepsPerEpoch(epoch?: number): number;
   state(): ResumeState;
+  /** Metrics as a flat object, the endpoint's address, the stall report (src/metrics/); optional for test doubles. */
+  metrics?(): Promise<Record<string, number>>;
+  metricsAddress?(): string | undefined;
+  diagnose?(): Promise<object>;
   close(): Promise<void>;
   [Symbol.asyncIterator](): AsyncIterator<BridgeBatch>;
 }
@@ -140,6 +144,7 @@ export class BridgeServer {
       columns: [...l.columns],
       layout: l.layout,
       slabs: l.ring.slots.map(({ slab }) => ({ id: slab.id, fd: slab.fd, bytes: slab.bytes, kind: slab.kind, pinned: slab.pinned })),
+      ...(l.metricsAddress?.() ? { metricsAddress: l.metricsAddress()! } : {}),
     };
   }
 
@@ -194,6 +199,12 @@ export class BridgeServer {
         return;
       case 'close':
         void this.close('close');
+        return;
+      case 'metrics':
+        this.#send({ type: 'metrics', metrics: loader.metrics ? await loader.metrics() : {} });
+        return;
+      case 'diagnose':
+        this.#send({ type: 'diagnose', report: loader.diagnose ? { ...(await loader.diagnose()) } : {} });
         return;
     }
   }

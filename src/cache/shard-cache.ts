@@ -53,7 +53,19 @@ export class NoRoomForPrefetch extends Error {
   }
 }
 
+/** A download of this process waiting for a shard's lock, or running (stall reports read it). */
+export interface CacheActivity {
+  shard: string;
+  lockPath: string;
+  phase: 'lock' | 'download';
+  /** Date.now() when the phase began. */
+  since: number;
+}
+
 export class ShardCache {
+  /** Downloads of this process now waiting for their lock or running. */
+  readonly activity = new Map<number, CacheActivity>();
+  #activityTokens = 0;
   readonly options: ResolvedShardCacheOptions;
   readonly layout: CacheLayout;
   readonly stats: CacheStats = { hits: 0, downloads: 0, bytesDownloaded: 0, evictions: 0, hashMismatches: 0, corruptRemoved: 0 };
@@ -216,12 +228,26 @@ export class ShardCache {
   /** Downloads under the per-shard lock; resolves a held handle, or undefined if another process did it. */
   private async download(name: string, ref: ShardRef, kind: HoldKind, signal?: AbortSignal): Promise<CacheHandle | undefined> {
     const finalPath = join(this.layout.shards, name);
-    const lock = await acquireLock(join(this.layout.locks, `${name}.lock`), {
+    const lockPath = join(this.layout.locks, `${name}.lock`);
+    const token = ++this.#activityTokens;
+    const activity: CacheActivity = { shard: ref.shard.path, lockPath, phase: 'lock', since: Date.now() };
+    this.activity.set(token, activity);
+    try {
+      return await this.downloadLocked(name, finalPath, lockPath, activity, ref, kind, signal);
+    } finally {
+      this.activity.delete(token);
+    }
+  }
+
+  private async downloadLocked(name: string, finalPath: string, lockPath: string, activity: CacheActivity, ref: ShardRef, kind: HoldKind, signal?: AbortSignal): Promise<CacheHandle | undefined> {
+    const lock = await acquireLock(lockPath, {
       ...this.lockOptions(`cache ${this.layout.root}: download of ${ref.shard.path}`, this.options.lockTimeoutMs, signal),
       // Another process is downloading it: stop waiting as soon as it is in place.
       stopWaiting: async () => (await stat(finalPath).catch(() => undefined)) !== undefined,
     });
     if (!lock) return undefined;
+    activity.phase = 'download';
+    activity.since = Date.now();
     try {
       if ((await stat(finalPath).catch(() => undefined)) !== undefined) return undefined;
       const expected = sha256HexOf(ref.shard.hash, ref.shard.path);

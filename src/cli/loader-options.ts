@@ -30,6 +30,11 @@ export interface LoaderFlags extends StorageFlags {
   onCorrupt?: string;
   maxQuarantined?: string;
   quarantineLog?: string;
+  metricsPort?: string;
+  metricsHost?: string;
+  metricsDataset?: string;
+  stallTimeout?: string;
+  stallAction?: string;
 }
 
 export function addLoaderOptions(cmd: Command, defaults: { batchSize?: number } = {}): Command {
@@ -54,7 +59,12 @@ export function addLoaderOptions(cmd: Command, defaults: { batchSize?: number } 
     .option('--resume <file>', 'resume from a state file written by --state-out or loader.state()')
     .addOption(new Option('--on-corrupt <mode>', 'a corrupt piece or shard: fail the run (default), or skip: quarantine its rows (README, "Quarantine")').choices(['fail', 'skip']))
     .option('--max-quarantined <n>', 'with --on-corrupt skip: quarantined rows per epoch before GPUFEED_QUARANTINE_LIMIT, a count or a fraction < 1 of the epoch')
-    .option('--quarantine-log <file>', 'with --on-corrupt skip: append each quarantine event to this JSON Lines file');
+    .option('--quarantine-log <file>', 'with --on-corrupt skip: append each quarantine event to this JSON Lines file')
+    .option('--metrics-port <n>', 'serve Prometheus metrics on this port (0: a free one, printed on stderr); default: off')
+    .option('--metrics-host <host>', 'address the metrics endpoint binds (default 127.0.0.1)')
+    .option('--metrics-dataset <name>', 'the dataset label of the metrics (default: the last part of the dataset URI)')
+    .option('--stall-timeout <s>', 'seconds the consumer may wait for one batch before a GPUFEED_STALL report on stderr; 0: off (default 60)')
+    .addOption(new Option('--stall-action <action>', 'after a stall report: warn (report again every interval) or fail (exit with GPUFEED_STALL)').choices(['warn', 'fail']));
 }
 
 function int(name: string, v: string | undefined, min = 0): number | undefined {
@@ -116,5 +126,14 @@ export function loaderOptionsFromFlags(f: LoaderFlags): LoaderOptions {
     o.maxQuarantined = n;
   }
   if (f.quarantineLog !== undefined) o.quarantineLog = f.quarantineLog;
+  set('metricsPort', int('--metrics-port', f.metricsPort, 0));
+  set('metricsHost', f.metricsHost);
+  set('metricsDataset', f.metricsDataset);
+  if (f.stallTimeout !== undefined) {
+    const t = Number(f.stallTimeout);
+    if (f.stallTimeout.trim() === '' || !Number.isFinite(t) || t < 0) throw invalidOption('--stall-timeout', `must be a number of seconds >= 0 (0: off), got ${JSON.stringify(f.stallTimeout)}`);
+    o.stallTimeout = t;
+  }
+  set('stallAction', f.stallAction as LoaderOptions['stallAction']);
   return o;
 }

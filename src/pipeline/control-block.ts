@@ -44,7 +44,17 @@ export const STAT_BYTES = 2;
 export const STAT_READ_NS = 3;
 export const STAT_DECODE_NS = 4;
 export const STAT_SHARD_WAIT_NS = 5;
-export const STAT_FIELDS = 6;
+/**
+ * What the worker is doing now, for stall reports (metrics/stall.ts): 1 + the seq it works on
+ * (0: none), since when (Date.now(), ms: the threads share no performance clock) and in which
+ * phase (BUSY_SHARDS: waiting for its shards' leases, BUSY_DECODE: reading and decoding).
+ */
+export const STAT_BUSY_SEQ = 6;
+export const STAT_BUSY_SINCE = 7;
+export const STAT_BUSY_PHASE = 8;
+export const STAT_FIELDS = 9;
+export const BUSY_SHARDS = 1;
+export const BUSY_DECODE = 2;
 
 export interface ControlBlockInit {
   slots: number;

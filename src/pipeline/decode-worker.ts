@@ -11,7 +11,7 @@ import { ArrowTaskReads, closeArrowShard, openArrowShard, type ArrowShardHandle,
 import type { ParquetShardHandle, SharedDecoded } from '../formats/parquet/load-unit.js';
 import { RowGroupCache } from '../formats/parquet/row-group-cache.js';
 import type { DecodeLoopResult, DecodeLoopTask, DecodeStats, LeaseReply, RowRun, ShardRef, WorkerMessage } from './decode-messages.js';
-import { ControlBlock, STAT_BATCHES, STAT_BYTES, STAT_DECODE_NS, STAT_READ_NS, STAT_ROWS, STAT_SHARD_WAIT_NS } from './control-block.js';
+import { BUSY_DECODE, BUSY_SHARDS, ControlBlock, STAT_BATCHES, STAT_BUSY_PHASE, STAT_BUSY_SEQ, STAT_BUSY_SINCE, STAT_BYTES, STAT_DECODE_NS, STAT_READ_NS, STAT_ROWS, STAT_SHARD_WAIT_NS } from './control-block.js';
 import { planRankEpoch, SharedWindows, type RankEpochPlan } from '../plan/index.js';
 import { SampleLocator } from './sample-locator.js';
 import { decodeOversize } from './oversize-batch.js';
@@ -367,6 +367,9 @@ export async function runDecodeLoop(task: DecodeLoopTask): Promise<DecodeLoopRes
         break;
       }
       let rows = 0;
+      stats[STAT_BUSY_SEQ] = seq + 1;
+      stats[STAT_BUSY_SINCE] = Date.now();
+      stats[STAT_BUSY_PHASE] = BUSY_SHARDS;
       try {
         const flat = startStep + seq;
         const epoch = Math.floor(flat / stepsPerEpoch);
@@ -378,6 +381,8 @@ export async function runDecodeLoop(task: DecodeLoopTask): Promise<DecodeLoopRes
         let shardWaitMs = 0;
         const refsOf = async (shards: number[]): Promise<ShardRef[]> => {
           const t0 = performance.now();
+          stats[STAT_BUSY_SINCE] = Date.now();
+          stats[STAT_BUSY_PHASE] = BUSY_SHARDS;
           let files: string[];
           try {
             files = remote ? await remote.acquire(shards) : shards.map((i) => paths![i]!);
@@ -385,6 +390,8 @@ export async function runDecodeLoop(task: DecodeLoopTask): Promise<DecodeLoopRes
             throw quarantine ? leaseFailure(err, shards, manifest) : err;
           } finally {
             shardWaitMs += performance.now() - t0;
+            stats[STAT_BUSY_SINCE] = Date.now();
+            stats[STAT_BUSY_PHASE] = BUSY_DECODE;
           }
           return shards.map((index, i) => {
             const entry = manifest.shards[index]!;
@@ -442,6 +449,7 @@ export async function runDecodeLoop(task: DecodeLoopTask): Promise<DecodeLoopRes
         stats[STAT_READ_NS]! += s.readNs;
         stats[STAT_DECODE_NS]! += s.decodeNs;
         stats[STAT_SHARD_WAIT_NS]! += shardWaitMs * 1e6;
+        stats[STAT_BUSY_SEQ] = 0;
         control.publish(slot, seq, rows, false, oneOffSlab);
         if (!firstBatchTraced) {
           firstBatchTraced = true;
@@ -451,6 +459,7 @@ export async function runDecodeLoop(task: DecodeLoopTask): Promise<DecodeLoopRes
         // The consumer meets this error at this seq, not before: the message goes first, then the
         // slot is published as failed.
         port.postMessage({ type: 'error', seq, error: serializeError(err) } satisfies WorkerMessage);
+        stats[STAT_BUSY_SEQ] = 0;
         control.publish(slot, seq, 0, true);
       }
       batches += 1;

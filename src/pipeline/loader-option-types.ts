@@ -37,6 +37,12 @@ export const LOADER_OPTION_TYPES = {
   onCorrupt: 'string',
   maxQuarantined: 'number',
   quarantineLog: 'string',
+  // metrics/options.ts (MetricsOptions)
+  metricsPort: 'number',
+  metricsHost: 'string',
+  metricsDataset: 'string',
+  stallTimeout: 'number',
+  stallAction: 'string',
   // storage/index.ts (StoreOptions)
   s3Endpoint: 'string',
   s3Region: 'string',

@@ -40,9 +40,15 @@ import { createQuarantineBuffers, entriesFromState, QuarantineLedger, resolveQua
 import { RESUME_VERSION_QUARANTINE } from '../plan/state.js';
 
 const NO_ROWS: readonly number[] = Object.freeze([]);
+import { LoaderObservers } from '../metrics/observers.js';
+import { resolveMetricsOptions, type MetricsOptions } from '../metrics/options.js';
+import type { StallReport } from '../metrics/stall.js';
+import { PrefetchingShardSource } from './prefetcher.js';
+import type { RequestLog } from '../storage/request-log.js';
+import type { StoreCounters } from '../metrics/probe.js';
 
 // The cache-sharing figures come from the world and the plan (set by the loader), not from the user.
-export interface LoaderOptions extends StoreOptions, Omit<ShardSourceOptions, keyof CacheSharing> {
+export interface LoaderOptions extends StoreOptions, MetricsOptions, Omit<ShardSourceOptions, keyof CacheSharing> {
   /** Rows per batch on this rank. */
   batchSize: number;
   /** Columns to load; all columns when absent. */
@@ -212,6 +218,10 @@ export class Loader implements AsyncIterable<Batch> {
   readonly #oneOffWaiters = new Map<number, (m: OneOffMessage) => void>();
   /** onCorrupt 'skip' (quarantine.ts); undefined with 'fail'. */
   readonly #quarantine: { ledger: QuarantineLedger; buffers: QuarantineBuffers } | undefined;
+  /** Metrics, stall watch and SIGUSR2 report (src/metrics/). */
+  readonly #observers: LoaderObservers;
+  /** The seq the consumer is blocked on and since when (Date.now()), for stall reports. */
+  #waitingFor: { seq: number; since: number } | undefined;
 
   private constructor(uri: string, store: Store, manifest: ManifestV1, options: LoaderOptions, internal: LoaderInternalOptions, workers: number, pool: Piscina) {
     this.uri = uri;
@@ -281,7 +291,57 @@ export class Loader implements AsyncIterable<Batch> {
       const resumed = entriesFromState(manifest, options.resume?.quarantined);
       this.#quarantine = { buffers, ledger: new QuarantineLedger(manifest, buffers, quarantine, { batchSize: this.order.batchSize, rank: this.world.rank, stepsPerEpoch: S, resumed }) };
     }
+    this.#observers = this.#makeObservers(options);
     startupMark('planned');
+  }
+
+  /** What the metrics and stall reports read (src/metrics/probe.ts): the stages' own counters. */
+  #makeObservers(options: LoaderOptions): LoaderObservers {
+    const store = this.#store as Store & { requestLog?: RequestLog; stats?: StoreCounters };
+    return new LoaderObservers({
+      uri: this.uri, manifest: this.manifest, world: this.world,
+      stats: () => this.stats(),
+      waitHistogram: () => this.#stats.waitHistogram(),
+      workerCounters: () => Array.from({ length: this.workers }, (_, w) => this.#control.statsOf(w)),
+      waiting: () => this.#waitingFor,
+      nextSeq: () => this.#consumed,
+      position: (seq) => this.#position(this.#startStep + seq),
+      shardsOf: (seq) => {
+        if (seq >= this.#endSeq) return [];
+        const { epoch, step } = this.#position(this.#startStep + seq);
+        return [...new Set(this.#plan(epoch).batchIds(step).map((id) => this.#locator.locate(id).shard))];
+      },
+      cache: this.#source instanceof PrefetchingShardSource ? this.#source.cache : undefined,
+      requestLog: store.requestLog,
+      storeCounters: store.stats ? () => store.stats! : undefined,
+      fail: (err) => {
+        this.#fatal ??= err;
+        this.#control.wakeConsumer();
+      },
+    }, resolveMetricsOptions(options, this.uri));
+  }
+
+  /**
+   * What the batch the consumer waits for (or takes next) is waiting on: shards, storage requests,
+   * cache locks, decode workers (README, "Stalls"). SIGUSR2 prints the same report.
+   */
+  diagnose(): Promise<StallReport> {
+    return this.#observers.diagnose();
+  }
+
+  /** The Prometheus metrics as a flat object (README, "Metrics"), with or without metricsPort. */
+  metrics(): Promise<Record<string, number>> {
+    return this.#observers.metrics();
+  }
+
+  /** The metrics in Prometheus text format. */
+  metricsText(): Promise<string> {
+    return this.#observers.metricsText();
+  }
+
+  /** http://host:port/metrics when metricsPort was given, else undefined. */
+  metricsAddress(): string | undefined {
+    return this.#observers.address;
   }
 
   /** The decode threads; they start at once (minThreads), each loading the worker's modules. */
@@ -315,6 +375,12 @@ export class Loader implements AsyncIterable<Batch> {
       store = opened.shards;
       startupMark('manifest-read');
       const loader = new Loader(uri, store, opened.manifest, options, internal, workers, pool);
+      try {
+        await loader.#observers.start();
+      } catch (err) {
+        await loader.close();
+        throw err;
+      }
       startupMark('constructed');
       return loader;
     } catch (err) {
@@ -550,6 +616,8 @@ export class Loader implements AsyncIterable<Batch> {
           // Said in the control block: a worker waiting to allocate a one-off slot for this very
           // batch then knows that only retained batches could free room (oversize-batch.ts).
           control.setWaiting(seq);
+          this.#waitingFor = { seq, since: Date.now() };
+          this.#observers.waitStarted();
           try {
             while (slot < 0) {
               if (this.#fatal !== undefined) throw this.#fatal;
@@ -559,6 +627,8 @@ export class Loader implements AsyncIterable<Batch> {
             }
           } finally {
             control.setWaiting(-1);
+            this.#waitingFor = undefined;
+            this.#observers.waitEnded();
           }
         }
         // Workers wait on the main thread for shard leases (remote datasets): let their requests in.
@@ -588,7 +658,7 @@ export class Loader implements AsyncIterable<Batch> {
         }
         this.#held += 1;
         this.#delivered = seq + 1;
-        this.#stats.waited(performance.now() - w0);
+        this.#stats.waited(performance.now() - w0, ids.length);
         if (seq === 0) startupMark('first-batch');
         yield batch;
         previous = batch;
@@ -648,6 +718,7 @@ export class Loader implements AsyncIterable<Batch> {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    await this.#observers.close();
     this.#control.stop();
     // Workers waiting for a shard lease get their answer now; a lease that arrives later is given back.
     const closed = serializeError(new GpufeedError(ErrorCodes.CLOSED, 'loader is closed'));

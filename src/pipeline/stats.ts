@@ -3,6 +3,7 @@
 import { performance } from 'node:perf_hooks';
 import type { DecodeStats } from './decode-messages.js';
 import type { ShardSourceStats } from './shard-source.js';
+import { BucketCounts, type BucketSnapshot } from '../util/bucket-counts.js';
 
 export interface LoaderStatsSnapshot {
   batches: number;
@@ -20,6 +21,9 @@ export interface LoaderStatsSnapshot {
   /** Seconds since the loader opened. */
   elapsedSeconds: number;
   released: number;
+  /** Batches handed to the consumer, and the samples (rows) in them. */
+  delivered: number;
+  deliveredRows: number;
   /** Batches delivered in a one-off slot because their variable-length rows did not fit a slot (memory-budget.ts). */
   oneOffBatches: number;
   /** Rows replaced in the batches delivered, because their piece or shard was quarantined (onCorrupt 'skip'). */
@@ -44,6 +48,9 @@ export class LoaderStats {
   #waitMs = 0;
   #firstMs = -1;
   #delivered = 0;
+  #deliveredRows = 0;
+  /** The data-wait of each delivered batch after the first, in seconds (metrics read it). */
+  readonly #waits = new BucketCounts();
   #released = 0;
   #oneOff = 0;
   #quarantinedSamples = 0;
@@ -68,10 +75,18 @@ export class LoaderStats {
     this.#shardWaitMs += shardWaitMs;
   }
 
-  waited(ms: number): void {
+  waited(ms: number, rows: number): void {
     if (this.#delivered === 0) this.#firstMs = performance.now() - this.#opened;
-    else this.#waitMs += ms;
+    else {
+      this.#waitMs += ms;
+      this.#waits.observe(ms / 1e3);
+    }
     this.#delivered += 1;
+    this.#deliveredRows += rows;
+  }
+
+  waitHistogram(): BucketSnapshot {
+    return this.#waits.snapshot();
   }
 
   released(): void {
@@ -99,6 +114,8 @@ export class LoaderStats {
       firstBatchSeconds: this.#firstMs < 0 ? 0 : this.#firstMs / 1e3,
       elapsedSeconds: (performance.now() - this.#opened) / 1e3,
       released: this.#released,
+      delivered: this.#delivered,
+      deliveredRows: this.#deliveredRows,
       oneOffBatches: this.#oneOff,
       quarantinedSamples: this.#quarantinedSamples,
       quarantinedPieces: this.#quarantinedPieces,

@@ -6,10 +6,11 @@
 // Three clocks bound a request: time to first byte of each attempt (a server that accepts and
 // never answers fails fast), the attempt's deadline (body included), and one deadline for the
 // whole request, every attempt and backoff included. Each retry is reported through onRetry.
-import { GpufeedError } from '../errors.js';
+import { ErrorCodes, GpufeedError } from '../errors.js';
 import { AdaptiveLimiter } from './adaptive-limiter.js';
 import { backoffDelay, sleep, type BackoffPolicy } from './backoff.js';
 import { LatencyTracker } from './latency-tracker.js';
+import { RequestLog, type RequestOutcome } from './request-log.js';
 import { DeadlineExceeded, classifyS3Error, describeS3Error, toStorageError, type FailureContext } from './s3-errors.js';
 
 export interface HedgePolicy {
@@ -77,18 +78,30 @@ export interface RequestStats {
 
 export class RequestRunner {
   readonly stats: RequestStats = { requests: 0, retries: 0, hedges: 0, hedgeWins: 0, timeouts: 0 };
+  /** Attempts in flight and finished, by operation and outcome (metrics and stall reports). */
+  readonly log = new RequestLog();
   private readonly latency = new LatencyTracker();
+
+  /** Aborted by close(): every request in flight or in backoff ends, none starts. */
+  readonly #closing = new AbortController();
 
   constructor(readonly policy: RequestPolicy, readonly limiter: AdaptiveLimiter) {}
 
-  async run<T>(ctx: FailureContext, attemptFn: (signal: AbortSignal, firstByte: FirstByte) => Promise<T>, opts: RunOptions = {}): Promise<T> {
-    const { signal } = opts;
+  /** Ends every request now (the store is closing): a stalled GET must not outlive its loader. */
+  close(): void {
+    this.#closing.abort(new GpufeedError(ErrorCodes.CLOSED, 'the store was closed while a request was in flight'));
+  }
+
+  async run<T>(ctx: FailureContext, attemptFn: (signal: AbortSignal, firstByte: FirstByte) => Promise<T>, runOpts: RunOptions = {}): Promise<T> {
+    const signal = runOpts.signal ? AbortSignal.any([runOpts.signal, this.#closing.signal]) : this.#closing.signal;
+    const opts: RunOptions = { ...runOpts, signal };
+    signal.throwIfAborted();
     const started = performance.now();
     const total = this.policy.requestTimeoutMs ?? Number.POSITIVE_INFINITY;
     for (let attempt = 1; ; attempt++) {
       try {
         const left = total - (performance.now() - started);
-        const result = await this.attemptWithHedge(attemptFn, opts, left);
+        const result = await this.attemptWithHedge(ctx, attempt, attemptFn, opts, left);
         this.limiter.onSuccess();
         return result;
       } catch (err) {
@@ -121,9 +134,9 @@ export class RequestRunner {
     }
   }
 
-  private async attemptWithHedge<T>(attemptFn: (signal: AbortSignal, firstByte: FirstByte) => Promise<T>, opts: RunOptions, leftMs: number): Promise<T> {
+  private async attemptWithHedge<T>(ctx: FailureContext, attempt: number, attemptFn: (signal: AbortSignal, firstByte: FirstByte) => Promise<T>, opts: RunOptions, leftMs: number): Promise<T> {
     const release = await this.limiter.acquire(opts.signal);
-    const primary = this.timedAttempt(attemptFn, opts, release, leftMs);
+    const primary = this.timedAttempt(attemptFn, opts, release, leftMs, this.log.start(ctx.path, ctx.what, attempt, false));
     const hedge = this.policy.hedge;
     const median = hedge.enabled && opts.hedgeBytes !== undefined ? this.latency.median(opts.hedgeBytes, hedge.minSamples) : undefined;
     if (median === undefined) return (await primary.done).value;
@@ -139,7 +152,7 @@ export class RequestRunner {
 
     // The range is much slower than its peers: ask again and take whichever answer arrives first.
     this.stats.hedges++;
-    const second = this.timedAttempt(attemptFn, opts, hedgeSlot, leftMs - delay);
+    const second = this.timedAttempt(attemptFn, opts, hedgeSlot, leftMs - delay, this.log.start(ctx.path, ctx.what, attempt, true));
     try {
       const winner = await Promise.any([primary.done, second.done]);
       if (winner.from === second) this.stats.hedgeWins++;
@@ -161,6 +174,7 @@ export class RequestRunner {
     opts: RunOptions,
     release: () => void,
     leftMs: number,
+    logToken: number,
   ): { controller: AbortController; done: Promise<{ value: T; from: unknown }> } {
     const controller = new AbortController();
     // The attempt's deadline, cut to what is left of the request's.
@@ -181,13 +195,16 @@ export class RequestRunner {
     const started = performance.now();
     this.stats.requests++;
     const handle = { controller, done: undefined as unknown as Promise<{ value: T; from: unknown }> };
+    let outcome: RequestOutcome = 'error';
     handle.done = (async () => {
       try {
         const value = await attemptFn(controller.signal, firstByte);
         if (controller.signal.aborted) throw controller.signal.reason;
         if (opts.hedgeBytes !== undefined) this.latency.record(opts.hedgeBytes, performance.now() - started);
+        outcome = 'ok';
         return { value, from: handle };
       } catch (err) {
+        outcome = attemptOutcome(err, controller.signal, deadline, firstByteDeadline);
         // An abort by our own deadline surfaces from the SDK as a generic AbortError; name the cause.
         const reason: unknown = controller.signal.reason;
         if (controller.signal.aborted && (reason === deadline || reason === firstByteDeadline)) throw reason;
@@ -198,8 +215,15 @@ export class RequestRunner {
         firstByte();
         opts.signal?.removeEventListener('abort', onAbort);
         release();
+        this.log.end(logToken, outcome);
       }
     })();
     return handle;
   }
+}
+
+function attemptOutcome(err: unknown, signal: AbortSignal, ...deadlines: (DeadlineExceeded | undefined)[]): RequestOutcome {
+  if (signal.aborted) return deadlines.includes(signal.reason as DeadlineExceeded) ? 'timeout' : 'aborted';
+  const kind = classifyS3Error(err);
+  return kind === 'timeout' ? 'timeout' : kind === 'slow-down' ? 'throttled' : 'error';
 }

@@ -14,6 +14,7 @@ import { ErrorCodes, GpufeedError } from '../errors.js';
 import { checkRelativeKey } from '../dataset/paths.js';
 import { AdaptiveLimiter } from './adaptive-limiter.js';
 import { RequestRunner, type FirstByte, type RequestStats } from './request-runner.js';
+import type { RequestLog } from './request-log.js';
 import { resolveS3StoreOptions, type ResolvedS3StoreOptions, type S3StoreOptions } from './s3-options.js';
 import { formatS3Uri, parseS3Uri, type S3Location } from './s3-uri.js';
 import { forEachBounded } from './for-each-bounded.js';
@@ -92,6 +93,11 @@ export class S3Store implements Store {
       },
       limiter,
     );
+  }
+
+  /** Requests in flight and done, by operation and outcome (metrics and stall reports read it). */
+  get requestLog(): RequestLog {
+    return this.runner.log;
   }
 
   get stats(): S3StoreStats {
@@ -267,6 +273,7 @@ export class S3Store implements Store {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.runner.close();
     this.client.destroy();
     this.agent.destroy();
   }

@@ -15,7 +15,7 @@ function statsOf(work: { n: number }, remote: boolean): () => LoaderStatsSnapsho
     const n = work.n;
     const s: LoaderStatsSnapshot = {
       batches: n, rows: n * 8, bytesRead: n * 100, readSeconds: n * 0.001, decodeSeconds: n * 0.002, shardWaitSeconds: n * 0.0005,
-      dataWaitSeconds: 0, firstBatchSeconds: 0, elapsedSeconds: 0, released: n, oneOffBatches: 0,
+      dataWaitSeconds: 0, firstBatchSeconds: 0, elapsedSeconds: 0, released: n, oneOffBatches: 0, delivered: n, deliveredRows: n * 8, quarantinedSamples: 0, quarantinedPieces: 0,
       queue: { queued: n % 3, filling: 0, freeSlots: 0, held: 0, slots: 4 },
     };
     if (remote) s.storage = { hits: n, downloads: Math.floor(n / 10), bytesDownloaded: Math.floor(n / 10) * 4096, readyOnAcquire: n, waitedOnAcquire: 1, fetches: Math.floor(n / 10), fetchSeconds: Math.floor(n / 10) * 0.02 };
