@@ -92,6 +92,8 @@ export interface DecodeLoopTask {
   oneOffBytes: number;
   /** Page-lock one-off slabs (the loader's pin option; undefined: the addon's default). */
   pin?: boolean;
+  /** Image columns decoded and transformed into tensor regions (transforms/image-stage.ts). */
+  images?: import('../transforms/image-stage.js').ImageTask;
 }
 
 /** Worker -> main thread, over the task's port. */

@@ -19,6 +19,7 @@ import { buildRuns } from './row-runs.js';
 import { checkFooterChecksum, checkOpenedShard, fileIdentity, pathIdentity, PieceVerifier, shardDecodeError, sharedPieceFlags, type DeferredPiece, type SharedPieceFlags } from './piece-check.js';
 import type { ManifestV1 } from '../dataset/types.js';
 import { startupMark } from './startup-trace.js';
+import { ImageStage } from '../transforms/image-stage.js';
 
 // Everything above is loaded and evaluated by now (benchmarks/startup.ts).
 startupMark('modules-loaded');
@@ -339,6 +340,8 @@ export async function runDecodeLoop(task: DecodeLoopTask): Promise<DecodeLoopRes
   const checks: ShardChecks = { manifest, verifyPieces: task.verifyPieces ?? true, checkedFiles: new Set() };
   if (task.pieceFlags) checks.shared = sharedPieceFlags(task.pieceFlags, manifest);
   const plans = new Map<number, RankEpochPlan>();
+  // Image columns (transforms/): decoded from a staging read into the slot's tensor regions.
+  const images = task.images ? new ImageStage(task.images, manifest, control.batchSize) : undefined;
   const sharedWindows = task.sharedWindows ? new SharedWindows(task.sharedWindows) : undefined;
   const planOf = (epoch: number): RankEpochPlan => {
     let p = plans.get(epoch);
@@ -381,12 +384,20 @@ export async function runDecodeLoop(task: DecodeLoopTask): Promise<DecodeLoopRes
         });
         const t1 = performance.now();
         const slotSlabId = task.slabIds[slot]!;
-        let s = await fillSlot(slotSlabId, layout, ids.length, refs, runs, read, checks, shared);
+        const fill = async (id: number, l: BatchLayout): Promise<Awaited<ReturnType<typeof fillSlot>>> => {
+          if (!images) return fillSlot(id, l, ids.length, refs, runs, read, checks, shared);
+          const s0 = await fillSlot(id, images.readLayout(l), ids.length, refs, runs, read, checks, shared);
+          if (s0.needs) return s0;
+          const i0 = performance.now();
+          const bytes = await images.fill(id, l, ids, epoch, (rawId, rawLayout) => fillSlot(rawId, rawLayout, ids.length, refs, runs, read, checks, shared));
+          return { ...s0, bytesRead: s0.bytesRead + bytes, decodeNs: s0.decodeNs + Math.round((performance.now() - i0) * 1e6) };
+        };
+        let s = await fill(slotSlabId, layout);
         let oneOffSlab = 0;
         if (s.needs) {
           const o = await decodeOversize(
             { control, seq, slotSlabId, layout, needs: s.needs, ids, limit: task.oneOffBytes, pin: task.pin, manifest, locator },
-            (id, l) => fillSlot(id, l, ids.length, refs, runs, read, checks, shared),
+            fill,
           );
           s = o.result;
           oneOffSlab = o.slabId;
@@ -415,6 +426,7 @@ export async function runDecodeLoop(task: DecodeLoopTask): Promise<DecodeLoopRes
     }
   } finally {
     remote?.releaseAll();
+    images?.close();
     // The loop is over: close this thread's shard files and mappings (the thread may be torn down
     // next, and a descriptor or mapping left open would outlive it in the process).
     trimOpen(0);

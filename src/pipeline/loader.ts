@@ -36,6 +36,8 @@ import { ControlBlock, FILLING, FREE, HELD, READY, STAT_BATCHES, STAT_BYTES, STA
 import type { DecodeLoopResult, DecodeLoopTask, LeaseReply, WorkerMessage } from './decode-messages.js';
 import { createRowGroupCache, DEFAULT_DECODE_CACHE_BYTES, planDecodeCache, type RowGroupCacheBuffers } from '../formats/parquet/row-group-cache.js';
 import { startupMark } from './startup-trace.js';
+import { resolveImageColumns, type TransformsOption } from '../transforms/image-options.js';
+import type { ImageTask } from '../transforms/image-stage.js';
 
 // The cache-sharing figures come from the world and the plan (set by the loader), not from the user.
 export interface LoaderOptions extends StoreOptions, Omit<ShardSourceOptions, keyof CacheSharing> {
@@ -43,6 +45,8 @@ export interface LoaderOptions extends StoreOptions, Omit<ShardSourceOptions, ke
   batchSize: number;
   /** Columns to load; all columns when absent. */
   columns?: string[];
+  /** Image columns decoded and augmented into fixed-shape tensors (README.md, "Images"). */
+  transforms?: TransformsOption;
   seed?: number;
   shuffle?: ShuffleAlgo;
   shuffleWindow?: number;
@@ -159,6 +163,8 @@ export class Loader implements AsyncIterable<Batch> {
   readonly #source: ShardSource;
   readonly #leases: LeaseTable;
   readonly #layoutJson: string;
+  /** Image transforms the workers apply (transforms/), when the transforms option has any. */
+  readonly #images: ImageTask | undefined;
   readonly #read: ReadMode;
   readonly #verifyPieces: boolean;
   /** Flat step from which the shard source was last hinted. */
@@ -201,7 +207,8 @@ export class Loader implements AsyncIterable<Batch> {
     this.uri = uri;
     this.#store = store;
     this.manifest = manifest;
-    this.columns = selectColumns(manifest, options.columns);
+    const imageColumns = resolveImageColumns(manifest, options.columns, options.transforms, (names) => selectColumns(manifest, names));
+    this.columns = imageColumns ? imageColumns.columns : selectColumns(manifest, options.columns);
     this.world = resolveWorld(
       Object.fromEntries(
         Object.entries({ rank: options.rank, worldSize: options.worldSize, localRank: options.localRank, localWorldSize: options.localWorldSize })
@@ -218,6 +225,7 @@ export class Loader implements AsyncIterable<Batch> {
     if (options.epochs !== undefined) partial.epochs = options.epochs;
     this.order = resolveOrderOptions(options.resume ? adoptResumeOptions(partial, options.resume, this.world) : partial, this.world);
     this.#shardSizes = manifest.shards.map((s) => ({ rows: s.rows, bytes: s.bytes, hash: s.hash }));
+    this.#images = imageColumns ? { transforms: imageColumns.transforms, seed: this.order.seed } : undefined;
     this.#locator = new SampleLocator(manifest);
 
     this.workers = workers;
@@ -350,6 +358,7 @@ export class Loader implements AsyncIterable<Batch> {
         port: port2, read: this.#read, verifyPieces: this.#verifyPieces, oneOffBytes: this.oneOffBytes,
       };
       if (this.#pin !== undefined) task.pin = this.#pin;
+      if (this.#images) task.images = this.#images;
       if (pieceFlags) task.pieceFlags = pieceFlags;
       if (paths) task.paths = paths;
       if (this.rowGroupCache) task.rowGroupCache = this.rowGroupCache;
