@@ -6,6 +6,7 @@ import { invalidOption } from '../errors.js';
 import { parseBytes } from '../util/bytes.js';
 import type { LoaderOptions } from '../pipeline/loader.js';
 import type { ResumeState, ShuffleAlgo } from '../plan/index.js';
+import { transformsFromFlags } from '../transforms/image-spec.js';
 import { addStorageOptions, storageOptionsFrom, type StorageFlags } from './storage-options.js';
 
 export interface LoaderFlags extends StorageFlags {
@@ -27,6 +28,8 @@ export interface LoaderFlags extends StorageFlags {
   pin?: boolean;
   verifyPieces?: boolean;
   resume?: string;
+  image?: string[];
+  transforms?: string;
 }
 
 export function addLoaderOptions(cmd: Command, defaults: { batchSize?: number } = {}): Command {
@@ -48,7 +51,9 @@ export function addLoaderOptions(cmd: Command, defaults: { batchSize?: number } 
     .option('--decode-cache-bytes <size>', 'decoded Parquet pieces shared by the decode workers, e.g. 2GiB (default 1GiB)')
     .option('--no-pin', 'do not page-lock batch memory')
     .option('--no-verify-pieces', 'do not check each record batch / column chunk against its manifest checksum as it is read')
-    .option('--resume <file>', 'resume from a state file written by --state-out or loader.state()');
+    .option('--resume <file>', 'resume from a state file written by --state-out or loader.state()')
+    .option('--image <spec>', 'decode an image column into a tensor, e.g. image=train:224:chw or image=eval:224 (repeatable; README "Images")', (v: string, prev: string[] = []) => [...prev, v])
+    .option('--transforms <json>', 'the transforms option as JSON, e.g. {"image":{"kind":"train","size":224}}');
 }
 
 function int(name: string, v: string | undefined, min = 0): number | undefined {
@@ -103,5 +108,7 @@ export function loaderOptionsFromFlags(f: LoaderFlags): LoaderOptions {
   if (f.pin === false) o.pin = false;
   if (f.verifyPieces === false) o.verifyPieces = false;
   if (f.resume !== undefined) o.resume = readResumeFile(f.resume);
+  const transforms = transformsFromFlags(f.image, f.transforms);
+  if (transforms) o.transforms = transforms;
   return o;
 }
