@@ -18,6 +18,7 @@ import { naiveArrowLoader } from './naive-loader.js';
 import { HF_DUCKDB_SQL, makeHfDatasets } from './hf-dataset.js';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { measureCli, measureNode, measureStartup, median } from './startup.js';
+import { imageBench } from './images.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const ROWS = Number(process.env.GPUFEED_BENCH_ROWS ?? 16384);
@@ -29,8 +30,8 @@ const SECONDS = Number(process.env.GPUFEED_BENCH_SECONDS ?? 2);
 const ROUNDS = 2;
 /** Rows of the HF-style single-row-group Parquet file (section 6). */
 const HF_ROWS = Number(process.env.GPUFEED_BENCH_HF_ROWS ?? 12000);
-/** Comma list of sections to run (1-8); all by default. */
-const ONLY = new Set((process.env.GPUFEED_BENCH_ONLY ?? '1,2,3,4,5,6,7,8').split(','));
+/** Comma list of sections to run (1-9); all by default. */
+const ONLY = new Set((process.env.GPUFEED_BENCH_ONLY ?? '1,2,3,4,5,6,7,8,9').split(','));
 /** Fresh processes per side of the start-up section (8). */
 const STARTUP_RUNS = Number(process.env.GPUFEED_BENCH_STARTUP_RUNS ?? 5);
 /** Start-up goals (issue 11): JS first batch after Loader.open; the Python client's, over the JS one; --version. */
@@ -350,6 +351,8 @@ async function main(): Promise<void> {
       rows.push({ name: 'HF Parquet, one row group: peak RSS, index route / prepared Arrow', gpufeed: mib(indexed!.peak_rss_bytes), reference: mib(prepared!.peak_rss_bytes), ratio: r6c, goal: '<= 1.5', pass: r6c <= 1.5 });
       details.hf = { rows: HF_ROWS, indexed, prepared, duckdb: duck };
     }
+    // 9. Images: the train transform in the decode pool vs Pillow in a torch DataLoader (images.ts).
+    if (ONLY.has('9')) rows.push(...(await imageBench(WORKERS, log)));
   } finally {
     await rm(root, { recursive: true, force: true });
   }
