@@ -123,7 +123,8 @@ def main():
         out = []
         for f, b in zip(sys.argv[4:], boxes):
             with Image.open(f) as im:
-                im = im.convert("RGB").resize((size, size), Image.BILINEAR, box=(b["left"], b["top"], b["left"] + b["width"], b["top"] + b["height"]))
+                # crop, then resize (as torchvision's resized_crop): resize(box=) would sample past the box's edges.
+                im = im.convert("RGB").crop((b["left"], b["top"], b["left"] + b["width"], b["top"] + b["height"])).resize((size, size), Image.BILINEAR)
                 if b.get("flip"):
                     im = im.transpose(Image.FLIP_LEFT_RIGHT)
                 out.append(np.asarray(im).reshape(-1).tolist())

@@ -1,7 +1,7 @@
 // Decodes one encoded image (JPEG, PNG, WebP, anything libvips reads) with sharp and writes the
 // transformed pixels into a batch row. Runs in the decode workers.
 //
-// Shrink-on-load: sharp decodes a JPEG at 1/2, 1/4 or 1/8 size (libjpeg DCT scaling; WebP has the
+// Shrink-on-load (opt-in, shrinkOnLoad: true): sharp decodes a JPEG at 1/2, 1/4 or 1/8 size (libjpeg DCT scaling; WebP has the
 // same) only when nothing is cut out before the resize. So when the crop box is at least 3x the
 // output on both sides (where sharp would shrink on load at all), the whole image is resized so
 // that the box becomes size x size and the box is then cut from the result: libvips computes only

@@ -1,6 +1,6 @@
 // The command line's image transform flags, parsed into the `transforms` Loader option:
 //   --image COLUMN=KIND:SIZE[:TOKEN...]   e.g. image=train:224:chw, image.bytes=eval:224:hwc:gray
-// TOKENs: chw | hwc, rgb | gray, uint8 | float16 | float32, noflip, noshrink, scale=LO,HI,
+// TOKENs: chw | hwc, rgb | gray, uint8 | float16 | float32, noflip, shrink | noshrink, scale=LO,HI,
 // ratio=LO,HI, resize=N, kernel=linear|cubic|lanczos3. Values are checked by resolveImageOptions
 // like any JS caller's, so the two spellings cannot drift.
 //   --transforms JSON                    the option itself, as JSON (what the Python client sends)
@@ -30,11 +30,12 @@ export function parseImageSpec(text: string, flag = '--image'): [string, ImageTr
     else if (lower === 'uint8' || lower === 'float16' || lower === 'float32') o.dtype = lower;
     else if (lower === 'noflip') o.flip = false;
     else if (lower === 'noshrink') o.shrinkOnLoad = false;
+    else if (lower === 'shrink') o.shrinkOnLoad = true;
     else if (lower.startsWith('scale=')) o.scale = numbers(flag, 'scale', t.slice(6));
     else if (lower.startsWith('ratio=')) o.ratio = numbers(flag, 'ratio', t.slice(6));
     else if (lower.startsWith('resize=')) o.resize = Number(t.slice(7));
     else if (lower.startsWith('kernel=')) o.kernel = t.slice(7) as ImageTransformOptions['kernel'];
-    else throw invalidOption(flag, `unknown token ${JSON.stringify(t)} in ${JSON.stringify(text)} (chw, hwc, rgb, gray, uint8, float16, float32, noflip, noshrink, scale=, ratio=, resize=, kernel=)`);
+    else throw invalidOption(flag, `unknown token ${JSON.stringify(t)} in ${JSON.stringify(text)} (chw, hwc, rgb, gray, uint8, float16, float32, noflip, shrink, noshrink, scale=, ratio=, resize=, kernel=)`);
   }
   return [column, o];
 }
