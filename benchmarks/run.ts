@@ -19,6 +19,7 @@ import { HF_DUCKDB_SQL, makeHfDatasets } from './hf-dataset.js';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { measureCli, measureNode, measureStartup, median } from './startup.js';
 import { metricsOverhead } from './metrics-overhead.js';
+import { imageBench } from './images.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const ROWS = Number(process.env.GPUFEED_BENCH_ROWS ?? 16384);
@@ -30,8 +31,8 @@ const SECONDS = Number(process.env.GPUFEED_BENCH_SECONDS ?? 2);
 const ROUNDS = 2;
 /** Rows of the HF-style single-row-group Parquet file (section 6). */
 const HF_ROWS = Number(process.env.GPUFEED_BENCH_HF_ROWS ?? 12000);
-/** Comma list of sections to run (1-8, metrics); all by default. */
-const ONLY = new Set((process.env.GPUFEED_BENCH_ONLY ?? '1,2,3,4,5,6,7,8,metrics').split(','));
+/** Comma list of sections to run (1-9, metrics); all by default. */
+const ONLY = new Set((process.env.GPUFEED_BENCH_ONLY ?? '1,2,3,4,5,6,7,8,9,metrics').split(','));
 /** Fresh processes per side of the start-up section (8). */
 const STARTUP_RUNS = Number(process.env.GPUFEED_BENCH_STARTUP_RUNS ?? 5);
 /** Start-up goals (issue 11): JS first batch after Loader.open; the Python client's, over the JS one; --version. */
@@ -393,6 +394,15 @@ async function main(): Promise<void> {
       details.hf = { rows: HF_ROWS, indexed, prepared, duckdb: duck };
     }
     if (ONLY.has('metrics')) await metricsSection(root, rows, details);
+    // 9. Images: the train transform in the decode pool vs Pillow in a torch DataLoader (images.ts).
+    if (ONLY.has('9')) {
+      try {
+        rows.push(...(await imageBench(WORKERS, log)));
+      } catch (err) {
+        // The baseline needs python3 with Pillow (and torch for its DataLoader).
+        rows.push({ name: 'Images: train transform vs Pillow + DataLoader', gpufeed: '-', reference: '-', ratio: null, goal: '>= 2', pass: null, note: `did not run: ${(err as Error).message.split('\n')[0]}` });
+      }
+    }
   } finally {
     await rm(root, { recursive: true, force: true });
   }

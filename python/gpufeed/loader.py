@@ -17,6 +17,7 @@ from .batch import Batch
 from .child import ServerProcess, server_command
 from .errors import CLOSED, INVALID_OPTION, PROTOCOL, GpufeedError
 from .protocol import Message, check_hello, expect
+from .transforms import transform_flags
 from .shm import ColumnRegion, PaddedColumn, SlabMap, VarColumn, column_views, pad_column, parse_layout
 
 # Deferred releases (batches whose async GPU copies may still run) kept before we wait on the oldest.
@@ -116,7 +117,9 @@ class Loader(_torch.DatasetBase):
     its own shuffle), as with a PyTorch DataLoader. Breaking out of a ``for`` and iterating again
     continues where it stopped. ``epochs`` bounds the stream (default: endless).
 
-    Options mirror ``gpufeed dump``/``bench`` (same names, snake_case): batch_size, columns, seed,
+    Options mirror ``gpufeed dump``/``bench`` (same names, snake_case): batch_size, columns,
+    transforms (image columns decoded into ``[B, 3, H, W]`` uint8 tensors; a dict as the JS option,
+    or ``image="image=train:224:chw"`` as the CLI's ``--image``; README "Images"), seed,
     shuffle ('none' | 'window' | 'naive'), shuffle_window, partitions, drop_last, pad_last (the
     CLI's ``--pad``: fill the last step with repeated samples), epochs, rank,
     world_size (default: the launcher's RANK/WORLD_SIZE, torchrun's or Slurm's), workers (decode
@@ -159,6 +162,8 @@ class Loader(_torch.DatasetBase):
         *,
         batch_size: int,
         columns: Optional[Sequence[str]] = None,
+        transforms: Optional[Mapping[str, Any]] = None,
+        image: Optional[Any] = None,
         seed: Optional[int] = None,
         shuffle: Optional[str] = None,
         shuffle_window: Optional[int] = None,
@@ -216,6 +221,7 @@ class Loader(_torch.DatasetBase):
             if isinstance(columns, str) or not all(isinstance(c, str) and c and "," not in c for c in columns):
                 raise GpufeedError(INVALID_OPTION, "option columns: must be a list of column names (without commas)", {"option": "columns"})
             flags.extend(["--columns", ",".join(columns)])
+        flags.extend(transform_flags(transforms, image))
         num("seed", "--seed", seed)
         if shuffle is not None:
             if not isinstance(shuffle, str):

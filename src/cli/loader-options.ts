@@ -6,6 +6,7 @@ import { invalidOption } from '../errors.js';
 import { parseBytes } from '../util/bytes.js';
 import type { LoaderOptions } from '../pipeline/loader.js';
 import type { ResumeState, ShuffleAlgo } from '../plan/index.js';
+import { transformsFromFlags } from '../transforms/image-spec.js';
 import { addStorageOptions, storageOptionsFrom, type StorageFlags } from './storage-options.js';
 
 export interface LoaderFlags extends StorageFlags {
@@ -35,6 +36,8 @@ export interface LoaderFlags extends StorageFlags {
   metricsDataset?: string;
   stallTimeout?: string;
   stallAction?: string;
+  image?: string[];
+  transforms?: string;
 }
 
 export function addLoaderOptions(cmd: Command, defaults: { batchSize?: number } = {}): Command {
@@ -64,7 +67,9 @@ export function addLoaderOptions(cmd: Command, defaults: { batchSize?: number } 
     .option('--metrics-host <host>', 'address the metrics endpoint binds (default 127.0.0.1)')
     .option('--metrics-dataset <name>', 'the dataset label of the metrics (default: the last part of the dataset URI)')
     .option('--stall-timeout <s>', 'seconds the consumer may wait for one batch before a GPUFEED_STALL report on stderr; 0: off (default 60)')
-    .addOption(new Option('--stall-action <action>', 'after a stall report: warn (report again every interval) or fail (exit with GPUFEED_STALL)').choices(['warn', 'fail']));
+    .addOption(new Option('--stall-action <action>', 'after a stall report: warn (report again every interval) or fail (exit with GPUFEED_STALL)').choices(['warn', 'fail']))
+    .option('--image <spec>', 'decode an image column into a tensor, e.g. image=train:224:chw or image=eval:224 (repeatable; README "Images")', (v: string, prev: string[] = []) => [...prev, v])
+    .option('--transforms <json>', 'the transforms option as JSON, e.g. {"image":{"kind":"train","size":224}}');
 }
 
 function int(name: string, v: string | undefined, min = 0): number | undefined {
@@ -135,5 +140,7 @@ export function loaderOptionsFromFlags(f: LoaderFlags): LoaderOptions {
     o.stallTimeout = t;
   }
   set('stallAction', f.stallAction as LoaderOptions['stallAction']);
+  const transforms = transformsFromFlags(f.image, f.transforms);
+  if (transforms) o.transforms = transforms;
   return o;
 }

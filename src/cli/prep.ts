@@ -23,6 +23,7 @@ export function register(program: Command): void {
     .option('--nullable <col>', 'allow nulls in a column the first rows show none in (repeatable)', collect)
     .option('--columns <a,b>', 'keep only these columns (repeatable)', collect)
     .option('--drop <c>', 'leave out these columns (comma-separated, repeatable)', collect)
+    .option('--images', 'the input is an image folder ROOT/<class>/<image> (ImageNet style): rows of image bytes, label, path', false)
     .option('--split <name>', 'read only this Hugging Face split of folder and glob inputs (train, validation, test, ...)')
     .option('-c, --compression <codec>', 'Parquet codec: snappy, zstd, gzip or none')
     .option('--overwrite', 'replace a gpufeed dataset already at --out', false)
@@ -31,7 +32,7 @@ export function register(program: Command): void {
     .option('--json', 'print the result as JSON', false)
     .action(async (inputs: string[], o: {
       out: string; format: string; shardSize: string; shape?: string[]; type?: string[]; nullable?: string[];
-      columns?: string[]; drop?: string[]; split?: string;
+      columns?: string[]; drop?: string[]; split?: string; images: boolean;
       compression?: string; overwrite: boolean; workers?: string; sampleRows: string; json: boolean;
     } & StorageFlags) => {
       const shapes = Object.fromEntries((o.shape ?? []).map(parseShapeSpec));
@@ -42,7 +43,7 @@ export function register(program: Command): void {
       const manifest = await prepDataset(inputs, {
         out: o.out, format: o.format as ShardFormat, shardSize: o.shardSize, shapes, types, nullable: o.nullable,
         compression: o.compression, overwrite: o.overwrite, workers, sampleRows, storeOptions: storageOptionsFrom(o).store,
-        columns: o.columns, drop: o.drop, split: o.split,
+        columns: o.columns, drop: o.drop, split: o.split, images: o.images,
       }, (s) => { seconds = s.seconds; });
       const rate = seconds > 0 ? Math.round(manifest.rows / seconds) : manifest.rows;
       if (o.json) {

@@ -1,4 +1,5 @@
 // Runnable CLI entry for development and tests: `node --import tsx src/cli/run.ts <command> ...`.
+import './threadpool.js';
 import { handleClosedOutput } from './closed-output.js';
 import { main } from './main.js';
 

@@ -71,6 +71,7 @@ export function validateManifest(raw: unknown, where: string): ManifestV1 {
   }
   if (obj.createdBy !== undefined) manifest.createdBy = v.string(obj.createdBy, 'createdBy');
   if (obj.createdAt !== undefined) manifest.createdAt = v.string(obj.createdAt, 'createdAt');
+  if (obj.classes !== undefined) manifest.classes = v.array(obj.classes, 'classes').map((c, i) => v.string(c, `classes[${i}]`));
   return manifest;
 }
 

@@ -36,6 +36,8 @@ export interface PrepOptions {
   columns?: string[];
   /** Leave out these columns. */
   drop?: string[];
+  /** The one input is an ImageNet-style folder ROOT/<class>/<image>: rows of (image, label, path). */
+  images?: boolean;
   /** Where skipped input files are reported (default: a stderr line per folder or glob). */
   warn?: (line: string) => void;
   /** Test hooks: Arrow record batch / Parquet row group byte target and row cap. */
@@ -58,6 +60,7 @@ export interface ResolvedPrepOptions {
   storeOptions: StoreOptions;
   split?: string;
   select?: ColumnSelection;
+  images?: boolean;
   warn?: (line: string) => void;
   targetBatchBytes?: number;
   maxBatchRows?: number;
@@ -105,6 +108,7 @@ export function resolvePrepOptions(o: PrepOptions): ResolvedPrepOptions {
   return {
     out: o.out, format, shardSize, shapes, types, nullable: o.nullable ?? [], compression, overwrite: o.overwrite ?? false,
     workers, sampleRows, progress: o.progress, storeOptions: o.storeOptions ?? {},
+    ...(o.images === true ? { images: true } : {}),
     ...(o.split !== undefined ? { split: o.split } : {}), ...(isSelecting(select) ? { select } : {}), ...(o.warn ? { warn: o.warn } : {}),
     targetBatchBytes: o.targetBatchBytes, maxBatchRows: o.maxBatchRows,
   };

@@ -18,6 +18,7 @@ import { openInput, resolveInputs } from './inputs/resolve.js';
 import type { InputFile, InputReader, RowBatch } from './inputs/source.js';
 import { writeManifest } from './manifest.js';
 import { prepareOutput, removeObject, SHARDS_DIR } from './output.js';
+import { listImageFolder } from './inputs/image-folder.js';
 import { resolvePrepOptions, type PrepOptions, type ResolvedPrepOptions } from './prep-options.js';
 import type { RowRef } from './row-ref.js';
 import { MANIFEST_FORMAT, MANIFEST_VERSION, type ColumnSpec, type ManifestV1, type ShardEntry } from './types.js';
@@ -35,7 +36,7 @@ export interface PrepStats {
 export async function prepDataset(inputs: string[], options: PrepOptions, onStats?: (s: PrepStats) => void): Promise<ManifestV1> {
   const started = Date.now();
   const opts = resolvePrepOptions(options);
-  const files = await resolveInputs(inputs, opts);
+  const files = opts.images ? await imageFolderInputs(inputs, opts) : await resolveInputs(inputs, opts);
   const store = await openStore(opts.out, opts.storeOptions);
   try {
     const plan = await prepareOutput(store, opts.overwrite);
@@ -45,6 +46,7 @@ export async function prepDataset(inputs: string[], options: PrepOptions, onStat
     let manifest: ManifestV1;
     try {
       manifest = await writeShards(files, opts, store, encoder, run, written);
+      if (files[0]?.images) manifest.classes = files[0].images.classes;
     } catch (err) {
       // Nothing of the old dataset was touched; remove what this run wrote.
       await Promise.allSettled(written.map((k) => removeObject(store, k)));
@@ -174,6 +176,14 @@ async function writeShards(files: InputFile[], opts: ResolvedPrepOptions, store:
     createdBy: 'gpufeed prep',
     createdAt: new Date().toISOString(),
   };
+}
+
+/** prep --images: the one input folder, listed (inputs/image-folder.ts). */
+async function imageFolderInputs(inputs: string[], opts: ResolvedPrepOptions): Promise<InputFile[]> {
+  if (inputs.length !== 1) throw new GpufeedError(ErrorCodes.INVALID_OPTION, `option images: give one image folder (ROOT/<class>/<image>), got ${inputs.length} inputs`, { option: 'images' });
+  const warn = opts.warn ?? ((line: string) => process.stderr.write(`gpufeed prep: ${line}\n`));
+  const listing = await listImageFolder(inputs[0]!, warn);
+  return [{ path: inputs[0]!, kind: 'images', gzip: false, size: listing.files.reduce((a, f) => a + f.size, 0), images: listing }];
 }
 
 function shardBytes(builders: ColumnBuilder[]): number {

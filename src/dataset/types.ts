@@ -151,6 +151,8 @@ export interface ManifestV1 {
   base?: string;
   createdBy?: string;
   createdAt?: string;
+  /** Names of the label column's values, by index (`prep --images`: the class folders, sorted). */
+  classes?: string[];
 }
 
 export const DTYPE_BYTES: Record<DType, number> = {

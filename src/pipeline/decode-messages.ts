@@ -94,6 +94,8 @@ export interface DecodeLoopTask {
   pin?: boolean;
   /** onCorrupt 'skip': the shared bad-piece flags and per-slot row marks (quarantine.ts); absent: a corrupt piece fails its batch. */
   quarantine?: import('./quarantine.js').QuarantineBuffers;
+  /** Image columns decoded and transformed into tensor regions (transforms/image-stage.ts). */
+  images?: import('../transforms/image-stage.js').ImageTask;
 }
 
 /** Worker -> main thread, over the task's port. */

@@ -20,6 +20,7 @@ import { checkFooterChecksum, checkOpenedShard, fileIdentity, pathIdentity, Piec
 import type { ManifestV1 } from '../dataset/types.js';
 import { decodeQuarantined, leaseFailure, QuarantineFlags, ShardFailure } from './quarantine.js';
 import { startupMark } from './startup-trace.js';
+import { ImageStage } from '../transforms/image-stage.js';
 
 // Everything above is loaded and evaluated by now (benchmarks/startup.ts).
 startupMark('modules-loaded');
@@ -341,6 +342,8 @@ export async function runDecodeLoop(task: DecodeLoopTask): Promise<DecodeLoopRes
   const quarantine = task.quarantine ? { flags: new QuarantineFlags(task.quarantine.flags, manifest), marks: new Uint8Array(task.quarantine.marks) } : undefined;
   if (task.pieceFlags) checks.shared = sharedPieceFlags(task.pieceFlags, manifest);
   const plans = new Map<number, RankEpochPlan>();
+  // Image columns (transforms/): decoded from a staging read into the slot's tensor regions.
+  const images = task.images ? new ImageStage(task.images, manifest, control.batchSize) : undefined;
   const sharedWindows = task.sharedWindows ? new SharedWindows(task.sharedWindows) : undefined;
   const planOf = (epoch: number): RankEpochPlan => {
     let p = plans.get(epoch);
@@ -401,12 +404,21 @@ export async function runDecodeLoop(task: DecodeLoopTask): Promise<DecodeLoopRes
         const decode = async (source: readonly number[]): Promise<{ s: DecodeStats; oneOffSlab: number }> => {
           const { runs, shards } = buildRuns(source, locator, manifest);
           const refs = await refsOf(shards);
-          let s = await fillSlot(slotSlabId, layout, source.length, refs, runs, read, checks, shared);
+          // Image columns (transforms/image-stage.ts): their encoded bytes are read first, then decoded into the tensor regions.
+          const fill = async (id: number, l: BatchLayout): Promise<Awaited<ReturnType<typeof fillSlot>>> => {
+            if (!images) return fillSlot(id, l, source.length, refs, runs, read, checks, shared);
+            const s0 = await fillSlot(id, images.readLayout(l), source.length, refs, runs, read, checks, shared);
+            if (s0.needs) return s0;
+            const i0 = performance.now();
+            const bytes = await images.fill(id, l, source, epoch, (rawId, rawLayout) => fillSlot(rawId, rawLayout, source.length, refs, runs, read, checks, shared));
+            return { ...s0, bytesRead: s0.bytesRead + bytes, decodeNs: s0.decodeNs + Math.round((performance.now() - i0) * 1e6) };
+          };
+          let s = await fill(slotSlabId, layout);
           let oneOffSlab = 0;
           if (s.needs) {
             const o = await decodeOversize(
               { control, seq, slotSlabId, layout, needs: s.needs, ids: source, limit: task.oneOffBytes, pin: task.pin, manifest, locator },
-              (id, l) => fillSlot(id, l, source.length, refs, runs, read, checks, shared),
+              fill,
             );
             s = o.result;
             oneOffSlab = o.slabId;
@@ -466,6 +478,7 @@ export async function runDecodeLoop(task: DecodeLoopTask): Promise<DecodeLoopRes
     }
   } finally {
     remote?.releaseAll();
+    images?.close();
     // The loop is over: close this thread's shard files and mappings (the thread may be torn down
     // next, and a descriptor or mapping left open would outlive it in the process).
     trimOpen(0);

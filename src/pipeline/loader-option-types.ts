@@ -14,6 +14,7 @@ export const LOADER_OPTION_TYPES = {
   // loader.ts
   batchSize: 'number',
   columns: 'string[]',
+  transforms: 'object',
   seed: 'number',
   shuffle: 'string',
   shuffleWindow: 'number',

@@ -46,6 +46,8 @@ import type { StallReport } from '../metrics/stall.js';
 import { PrefetchingShardSource } from './prefetcher.js';
 import type { RequestLog } from '../storage/request-log.js';
 import type { StoreCounters } from '../metrics/probe.js';
+import { resolveImageColumns, type TransformsOption } from '../transforms/image-options.js';
+import type { ImageTask } from '../transforms/image-stage.js';
 
 // The cache-sharing figures come from the world and the plan (set by the loader), not from the user.
 export interface LoaderOptions extends StoreOptions, MetricsOptions, Omit<ShardSourceOptions, keyof CacheSharing> {
@@ -53,6 +55,8 @@ export interface LoaderOptions extends StoreOptions, MetricsOptions, Omit<ShardS
   batchSize: number;
   /** Columns to load; all columns when absent. */
   columns?: string[];
+  /** Image columns decoded and augmented into fixed-shape tensors (README.md, "Images"). */
+  transforms?: TransformsOption;
   seed?: number;
   shuffle?: ShuffleAlgo;
   shuffleWindow?: number;
@@ -179,6 +183,8 @@ export class Loader implements AsyncIterable<Batch> {
   readonly #source: ShardSource;
   readonly #leases: LeaseTable;
   readonly #layoutJson: string;
+  /** Image transforms the workers apply (transforms/), when the transforms option has any. */
+  readonly #images: ImageTask | undefined;
   readonly #read: ReadMode;
   readonly #verifyPieces: boolean;
   /** Flat step from which the shard source was last hinted. */
@@ -227,7 +233,8 @@ export class Loader implements AsyncIterable<Batch> {
     this.uri = uri;
     this.#store = store;
     this.manifest = manifest;
-    this.columns = selectColumns(manifest, options.columns);
+    const imageColumns = resolveImageColumns(manifest, options.columns, options.transforms, (names) => selectColumns(manifest, names));
+    this.columns = imageColumns ? imageColumns.columns : selectColumns(manifest, options.columns);
     this.world = resolveWorld(
       Object.fromEntries(
         Object.entries({ rank: options.rank, worldSize: options.worldSize, localRank: options.localRank, localWorldSize: options.localWorldSize })
@@ -244,6 +251,7 @@ export class Loader implements AsyncIterable<Batch> {
     if (options.epochs !== undefined) partial.epochs = options.epochs;
     this.order = resolveOrderOptions(options.resume ? adoptResumeOptions(partial, options.resume, this.world) : partial, this.world);
     this.#shardSizes = manifest.shards.map((s) => ({ rows: s.rows, bytes: s.bytes, hash: s.hash }));
+    this.#images = imageColumns ? { transforms: imageColumns.transforms, seed: this.order.seed } : undefined;
     this.#locator = new SampleLocator(manifest);
 
     this.workers = workers;
@@ -438,6 +446,7 @@ export class Loader implements AsyncIterable<Batch> {
         port: port2, read: this.#read, verifyPieces: this.#verifyPieces, oneOffBytes: this.oneOffBytes,
       };
       if (this.#pin !== undefined) task.pin = this.#pin;
+      if (this.#images) task.images = this.#images;
       if (pieceFlags) task.pieceFlags = pieceFlags;
       if (paths) task.paths = paths;
       if (this.rowGroupCache) task.rowGroupCache = this.rowGroupCache;

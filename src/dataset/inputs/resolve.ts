@@ -1,6 +1,7 @@
 // Turns prep's input arguments (files, folders, globs, mixed) into an ordered list of input files.
 // Order is the order given; a folder or glob expands to its data files sorted by path (skipped
 // files reported), one Hugging Face split of them at most.
+import { ImageFolderReader } from './image-folder.js';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 import { ErrorCodes, GpufeedError } from '../../errors.js';
@@ -143,5 +144,6 @@ function openFormat(file: InputFile): InputReader {
     case 'csv': return new CsvReader(file);
     case 'parquet': return new ParquetInputReader(file);
     case 'arrow': return new ArrowInputReader(file);
+    case 'images': return new ImageFolderReader(file, file.images!);
   }
 }

@@ -2,7 +2,7 @@
 import type { ColumnSelection } from '../column-selection.js';
 import type { ColumnSpec } from '../types.js';
 
-export type InputKind = 'jsonl' | 'csv' | 'parquet' | 'arrow';
+export type InputKind = 'jsonl' | 'csv' | 'parquet' | 'arrow' | 'images';
 
 export interface InputFile {
   path: string;
@@ -14,6 +14,8 @@ export interface InputFile {
   select?: ColumnSelection;
   /** Check the selection's names against this file (the first input). */
   checkSelection?: boolean;
+  /** kind `images`: the folder's classes and files (inputs/image-folder.ts). */
+  images?: import('./image-folder.js').ImageFolderListing;
 }
 
 export interface RowBatch {
