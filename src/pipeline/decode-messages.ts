@@ -104,7 +104,7 @@ export type WorkerMessage =
   /** Batch `seq` lies in a one-off slab (oversize-batch.ts), with this layout; sent before the slot is published. */
   | { type: 'oneOff'; seq: number; slabId: number; bytes: number; layoutJson: string }
   /** A piece or shard this worker newly marked bad (quarantine.ts); sent before the batch that met it is published. */
-  | { type: 'quarantine'; event: import('./quarantine.js').QuarantineEvent }
+  | { type: 'quarantine'; seq: number; event: import('./quarantine.js').QuarantineEvent }
   | { type: 'acquire'; id: number; shards: number[] }
   | { type: 'release'; shards: number[] };
 

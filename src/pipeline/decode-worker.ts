@@ -339,7 +339,9 @@ export async function runDecodeLoop(task: DecodeLoopTask): Promise<DecodeLoopRes
   const remote = paths ? undefined : new RemoteLeases(port, control);
   const shared: SharedDecoded | undefined = task.rowGroupCache ? { cache: new RowGroupCache(task.rowGroupCache), stopped: () => control.stopped } : undefined;
   const checks: ShardChecks = { manifest, verifyPieces: task.verifyPieces ?? true, checkedFiles: new Set() };
-  const quarantine = task.quarantine ? { flags: new QuarantineFlags(task.quarantine.flags, manifest), marks: new Uint8Array(task.quarantine.marks) } : undefined;
+  const quarantine = task.quarantine
+    ? { flags: new QuarantineFlags(task.quarantine.flags, manifest), marks: new Uint8Array(task.quarantine.marks), posted: new Int32Array(task.quarantine.posted) }
+    : undefined;
   if (task.pieceFlags) checks.shared = sharedPieceFlags(task.pieceFlags, manifest);
   const plans = new Map<number, RankEpochPlan>();
   // Image columns (transforms/): decoded from a staging read into the slot's tensor regions.
@@ -430,6 +432,7 @@ export async function runDecodeLoop(task: DecodeLoopTask): Promise<DecodeLoopRes
         let decoded: { s: DecodeStats; oneOffSlab: number };
         if (quarantine) {
           // onCorrupt 'skip' (quarantine.ts): bad pieces' rows are replaced, the rest decoded as usual.
+          let posted = 0;
           const q = await decodeQuarantined(ids, locator, quarantine.flags, quarantine.marks.subarray(slot * control.batchSize, (slot + 1) * control.batchSize), {
             fill: decode,
             probe: async (shard, pieceIds) => {
@@ -447,8 +450,12 @@ export async function runDecodeLoop(task: DecodeLoopTask): Promise<DecodeLoopRes
               await fillSlot(slotSlabId, layout, pieceIds.length, refs, runs, read, checks, shared);
             },
             zero: () => new Uint8Array(slabView(slotSlabId), 0, layout.slotBytes).fill(0),
-            report: (event) => port.postMessage({ type: 'quarantine', event } satisfies WorkerMessage),
+            report: (event) => {
+              posted += 1;
+              port.postMessage({ type: 'quarantine', seq, event } satisfies WorkerMessage);
+            },
           });
+          quarantine.posted[slot] = posted;
           decoded = q.result ?? { s: { rows: ids.length, bytesRead: 0, readNs: 0, decodeNs: 0 }, oneOffSlab: 0 };
         } else {
           decoded = await decode(ids);

@@ -481,7 +481,7 @@ export class Loader implements AsyncIterable<Batch> {
         this.#oneOffs.set(m.seq, m);
       }
     } else if (m.type === 'quarantine') {
-      this.#quarantine?.ledger.record(m.event);
+      this.#quarantine?.ledger.record(m.event, m.seq);
     } else if (m.type === 'release') {
       for (const index of m.shards) {
         const n = link.leases.get(index) ?? 0;
@@ -652,6 +652,7 @@ export class Loader implements AsyncIterable<Batch> {
         const ids = Array.from(control.idsOf(slot).subarray(0, rows));
         const { epoch, step } = this.#position(this.#startStep + seq);
         const quarantined = this.#quarantine ? await this.#quarantinedRows(seq, slot, rows, oneOffSlab, epoch, step) : NO_ROWS;
+        if (this.#closed) return;
         const s = slots[slot]!;
         let batch: Batch;
         if (oneOffSlab !== 0) {
@@ -686,6 +687,10 @@ export class Loader implements AsyncIterable<Batch> {
    */
   async #quarantinedRows(seq: number, slot: number, rows: number, oneOffSlab: number, epoch: number, step: number): Promise<readonly number[]> {
     const ledger = this.#quarantine!.ledger;
+    // The events met decoding this batch are logged (and counted) before it is delivered.
+    const events = ledger.eventsOf(seq, ledger.posted[slot]!);
+    if (events) await events;
+    if (this.#closed) return NO_ROWS;
     const list = ledger.rowsOf(slot, rows);
     try {
       ledger.delivered(epoch, step, list.length);
@@ -729,6 +734,7 @@ export class Loader implements AsyncIterable<Batch> {
     this.#closed = true;
     await this.#observers.close();
     this.#control.stop();
+    this.#quarantine?.ledger.stopWaiting();
     // Workers waiting for a shard lease get their answer now; a lease that arrives later is given back.
     const closed = serializeError(new GpufeedError(ErrorCodes.CLOSED, 'loader is closed'));
     for (const link of this.#links) for (const [id, answer] of [...link.pending]) answer({ type: 'leases', id, error: closed });

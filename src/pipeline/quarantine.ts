@@ -110,10 +110,14 @@ export interface QuarantineBuffers {
   flags: SharedArrayBuffer;
   /** One byte per slot row: 1 where the batch in that slot has a replaced row (written before publish). */
   marks: SharedArrayBuffer;
+  /** Per slot (Int32): events the worker posted while decoding the batch in it, so the loader logs them before it delivers that batch. */
+  posted: SharedArrayBuffer;
 }
 
 export function createQuarantineBuffers(manifest: ManifestV1, slots: number, batchSize: number): QuarantineBuffers {
-  return { flags: new SharedArrayBuffer(4 * Math.max(1, quarantineWordLayout(manifest).total)), marks: new SharedArrayBuffer(Math.max(1, slots * batchSize)) };
+  return {
+    flags: new SharedArrayBuffer(4 * Math.max(1, quarantineWordLayout(manifest).total)), marks: new SharedArrayBuffer(Math.max(1, slots * batchSize)), posted: new SharedArrayBuffer(4 * slots),
+  };
 }
 
 /** Bad shards and pieces, shared by the loader and its workers: 0 = not known bad, else 1 + the index of its code. */
@@ -292,6 +296,10 @@ export class QuarantineLedger {
   readonly options: QuarantineOptions;
   readonly flags: QuarantineFlags;
   readonly marks: Uint8Array;
+  readonly posted: Int32Array;
+  /** Events arrived per seq, and a waiter for the rest (eventsOf). */
+  readonly #arrived = new Map<number, number>();
+  readonly #waiters = new Map<number, { want: number; resolve: () => void }>();
   readonly #manifest: ManifestV1;
   readonly #batchSize: number;
   readonly #rank: number;
@@ -309,6 +317,7 @@ export class QuarantineLedger {
     this.#manifest = manifest;
     this.flags = new QuarantineFlags(buffers.flags, manifest);
     this.marks = new Uint8Array(buffers.marks);
+    this.posted = new Int32Array(buffers.posted);
     this.#batchSize = init.batchSize;
     this.#rank = init.rank;
     this.#epochRows = init.batchSize * init.stepsPerEpoch;
@@ -323,8 +332,35 @@ export class QuarantineLedger {
     return out;
   }
 
-  /** Logs a worker's event (each piece is marked, so reported, once per loader). */
-  record(e: QuarantineEvent): void {
+  /** Resolves once the `want` events posted for seq's batch have been logged (they are posted before it is published). */
+  eventsOf(seq: number, want: number): Promise<void> | undefined {
+    if ((this.#arrived.get(seq) ?? 0) >= want) {
+      this.#arrived.delete(seq);
+      return undefined;
+    }
+    return new Promise((resolve) => this.#waiters.set(seq, { want, resolve }));
+  }
+
+  /** The loader closes: nothing waits for events any more. */
+  stopWaiting(): void {
+    for (const w of this.#waiters.values()) w.resolve();
+    this.#waiters.clear();
+  }
+
+  /** Logs a worker's event (each piece is marked, so reported, once per loader), met while decoding batch `seq`. */
+  record(e: QuarantineEvent, seq = -1): void {
+    this.#log(e);
+    const n = (this.#arrived.get(seq) ?? 0) + 1;
+    this.#arrived.set(seq, n);
+    const w = this.#waiters.get(seq);
+    if (w && n >= w.want) {
+      this.#waiters.delete(seq);
+      this.#arrived.delete(seq);
+      w.resolve();
+    }
+  }
+
+  #log(e: QuarantineEvent): void {
     this.events += 1;
     const shard = this.#manifest.shards[e.shard]!;
     const rows = entryRows(this.#manifest, e);
