@@ -71,8 +71,8 @@ export function register(program: Command): void {
     .option('--max-batches <k>', 'stop after k batches')
     .option('--seconds <s>', 'stop after s seconds')
     .option('--consumer-ms <ms>', 'simulated compute per batch, to measure data-wait')
-    .option('--json <file>', 'write the figures as JSON')
     .option('--report <file>', 'write an HTML page with charts of the run (samples/s, data-wait, stages, cache, storage)')
+    .option('--json <file>', 'write the figures as JSON')
     .action(async (dataset: string | undefined, flags: BenchFlags) => {
       if (!dataset && !flags.demo) throw invalidOption('dataset', 'give a dataset path or URI, or --demo');
       if (dataset && flags.demo) throw invalidOption('--demo', 'takes no dataset argument');
@@ -91,8 +91,8 @@ export function register(program: Command): void {
           await makeDemoDataset(demoDir, { rows, seqLen, format });
           dataset = demoDir;
         }
-        const openedAt = performance.now();
         const startedIso = new Date().toISOString();
+        const openedAt = performance.now();
         const loader = await Loader.open(dataset!, options);
         let result: ThroughputResult;
         let storage: ShardSourceStats | undefined;
@@ -125,10 +125,10 @@ export function register(program: Command): void {
             sampler.start();
           }
           result = await measureLoader(loader, measure);
+          if (tty) process.stderr.write('\n');
           const end = loader.stats();
           storage = end.storage;
           if (sampler) report = { dataset: flags.demo ? 'demo' : dataset!, startedAt: startedIso, setup: reportSetup(loader, flags), series: sampler.finish(result, end) };
-          if (tty) process.stderr.write('\n');
         } finally {
           sampler?.stop();
           await loader.close();
