@@ -7,11 +7,11 @@ import { performance } from 'node:perf_hooks';
 import type { Command } from 'commander';
 import { invalidOption } from '../errors.js';
 import { Loader } from '../pipeline/loader.js';
+import { measureLoader, type ThroughputResult } from '../pipeline/throughput.js';
+import { memoryStatus } from '../memory/index.js';
 import type { ShardSourceStats } from '../pipeline/shard-source.js';
 import { BenchSampler } from './bench-sampler.js';
 import { checkReportPath, writeBenchReport, type BenchReportInput } from './bench-report.js';
-import { measureLoader, type ThroughputResult } from '../pipeline/throughput.js';
-import { memoryStatus } from '../memory/index.js';
 import { formatBytes } from '../util/bytes.js';
 import { addLoaderOptions, loaderOptionsFromFlags, type LoaderFlags } from './loader-options.js';
 
