@@ -30,6 +30,9 @@ export interface BenchSeries {
   storage?: { [K in keyof ShardSourceStats]: number[] };
 }
 
+/** What the sampler reads of loader.stats(). */
+export type SampledStats = Pick<LoaderStatsSnapshot, 'readSeconds' | 'decodeSeconds' | 'shardWaitSeconds' | 'queue' | 'storage'>;
+
 export interface BenchSamplerOptions {
   /** Default 100 ms. */
   intervalMs?: number;
@@ -41,7 +44,7 @@ const COLUMNS = ['t', 'batches', 'samples', 'bytes', 'dataWaitSeconds', 'readSec
 const STORAGE_KEYS = ['hits', 'downloads', 'bytesDownloaded', 'readyOnAcquire', 'waitedOnAcquire', 'fetches', 'fetchSeconds'] as const satisfies readonly (keyof ShardSourceStats)[];
 
 export class BenchSampler {
-  readonly #stats: () => LoaderStatsSnapshot;
+  readonly #stats: () => SampledStats;
   readonly #startedAt: number;
   readonly #maxPoints: number;
   #intervalMs: number;
@@ -56,7 +59,7 @@ export class BenchSampler {
   readonly #series: BenchSeries;
 
   /** `startedAt`: performance.now() before Loader.open, the report's time zero. */
-  constructor(stats: () => LoaderStatsSnapshot, startedAt: number, options: BenchSamplerOptions = {}) {
+  constructor(stats: () => SampledStats, startedAt: number, options: BenchSamplerOptions = {}) {
     this.#stats = stats;
     this.#startedAt = startedAt;
     this.#intervalMs = Math.max(10, options.intervalMs ?? 100);
@@ -89,7 +92,7 @@ export class BenchSampler {
    * Stops sampling and ends the series with the run's own figures (so its last point is exactly
    * what `bench --json` reports) and `end`, the loader's counters taken when the run ended.
    */
-  finish(result: ThroughputResult, end: LoaderStatsSnapshot): BenchSeries {
+  finish(result: ThroughputResult, end: SampledStats): BenchSeries {
     this.stop();
     const s = this.#series;
     let t = (performance.now() - this.#startedAt) / 1e3;
@@ -133,7 +136,7 @@ export class BenchSampler {
     this.#next = now + this.#intervalMs;
   }
 
-  #push(t: number, c: Pick<LoaderStatsSnapshot, 'readSeconds' | 'decodeSeconds' | 'shardWaitSeconds' | 'dataWaitSeconds'> & { batches: number; samples: number; bytes: number }, st: LoaderStatsSnapshot): void {
+  #push(t: number, c: Pick<LoaderStatsSnapshot, 'readSeconds' | 'decodeSeconds' | 'shardWaitSeconds' | 'dataWaitSeconds'> & { batches: number; samples: number; bytes: number }, st: SampledStats): void {
     const s = this.#series;
     if (s.t.length >= this.#maxPoints) this.#decimate();
     s.t.push(t);

@@ -51,7 +51,7 @@ export function summaryLine(r: ThroughputResult): string {
 }
 
 /** The setup facts a report shows beside its figures. */
-function reportSetup(loader: Loader, flags: BenchFlags): BenchReportInput['setup'] {
+function reportSetup(loader: Pick<Loader, 'manifest' | 'world' | 'workers' | 'ring' | 'layout' | 'order'>, flags: BenchFlags): BenchReportInput['setup'] {
   return {
     rows: loader.manifest.rows, shards: loader.manifest.shards.length, 'dataset bytes': formatBytes(loader.manifest.bytes),
     rank: `${loader.world.rank} of ${loader.world.worldSize}`, workers: loader.workers, slots: loader.ring.slots.length, 'slot bytes': formatBytes(loader.layout.slotBytes),
