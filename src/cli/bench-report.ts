@@ -45,6 +45,8 @@ export interface ChartSpec {
   yLabel: string;
   y2Label?: string;
   series: ChartSeries[];
+  /** A line under the chart on how to read it. */
+  note?: string;
 }
 
 /** Per-interval rate of a cumulative column: value at x[i] covers (x[i-1], x[i]]; null at 0. */
@@ -91,6 +93,7 @@ export function benchCharts(series: BenchSeries): ChartSpec[] {
         { label: 'shard wait', values: ratePerSecond(t, series.shardWaitSeconds), scale: 'y', digits: 3, kind: 'step' },
         { label: 'data-wait (consumer)', values: ratePerSecond(t, series.dataWaitSeconds), scale: 'y', digits: 3, kind: 'step' },
       ],
+      note: 'The workers count read, decode and shard-wait time when each batch is done, so a long wait shows in the interval where it ends (and can exceed the number of workers).',
     },
   ];
   const st = series.storage;
@@ -111,6 +114,7 @@ export function benchCharts(series: BenchSeries): ChartSpec[] {
           { label: 'download ms', values: meanPerEvent(st.fetches, st.fetchSeconds, 1e3), scale: 'y', digits: 1, kind: 'step' },
           { label: 'downloaded MB/s', values: ratePerSecond(t, st.bytesDownloaded, 1e-6), scale: 'y2', digits: 2, kind: 'step' },
         ],
+        note: 'A download counts when it ends; an interval where none ended has no latency point.',
       },
     );
   }
@@ -213,7 +217,7 @@ export function benchReportHtml(input: BenchReportInput): string {
   const data = { format: 'gpufeed-bench-report', version: 1, dataset: input.dataset, startedAt: input.startedAt, setup: input.setup, result: input.result, storage: input.storage, series: input.series, charts };
   const figureRows = figures.map(([field, label, text]) => `<tr><th>${escapeHtml(label)}</th><td data-field="${escapeHtml(field)}">${escapeHtml(text)}</td></tr>`).join('\n');
   const setupRows = Object.entries(input.setup).map(([k, v]) => `<tr><th>${escapeHtml(k)}</th><td>${escapeHtml(String(v))}</td></tr>`).join('\n');
-  const chartDivs = charts.map((c) => `<div class="chart" id="chart-${c.id}"></div>`);
+  const chartDivs = charts.map((c) => `<div class="chart" id="chart-${c.id}"></div>${c.note ? `\n<p class="note">${escapeHtml(c.note)}</p>` : ''}`);
   // Local datasets are read in place: no cache and no storage requests to chart.
   const storageNote = input.series.storage ? '' : '<p class="note" id="no-storage">Local dataset: shards are read where they lie, so there is no shard cache and no storage request to chart; the read time is in the time-per-stage chart.</p>';
   const memoryAt = chartDivs.length - 1;
@@ -231,8 +235,8 @@ h1 { font-size: 20px; margin: 0 0 4px; }
 table { border-collapse: collapse; font-size: 13px; }
 th { text-align: left; font-weight: normal; color: #555; padding: 1px 12px 1px 0; }
 td { font-variant-numeric: tabular-nums; font-weight: 600; padding: 1px 0; }
-.chart { margin: 8px 0 16px; }
-.note { color: #555; font-style: italic; }
+.chart { margin: 8px 0 4px; }
+.note { color: #555; font-style: italic; font-size: 13px; max-width: 920px; margin: 0 0 16px; }
 </style>
 </head>
 <body>

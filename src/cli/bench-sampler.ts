@@ -30,6 +30,9 @@ export interface BenchSeries {
   storage?: { [K in keyof ShardSourceStats]: number[] };
 }
 
+/** What the sampler reads of loader.stats(). */
+export type SampledStats = Pick<LoaderStatsSnapshot, 'readSeconds' | 'decodeSeconds' | 'shardWaitSeconds' | 'queue' | 'storage'>;
+
 export interface BenchSamplerOptions {
   /** Default 100 ms. */
   intervalMs?: number;
@@ -41,7 +44,7 @@ const COLUMNS = ['t', 'batches', 'samples', 'bytes', 'dataWaitSeconds', 'readSec
 const STORAGE_KEYS = ['hits', 'downloads', 'bytesDownloaded', 'readyOnAcquire', 'waitedOnAcquire', 'fetches', 'fetchSeconds'] as const satisfies readonly (keyof ShardSourceStats)[];
 
 export class BenchSampler {
-  readonly #stats: () => LoaderStatsSnapshot;
+  readonly #stats: () => SampledStats;
   readonly #startedAt: number;
   readonly #maxPoints: number;
   #intervalMs: number;
@@ -51,10 +54,12 @@ export class BenchSampler {
   #samples = 0;
   #bytes = 0;
   #waitMs = 0;
+  /** When the consumer last asked for a batch (it waits from then until the next onBatch); -1 before the first. */
+  #askedAt = -1;
   readonly #series: BenchSeries;
 
   /** `startedAt`: performance.now() before Loader.open, the report's time zero. */
-  constructor(stats: () => LoaderStatsSnapshot, startedAt: number, options: BenchSamplerOptions = {}) {
+  constructor(stats: () => SampledStats, startedAt: number, options: BenchSamplerOptions = {}) {
     this.#stats = stats;
     this.#startedAt = startedAt;
     this.#intervalMs = Math.max(10, options.intervalMs ?? 100);
@@ -73,12 +78,13 @@ export class BenchSampler {
     this.#timer.unref();
   }
 
-  /** For MeasureOptions.onBatch: the consumer's running totals. */
+  /** For MeasureOptions.onBatch: the consumer's running totals as it asks for the next batch (`now`). */
   readonly onBatch = (now: number, batches: number, samples: number, bytes: number, waitMs: number): void => {
     this.#batches = batches;
     this.#samples = samples;
     this.#bytes = bytes;
     this.#waitMs = waitMs;
+    this.#askedAt = now;
     if (now >= this.#next) this.#take(now);
   };
 
@@ -86,7 +92,7 @@ export class BenchSampler {
    * Stops sampling and ends the series with the run's own figures (so its last point is exactly
    * what `bench --json` reports) and `end`, the loader's counters taken when the run ended.
    */
-  finish(result: ThroughputResult, end: LoaderStatsSnapshot): BenchSeries {
+  finish(result: ThroughputResult, end: SampledStats): BenchSeries {
     this.stop();
     const s = this.#series;
     let t = (performance.now() - this.#startedAt) / 1e3;
@@ -100,6 +106,10 @@ export class BenchSampler {
       batches: result.batches, samples: result.samples, bytes: result.bytes, dataWaitSeconds: result.stage_seconds.data_wait,
       readSeconds: result.stage_seconds.read, decodeSeconds: result.stage_seconds.decode, shardWaitSeconds: result.stage_seconds.shard_wait,
     }, end);
+    // A wait still under way when sampled may not count in the run's figure (the ask that found the
+    // epoch over): the series never says more than the run's total.
+    const total = result.stage_seconds.data_wait;
+    s.dataWaitSeconds = s.dataWaitSeconds.map((w) => Math.min(w, total));
     s.intervalMs = this.#intervalMs;
     return s;
   }
@@ -116,14 +126,17 @@ export class BenchSampler {
 
   #take(now: number): void {
     const st = this.#stats();
+    // A sample taken while the consumer waits counts the wait so far, so no interval shows more
+    // than all of its time waited. (The bench's consumer step blocks this thread: no timer turns in it.)
+    const waiting = this.#askedAt >= 0 ? Math.max(0, now - this.#askedAt) : 0;
     this.#push((now - this.#startedAt) / 1e3, {
-      batches: this.#batches, samples: this.#samples, bytes: this.#bytes, dataWaitSeconds: this.#waitMs / 1e3,
+      batches: this.#batches, samples: this.#samples, bytes: this.#bytes, dataWaitSeconds: (this.#waitMs + waiting) / 1e3,
       readSeconds: st.readSeconds, decodeSeconds: st.decodeSeconds, shardWaitSeconds: st.shardWaitSeconds,
     }, st);
     this.#next = now + this.#intervalMs;
   }
 
-  #push(t: number, c: Pick<LoaderStatsSnapshot, 'readSeconds' | 'decodeSeconds' | 'shardWaitSeconds' | 'dataWaitSeconds'> & { batches: number; samples: number; bytes: number }, st: LoaderStatsSnapshot): void {
+  #push(t: number, c: Pick<LoaderStatsSnapshot, 'readSeconds' | 'decodeSeconds' | 'shardWaitSeconds' | 'dataWaitSeconds'> & { batches: number; samples: number; bytes: number }, st: SampledStats): void {
     const s = this.#series;
     if (s.t.length >= this.#maxPoints) this.#decimate();
     s.t.push(t);

@@ -9,10 +9,10 @@ import { invalidOption } from '../errors.js';
 import { Loader } from '../pipeline/loader.js';
 import { measureLoader, type ThroughputResult } from '../pipeline/throughput.js';
 import { memoryStatus } from '../memory/index.js';
-import { formatBytes } from '../util/bytes.js';
 import type { ShardSourceStats } from '../pipeline/shard-source.js';
 import { BenchSampler } from './bench-sampler.js';
 import { checkReportPath, writeBenchReport, type BenchReportInput } from './bench-report.js';
+import { formatBytes } from '../util/bytes.js';
 import { addLoaderOptions, loaderOptionsFromFlags, type LoaderFlags } from './loader-options.js';
 
 interface BenchFlags extends LoaderFlags {
@@ -51,7 +51,7 @@ export function summaryLine(r: ThroughputResult): string {
 }
 
 /** The setup facts a report shows beside its figures. */
-function reportSetup(loader: Loader, flags: BenchFlags): BenchReportInput['setup'] {
+function reportSetup(loader: Pick<Loader, 'manifest' | 'world' | 'workers' | 'ring' | 'layout' | 'order'>, flags: BenchFlags): BenchReportInput['setup'] {
   return {
     rows: loader.manifest.rows, shards: loader.manifest.shards.length, 'dataset bytes': formatBytes(loader.manifest.bytes),
     rank: `${loader.world.rank} of ${loader.world.worldSize}`, workers: loader.workers, slots: loader.ring.slots.length, 'slot bytes': formatBytes(loader.layout.slotBytes),
@@ -71,8 +71,8 @@ export function register(program: Command): void {
     .option('--max-batches <k>', 'stop after k batches')
     .option('--seconds <s>', 'stop after s seconds')
     .option('--consumer-ms <ms>', 'simulated compute per batch, to measure data-wait')
-    .option('--json <file>', 'write the figures as JSON')
     .option('--report <file>', 'write an HTML page with charts of the run (samples/s, data-wait, stages, cache, storage)')
+    .option('--json <file>', 'write the figures as JSON')
     .action(async (dataset: string | undefined, flags: BenchFlags) => {
       if (!dataset && !flags.demo) throw invalidOption('dataset', 'give a dataset path or URI, or --demo');
       if (dataset && flags.demo) throw invalidOption('--demo', 'takes no dataset argument');
@@ -91,8 +91,8 @@ export function register(program: Command): void {
           await makeDemoDataset(demoDir, { rows, seqLen, format });
           dataset = demoDir;
         }
-        const openedAt = performance.now();
         const startedIso = new Date().toISOString();
+        const openedAt = performance.now();
         const loader = await Loader.open(dataset!, options);
         let result: ThroughputResult;
         let storage: ShardSourceStats | undefined;
@@ -125,12 +125,12 @@ export function register(program: Command): void {
             sampler.start();
           }
           result = await measureLoader(loader, measure);
+          if (tty) process.stderr.write('\n');
           const end = loader.stats();
           storage = end.storage;
           if (sampler) report = { dataset: flags.demo ? 'demo' : dataset!, startedAt: startedIso, setup: reportSetup(loader, flags), series: sampler.finish(result, end) };
           const quarantined = end.quarantinedSamples;
           if (quarantined > 0) process.stderr.write(`bench: ${quarantined} rows were quarantined (--on-corrupt skip) and replaced by other rows of their batches; the figures count them as delivered\n`);
-          if (tty) process.stderr.write('\n');
         } finally {
           sampler?.stop();
           await loader.close();

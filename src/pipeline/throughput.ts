@@ -70,9 +70,9 @@ export interface MeasureOptions {
   startedAt?: number;
   onProgress?: (p: { batches: number; samples: number; bytes: number; seconds: number }) => void;
   /**
-   * Told after every batch (before the consumer step) with the running totals: delivered batches,
-   * samples, payload bytes and data-wait ms (after the first batch). Must be cheap (a bench
-   * sampler compares `now` with its next sample time).
+   * Told after every batch's consumer step, as the consumer asks for the next one (`now`), with
+   * the running totals: delivered batches, samples, payload bytes and data-wait ms (after the
+   * first batch). Must be cheap (a bench sampler compares `now` with its next sample time).
    */
   onBatch?: (now: number, batches: number, samples: number, bytes: number, waitMs: number) => void;
 }
@@ -133,7 +133,6 @@ export async function measureLoader(loader: Loader, options: MeasureOptions = {}
     batches += 1;
     samples += batch.size;
     bytes += batchPayloadBytes(batch);
-    options.onBatch?.(now, batches, samples, bytes, waitMs);
     if (options.consumerMs) {
       if (options.consumerWait === 'async') await new Promise((r) => setTimeout(r, options.consumerMs));
       else (options.consumerWait === 'sleep' ? sleep : spin)(options.consumerMs);
@@ -144,6 +143,7 @@ export async function measureLoader(loader: Loader, options: MeasureOptions = {}
       options.onProgress?.({ batches, samples, bytes, seconds: (performance.now() - start) / 1e3 });
     }
     asked = performance.now();
+    options.onBatch?.(asked, batches, samples, bytes, waitMs);
     if (batches >= maxBatches || (asked - start) / 1e3 >= maxSeconds) break;
   }
   const end = performance.now();

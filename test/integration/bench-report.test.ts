@@ -164,6 +164,8 @@ function checkCommon(view: PageView, json: BenchJson, external: string[]): void 
     });
   }
   const rate = (id: string, label: string): (number | null)[] => e.charts.find((c) => c.id === id)!.series.find((v) => v.label === label)!.values;
+  // A wait under way when sampled is counted in its own interval: none waited more than all of its time.
+  for (const v of rate('data-wait', 'data-wait %')) assert.ok(v === null || v <= 100 + 1e-6, `data-wait ${v} % of an interval`);
   // Over the sampled span: from the first sample (taken when the loader had opened) to the run's end.
   close(integral(s.t, rate('throughput', 'samples/s')), json.samples - s.samples[0]!, 'samples/s integrates to the samples delivered');
   close(integral(s.t, rate('data-wait', 'data-wait %')) / 100, json.stage_seconds.data_wait - s.dataWaitSeconds[0]!, 'data-wait % integrates to the data-wait seconds');
