@@ -17,7 +17,7 @@ import {
   adoptResumeOptions, layoutFor, planRankEpoch, resolveOrderOptions, resolveWorld, resumePoint, resumeState, sharedWindowsFor,
   type OrderOptions, type RankEpochPlan, type ResumeState, type ShuffleAlgo, type World,
 } from '../plan/index.js';
-import { createShardSource, InPlaceShardSource, type ShardSourceOptions } from './prefetcher.js';
+import { createShardSource, InPlaceShardSource, PrefetchingShardSource, type ShardSourceOptions } from './prefetcher.js';
 import type { CacheSharing } from '../cache/budget.js';
 import type { ShardSource } from './shard-source.js';
 import { KEPT_IDLE_LEASES, LeaseTable } from './lease-table.js';
@@ -39,7 +39,6 @@ import { startupMark } from './startup-trace.js';
 import { LoaderObservers } from '../metrics/observers.js';
 import { resolveMetricsOptions, type MetricsOptions } from '../metrics/options.js';
 import type { StallReport } from '../metrics/stall.js';
-import { PrefetchingShardSource } from './prefetcher.js';
 import type { RequestLog } from '../storage/request-log.js';
 import type { StoreCounters } from '../metrics/probe.js';
 
