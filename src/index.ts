@@ -5,6 +5,8 @@ export type { BatchLayout, ColumnRegion } from './pipeline/batch-layout.js';
 export { toArrowRecordBatch } from './pipeline/arrow-view.js';
 export type { LoaderStatsSnapshot } from './pipeline/stats.js';
 export type { OnCorrupt, QuarantineStateEntry } from './pipeline/quarantine.js';
+export type { MetricsOptions, StallAction } from './metrics/options.js';
+export type { StallReport, StallShard, ShardWait } from './metrics/stall.js';
 export { GpufeedError, ErrorCodes, type ErrorCode } from './errors.js';
 export type { ManifestV1, ColumnSpec, ShardEntry, DType, ColumnKind } from './dataset/types.js';
 export type { ResumeState, World, ShuffleAlgo } from './plan/index.js';

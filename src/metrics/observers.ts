@@ -1,10 +1,10 @@
 // A loader's observers, in one place: the Prometheus registry (built on first use), its endpoint
 // (metricsPort), the stall watch (stallTimeout, stallAction) and the SIGUSR2 report. The loader
 // calls start() once open, waitStarted()/waitEnded() around a wait that blocks, close() first.
+// prom-client is imported only when metrics are first asked for: a loader without them never loads it.
 import type { Registry } from 'prom-client';
 import type { LoaderProbe } from './probe.js';
 import type { ResolvedMetricsOptions } from './options.js';
-import { buildRegistry, metricsDict } from './registry.js';
 import { startMetricsServer, type MetricsServer } from './server.js';
 import { diagnose, StallWatch, type StallReport } from './stall.js';
 
@@ -12,7 +12,7 @@ export class LoaderObservers {
   readonly #probe: LoaderProbe;
   readonly #options: ResolvedMetricsOptions;
   readonly #watch: StallWatch;
-  #registry: Registry | undefined;
+  #registry: Promise<Registry> | undefined;
   #server: MetricsServer | undefined;
   #onSignal: (() => void) | undefined;
   #closed = false;
@@ -23,8 +23,9 @@ export class LoaderObservers {
     this.#watch = new StallWatch(probe, options.dataset, options.stallTimeoutMs, options.stallAction);
   }
 
-  get registry(): Registry {
-    this.#registry ??= buildRegistry(this.#probe, this.#options.dataset, () => ({ stalls: this.#watch.stalls, stalled: this.#watch.stalled ? 1 : 0 }));
+  registry(): Promise<Registry> {
+    this.#registry ??= import('./registry.js').then(({ buildRegistry }) =>
+      buildRegistry(this.#probe, this.#options.dataset, () => ({ stalls: this.#watch.stalls, stalled: this.#watch.stalled ? 1 : 0 })));
     return this.#registry;
   }
 
@@ -35,7 +36,7 @@ export class LoaderObservers {
 
   async start(): Promise<void> {
     if (this.#options.port !== undefined) {
-      this.#server = await startMetricsServer(this.registry, this.#options.host, this.#options.port);
+      this.#server = await startMetricsServer(await this.registry(), this.#options.host, this.#options.port);
       process.stderr.write(`gpufeed: metrics on ${this.#server.url} (rank ${this.#probe.world.rank})\n`);
     }
     // A report on demand (kill -USR2 <pid>), only while this loader is open.
@@ -57,12 +58,13 @@ export class LoaderObservers {
     return diagnose(this.#probe, this.#options.dataset);
   }
 
-  metrics(): Promise<Record<string, number>> {
-    return metricsDict(this.registry);
+  async metrics(): Promise<Record<string, number>> {
+    const [{ metricsDict }, registry] = await Promise.all([import('./registry.js'), this.registry()]);
+    return metricsDict(registry);
   }
 
-  metricsText(): Promise<string> {
-    return this.registry.metrics();
+  async metricsText(): Promise<string> {
+    return (await this.registry()).metrics();
   }
 
   async close(): Promise<void> {

@@ -17,7 +17,7 @@ import {
   adoptResumeOptions, layoutFor, planRankEpoch, resolveOrderOptions, resolveWorld, resumePoint, resumeState, sharedWindowsFor,
   type OrderOptions, type RankEpochPlan, type ResumeState, type ShuffleAlgo, type World,
 } from '../plan/index.js';
-import { createShardSource, InPlaceShardSource, type ShardSourceOptions } from './prefetcher.js';
+import { createShardSource, InPlaceShardSource, PrefetchingShardSource, type ShardSourceOptions } from './prefetcher.js';
 import type { CacheSharing } from '../cache/budget.js';
 import type { ShardSource } from './shard-source.js';
 import { KEPT_IDLE_LEASES, LeaseTable } from './lease-table.js';
@@ -43,7 +43,6 @@ const NO_ROWS: readonly number[] = Object.freeze([]);
 import { LoaderObservers } from '../metrics/observers.js';
 import { resolveMetricsOptions, type MetricsOptions } from '../metrics/options.js';
 import type { StallReport } from '../metrics/stall.js';
-import { PrefetchingShardSource } from './prefetcher.js';
 import type { RequestLog } from '../storage/request-log.js';
 import type { StoreCounters } from '../metrics/probe.js';
 import { resolveImageColumns, type TransformsOption } from '../transforms/image-options.js';
