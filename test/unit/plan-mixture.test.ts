@@ -10,8 +10,12 @@ import {
   apportionWeights,
   type MixtureStream,
   type OrderOptions,
+  mixtureResumePoint,
+  mixtureResumeState,
   planMixtureRankEpoch,
   resolveMixture,
+  resumePoint,
+  resumeState,
   resolveOrderOptions,
   type ShardSize,
   type World,
@@ -298,5 +302,56 @@ describe('planMixtureRankEpoch properties over random mixtures', () => {
     assert.throws(() => plan.batch(plan.steps), (e: unknown) => e instanceof GpufeedError && e.code === ErrorCodes.INVALID_OPTION && /step/.test(e.message));
     assert.throws(() => plan.mixture.positions(0, 3, 9), (e: unknown) => e instanceof GpufeedError && /positions/.test(e.message));
     assert.throws(() => plan.mixture.partitionBatch(1, 0), (e: unknown) => e instanceof GpufeedError && /partition/.test(e.message));
+  });
+});
+
+describe('mixture resume states', () => {
+  it('resumes exactly at random steps, on the same and on another world size with the same global batch', () => {
+    const r = rng(31);
+    for (let i = 0; i < 60; i++) {
+      const c = randomCase(r);
+      const streams = resolveMixture(c.streams);
+      const one = epochRows(c, 1);
+      const steps = one[0]!.length;
+      if (steps === 0) continue;
+      const done = int(r, 0, steps);
+      const state = JSON.parse(JSON.stringify(mixtureResumeState(streams, world(0, c.worldSize), c.options, 1, done)));
+      const G = c.options.batchSize * c.worldSize;
+      const P = c.options.partitions!;
+      const sizes = Array.from({ length: 16 }, (_, w) => w + 1).filter((w) => G % w === 0 && (P % w === 0 || w % P === 0));
+      const W2 = pick(r, sizes);
+      const opts2 = { ...c.options, batchSize: G / W2 };
+      const point = mixtureResumePoint(state, resolveMixture(c.streams), world(0, W2), opts2);
+      assert.deepEqual(point, done === steps ? { epoch: 2, step: 0 } : { epoch: 1, step: done }, c.label);
+      if (done === steps) continue;
+      const rest = one.flatMap((rank) => rank.slice(done).flat()).map((x) => `${x.stream}:${x.id}`).sort();
+      const resumed = epochRows(c, 1, W2, opts2).flatMap((rank) => rank.slice(point.step).flat()).map((x) => `${x.stream}:${x.id}`).sort();
+      assert.deepEqual(resumed, rest, `resume at ${done} on W ${c.worldSize} -> ${W2}: ${c.label}`);
+    }
+  });
+
+  it('refuses another mixture by name, unless the change is intended (then from the next epoch)', () => {
+    const w1 = world(0, 2);
+    const options = resolveOrderOptions({ batchSize: 4, epochs: 5 }, w1);
+    const a = { shards: [{ rows: 40, bytes: 1, hash: 'sha256:aa' }] };
+    const b = { shards: [{ rows: 25, bytes: 1, hash: 'sha256:bb' }] };
+    const mix = resolveMixture([{ ...a, weight: 0.7 }, { ...b, weight: 0.3 }]);
+    const state = mixtureResumeState(mix, w1, options, 1, 3);
+    assert.deepEqual(mixtureResumePoint(state, resolveMixture([{ ...a, weight: 0.7 }, { ...b, weight: 0.3 }]), w1, options), { epoch: 1, step: 3 });
+    const refused = (streams: ReturnType<typeof resolveMixture>, stream: number | undefined, pattern: RegExp): void =>
+      assert.throws(() => mixtureResumePoint(state, streams, w1, options), (e: unknown) =>
+        e instanceof GpufeedError && e.code === ErrorCodes.RESUME_MISMATCH && e.details.field === 'mixture' && e.details.stream === stream && pattern.test(e.message));
+    const reweighted = resolveMixture([{ ...a, weight: 0.5 }, { ...b, weight: 0.5 }]);
+    refused(reweighted, 0, /stream 0 has weight 0.7 .* now weight 0.5.*next-epoch/);
+    refused(resolveMixture([{ ...a, weight: 0.7 }, { shards: [{ rows: 25, bytes: 1, hash: 'sha256:cc' }], weight: 0.3 }]), 1, /stream 1 holds other data/);
+    refused(resolveMixture([{ ...a, weight: 1 }]), undefined, /2 streams, now 1/);
+    assert.deepEqual(mixtureResumePoint(state, reweighted, w1, options, 'next-epoch'), { epoch: 2, step: 0 });
+    // Other fields are still checked with an intended change.
+    assert.throws(() => mixtureResumePoint(state, reweighted, w1, { ...options, seed: 9 }, 'next-epoch'), (e: unknown) => e instanceof GpufeedError && e.details.field === 'seed');
+    // Single dataset and mixture states do not resume one another.
+    const single = resumeState(a.shards, w1, options, 0, 2);
+    assert.throws(() => mixtureResumePoint(single, mix, w1, options), (e: unknown) => e instanceof GpufeedError && e.details.field === 'mixture' && /single dataset/.test(e.message));
+    assert.throws(() => resumePoint(state, a.shards, w1, options), (e: unknown) => e instanceof GpufeedError && e.details.field === 'mixture');
+    assert.deepEqual(resumePoint(single, a.shards, w1, options), { epoch: 0, step: 2 });
   });
 });
