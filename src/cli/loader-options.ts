@@ -7,8 +7,9 @@ import { parseBytes } from '../util/bytes.js';
 import type { LoaderOptions } from '../pipeline/loader.js';
 import type { ResumeState, ShuffleAlgo } from '../plan/index.js';
 import { addStorageOptions, storageOptionsFrom, type StorageFlags } from './storage-options.js';
+import { addMixtureOptions, mixtureLoaderOptions, type MixtureFlags } from './mixture-flags.js';
 
-export interface LoaderFlags extends StorageFlags {
+export interface LoaderFlags extends StorageFlags, MixtureFlags {
   batchSize?: string;
   columns?: string;
   worldSize?: string;
@@ -30,7 +31,7 @@ export interface LoaderFlags extends StorageFlags {
 }
 
 export function addLoaderOptions(cmd: Command, defaults: { batchSize?: number } = {}): Command {
-  return addStorageOptions(cmd)
+  addStorageOptions(cmd)
     .option('--batch-size <n>', 'rows per batch on this rank', defaults.batchSize === undefined ? undefined : String(defaults.batchSize))
     .option('--columns <a,b>', 'columns to load (default: all)')
     .option('--world-size <n>', 'ranks in the job (default: $WORLD_SIZE, $SLURM_NTASKS, or 1)')
@@ -49,6 +50,7 @@ export function addLoaderOptions(cmd: Command, defaults: { batchSize?: number } 
     .option('--no-pin', 'do not page-lock batch memory')
     .option('--no-verify-pieces', 'do not check each record batch / column chunk against its manifest checksum as it is read')
     .option('--resume <file>', 'resume from a state file written by --state-out or loader.state()');
+  return addMixtureOptions(cmd);
 }
 
 function int(name: string, v: string | undefined, min = 0): number | undefined {
@@ -103,5 +105,6 @@ export function loaderOptionsFromFlags(f: LoaderFlags): LoaderOptions {
   if (f.pin === false) o.pin = false;
   if (f.verifyPieces === false) o.verifyPieces = false;
   if (f.resume !== undefined) o.resume = readResumeFile(f.resume);
+  Object.assign(o, mixtureLoaderOptions(f));
   return o;
 }
