@@ -131,6 +131,12 @@ class Loader(_torch.DatasetBase):
     and ``s3_first_byte_timeout`` (seconds: an attempt with no response by then is retried;
     default 2.5, so an endpoint that never answers fails within about 15 s).
 
+    Mixtures: ``uri`` may be a list of dataset URIs, with ``weights`` (shares of an epoch),
+    ``samples`` (absolute counts per epoch) or ``repeat`` (upsampling factors), one value per
+    dataset; ``epoch_samples`` (weighted: samples per epoch) and ``mixture_change`` ('refuse' or
+    'next-epoch': resuming a state of another mixture). Each batch's ``stream`` (int32 per row) is
+    the index of the dataset the row came from; ids are global (README, "Mixtures").
+
     Client options: ``pad=True`` turns variable-length columns into padded ``[rows, max_len]``
     copies with lengths (``pad_value`` fills list columns, zero bytes fill strings);
     ``as_numpy=True`` yields numpy arrays even when torch is installed;
