@@ -96,6 +96,7 @@ export function resolveMixture(streams: readonly MixtureStream[], options: Mixtu
 /** Largest-remainder split of `total` by real weights (not all zero); ties go to the lower index. */
 export function apportionWeights(total: number, weights: readonly number[]): number[] {
   const sum = weights.reduce((a, b) => a + b, 0);
+  if (!(sum > 0) || !Number.isFinite(sum)) throw invalidOption('mixture', `the weights must be finite and not all 0, got ${weights.join(', ')}`);
   const quotas = weights.map((w) => (total * w) / sum);
   const counts = quotas.map((q) => Math.floor(q));
   let left = total - counts.reduce((a, b) => a + b, 0);

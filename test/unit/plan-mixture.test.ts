@@ -112,6 +112,8 @@ describe('mixture counts', () => {
     for (let i = 0; i < 200; i++) {
       const n = int(r, 1, 6);
       const w: number[] = Array.from({ length: n }, () => (r() < 0.15 ? 0 : r()));
+      if (!w.some((x) => x > 0)) w[0] = 1;
+      assert.throws(() => apportionWeights(5, w.map(() => 0)), (e: unknown) => e instanceof GpufeedError && e.code === ErrorCodes.INVALID_OPTION);
       const total = int(r, 0, 1e7);
       const c = apportionWeights(total, w);
       assert.equal(c.reduce((a, b) => a + b, 0), total);
