@@ -20,6 +20,7 @@ import { DuckDBInstance } from '@duckdb/node-api';
 import { measureCli, measureNode, measureStartup, median } from './startup.js';
 import { metricsOverhead } from './metrics-overhead.js';
 import { imageBench } from './images.js';
+import { mixturePlanScale } from './plan-scale.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const ROWS = Number(process.env.GPUFEED_BENCH_ROWS ?? 16384);
@@ -31,8 +32,8 @@ const SECONDS = Number(process.env.GPUFEED_BENCH_SECONDS ?? 2);
 const ROUNDS = 2;
 /** Rows of the HF-style single-row-group Parquet file (section 6). */
 const HF_ROWS = Number(process.env.GPUFEED_BENCH_HF_ROWS ?? 12000);
-/** Comma list of sections to run (1-9, metrics); all by default. */
-const ONLY = new Set((process.env.GPUFEED_BENCH_ONLY ?? '1,2,3,4,5,6,7,8,9,metrics').split(','));
+/** Comma list of sections to run (1-10, metrics); all by default. */
+const ONLY = new Set((process.env.GPUFEED_BENCH_ONLY ?? '1,2,3,4,5,6,7,8,9,10,metrics').split(','));
 /** Fresh processes per side of the start-up section (8). */
 const STARTUP_RUNS = Number(process.env.GPUFEED_BENCH_STARTUP_RUNS ?? 5);
 /** Start-up goals (issue 11): JS first batch after Loader.open; the Python client's, over the JS one; --version. */
@@ -129,6 +130,18 @@ async function duckdbRows(sql: string, rows: number, repeats: number): Promise<{
     conn.closeSync();
     db.closeSync();
   }
+}
+
+/**
+ * 9. Planning one rank's epoch of a 3-stream, 100 M-document mixture for 1,024 ranks, over
+ * partition counts (benchmarks/plan-scale.ts): the slowest case's time and peak heap + buffers.
+ */
+function mixturePlanRows(rows: Row[], details: Record<string, unknown>): void {
+  log('9 planning a 3-stream mixture of 100 M documents, 1,024 ranks, partitions 8 to 4,096');
+  const r = mixturePlanScale();
+  rows.push({ name: 'mixture plan, 3 streams, 100 M docs, 1,024 ranks: slowest rank epoch (s)', gpufeed: `${(r.worstMs / 1e3).toFixed(2)} s`, reference: '2 s', ratio: r.worstMs / 2000, goal: '<= 1', pass: r.worstMs <= 2000 });
+  rows.push({ name: 'mixture plan: peak heap + buffers (MB)', gpufeed: `${r.worstPeakMB.toFixed(0)} MB`, reference: '500 MB', ratio: r.worstPeakMB / 500, goal: '<= 1', pass: r.worstPeakMB <= 500 });
+  details.mixture_plan = r;
 }
 
 function log(msg: string): void {
@@ -403,6 +416,8 @@ async function main(): Promise<void> {
         rows.push({ name: 'Images: train transform vs Pillow + DataLoader', gpufeed: '-', reference: '-', ratio: null, goal: '>= 2', pass: null, note: `did not run: ${(err as Error).message.split('\n')[0]}` });
       }
     }
+    // 10. Planning a 3-stream mixture of 100M documents for 1,024 ranks (plan-scale.ts).
+    if (ONLY.has('10')) mixturePlanRows(rows, details);
   } finally {
     await rm(root, { recursive: true, force: true });
   }

@@ -9,6 +9,7 @@ export type { MetricsOptions, StallAction } from './metrics/options.js';
 export type { StallReport, StallShard, ShardWait } from './metrics/stall.js';
 export { GpufeedError, ErrorCodes, type ErrorCode } from './errors.js';
 export type { ManifestV1, ColumnSpec, ShardEntry, DType, ColumnKind } from './dataset/types.js';
-export type { ResumeState, World, ShuffleAlgo } from './plan/index.js';
+export type { ResumeState, World, ShuffleAlgo, MixtureChange } from './plan/index.js';
+export type { MixtureInput, DatasetInput } from './pipeline/mixture-source.js';
 export { resolveWorld } from './plan/index.js';
 export { openStore, type Store } from './storage/index.js';

@@ -24,7 +24,7 @@ class Batch:
     ``pad=True``, a ``PaddedColumn(values, lengths)``. Not a Mapping on purpose: the PyTorch
     DataLoader hands it through unchanged with ``batch_size=None``."""
 
-    __slots__ = ("epoch", "step", "seq", "ids", "quarantined", "size", "_columns", "_valid", "_loader", "_session", "__weakref__")
+    __slots__ = ("epoch", "step", "seq", "ids", "quarantined", "stream", "size", "_columns", "_valid", "_loader", "_session", "__weakref__")
 
     def __init__(
         self,
@@ -37,6 +37,7 @@ class Batch:
         columns: Dict[str, Any],
         valid: Dict[str, Any],
         quarantined: Optional[List[int]] = None,
+        stream: Optional[np.ndarray] = None,
     ) -> None:
         self.epoch = epoch
         #: Step within the epoch on this rank, from 0.
@@ -48,6 +49,9 @@ class Batch:
         #: Row indices whose sample was quarantined (``on_corrupt="skip"``): each holds a copy of
         #: another row of this batch (README, "Quarantine"); mask them out of the loss. Empty when none.
         self.quarantined: List[int] = quarantined if quarantined is not None else []
+        #: Mixtures: per row, the index of the stream (dataset) it came from (int32 numpy array);
+        #: None for one dataset.
+        self.stream = stream
         self.size = int(ids.shape[0])
         self._columns: Optional[Dict[str, Any]] = columns
         self._valid: Optional[Dict[str, Any]] = valid

@@ -57,6 +57,8 @@ export interface BatchMessage {
   step: number;
   rows: number;
   ids: number[];
+  /** Mixtures: the stream (index of the dataset) of each row; absent for one dataset. */
+  stream?: number[];
   /** Variable-length columns: elements used in the values region (offsets[rows]). */
   used: Record<string, number>;
   /** Rows whose sample was quarantined and that hold a copy of another row (onCorrupt 'skip'); absent when none. */

@@ -24,6 +24,7 @@ export interface BridgeBatch {
   /** Rows replaced by quarantine (pipeline/quarantine.ts). */
   readonly quarantined?: readonly number[];
   readonly size: number;
+  readonly stream?: Int32Array | undefined;
   readonly slabId: number;
   readonly columns: Record<string, ColumnData>;
   retain(): unknown;
@@ -280,6 +281,7 @@ export class BridgeServer {
     }
     const m: BatchMessage = { type: 'batch', seq, slab: b.slabId, epoch: b.epoch, step: b.step, rows: b.size, ids: [...b.ids], used };
     if (b.quarantined && b.quarantined.length > 0) m.quarantined = [...b.quarantined];
+    if (b.stream) m.stream = [...b.stream];
     return m;
   }
 

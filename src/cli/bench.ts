@@ -13,6 +13,7 @@ import type { ShardSourceStats } from '../pipeline/shard-source.js';
 import { BenchSampler } from './bench-sampler.js';
 import { checkReportPath, writeBenchReport, type BenchReportInput } from './bench-report.js';
 import { formatBytes } from '../util/bytes.js';
+import { datasetInputFrom } from './mixture-flags.js';
 import { addLoaderOptions, loaderOptionsFromFlags, type LoaderFlags } from './loader-options.js';
 
 interface BenchFlags extends LoaderFlags {
@@ -61,7 +62,7 @@ function reportSetup(loader: Pick<Loader, 'manifest' | 'world' | 'workers' | 'ri
 
 export function register(program: Command): void {
   const cmd = program
-    .command('bench [dataset]')
+    .command('bench [dataset...]')
     .description('measure samples/s and GB/s delivered into pinned batches (--demo: on a generated demo dataset)');
   addLoaderOptions(cmd, { batchSize: 64 })
     .option('--demo', 'generate a demo dataset in a temp folder and benchmark it')
@@ -73,7 +74,8 @@ export function register(program: Command): void {
     .option('--consumer-ms <ms>', 'simulated compute per batch, to measure data-wait')
     .option('--report <file>', 'write an HTML page with charts of the run (samples/s, data-wait, stages, cache, storage)')
     .option('--json <file>', 'write the figures as JSON')
-    .action(async (dataset: string | undefined, flags: BenchFlags) => {
+    .action(async (datasets: string[], flags: BenchFlags) => {
+      let dataset: string | undefined = datasets[0];
       if (!dataset && !flags.demo) throw invalidOption('dataset', 'give a dataset path or URI, or --demo');
       if (dataset && flags.demo) throw invalidOption('--demo', 'takes no dataset argument');
       const options = loaderOptionsFromFlags(flags);
@@ -93,7 +95,7 @@ export function register(program: Command): void {
         }
         const startedIso = new Date().toISOString();
         const openedAt = performance.now();
-        const loader = await Loader.open(dataset!, options);
+        const loader = await Loader.open(demoDir ? dataset! : datasetInputFrom(datasets, flags), options);
         let result: ThroughputResult;
         let storage: ShardSourceStats | undefined;
         let report: Omit<BenchReportInput, 'result' | 'storage'> | undefined;

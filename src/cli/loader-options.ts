@@ -8,8 +8,9 @@ import type { LoaderOptions } from '../pipeline/loader.js';
 import type { ResumeState, ShuffleAlgo } from '../plan/index.js';
 import { transformsFromFlags } from '../transforms/image-spec.js';
 import { addStorageOptions, storageOptionsFrom, type StorageFlags } from './storage-options.js';
+import { addMixtureOptions, mixtureLoaderOptions, type MixtureFlags } from './mixture-flags.js';
 
-export interface LoaderFlags extends StorageFlags {
+export interface LoaderFlags extends StorageFlags, MixtureFlags {
   batchSize?: string;
   columns?: string;
   worldSize?: string;
@@ -41,7 +42,7 @@ export interface LoaderFlags extends StorageFlags {
 }
 
 export function addLoaderOptions(cmd: Command, defaults: { batchSize?: number } = {}): Command {
-  return addStorageOptions(cmd)
+  addStorageOptions(cmd)
     .option('--batch-size <n>', 'rows per batch on this rank', defaults.batchSize === undefined ? undefined : String(defaults.batchSize))
     .option('--columns <a,b>', 'columns to load (default: all)')
     .option('--world-size <n>', 'ranks in the job (default: $WORLD_SIZE, $SLURM_NTASKS, or 1)')
@@ -70,6 +71,7 @@ export function addLoaderOptions(cmd: Command, defaults: { batchSize?: number } 
     .addOption(new Option('--stall-action <action>', 'after a stall report: warn (report again every interval) or fail (exit with GPUFEED_STALL)').choices(['warn', 'fail']))
     .option('--image <spec>', 'decode an image column into a tensor, e.g. image=train:224:chw or image=eval:224 (repeatable; README "Images")', (v: string, prev: string[] = []) => [...prev, v])
     .option('--transforms <json>', 'the transforms option as JSON, e.g. {"image":{"kind":"train","size":224}}');
+  return addMixtureOptions(cmd);
 }
 
 function int(name: string, v: string | undefined, min = 0): number | undefined {
@@ -142,5 +144,6 @@ export function loaderOptionsFromFlags(f: LoaderFlags): LoaderOptions {
   set('stallAction', f.stallAction as LoaderOptions['stallAction']);
   const transforms = transformsFromFlags(f.image, f.transforms);
   if (transforms) o.transforms = transforms;
+  Object.assign(o, mixtureLoaderOptions(f));
   return o;
 }

@@ -26,15 +26,16 @@ export const SUBCOMMANDS: Record<string, { term: string; summary: string; load: 
   inspect: { term: 'inspect [options] <dataset>', summary: 'Show a dataset: schema, shards (path, format, rows, bytes) and totals', load: () => import('./inspect.js') },
   verify: { term: 'verify [options] <dataset>', summary: 'Check every shard of a dataset against index.json: present, right size, right sha256', load: () => import('./verify.js') },
   plan: {
-    term: 'plan [options] <dataset>',
+    term: 'plan [options] <dataset...>',
     summary: 'print the sample order from the manifest alone: one JSON line per batch, {"rank","epoch","step","ids"}; ' +
-      'without --rank, every rank, step-major (all ranks of step k, rank 0 first, then step k+1)',
+      'without --rank, every rank, step-major (all ranks of step k, rank 0 first, then step k+1); ' +
+      'a mixture (several datasets, --weights/--samples/--repeat) adds "streams", the stream of each id',
     load: () => import('./plan.js'),
   },
-  dump: { term: 'dump [options] <dataset>', summary: 'load batches and print one JSON line per batch: {"rank","epoch","step","ids","columns"}', load: () => import('./dump.js') },
-  bench: { term: 'bench [options] [dataset]', summary: 'measure samples/s and GB/s delivered into pinned batches (--demo: on a generated demo dataset)', load: () => import('./bench.js') },
+  dump: { term: 'dump [options] <dataset...>', summary: 'load batches and print one JSON line per batch: {"rank","epoch","step","ids","columns"}; a mixture (several datasets, --weights/--samples/--repeat) adds "streams"', load: () => import('./dump.js') },
+  bench: { term: 'bench [options] [dataset...]', summary: 'measure samples/s and GB/s delivered into pinned batches (--demo: on a generated demo dataset)', load: () => import('./bench.js') },
   serve: {
-    term: 'serve [options] <dataset>',
+    term: 'serve [options] <dataset...>',
     summary: 'serve batches to a consumer process (the Python client) over an inherited Unix socket: JSON control messages, batches in shared memory',
     load: () => import('./serve.js'),
   },

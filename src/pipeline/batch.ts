@@ -61,6 +61,8 @@ export interface BatchInit {
   layout: BatchLayout;
   buffer: ArrayBuffer;
   release: () => void;
+  /** Mixtures: the stream of each row. */
+  stream?: Int32Array;
 }
 
 export class Batch {
@@ -76,6 +78,8 @@ export class Batch {
   readonly quarantined: readonly number[];
   /** Rows in this batch (the last batch of an epoch may hold fewer than batchSize). */
   readonly size: number;
+  /** Mixtures: per row, the index of the stream (the dataset in Loader.open's array) it came from; undefined for one dataset. */
+  readonly stream: Int32Array | undefined;
   /** Fixed-width columns: one contiguous [size, ...shape] array; variable-length: offsets + values. */
   readonly columns: Record<string, ColumnData>;
   /** Nullable columns: 1 where the row has a value, 0 where it is null. */
@@ -92,6 +96,7 @@ export class Batch {
     this.ids = init.ids;
     this.quarantined = init.quarantined ?? EMPTY;
     this.size = init.ids.length;
+    this.stream = init.stream;
     this.slabId = init.slabId;
     this.layout = init.layout;
     const { columns, valid } = columnViews(init.buffer, init.layout, this.size);

@@ -27,6 +27,8 @@ export const LOADER_OPTION_TYPES = {
   localRank: 'number',
   localWorldSize: 'number',
   resume: 'object',
+  mixtureChange: 'string',
+  epochSamples: 'number',
   workers: 'number',
   slots: 'number',
   memoryBytes: 'number',

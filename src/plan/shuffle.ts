@@ -5,7 +5,6 @@ import { ErrorCodes, GpufeedError } from '../errors.js';
 import { FeistelPermutation } from './permutation.js';
 import { deriveKey, hashUnit, type Key64, Sfc32 } from './prng.js';
 import type { ShuffleAlgo } from './options.js';
-import type { SampleLocator } from './samples.js';
 import type { SharedWindows } from './shared-windows.js';
 import { sortPackedKeys } from './bucket-sort.js';
 
@@ -23,6 +22,15 @@ export interface PartitionOrder {
   at(t: number): number;
 }
 
+/** What the window shuffle needs of a sequence's pieces (shards, or runs of consecutive samples). */
+export interface PieceLocator {
+  readonly shardCount: number;
+  /** The piece holding position `id`. */
+  shardOf(id: number): number;
+  /** First position of piece `index` (index may be shardCount: the end). */
+  shardStart(index: number): number;
+}
+
 /** A partition: global ids [start, start + size). */
 export interface PartitionRange {
   start: number;
@@ -33,7 +41,7 @@ export interface PartitionRange {
 export function partitionOrder(
   algo: ShuffleAlgo,
   range: PartitionRange,
-  locator: SampleLocator,
+  locator: PieceLocator,
   key: Key64,
   shuffleWindow: number,
   share?: WindowShare,
@@ -93,8 +101,14 @@ export class WindowOrder implements PartitionOrder {
   private readonly starts = new Map<number, number>();
   private readonly chunks = new Map<number, Uint32Array | Float64Array>();
   private readonly share: WindowShare | undefined;
+  /**
+   * What the last computed chunk's scan saw beyond its end: the positions it hashed whose keys
+   * fall at or past its end, with their keys and local offsets, and where its scan stopped. The
+   * next chunk starts from them, so a forward walk hashes each position once, not three times.
+   */
+  private carry: { chunk: number; scannedTo: number; keys: Float64Array; offsets: Float64Array; length: number } | undefined;
 
-  constructor(range: PartitionRange, locator: SampleLocator, key: Key64, window: number, share?: WindowShare) {
+  constructor(range: PartitionRange, locator: PieceLocator, key: Key64, window: number, share?: WindowShare) {
     this.size = range.size;
     this.share = share;
     this.window = window;
@@ -143,13 +157,21 @@ export class WindowOrder implements PartitionOrder {
     if (!(t >= 0 && t < this.size)) throw new GpufeedError(ErrorCodes.INTERNAL, `order index ${t} outside [0, ${this.size})`);
     let j = Math.floor(t / this.window);
     // The guess is off by at most one or two chunks (keys move at most w/2); the bound is a guard.
+    // A chunk's length gives the next one's start, so walking forward counts no keys twice.
     for (let guard = 0; ; guard++) {
       if (guard > 64) throw new GpufeedError(ErrorCodes.INTERNAL, 'window shuffle chunk search did not converge');
-      if (this.chunkStart(j) > t) j--;
-      else if (this.chunkStart(j + 1) <= t) j++;
-      else break;
+      const start = this.chunkStart(j);
+      if (start > t) {
+        j--;
+        continue;
+      }
+      const offsets = this.chunk(j);
+      if (start + offsets.length <= t) {
+        j++;
+        continue;
+      }
+      return offsets[t - start] as number;
     }
-    return this.chunk(j)[t - this.chunkStart(j)] as number;
   }
 
   private key(i: number): number {
@@ -212,39 +234,74 @@ export class WindowOrder implements PartitionOrder {
     return offsets;
   }
 
-  /** Computes chunk j (and remembers it). */
+  /** Computes chunk j (and remembers it, and where chunk j + 1 starts). */
   private computeChunk(j: number): Uint32Array | Float64Array {
     const x0 = j * this.window;
     const x1 = x0 + this.window;
     const lo = this.around(x0)[0];
     const hi = this.around(x1)[1];
-    const count = this.chunkStart(j + 1) - this.chunkStart(j);
-    const packed = new Float64Array(count);
-    const indexScale = 2 ** this.indexBits;
-    let n = 0;
-    for (let i = lo; i < hi; i++) {
+    // Candidates in ascending position order (ties of the packed key then break as positions do).
+    const carry = this.carry;
+    const carried = carry && carry.chunk === j && carry.scannedTo >= lo && carry.scannedTo <= hi ? carry : undefined;
+    const room = hi - lo + (carried ? carried.length : 0);
+    const keys = new Float64Array(room);
+    const local = new Float64Array(room);
+    const nextKeys = new Float64Array(room);
+    const nextOffsets = new Float64Array(room);
+    let count = 0;
+    let next = 0;
+    let from = lo;
+    if (carried) {
+      for (let q = 0; q < carried.length; q++) {
+        const k = carried.keys[q] as number;
+        if (k < x1) {
+          keys[count] = k;
+          local[count++] = carried.offsets[q] as number;
+        } else {
+          nextKeys[next] = k;
+          nextOffsets[next++] = carried.offsets[q] as number;
+        }
+      }
+      from = carried.scannedTo;
+    }
+    let piece = this.pieceOf(from);
+    const cum = this.pieceCumulative;
+    for (let i = from; i < hi; i++) {
       const k = this.key(i);
-      if (k >= x0 && k < x1) {
-        if (n >= count) throw new GpufeedError(ErrorCodes.INTERNAL, 'window shuffle chunk overflow');
-        packed[n++] = Math.floor((k - x0) * this.fractionScale) * indexScale + (i - lo);
+      if (k < x0) continue;
+      while ((cum[piece + 1] as number) <= i) piece++;
+      const offset = (this.pieceStart[piece] as number) + (i - (cum[piece] as number));
+      if (k < x1) {
+        keys[count] = k;
+        local[count++] = offset;
+      } else {
+        nextKeys[next] = k;
+        nextOffsets[next++] = offset;
       }
     }
-    if (n !== count) throw new GpufeedError(ErrorCodes.INTERNAL, `window shuffle chunk has ${n} keys, expected ${count}`);
+    this.carry = { chunk: j + 1, scannedTo: hi, keys: nextKeys, offsets: nextOffsets, length: next };
+    const known = this.starts.get(j + 1);
+    const start = this.chunkStart(j);
+    if (known !== undefined && known - start !== count) throw new GpufeedError(ErrorCodes.INTERNAL, `window shuffle chunk has ${count} keys, expected ${known - start}`);
+    const packed = new Float64Array(count);
+    const indexScale = 2 ** this.indexBits;
+    for (let q = 0; q < count; q++) packed[q] = Math.floor(((keys[q] as number) - x0) * this.fractionScale) * indexScale + q;
     sortPackedKeys(packed, this.indexBits, this.window * this.fractionScale);
-    // Decode candidate indexes, then map sequence positions to local offsets (half the memory when
-    // offsets fit 32 bits: a rank holding many partitions holds a chunk of each).
-    const offsets = this.size <= 2 ** 32 ? new Uint32Array(count) : packed;
+    // Offsets fit 32 bits in all but giant partitions: half the memory (a rank holding many
+    // partitions holds a chunk of each).
+    const offsets = this.size <= 2 ** 32 ? new Uint32Array(count) : new Float64Array(count);
     for (let q = 0; q < count; q++) {
       const p = packed[q] as number;
-      offsets[q] = this.sequenceAt(lo + (p - Math.floor(p / indexScale) * indexScale));
+      offsets[q] = local[p - Math.floor(p / indexScale) * indexScale] as number;
     }
+    this.rememberStart(j + 1, start + count);
     // Two chunks: deliveries walk forward, and a step may straddle a chunk edge.
     remember(this.chunks, j, offsets, 2);
     return offsets;
   }
 
-  /** Local offset of position i of the shuffled-shard sequence. */
-  private sequenceAt(i: number): number {
+  /** The piece holding position i of the shuffled-shard sequence. */
+  private pieceOf(i: number): number {
     const cum = this.pieceCumulative;
     let lo = 0;
     let hi = this.pieceStart.length - 1;
@@ -253,8 +310,9 @@ export class WindowOrder implements PartitionOrder {
       if ((cum[mid] as number) <= i) lo = mid;
       else hi = mid - 1;
     }
-    return (this.pieceStart[lo] as number) + (i - (cum[lo] as number));
+    return lo;
   }
+
 }
 
 function clamp(x: number, lo: number, hi: number): number {
