@@ -57,6 +57,8 @@ export interface BatchInit {
   layout: BatchLayout;
   buffer: ArrayBuffer;
   release: () => void;
+  /** Packed batches (packed-loader.ts): where each row's tokens came from. */
+  pack?: { segments: number[][] };
 }
 
 export class Batch {
@@ -74,6 +76,11 @@ export class Batch {
   /** Where the batch lives, for consumers in another thread or process. */
   readonly slabId: number;
   readonly layout: BatchLayout;
+  /**
+   * Packed batches only: per row, its segments as [documentId, tokenOffset, count, ...] (document
+   * -1: padding), in row order: which tokens of which documents the row holds.
+   */
+  readonly pack: { readonly segments: readonly (readonly number[])[] } | undefined;
   #release: (() => void) | undefined;
   #retained = false;
 
@@ -84,6 +91,7 @@ export class Batch {
     this.size = init.ids.length;
     this.slabId = init.slabId;
     this.layout = init.layout;
+    this.pack = init.pack;
     const { columns, valid } = columnViews(init.buffer, init.layout, this.size);
     this.columns = columns;
     this.valid = valid;

@@ -36,6 +36,8 @@ import { ControlBlock, FILLING, FREE, HELD, READY, STAT_BATCHES, STAT_BYTES, STA
 import type { DecodeLoopResult, DecodeLoopTask, LeaseReply, WorkerMessage } from './decode-messages.js';
 import { createRowGroupCache, DEFAULT_DECODE_CACHE_BYTES, planDecodeCache, type RowGroupCacheBuffers } from '../formats/parquet/row-group-cache.js';
 import { startupMark } from './startup-trace.js';
+import { feedPlan, type FeedSpec, type PackOptions } from '../plan/packing.js';
+import { openPackedLoader, type PackedLoader } from './packed-loader.js';
 
 // The cache-sharing figures come from the world and the plan (set by the loader), not from the user.
 export interface LoaderOptions extends StoreOptions, Omit<ShardSourceOptions, keyof CacheSharing> {
@@ -91,6 +93,14 @@ export interface LoaderOptions extends StoreOptions, Omit<ShardSourceOptions, ke
 }
 
 /**
+ * Options of a packed loader (PACKING.md): `pack` cuts the list column's tokens into rows of
+ * exactly `length` tokens, with position_ids and seq_lens; Loader.open then gives a PackedLoader.
+ */
+export interface PackedLoaderOptions extends LoaderOptions {
+  pack: PackOptions;
+}
+
+/**
  * Default slots per worker (plus 2): each worker fills one slot while the batches it decoded
  * before wait for the consumer, so it keeps decoding while the main thread is blocked.
  */
@@ -127,6 +137,8 @@ export interface LoaderInternalOptions {
    * (`gpufeed serve`) needs it, since its consumer maps only the ring's slabs.
    */
   slotsHoldLargestRows?: boolean;
+  /** A packed loader's document feed (packed-loader.ts), from the manifest: the plan the workers follow instead of planRankEpoch. */
+  feed?: (manifest: ManifestV1, world: World, order: OrderOptions) => FeedSpec;
 }
 
 type OneOffMessage = Extract<WorkerMessage, { type: 'oneOff' }>;
@@ -174,6 +186,8 @@ export class Loader implements AsyncIterable<Batch> {
   readonly rowGroupCache: RowGroupCacheBuffers | undefined;
   /** Steps of every epoch on this rank (the same each epoch). */
   readonly #stepsPerEpoch: number;
+  /** The packed loader's document feed, when this loader is one. */
+  readonly #feed: FeedSpec | undefined;
   /** Flat step (epoch * stepsPerEpoch + step) of seq 0: the start or resume point. */
   readonly #startStep: number;
   /** First seq past the run; Infinity for endless epochs. */
@@ -237,8 +251,9 @@ export class Loader implements AsyncIterable<Batch> {
     this.#read = options.read ?? defaultReadMode();
     this.#verifyPieces = options.verifyPieces ?? true;
 
-    this.#stepsPerEpoch = layoutFor(this.#shardSizes, this.world, this.order).steps;
-    const start = options.resume ? resumePoint(options.resume, this.#shardSizes, this.world, this.order) : { epoch: 0, step: 0 };
+    this.#feed = internal.feed?.(manifest, this.world, this.order);
+    this.#stepsPerEpoch = this.#feed ? this.#feed.steps : layoutFor(this.#shardSizes, this.world, this.order).steps;
+    const start = this.#feed ? { epoch: this.#feed.firstEpoch, step: 0 } : options.resume ? resumePoint(options.resume, this.#shardSizes, this.world, this.order) : { epoch: 0, step: 0 };
     const S = this.#stepsPerEpoch;
     this.#startStep = start.epoch * S + start.step;
     this.#endSeq = S === 0 ? 0 : this.order.epochs === Infinity ? Infinity : Math.max(0, this.order.epochs * S - this.#startStep);
@@ -277,10 +292,14 @@ export class Loader implements AsyncIterable<Batch> {
   }
 
   /** Opens a dataset (local path, file:// or s3:// URI) and validates every option. */
-  static async open(uri: string, options: LoaderOptions, internal: LoaderInternalOptions = {}): Promise<Loader> {
+  static async open(uri: string, options: PackedLoaderOptions, internal?: LoaderInternalOptions): Promise<PackedLoader>;
+  static async open(uri: string, options: LoaderOptions, internal?: LoaderInternalOptions): Promise<Loader>;
+  static async open(uri: string, options: LoaderOptions | PackedLoaderOptions, internal?: LoaderInternalOptions): Promise<Loader | PackedLoader>;
+  static async open(uri: string, options: LoaderOptions | PackedLoaderOptions, internal: LoaderInternalOptions = {}): Promise<Loader | PackedLoader> {
     if (typeof uri !== 'string' || uri.length === 0) throw invalidOption('uri', 'must be a dataset path or URI');
     if (!options || typeof options !== 'object') throw invalidOption('options', 'must be an object with at least batchSize');
     checkLoaderOptionTypes(options);
+    if ('pack' in options && options.pack !== undefined) return openPackedLoader(uri, options as PackedLoaderOptions, internal);
     startupMark('open');
     const workers = options.workers === undefined ? usableCpus() : checkWorkers(options.workers);
     // The decode threads start first and load their modules (most of the time to the first batch)
@@ -305,7 +324,7 @@ export class Loader implements AsyncIterable<Batch> {
   #plan(epoch: number): RankEpochPlan {
     let p = this.#plans.get(epoch);
     if (!p) {
-      p = planRankEpoch(this.#shardSizes, this.world, this.order, epoch);
+      p = this.#feed ? feedPlan(this.#shardSizes, this.#feed, this.order, epoch) : planRankEpoch(this.#shardSizes, this.world, this.order, epoch);
       this.#plans.set(epoch, p);
       for (const e of this.#plans.keys()) if (e < epoch - 1) this.#plans.delete(e);
     }
@@ -334,7 +353,7 @@ export class Loader implements AsyncIterable<Batch> {
     // Piece checksums verified by one worker count for all (each piece hashed ~once per loader).
     const pieceFlags = this.#verifyPieces ? new SharedArrayBuffer(4 * Math.max(1, pieceFlagLayout(this.manifest).total)) : undefined;
     // Each window-shuffle chunk computed by one worker for all (the workers claim alternate batches).
-    const sharedWindows = sharedWindowsFor(this.order, this.world.worldSize, this.#locator.total);
+    const sharedWindows = this.#feed ? undefined : sharedWindowsFor(this.order, this.world.worldSize, this.#locator.total);
     this.#loops = [];
     for (let w = 0; w < this.workers; w++) {
       const { port1, port2 } = new MessageChannel();
@@ -354,6 +373,7 @@ export class Loader implements AsyncIterable<Batch> {
       if (paths) task.paths = paths;
       if (this.rowGroupCache) task.rowGroupCache = this.rowGroupCache;
       if (sharedWindows) task.sharedWindows = sharedWindows;
+      if (this.#feed) task.feed = this.#feed;
       const loop = (this.#pool.run(task, { transferList: [port2] }) as Promise<DecodeLoopResult>).catch((err: unknown) => {
         // A loop that dies leaves its claimed batch unpublished: the consumer must not wait for it.
         if (this.#fatal === undefined && !this.#closed) this.#fatal = reviveError(err);

@@ -7,6 +7,7 @@ import { layoutFor } from './order.js';
 import { type OrderOptions, resolveOrderOptions, SHUFFLE_ALGOS, type ShuffleAlgo } from './options.js';
 import { datasetFingerprint, type ShardSize, samplesToShards } from './samples.js';
 import type { World } from './world.js';
+import type { PackResume } from './packing.js';
 
 export const RESUME_FORMAT = 'gpufeed-resume';
 /** 2: the dataset fingerprint covers content hashes (1: row counts only; refused, see checkShape). */
@@ -31,6 +32,8 @@ export interface ResumeState {
   pad: boolean;
   /** fingerprint: datasetFingerprint, over row counts and content hashes (`shards-sha256:`). */
   dataset: { shards: number; rows: number; fingerprint: string };
+  /** Packed runs only (packing.ts): the packing and the carry of each partition the rank read. */
+  pack?: PackResume;
 }
 
 /** The state after `stepsDone` steps of `epoch` (0 <= stepsDone <= steps); identical on every rank. */
