@@ -2,6 +2,7 @@
 import { writeFileSync, renameSync } from 'node:fs';
 import type { Command } from 'commander';
 import { Loader } from '../pipeline/loader.js';
+import { PackedLoader, packSummary } from '../pipeline/packed-loader.js';
 import { batchColumnsJson } from '../pipeline/batch-json.js';
 import { addLoaderOptions, loaderOptionsFromFlags, type LoaderFlags } from './loader-options.js';
 import { invalidOption } from '../errors.js';
@@ -31,11 +32,13 @@ export function register(program: Command): void {
         const names = options.columns;
         if (n < maxBatches) {
           for await (const batch of loader) {
-            const line = { rank: loader.world.rank, epoch: batch.epoch, step: batch.step, ids: batch.ids, columns: batchColumnsJson(batch, names) };
+            const line: Record<string, unknown> = { rank: loader.world.rank, epoch: batch.epoch, step: batch.step, ids: batch.ids, columns: batchColumnsJson(batch, names) };
+            if (batch.pack) line.pack = { segments: batch.pack.segments };
             if (!process.stdout.write(`${JSON.stringify(line)}\n`)) await new Promise((r) => process.stdout.once('drain', r));
             if (++n >= maxBatches) break;
           }
         }
+        if (loader instanceof PackedLoader) process.stderr.write(`${packSummary(loader)}\n`);
         if (flags.stateOut) {
           const tmp = `${flags.stateOut}.tmp-${process.pid}`;
           writeFileSync(tmp, `${JSON.stringify(loader.state())}\n`);

@@ -4,7 +4,8 @@ import { readFileSync } from 'node:fs';
 import { Option, type Command } from 'commander';
 import { invalidOption } from '../errors.js';
 import { parseBytes } from '../util/bytes.js';
-import type { LoaderOptions } from '../pipeline/loader.js';
+import type { LoaderOptions, PackedLoaderOptions } from '../pipeline/loader.js';
+import type { PackOptions } from '../plan/packing.js';
 import type { ResumeState, ShuffleAlgo } from '../plan/index.js';
 import { addStorageOptions, storageOptionsFrom, type StorageFlags } from './storage-options.js';
 
@@ -27,6 +28,8 @@ export interface LoaderFlags extends StorageFlags {
   pin?: boolean;
   verifyPieces?: boolean;
   resume?: string;
+  pack?: string;
+  padToken?: string;
 }
 
 export function addLoaderOptions(cmd: Command, defaults: { batchSize?: number } = {}): Command {
@@ -48,7 +51,26 @@ export function addLoaderOptions(cmd: Command, defaults: { batchSize?: number } 
     .option('--decode-cache-bytes <size>', 'decoded Parquet pieces shared by the decode workers, e.g. 2GiB (default 1GiB)')
     .option('--no-pin', 'do not page-lock batch memory')
     .option('--no-verify-pieces', 'do not check each record batch / column chunk against its manifest checksum as it is read')
-    .option('--resume <file>', 'resume from a state file written by --state-out or loader.state()');
+    .option('--resume <file>', 'resume from a state file written by --state-out or loader.state()')
+    .option('--pack <column=length>', 'pack the list column into rows of exactly length tokens, adding position_ids and seq_lens (e.g. input_ids=2048)')
+    .option('--pad-token <n>', 'with --pack --pad: the value of padding tokens (default 0)');
+}
+
+/** `--pack input_ids=2048` (and `--pad-token`) as the pack option. */
+export function packFromFlags(pack: string | undefined, padToken: string | undefined): PackOptions | undefined {
+  if (pack === undefined) {
+    if (padToken !== undefined) throw invalidOption('--pad-token', 'only applies with --pack');
+    return undefined;
+  }
+  const m = /^([^=]+)=(\d+)$/.exec(pack.trim());
+  if (!m) throw invalidOption('--pack', `must be column=length, e.g. input_ids=2048, got ${JSON.stringify(pack)}`);
+  const out: PackOptions = { column: m[1]!.trim(), length: Number(m[2]) };
+  if (padToken !== undefined) {
+    const n = Number(padToken);
+    if (!Number.isSafeInteger(n)) throw invalidOption('--pad-token', `must be an integer, got ${JSON.stringify(padToken)}`);
+    out.padToken = n;
+  }
+  return out;
 }
 
 function int(name: string, v: string | undefined, min = 0): number | undefined {
@@ -72,7 +94,7 @@ export function readResumeFile(path: string): ResumeState {
   }
 }
 
-export function loaderOptionsFromFlags(f: LoaderFlags): LoaderOptions {
+export function loaderOptionsFromFlags(f: LoaderFlags): LoaderOptions | PackedLoaderOptions {
   const batchSize = int('--batch-size', f.batchSize, 1);
   if (batchSize === undefined) throw invalidOption('--batch-size', 'is required');
   const { store, cache } = storageOptionsFrom(f);
@@ -103,5 +125,6 @@ export function loaderOptionsFromFlags(f: LoaderFlags): LoaderOptions {
   if (f.pin === false) o.pin = false;
   if (f.verifyPieces === false) o.verifyPieces = false;
   if (f.resume !== undefined) o.resume = readResumeFile(f.resume);
-  return o;
+  const pack = packFromFlags(f.pack, f.padToken);
+  return pack ? { ...o, pack } : o;
 }

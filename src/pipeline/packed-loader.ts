@@ -343,3 +343,10 @@ export class PackedLoader implements AsyncIterable<Batch> {
     }
   }
 }
+
+/** One line on packing's accounting, for the CLI: steps, tokens, what is dropped or padded per epoch. */
+export function packSummary(l: { pack: PackOptions; packLayout: PackLayout }): string {
+  const { steps, tokens, droppedTokens, paddedTokens } = l.packLayout;
+  const pct = (n: number): string => (tokens > 0 ? ((100 * n) / tokens).toFixed(2) : '0.00');
+  return `pack ${l.pack.column}=${l.pack.length}: ${steps} steps per epoch, ${tokens} tokens, ${droppedTokens} dropped (${pct(droppedTokens)}%), ${paddedTokens} padding (${pct(paddedTokens)}%) per epoch`;
+}

@@ -172,11 +172,13 @@ describe('packing on real rows', () => {
     for (let rank = 0; rank < 3; rank++) {
       const r = await runCli(['dump', out, '--batch-size', '2', '--world-size', '3', '--rank', String(rank), '--workers', '1', '--pack', `input_ids=${L}`, '--shuffle', 'window', '--shuffle-window', '16']);
       assert.equal(r.code, 0, r.stderr);
-      const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { step: number; columns: { input_ids: number[][] }; pack: { segments: number[][] } });
+      const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { step: number; columns: { input_ids: number[] }; pack: { segments: number[][] } });
       stepCounts.push(lines.length);
+      assert.match(r.stderr, /pack input_ids=16: \d+ steps per epoch/);
       for (const line of lines) {
-        line.columns.input_ids.forEach((row, i) => {
-          const segs = line.pack.segments[i]!;
+        assert.equal(line.columns.input_ids.length, 2 * L, 'fixed [batch, length] rows');
+        line.pack.segments.forEach((segs, i) => {
+          const row = line.columns.input_ids.slice(i * L, (i + 1) * L);
           let at = 0;
           for (let k = 0; k < segs.length; k += 3) {
             for (let j = 0; j < segs[k + 2]!; j++, at++) {
