@@ -19,6 +19,8 @@ export const ErrorCodes = {
   HASH_MISMATCH: 'GPUFEED_HASH_MISMATCH',
   /** A requested column is not in the schema. */
   UNKNOWN_COLUMN: 'GPUFEED_UNKNOWN_COLUMN',
+  /** The streams of a mixture disagree on a selected column's type. */
+  SCHEMA_MISMATCH: 'GPUFEED_SCHEMA_MISMATCH',
   /** A column type gpufeed cannot carry. */
   UNSUPPORTED_TYPE: 'GPUFEED_UNSUPPORTED_TYPE',
   /** Input data for prep is malformed (bad JSON line, wrong shape, mixed types). */

@@ -8,6 +8,7 @@ export { toArrowRecordBatch } from './pipeline/arrow-view.js';
 export type { LoaderStatsSnapshot } from './pipeline/stats.js';
 export { GpufeedError, ErrorCodes, type ErrorCode } from './errors.js';
 export type { ManifestV1, ColumnSpec, ShardEntry, DType, ColumnKind } from './dataset/types.js';
-export type { ResumeState, World, ShuffleAlgo } from './plan/index.js';
+export type { ResumeState, World, ShuffleAlgo, MixtureChange } from './plan/index.js';
+export type { MixtureInput, DatasetInput } from './pipeline/mixture-source.js';
 export { resolveWorld } from './plan/index.js';
 export { openStore, type Store } from './storage/index.js';

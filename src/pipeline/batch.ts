@@ -59,6 +59,8 @@ export interface BatchInit {
   release: () => void;
   /** Packed batches (packed-loader.ts): where each row's tokens came from. */
   pack?: { segments: number[][] };
+  /** Mixtures: the stream of each row. */
+  stream?: Int32Array;
 }
 
 export class Batch {
@@ -69,6 +71,8 @@ export class Batch {
   readonly ids: readonly number[];
   /** Rows in this batch (the last batch of an epoch may hold fewer than batchSize). */
   readonly size: number;
+  /** Mixtures: per row, the index of the stream (the dataset in Loader.open's array) it came from; undefined for one dataset. */
+  readonly stream: Int32Array | undefined;
   /** Fixed-width columns: one contiguous [size, ...shape] array; variable-length: offsets + values. */
   readonly columns: Record<string, ColumnData>;
   /** Nullable columns: 1 where the row has a value, 0 where it is null. */
@@ -89,6 +93,7 @@ export class Batch {
     this.step = init.step;
     this.ids = init.ids;
     this.size = init.ids.length;
+    this.stream = init.stream;
     this.slabId = init.slabId;
     this.layout = init.layout;
     this.pack = init.pack;

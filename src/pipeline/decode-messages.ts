@@ -90,6 +90,8 @@ export interface DecodeLoopTask {
   sharedWindows?: import('../plan/index.js').SharedWindowBuffers;
   /** A packed loader's document feed: followed instead of the rank's sample plan (plan/packing.ts). */
   feed?: import('../plan/packing.js').FeedSpec;
+  /** A mixture's resolved streams: the worker plans the mixture instead of the single dataset. */
+  mixture?: import('../plan/index.js').ResolvedStream[];
   /** Bytes all one-off slabs of oversize batches may take at once (memory-budget.ts). */
   oneOffBytes: number;
   /** Page-lock one-off slabs (the loader's pin option; undefined: the addon's default). */

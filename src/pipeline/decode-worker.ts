@@ -12,7 +12,7 @@ import type { ParquetShardHandle, SharedDecoded } from '../formats/parquet/load-
 import { RowGroupCache } from '../formats/parquet/row-group-cache.js';
 import type { DecodeLoopResult, DecodeLoopTask, DecodeStats, LeaseReply, RowRun, ShardRef, WorkerMessage } from './decode-messages.js';
 import { ControlBlock, STAT_BATCHES, STAT_BYTES, STAT_DECODE_NS, STAT_READ_NS, STAT_ROWS, STAT_SHARD_WAIT_NS } from './control-block.js';
-import { planRankEpoch, SharedWindows, type RankEpochPlan } from '../plan/index.js';
+import { planMixtureRankEpoch, planRankEpoch, SharedWindows, type RankEpochPlan } from '../plan/index.js';
 import { SampleLocator } from './sample-locator.js';
 import { feedPlan } from '../plan/packing.js';
 import { decodeOversize } from './oversize-batch.js';
@@ -344,7 +344,8 @@ export async function runDecodeLoop(task: DecodeLoopTask): Promise<DecodeLoopRes
   const planOf = (epoch: number): RankEpochPlan => {
     let p = plans.get(epoch);
     if (!p) {
-      p = task.feed ? feedPlan(shardSizes, task.feed, order, epoch) : planRankEpoch(shardSizes, world, order, epoch, sharedWindows);
+      p = task.feed ? feedPlan(shardSizes, task.feed, order, epoch)
+        : task.mixture ? planMixtureRankEpoch(task.mixture, world, order, epoch, undefined, sharedWindows) : planRankEpoch(shardSizes, world, order, epoch, sharedWindows);
       plans.set(epoch, p);
       for (const e of plans.keys()) if (e < epoch - 1) plans.delete(e);
     }

@@ -27,6 +27,8 @@ export const LOADER_OPTION_TYPES = {
   localWorldSize: 'number',
   resume: 'object',
   pack: 'object',
+  mixtureChange: 'string',
+  epochSamples: 'number',
   workers: 'number',
   slots: 'number',
   memoryBytes: 'number',

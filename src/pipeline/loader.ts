@@ -38,6 +38,8 @@ import { createRowGroupCache, DEFAULT_DECODE_CACHE_BYTES, planDecodeCache, type 
 import { startupMark } from './startup-trace.js';
 import { feedPlan, type FeedSpec, type PackOptions } from '../plan/packing.js';
 import { openPackedLoader, type PackedLoader } from './packed-loader.js';
+import { type DatasetInput, openMixture, streamsOfIds } from './mixture-source.js';
+import { mixtureLayout, mixtureResumePoint, mixtureResumeState, planMixtureRankEpoch, type MixtureChange, type ResolvedStream } from '../plan/index.js';
 
 // The cache-sharing figures come from the world and the plan (set by the loader), not from the user.
 export interface LoaderOptions extends StoreOptions, Omit<ShardSourceOptions, keyof CacheSharing> {
@@ -60,6 +62,14 @@ export interface LoaderOptions extends StoreOptions, Omit<ShardSourceOptions, ke
   localWorldSize?: number;
   /** Continue from a state returned by loader.state(). */
   resume?: ResumeState;
+  /**
+   * Mixtures: what to do with a resume state taken on another mixture (other streams, weights or
+   * counts): 'refuse' (default, GPUFEED_RESUME_MISMATCH field mixture) or 'next-epoch' (the new
+   * mixture starts at the next epoch not yet begun; the rest of the interrupted one is skipped).
+   */
+  mixtureChange?: MixtureChange;
+  /** Weighted mixtures: samples per epoch over all streams. Default: the streams' rows. */
+  epochSamples?: number;
   /** Decode threads. Default: the CPUs this process may use; at most 4 per usable CPU (and 256). */
   workers?: number;
   /** Batch slots in the ring (batches decoded ahead plus those the consumer holds). Default 2 x workers + 2. */
@@ -180,6 +190,8 @@ export class Loader implements AsyncIterable<Batch> {
   readonly #shardSizes: { rows: number; bytes: number; hash: string }[];
   /** Plans of the main thread, for the prefetch hints of remote datasets only. */
   readonly #plans = new Map<number, RankEpochPlan>();
+  /** A mixture's streams, in stream order (global ids of stream k follow streams 0..k-1); undefined for one dataset. */
+  readonly streams: readonly ResolvedStream[] | undefined;
   readonly #stats = new LoaderStats();
   readonly #control: ControlBlock;
   /** Decoded Parquet chunks shared by the workers (row-group-cache.ts), when the dataset has any to share. */
@@ -211,8 +223,9 @@ export class Loader implements AsyncIterable<Batch> {
   readonly #oneOffs = new Map<number, OneOffMessage>();
   readonly #oneOffWaiters = new Map<number, (m: OneOffMessage) => void>();
 
-  private constructor(uri: string, store: Store, manifest: ManifestV1, options: LoaderOptions, internal: LoaderInternalOptions, workers: number, pool: Piscina) {
+  private constructor(uri: string, store: Store, manifest: ManifestV1, options: LoaderOptions, internal: LoaderInternalOptions, workers: number, pool: Piscina, streams?: ResolvedStream[]) {
     this.uri = uri;
+    this.streams = streams;
     this.#store = store;
     this.manifest = manifest;
     this.columns = selectColumns(manifest, options.columns);
@@ -252,8 +265,13 @@ export class Loader implements AsyncIterable<Batch> {
     this.#verifyPieces = options.verifyPieces ?? true;
 
     this.#feed = internal.feed?.(manifest, this.world, this.order);
-    this.#stepsPerEpoch = this.#feed ? this.#feed.steps : layoutFor(this.#shardSizes, this.world, this.order).steps;
-    const start = this.#feed ? { epoch: this.#feed.firstEpoch, step: 0 } : options.resume ? resumePoint(options.resume, this.#shardSizes, this.world, this.order) : { epoch: 0, step: 0 };
+    const partitionsOfPlan = this.order.shuffle === 'naive' ? 1 : (this.order.partitions as number);
+    this.#stepsPerEpoch = this.#feed ? this.#feed.steps : streams
+      ? mixtureLayout(streams.map((s) => s.perEpoch), this.order.batchSize * this.world.worldSize, partitionsOfPlan, this.order.dropLast).steps
+      : layoutFor(this.#shardSizes, this.world, this.order).steps;
+    const start = this.#feed ? { epoch: this.#feed.firstEpoch, step: 0 } : !options.resume ? { epoch: 0, step: 0 }
+      : streams ? mixtureResumePoint(options.resume, streams, this.world, this.order, options.mixtureChange)
+        : resumePoint(options.resume, this.#shardSizes, this.world, this.order);
     const S = this.#stepsPerEpoch;
     this.#startStep = start.epoch * S + start.step;
     this.#endSeq = S === 0 ? 0 : this.order.epochs === Infinity ? Infinity : Math.max(0, this.order.epochs * S - this.#startStep);
@@ -292,14 +310,17 @@ export class Loader implements AsyncIterable<Batch> {
   }
 
   /** Opens a dataset (local path, file:// or s3:// URI) and validates every option. */
-  static async open(uri: string, options: PackedLoaderOptions, internal?: LoaderInternalOptions): Promise<PackedLoader>;
-  static async open(uri: string, options: LoaderOptions, internal?: LoaderInternalOptions): Promise<Loader>;
-  static async open(uri: string, options: LoaderOptions | PackedLoaderOptions, internal?: LoaderInternalOptions): Promise<Loader | PackedLoader>;
-  static async open(uri: string, options: LoaderOptions | PackedLoaderOptions, internal: LoaderInternalOptions = {}): Promise<Loader | PackedLoader> {
-    if (typeof uri !== 'string' || uri.length === 0) throw invalidOption('uri', 'must be a dataset path or URI');
+  static async open(uri: DatasetInput, options: PackedLoaderOptions, internal?: LoaderInternalOptions): Promise<PackedLoader>;
+  static async open(uri: DatasetInput, options: LoaderOptions, internal?: LoaderInternalOptions): Promise<Loader>;
+  static async open(uri: DatasetInput, options: LoaderOptions | PackedLoaderOptions, internal?: LoaderInternalOptions): Promise<Loader | PackedLoader>;
+  static async open(uri: DatasetInput, options: LoaderOptions | PackedLoaderOptions, internal: LoaderInternalOptions = {}): Promise<Loader | PackedLoader> {
+    if (!Array.isArray(uri) && (typeof uri !== 'string' || uri.length === 0)) throw invalidOption('uri', 'must be a dataset path or URI, or an array of mixture streams');
     if (!options || typeof options !== 'object') throw invalidOption('options', 'must be an object with at least batchSize');
     checkLoaderOptionTypes(options);
-    if ('pack' in options && options.pack !== undefined) return openPackedLoader(uri, options as PackedLoaderOptions, internal);
+    if ('pack' in options && options.pack !== undefined) {
+      if (typeof uri !== 'string') throw invalidOption('pack', 'packing a mixture is not supported yet: pack one dataset (PACKING.md, "Mixtures")');
+      return openPackedLoader(uri, options as PackedLoaderOptions, internal);
+    }
     startupMark('open');
     const workers = options.workers === undefined ? usableCpus() : checkWorkers(options.workers);
     // The decode threads start first and load their modules (most of the time to the first batch)
@@ -307,6 +328,14 @@ export class Loader implements AsyncIterable<Batch> {
     const pool = Loader.#decodePool(workers);
     let store: Store | undefined;
     try {
+      if (typeof uri !== 'string') {
+        const mixture = await openMixture(uri, options);
+        store = mixture.store;
+        startupMark('manifest-read');
+        const loader = new Loader(mixture.uris.join(','), store, mixture.manifest, options, internal, workers, pool, mixture.streams);
+        startupMark('constructed');
+        return loader;
+      }
       // Shards come from the manifest's base when it names one (an index written with --out).
       const opened = await openDataset(uri, options);
       store = opened.shards;
@@ -324,7 +353,8 @@ export class Loader implements AsyncIterable<Batch> {
   #plan(epoch: number): RankEpochPlan {
     let p = this.#plans.get(epoch);
     if (!p) {
-      p = this.#feed ? feedPlan(this.#shardSizes, this.#feed, this.order, epoch) : planRankEpoch(this.#shardSizes, this.world, this.order, epoch);
+      p = this.#feed ? feedPlan(this.#shardSizes, this.#feed, this.order, epoch)
+        : this.streams ? planMixtureRankEpoch(this.streams, this.world, this.order, epoch) : planRankEpoch(this.#shardSizes, this.world, this.order, epoch);
       this.#plans.set(epoch, p);
       for (const e of this.#plans.keys()) if (e < epoch - 1) this.#plans.delete(e);
     }
@@ -374,6 +404,7 @@ export class Loader implements AsyncIterable<Batch> {
       if (this.rowGroupCache) task.rowGroupCache = this.rowGroupCache;
       if (sharedWindows) task.sharedWindows = sharedWindows;
       if (this.#feed) task.feed = this.#feed;
+      else if (this.streams) task.mixture = this.streams.map((s) => ({ ...s }));
       const loop = (this.#pool.run(task, { transferList: [port2] }) as Promise<DecodeLoopResult>).catch((err: unknown) => {
         // A loop that dies leaves its claimed batch unpublished: the consumer must not wait for it.
         if (this.#fatal === undefined && !this.#closed) this.#fatal = reviveError(err);
@@ -573,10 +604,10 @@ export class Loader implements AsyncIterable<Batch> {
           if (o.slabId !== oneOffSlab) throw new GpufeedError(ErrorCodes.INTERNAL, `batch ${seq}: one-off slab ${o.slabId} announced, ${oneOffSlab} published`);
           const layout = JSON.parse(o.layoutJson) as BatchLayout;
           const oneOff = { slabId: o.slabId, bytes: o.bytes };
-          batch = new Batch({ epoch, step, ids, slabId: o.slabId, layout, buffer: slabView(o.slabId), release: () => this.#release(slot, oneOff) });
+          batch = new Batch({ epoch, step, ids, slabId: o.slabId, layout, buffer: slabView(o.slabId), release: () => this.#release(slot, oneOff), ...this.#streamOf(ids) });
           this.#stats.oneOff();
         } else {
-          batch = new Batch({ epoch, step, ids, slabId: s.slab.id, layout: this.layout, buffer: s.buffer, release: () => this.#release(slot) });
+          batch = new Batch({ epoch, step, ids, slabId: s.slab.id, layout: this.layout, buffer: s.buffer, release: () => this.#release(slot), ...this.#streamOf(ids) });
         }
         this.#held += 1;
         this.#delivered = seq + 1;
@@ -598,7 +629,13 @@ export class Loader implements AsyncIterable<Batch> {
    */
   state(): ResumeState {
     const pos = this.#position(this.#startStep + this.#delivered);
+    if (this.streams) return mixtureResumeState(this.streams, this.world, this.order, pos.epoch, pos.step);
     return resumeState(this.#shardSizes, this.world, this.order, pos.epoch, pos.step);
+  }
+
+  /** A mixture batch's `stream` (per row, from the ids: each stream's ids are contiguous). */
+  #streamOf(ids: readonly number[]): { stream?: Int32Array } {
+    return this.streams ? { stream: streamsOfIds(ids, this.streams) } : {};
   }
 
   stats(): LoaderStatsSnapshot {

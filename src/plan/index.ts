@@ -21,3 +21,7 @@ export { type RankEpochPlan, type RankEpochPlanDetail, planRankEpoch, layoutFor 
 export { type EpochLayout } from './partition.js';
 export { type ResumeState, resumeState, resumePoint, adoptResumeOptions, RESUME_FORMAT, RESUME_VERSION } from './state.js';
 export { type SharedWindowBuffers, SharedWindows, createSharedWindows, sharedWindowsFor } from './shared-windows.js';
+export { type MixtureStream, type MixtureSpecOptions, type ResolvedStream, resolveMixture, apportionWeights, apportionCounts } from './mixture-spec.js';
+export { type MixtureLayout, mixtureLayout } from './mixture-layout.js';
+export { type MixtureBatch, MixtureEpoch, type MixtureRankEpochPlan, planMixtureRankEpoch } from './mixture.js';
+export { type MixtureRecord, type MixtureStreamRecord, type MixtureChange, mixtureRecord, mixtureResumeState, mixtureResumePoint } from './mixture-state.js';

@@ -5,7 +5,6 @@ import { ErrorCodes, GpufeedError } from '../errors.js';
 import { FeistelPermutation } from './permutation.js';
 import { deriveKey, hashUnit, type Key64, Sfc32 } from './prng.js';
 import type { ShuffleAlgo } from './options.js';
-import type { SampleLocator } from './samples.js';
 import type { SharedWindows } from './shared-windows.js';
 import { sortPackedKeys } from './bucket-sort.js';
 
@@ -23,6 +22,15 @@ export interface PartitionOrder {
   at(t: number): number;
 }
 
+/** What the window shuffle needs of a sequence's pieces (shards, or runs of consecutive samples). */
+export interface PieceLocator {
+  readonly shardCount: number;
+  /** The piece holding position `id`. */
+  shardOf(id: number): number;
+  /** First position of piece `index` (index may be shardCount: the end). */
+  shardStart(index: number): number;
+}
+
 /** A partition: global ids [start, start + size). */
 export interface PartitionRange {
   start: number;
@@ -33,7 +41,7 @@ export interface PartitionRange {
 export function partitionOrder(
   algo: ShuffleAlgo,
   range: PartitionRange,
-  locator: SampleLocator,
+  locator: PieceLocator,
   key: Key64,
   shuffleWindow: number,
   share?: WindowShare,
@@ -94,7 +102,7 @@ export class WindowOrder implements PartitionOrder {
   private readonly chunks = new Map<number, Uint32Array | Float64Array>();
   private readonly share: WindowShare | undefined;
 
-  constructor(range: PartitionRange, locator: SampleLocator, key: Key64, window: number, share?: WindowShare) {
+  constructor(range: PartitionRange, locator: PieceLocator, key: Key64, window: number, share?: WindowShare) {
     this.size = range.size;
     this.share = share;
     this.window = window;

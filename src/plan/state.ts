@@ -8,6 +8,7 @@ import { type OrderOptions, resolveOrderOptions, SHUFFLE_ALGOS, type ShuffleAlgo
 import { datasetFingerprint, type ShardSize, samplesToShards } from './samples.js';
 import type { World } from './world.js';
 import type { PackResume } from './packing.js';
+import type { MixtureRecord } from './mixture-state.js';
 
 export const RESUME_FORMAT = 'gpufeed-resume';
 /** 2: the dataset fingerprint covers content hashes (1: row counts only; refused, see checkShape). */
@@ -34,6 +35,11 @@ export interface ResumeState {
   dataset: { shards: number; rows: number; fingerprint: string };
   /** Packed runs only (packing.ts): the packing and the carry of each partition the rank read. */
   pack?: PackResume;
+  /**
+   * A weighted mixture's streams (mixture-state.ts); absent for a single dataset. `dataset` then
+   * covers all the streams' shards in stream order.
+   */
+  mixture?: MixtureRecord;
 }
 
 /** The state after `stepsDone` steps of `epoch` (0 <= stepsDone <= steps); identical on every rank. */
@@ -110,6 +116,9 @@ export function resumePoint(
   checkShape(state);
   const opts = resolveOrderOptions(options, world);
   const now = resumeState(shards, world, opts, 0, 0);
+  if (state.mixture !== undefined) {
+    throw mismatch('mixture', `the state was taken on a mixture of ${state.mixture.streams.length} streams, now one dataset: open the same mixture to resume it`, state.mixture, undefined);
+  }
   if (state.dataset.shards !== now.dataset.shards || state.dataset.rows !== now.dataset.rows || state.dataset.fingerprint !== now.dataset.fingerprint) {
     throw mismatch(
       'dataset',
@@ -117,6 +126,15 @@ export function resumePoint(
       state.dataset, now.dataset,
     );
   }
+  return continuePoint(state, now, opts, world);
+}
+
+/**
+ * The checks of every field but the dataset (or mixture) and the point they give: shared by
+ * single datasets and mixtures. With `fromNextEpoch` (an intended mixture change) the steps per
+ * epoch may differ and the point is the start of the next epoch not yet begun.
+ */
+export function continuePoint(state: ResumeState, now: ResumeState, opts: OrderOptions, world: World, fromNextEpoch = false): { epoch: number; step: number } {
   if (state.globalBatchSize !== now.globalBatchSize) {
     throw mismatch(
       'globalBatchSize',
@@ -139,10 +157,12 @@ export function resumePoint(
   if (state.shuffle === 'window' && state.shuffleWindow !== now.shuffleWindow) {
     throw mismatch('shuffleWindow', `the state has ${state.shuffleWindow}, now ${now.shuffleWindow}`, state.shuffleWindow, now.shuffleWindow);
   }
-  if (state.stepsPerEpoch !== now.stepsPerEpoch) {
+  if (!fromNextEpoch && state.stepsPerEpoch !== now.stepsPerEpoch) {
     throw mismatch('stepsPerEpoch', `the state has ${state.stepsPerEpoch} steps per epoch, now ${now.stepsPerEpoch}`, state.stepsPerEpoch, now.stepsPerEpoch);
   }
-  const point = state.stepsDone === now.stepsPerEpoch ? { epoch: state.epoch + 1, step: 0 } : { epoch: state.epoch, step: state.stepsDone };
+  const point = fromNextEpoch
+    ? { epoch: state.stepsDone === 0 ? state.epoch : state.epoch + 1, step: 0 }
+    : state.stepsDone === now.stepsPerEpoch ? { epoch: state.epoch + 1, step: 0 } : { epoch: state.epoch, step: state.stepsDone };
   // A point past the run's last epoch would load nothing and look like success. (An empty
   // dataset has no steps to resume at: it loads nothing anyway.)
   if (opts.epochs !== Infinity && now.stepsPerEpoch > 0 && point.epoch >= opts.epochs) {
@@ -156,7 +176,7 @@ export function resumePoint(
   return point;
 }
 
-function checkShape(state: unknown): asserts state is ResumeState {
+export function checkShape(state: unknown): asserts state is ResumeState {
   const s = state as Partial<Record<keyof ResumeState, unknown>> | null;
   if (!s || typeof s !== 'object') throw mismatch('state', 'is not an object');
   if (s.format !== RESUME_FORMAT) throw mismatch('format', `must be ${JSON.stringify(RESUME_FORMAT)}, got ${JSON.stringify(s.format)}`);
@@ -183,6 +203,6 @@ function checkShape(state: unknown): asserts state is ResumeState {
   }
 }
 
-function mismatch(field: string, message: string, saved?: unknown, current?: unknown): GpufeedError {
+export function mismatch(field: string, message: string, saved?: unknown, current?: unknown): GpufeedError {
   return new GpufeedError(ErrorCodes.RESUME_MISMATCH, `resume state ${field}: ${message}`, { field, saved, current });
 }
