@@ -18,6 +18,7 @@ import { naiveArrowLoader } from './naive-loader.js';
 import { HF_DUCKDB_SQL, makeHfDatasets } from './hf-dataset.js';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { measureCli, measureNode, measureStartup, median } from './startup.js';
+import { packingBench, PACK_LENGTH } from './packing.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const ROWS = Number(process.env.GPUFEED_BENCH_ROWS ?? 16384);
@@ -29,8 +30,8 @@ const SECONDS = Number(process.env.GPUFEED_BENCH_SECONDS ?? 2);
 const ROUNDS = 2;
 /** Rows of the HF-style single-row-group Parquet file (section 6). */
 const HF_ROWS = Number(process.env.GPUFEED_BENCH_HF_ROWS ?? 12000);
-/** Comma list of sections to run (1-8); all by default. */
-const ONLY = new Set((process.env.GPUFEED_BENCH_ONLY ?? '1,2,3,4,5,6,7,8').split(','));
+/** Comma list of sections to run (1-9); all by default. */
+const ONLY = new Set((process.env.GPUFEED_BENCH_ONLY ?? '1,2,3,4,5,6,7,8,9').split(','));
 /** Fresh processes per side of the start-up section (8). */
 const STARTUP_RUNS = Number(process.env.GPUFEED_BENCH_STARTUP_RUNS ?? 5);
 /** Start-up goals (issue 11): JS first batch after Loader.open; the Python client's, over the JS one; --version. */
@@ -131,6 +132,15 @@ async function duckdbRows(sql: string, rows: number, repeats: number): Promise<{
 
 function log(msg: string): void {
   process.stderr.write(`bench: ${msg}\n`);
+}
+
+/** 9. Packing to 2,048 tokens on the fly against the same tokens pre-packed (benchmarks/packing.ts). */
+async function packingSection(rows: Row[], details: Record<string, unknown>): Promise<void> {
+  log('9/9 packing: documents of 1 to 10,240 tokens packed to 2,048 against the same tokens pre-packed in Arrow');
+  const r = await packingBench({ seconds: SECONDS, rounds: ROUNDS, workers: WORKERS });
+  const rps = (x: number): string => `${x.toFixed(0)} rows/s`;
+  rows.push({ name: `Packing to ${PACK_LENGTH} tokens (one dataset) / pre-packed Arrow, rows/s`, gpufeed: rps(r.packed.samples_per_s), reference: rps(r.prepacked.samples_per_s), ratio: r.ratio, goal: '>= 0.7', pass: r.ratio >= 0.7 });
+  details.packing = { tokens: r.tokens, documents: r.documents, dropped_tokens_per_epoch: r.droppedTokens, packed: r.packed, prepacked: r.prepacked };
 }
 
 async function main(): Promise<void> {
@@ -350,6 +360,7 @@ async function main(): Promise<void> {
       rows.push({ name: 'HF Parquet, one row group: peak RSS, index route / prepared Arrow', gpufeed: mib(indexed!.peak_rss_bytes), reference: mib(prepared!.peak_rss_bytes), ratio: r6c, goal: '<= 1.5', pass: r6c <= 1.5 });
       details.hf = { rows: HF_ROWS, indexed, prepared, duckdb: duck };
     }
+    if (ONLY.has('9')) await packingSection(rows, details);
   } finally {
     await rm(root, { recursive: true, force: true });
   }
