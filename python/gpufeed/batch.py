@@ -24,7 +24,7 @@ class Batch:
     ``pad=True``, a ``PaddedColumn(values, lengths)``. Not a Mapping on purpose: the PyTorch
     DataLoader hands it through unchanged with ``batch_size=None``."""
 
-    __slots__ = ("epoch", "step", "seq", "ids", "size", "_columns", "_valid", "_loader", "_session", "__weakref__")
+    __slots__ = ("epoch", "step", "seq", "ids", "stream", "size", "_columns", "_valid", "_loader", "_session", "__weakref__")
 
     def __init__(
         self,
@@ -36,6 +36,7 @@ class Batch:
         ids: np.ndarray,
         columns: Dict[str, Any],
         valid: Dict[str, Any],
+        stream: Optional[np.ndarray] = None,
     ) -> None:
         self.epoch = epoch
         #: Step within the epoch on this rank, from 0.
@@ -44,6 +45,9 @@ class Batch:
         self.seq = seq
         #: Global sample ids, in row order (int64 numpy array).
         self.ids = ids
+        #: Mixtures: per row, the index of the stream (dataset) it came from (int32 numpy array);
+        #: None for one dataset.
+        self.stream = stream
         self.size = int(ids.shape[0])
         self._columns: Optional[Dict[str, Any]] = columns
         self._valid: Optional[Dict[str, Any]] = valid

@@ -8,7 +8,7 @@ import json
 import os
 import threading
 import weakref
-from typing import Any, Deque, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Deque, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -171,9 +171,14 @@ class Loader(_torch.DatasetBase):
 
     def __init__(
         self,
-        uri: str,
+        uri: Union[str, Sequence[str]],
         *,
         batch_size: int,
+        weights: Optional[Sequence[float]] = None,
+        samples: Optional[Sequence[int]] = None,
+        repeat: Optional[Sequence[float]] = None,
+        epoch_samples: Optional[int] = None,
+        mixture_change: Optional[str] = None,
         columns: Optional[Sequence[str]] = None,
         seed: Optional[int] = None,
         shuffle: Optional[str] = None,
@@ -207,9 +212,23 @@ class Loader(_torch.DatasetBase):
         node_cmd: Optional[Sequence[str]] = None,
         env: Optional[Mapping[str, str]] = None,
     ) -> None:
-        if not isinstance(uri, str) or not uri:
-            raise GpufeedError(INVALID_OPTION, "option uri: must be a dataset path or URI", {"option": "uri"})
+        uris = [uri] if isinstance(uri, str) else list(uri) if isinstance(uri, (list, tuple)) else []
+        if not uris or not all(isinstance(u, str) and u for u in uris):
+            raise GpufeedError(INVALID_OPTION, "option uri: must be a dataset path or URI, or a list of them (a mixture)", {"option": "uri"})
         flags: List[str] = []
+        # A mixture: one value per dataset, checked here for type and count, the rest by the server.
+        for name, flag, values in (("weights", "--weights", weights), ("samples", "--samples", samples), ("repeat", "--repeat", repeat)):
+            if values is None:
+                continue
+            if isinstance(values, (str, bytes)) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+                raise GpufeedError(INVALID_OPTION, f"option {name}: must be a list of numbers, one per dataset, got {values!r}", {"option": name})
+            if len(values) != len(uris):
+                raise GpufeedError(INVALID_OPTION, f"option {name}: needs one value per dataset: {len(uris)} datasets, {len(values)} values", {"option": name})
+            flags.extend([flag, ",".join(repr(float(v)) if isinstance(v, float) else str(v) for v in values)])
+        if mixture_change is not None:
+            if mixture_change not in ("refuse", "next-epoch"):
+                raise GpufeedError(INVALID_OPTION, f"option mixture_change: must be 'refuse' or 'next-epoch', got {mixture_change!r}", {"option": "mixture_change"})
+            flags.extend(["--mixture-change", mixture_change])
 
         def num(name: str, flag: str, v: Any) -> None:
             # Types are checked here (they must become flags); ranges by the server, one source of truth.
@@ -226,6 +245,7 @@ class Loader(_torch.DatasetBase):
             if isinstance(columns, str) or not all(isinstance(c, str) and c and "," not in c for c in columns):
                 raise GpufeedError(INVALID_OPTION, "option columns: must be a list of column names (without commas)", {"option": "columns"})
             flags.extend(["--columns", ",".join(columns)])
+        num("epoch_samples", "--epoch-samples", epoch_samples)
         num("seed", "--seed", seed)
         if shuffle is not None:
             if not isinstance(shuffle, str):
@@ -276,6 +296,7 @@ class Loader(_torch.DatasetBase):
                 raise GpufeedError(INVALID_OPTION, f"option {name}: must be a positive number of seconds, got {v!r}", {"option": name})
 
         self.uri = uri
+        self._uris = uris
         self._flags = flags
         self._node_cmd = list(node_cmd) if node_cmd else None
         self._env = dict(env) if env is not None else None
@@ -302,7 +323,7 @@ class Loader(_torch.DatasetBase):
     # -- the server ----------------------------------------------------------------------------
 
     def _argv(self) -> List[str]:
-        argv = server_command(self._node_cmd) + ["serve", self.uri] + self._flags
+        argv = server_command(self._node_cmd) + ["serve", *self._uris] + self._flags
         if self._resume is not None:
             argv += ["--resume-json", json.dumps(self._resume, separators=(",", ":"))]
         return argv
@@ -504,7 +525,8 @@ class Loader(_torch.DatasetBase):
             if v is not None:
                 valid[r.name] = v
         ids = np.asarray(msg["ids"], dtype=np.int64)
-        return Batch(self, s.id, int(msg["seq"]), int(msg["epoch"]), int(msg["step"]), ids, columns, valid)
+        stream = np.asarray(msg["stream"], dtype=np.int32) if "stream" in msg else None
+        return Batch(self, s.id, int(msg["seq"]), int(msg["epoch"]), int(msg["step"]), ids, columns, valid, stream)
 
     # -- holding batches -----------------------------------------------------------------------
 

@@ -55,6 +55,8 @@ export interface BatchMessage {
   step: number;
   rows: number;
   ids: number[];
+  /** Mixtures: the stream (index of the dataset) of each row; absent for one dataset. */
+  stream?: number[];
   /** Variable-length columns: elements used in the values region (offsets[rows]). */
   used: Record<string, number>;
 }

@@ -22,6 +22,7 @@ export interface BridgeBatch {
   readonly step: number;
   readonly ids: readonly number[];
   readonly size: number;
+  readonly stream?: Int32Array | undefined;
   readonly slabId: number;
   readonly columns: Record<string, ColumnData>;
   retain(): unknown;
@@ -265,7 +266,9 @@ export class BridgeServer {
       const col = b.columns[region.name];
       if (col && isVarColumn(col)) used[region.name] = col.offsets[b.size] ?? 0;
     }
-    return { type: 'batch', seq, slab: b.slabId, epoch: b.epoch, step: b.step, rows: b.size, ids: [...b.ids], used };
+    const msg: BatchMessage = { type: 'batch', seq, slab: b.slabId, epoch: b.epoch, step: b.step, rows: b.size, ids: [...b.ids], used };
+    if (b.stream) msg.stream = [...b.stream];
+    return msg;
   }
 
   #fail(err: unknown): void {

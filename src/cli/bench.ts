@@ -11,6 +11,7 @@ import { PackedLoader, packSummary } from '../pipeline/packed-loader.js';
 import { measureLoader, type ThroughputResult } from '../pipeline/throughput.js';
 import { memoryStatus } from '../memory/index.js';
 import { formatBytes } from '../util/bytes.js';
+import { datasetInputFrom } from './mixture-flags.js';
 import { addLoaderOptions, loaderOptionsFromFlags, type LoaderFlags } from './loader-options.js';
 
 interface BenchFlags extends LoaderFlags {
@@ -49,7 +50,7 @@ export function summaryLine(r: ThroughputResult): string {
 
 export function register(program: Command): void {
   const cmd = program
-    .command('bench [dataset]')
+    .command('bench [dataset...]')
     .description('measure samples/s and GB/s delivered into pinned batches (--demo: on a generated demo dataset)');
   addLoaderOptions(cmd, { batchSize: 64 })
     .option('--demo', 'generate a demo dataset in a temp folder and benchmark it')
@@ -60,7 +61,8 @@ export function register(program: Command): void {
     .option('--seconds <s>', 'stop after s seconds')
     .option('--consumer-ms <ms>', 'simulated compute per batch, to measure data-wait')
     .option('--json <file>', 'write the figures as JSON')
-    .action(async (dataset: string | undefined, flags: BenchFlags) => {
+    .action(async (datasets: string[], flags: BenchFlags) => {
+      let dataset: string | undefined = datasets[0];
       if (!dataset && !flags.demo) throw invalidOption('dataset', 'give a dataset path or URI, or --demo');
       if (dataset && flags.demo) throw invalidOption('--demo', 'takes no dataset argument');
       const options = loaderOptionsFromFlags(flags);
@@ -78,7 +80,7 @@ export function register(program: Command): void {
           dataset = demoDir;
         }
         const openedAt = performance.now();
-        const loader = await Loader.open(dataset!, options);
+        const loader = await Loader.open(demoDir ? dataset! : datasetInputFrom(datasets, flags), options);
         let result: ThroughputResult;
         try {
           const tty = Boolean(process.stderr.isTTY);

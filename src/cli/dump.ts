@@ -6,6 +6,7 @@ import { PackedLoader, packSummary } from '../pipeline/packed-loader.js';
 import { batchColumnsJson } from '../pipeline/batch-json.js';
 import { addLoaderOptions, loaderOptionsFromFlags, type LoaderFlags } from './loader-options.js';
 import { invalidOption } from '../errors.js';
+import { datasetInputFrom } from './mixture-flags.js';
 
 interface DumpFlags extends LoaderFlags {
   maxBatches?: string;
@@ -14,25 +15,25 @@ interface DumpFlags extends LoaderFlags {
 
 export function register(program: Command): void {
   const cmd = program
-    .command('dump <dataset>')
-    .description('load batches and print one JSON line per batch: {"rank","epoch","step","ids","columns"}');
+    .command('dump <dataset...>')
+    .description('load batches and print one JSON line per batch: {"rank","epoch","step","ids","columns"}; a mixture (several datasets, --weights/--samples/--repeat) adds "streams"');
   addLoaderOptions(cmd)
     .option('--max-batches <k>', 'stop after k batches')
     .option('--state-out <file>', 'write the resume state after the last printed batch')
-    .action(async (dataset: string, flags: DumpFlags) => {
+    .action(async (datasets: string[], flags: DumpFlags) => {
       const options = loaderOptionsFromFlags(flags);
       let maxBatches = Number.POSITIVE_INFINITY;
       if (flags.maxBatches !== undefined) {
         maxBatches = Number(flags.maxBatches);
         if (!Number.isInteger(maxBatches) || maxBatches < 0) throw invalidOption('--max-batches', `must be an integer >= 0, got ${flags.maxBatches}`);
       }
-      const loader = await Loader.open(dataset, options);
+      const loader = await Loader.open(datasetInputFrom(datasets, flags), options);
       try {
         let n = 0;
         const names = options.columns;
         if (n < maxBatches) {
           for await (const batch of loader) {
-            const line: Record<string, unknown> = { rank: loader.world.rank, epoch: batch.epoch, step: batch.step, ids: batch.ids, columns: batchColumnsJson(batch, names) };
+            const line: Record<string, unknown> = { rank: loader.world.rank, epoch: batch.epoch, step: batch.step, ids: batch.ids, ...(batch.stream ? { streams: [...batch.stream] } : {}), columns: batchColumnsJson(batch, names) };
             if (batch.pack) line.pack = { segments: batch.pack.segments };
             if (!process.stdout.write(`${JSON.stringify(line)}\n`)) await new Promise((r) => process.stdout.once('drain', r));
             if (++n >= maxBatches) break;

@@ -8,8 +8,9 @@ import type { LoaderOptions, PackedLoaderOptions } from '../pipeline/loader.js';
 import type { PackOptions } from '../plan/packing.js';
 import type { ResumeState, ShuffleAlgo } from '../plan/index.js';
 import { addStorageOptions, storageOptionsFrom, type StorageFlags } from './storage-options.js';
+import { addMixtureOptions, mixtureLoaderOptions, type MixtureFlags } from './mixture-flags.js';
 
-export interface LoaderFlags extends StorageFlags {
+export interface LoaderFlags extends StorageFlags, MixtureFlags {
   batchSize?: string;
   columns?: string;
   worldSize?: string;
@@ -33,7 +34,7 @@ export interface LoaderFlags extends StorageFlags {
 }
 
 export function addLoaderOptions(cmd: Command, defaults: { batchSize?: number } = {}): Command {
-  return addStorageOptions(cmd)
+  addStorageOptions(cmd)
     .option('--batch-size <n>', 'rows per batch on this rank', defaults.batchSize === undefined ? undefined : String(defaults.batchSize))
     .option('--columns <a,b>', 'columns to load (default: all)')
     .option('--world-size <n>', 'ranks in the job (default: $WORLD_SIZE, $SLURM_NTASKS, or 1)')
@@ -54,6 +55,7 @@ export function addLoaderOptions(cmd: Command, defaults: { batchSize?: number } 
     .option('--resume <file>', 'resume from a state file written by --state-out or loader.state()')
     .option('--pack <column=length>', 'pack the list column into rows of exactly length tokens, adding position_ids and seq_lens (e.g. input_ids=2048)')
     .option('--pad-token <n>', 'with --pack --pad: the value of padding tokens (default 0)');
+  return addMixtureOptions(cmd);
 }
 
 /** `--pack input_ids=2048` (and `--pad-token`) as the pack option. */
@@ -125,6 +127,7 @@ export function loaderOptionsFromFlags(f: LoaderFlags): LoaderOptions | PackedLo
   if (f.pin === false) o.pin = false;
   if (f.verifyPieces === false) o.verifyPieces = false;
   if (f.resume !== undefined) o.resume = readResumeFile(f.resume);
+  Object.assign(o, mixtureLoaderOptions(f));
   const pack = packFromFlags(f.pack, f.padToken);
   return pack ? { ...o, pack } : o;
 }

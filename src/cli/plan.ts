@@ -20,13 +20,15 @@ import {
   type ShuffleAlgo,
   type World,
 } from '../plan/index.js';
-import { packFromFlags, readResumeFile } from './loader-options.js';
 import { packSetup, packSummary, type PackSetup } from '../pipeline/packed-loader.js';
 import { rankRuns } from '../plan/packing.js';
 import type { PackedLoaderOptions } from '../pipeline/loader.js';
+import { packFromFlags, readResumeFile } from './loader-options.js';
+import { addMixtureOptions, datasetInputFrom, epochSamplesFrom, mixtureChangeFrom, type MixtureFlags } from './mixture-flags.js';
+import { mixtureResumePoint, mixtureResumeState, planMixtureRankEpoch, resolveMixture, type MixtureRankEpochPlan, type MixtureStream, type ResolvedStream } from '../plan/index.js';
 import { addStorageOptions, storageOptionsFrom, type StorageFlags } from './storage-options.js';
 
-interface PlanFlags extends StorageFlags {
+interface PlanFlags extends StorageFlags, MixtureFlags {
   batchSize?: string;
   worldSize?: string;
   rank?: string;
@@ -44,12 +46,14 @@ interface PlanFlags extends StorageFlags {
 }
 
 export function register(program: Command): void {
-  const cmd = program.command('plan <dataset>');
+  const cmd = program.command('plan <dataset...>');
   addStorageOptions(cmd, { cache: false });
+  addMixtureOptions(cmd);
   cmd
     .description(
       'print the sample order from the manifest alone: one JSON line per batch, {"rank","epoch","step","ids"}; ' +
-        'without --rank, every rank, step-major (all ranks of step k, rank 0 first, then step k+1)',
+        'without --rank, every rank, step-major (all ranks of step k, rank 0 first, then step k+1); ' +
+        'a mixture (several datasets, --weights/--samples/--repeat) adds "streams", the stream of each id',
     )
     .option('--batch-size <n>', 'samples per batch on each rank (required)')
     .option('--world-size <n>', 'ranks in the job (default: $WORLD_SIZE, $SLURM_NTASKS, or 1)')
@@ -65,12 +69,13 @@ export function register(program: Command): void {
     .option('--max-steps <k>', 'print at most k steps')
     .option('--pack <column=length>', 'packed rows: print {"rank","epoch","step","rows":[[partition,row],...]} (each row k of a partition holds its tokens [k*length, (k+1)*length)), and the accounting on stderr')
     .option('--state-out <file>', 'write the resume state after the last printed step')
-    .action(async (dataset: string, flags: PlanFlags) => {
-      await runPlan(dataset, flags);
+    .action(async (datasets: string[], flags: PlanFlags) => {
+      await runPlan(datasets, flags);
     });
 }
 
-async function runPlan(dataset: string, flags: PlanFlags): Promise<void> {
+async function runPlan(datasets: string[], flags: PlanFlags): Promise<void> {
+  const input = datasetInputFrom(datasets, flags);
   const batchSize = intFlag('--batch-size', flags.batchSize, 1);
   if (batchSize === undefined) throw invalidOption('--batch-size', 'is required');
   const onlyRank = intFlag('--rank', flags.rank, 0);
@@ -99,15 +104,34 @@ async function runPlan(dataset: string, flags: PlanFlags): Promise<void> {
   const resume = flags.resume === undefined ? undefined : readResumeFile(flags.resume);
   const options = resolveOrderOptions(resume === undefined ? partial : adoptResumeOptions(partial, resume, base), base);
 
-  if (flags.pack !== undefined) return runPackPlan(dataset, flags, base, options, onlyRank, maxSteps, resume);
-  const shards = await readShardSizes(dataset, flags);
+  if (flags.pack !== undefined) {
+    if (typeof input !== 'string') throw invalidOption('--pack', 'packing a mixture is not supported yet: pack one dataset');
+    return runPackPlan(input, flags, base, options, onlyRank, maxSteps, resume);
+  }
+  let streams: ResolvedStream[] | undefined;
+  let shards: ShardSize[] = [];
+  if (typeof input === 'string') shards = await readShardSizes(input, flags);
+  else {
+    const specs: MixtureStream[] = [];
+    for (const s of input) {
+      const spec: MixtureStream = { shards: await readShardSizes(s.uri, flags) };
+      if (s.weight !== undefined) spec.weight = s.weight;
+      if (s.samples !== undefined) spec.samples = s.samples;
+      if (s.repeat !== undefined) spec.repeat = s.repeat;
+      specs.push(spec);
+    }
+    const epochSamples = epochSamplesFrom(flags);
+    streams = resolveMixture(specs, epochSamples === undefined ? {} : { epochSamples });
+  }
   let start = { epoch: intFlag('--epoch', flags.epoch, 0) ?? 0, step: 0 };
-  if (resume !== undefined) start = resumePoint(resume, shards, base, options);
+  if (resume !== undefined) {
+    start = streams ? mixtureResumePoint(resume, streams, base, options, mixtureChangeFrom(flags)) : resumePoint(resume, shards, base, options);
+  }
 
   const ranks: World[] = onlyRank !== undefined
     ? [base]
     : Array.from({ length: base.worldSize }, (_, rank) => ({ ...base, rank, localRank: rank % base.localWorldSize }));
-  const plans: RankEpochPlan[] = ranks.map((w) => planRankEpoch(shards, w, options, start.epoch));
+  const plans: RankEpochPlan[] = ranks.map((w) => (streams ? planMixtureRankEpoch(streams, w, options, start.epoch) : planRankEpoch(shards, w, options, start.epoch)));
   const steps = plans[0]?.steps ?? 0;
   const end = Math.min(steps, start.step + maxSteps);
 
@@ -116,13 +140,19 @@ async function runPlan(dataset: string, flags: PlanFlags): Promise<void> {
     for (let i = 0; i < plans.length; i++) {
       const plan = plans[i] as RankEpochPlan;
       const rank = (ranks[i] as World).rank;
-      await out.line(`{"rank":${rank},"epoch":${start.epoch},"step":${step},"ids":[${plan.batchIds(step).join(',')}]}`);
+      if (streams) {
+        const b = (plan as MixtureRankEpochPlan).batch(step);
+        await out.line(`{"rank":${rank},"epoch":${start.epoch},"step":${step},"ids":[${b.ids.join(',')}],"streams":[${b.streams.join(',')}]}`);
+      } else {
+        await out.line(`{"rank":${rank},"epoch":${start.epoch},"step":${step},"ids":[${plan.batchIds(step).join(',')}]}`);
+      }
     }
   }
   await out.flush();
 
   if (flags.stateOut !== undefined) {
-    const state = resumeState(shards, base, options, start.epoch, Math.max(start.step, end));
+    const done = Math.max(start.step, end);
+    const state = streams ? mixtureResumeState(streams, base, options, start.epoch, done) : resumeState(shards, base, options, start.epoch, done);
     const tmp = `${flags.stateOut}.tmp-${process.pid}`;
     writeFileSync(tmp, `${JSON.stringify(state)}\n`);
     renameSync(tmp, flags.stateOut);

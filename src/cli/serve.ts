@@ -13,6 +13,7 @@ import { BridgeServer } from '../bridge/server.js';
 import { encodeMessage, errorMessage } from '../bridge/protocol.js';
 import { addLoaderOptions, loaderOptionsFromFlags, type LoaderFlags } from './loader-options.js';
 import { startupMark, processStartedAt } from '../pipeline/startup-trace.js';
+import { datasetInputFrom } from './mixture-flags.js';
 
 interface ServeFlags extends LoaderFlags {
   fd?: string;
@@ -66,7 +67,7 @@ function reportOnFd(fd: number | undefined, err: unknown): void {
 
 export function register(program: Command): void {
   const cmd = program
-    .command('serve <dataset>')
+    .command('serve <dataset...>')
     .description('serve batches to a consumer process (the Python client) over an inherited Unix socket: JSON control messages, batches in shared memory');
   addLoaderOptions(cmd)
     .option('--fd <n>', 'descriptor of the connected Unix stream socket this process inherited (one end of a socketpair)')
@@ -76,7 +77,7 @@ export function register(program: Command): void {
       if (err.exitCode !== 0) reportOnFd(fdFromArgv(process.argv), new GpufeedError(ErrorCodes.INVALID_OPTION, err.message.replace(/^error: /, ''), { option: 'argv' }));
       throw err;
     })
-    .action(async (dataset: string, flags: ServeFlags) => {
+    .action(async (datasets: string[], flags: ServeFlags) => {
       // The process's start, then the CLI's modules loaded (benchmarks/startup.ts).
       startupMark('process-start', processStartedAt());
       startupMark('serve-action');
@@ -103,7 +104,7 @@ export function register(program: Command): void {
           options.resume = parseResumeJson(flags.resumeJson);
         }
         // The client maps only the ring's slabs: no one-off slots for oversize batches.
-        return Loader.open(dataset, options, { slotsHoldLargestRows: true });
+        return Loader.open(datasetInputFrom(datasets, flags), options, { slotsHoldLargestRows: true });
       });
       server.start();
       const outcome = await server.done;
