@@ -21,6 +21,7 @@ import { measureCli, measureNode, measureStartup, median } from './startup.js';
 import { metricsOverhead } from './metrics-overhead.js';
 import { imageBench } from './images.js';
 import { mixturePlanScale } from './plan-scale.js';
+import { packingBench, PACK_LENGTH } from './packing.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const ROWS = Number(process.env.GPUFEED_BENCH_ROWS ?? 16384);
@@ -32,8 +33,8 @@ const SECONDS = Number(process.env.GPUFEED_BENCH_SECONDS ?? 2);
 const ROUNDS = 2;
 /** Rows of the HF-style single-row-group Parquet file (section 6). */
 const HF_ROWS = Number(process.env.GPUFEED_BENCH_HF_ROWS ?? 12000);
-/** Comma list of sections to run (1-10, metrics); all by default. */
-const ONLY = new Set((process.env.GPUFEED_BENCH_ONLY ?? '1,2,3,4,5,6,7,8,9,10,metrics').split(','));
+/** Comma list of sections to run (1-11, metrics); all by default. */
+const ONLY = new Set((process.env.GPUFEED_BENCH_ONLY ?? '1,2,3,4,5,6,7,8,9,10,11,metrics').split(','));
 /** Fresh processes per side of the start-up section (8). */
 const STARTUP_RUNS = Number(process.env.GPUFEED_BENCH_STARTUP_RUNS ?? 5);
 /** Start-up goals (issue 11): JS first batch after Loader.open; the Python client's, over the JS one; --version. */
@@ -200,6 +201,15 @@ async function metricsSection(root: string, rows: Row[], details: Record<string,
   const sps = (x: number): string => `${x.toFixed(0)} samples/s`;
   rows.push({ name: `Metrics: scraped every 100 ms (${m.scrapes} scrapes) + stall watch, over neither`, gpufeed: sps(m.with.samples_per_s), reference: sps(m.without.samples_per_s), ratio: m.ratio, goal: '>= 0.95', pass: m.ratio >= 0.95 });
   details.metrics = m;
+}
+
+/** 11. Packing to 2,048 tokens on the fly against the same tokens pre-packed (benchmarks/packing.ts). */
+async function packingSection(rows: Row[], details: Record<string, unknown>): Promise<void> {
+  log('11 packing: documents of 1 to 10,240 tokens packed to 2,048 against the same tokens pre-packed in Arrow');
+  const r = await packingBench({ seconds: SECONDS, rounds: ROUNDS, workers: WORKERS });
+  const rps = (x: number): string => `${x.toFixed(0)} rows/s`;
+  rows.push({ name: `Packing to ${PACK_LENGTH} tokens (one dataset) / pre-packed Arrow, rows/s`, gpufeed: rps(r.packed.samples_per_s), reference: rps(r.prepacked.samples_per_s), ratio: r.ratio, goal: '>= 0.7', pass: r.ratio >= 0.7 });
+  details.packing = { tokens: r.tokens, documents: r.documents, dropped_tokens_per_epoch: r.droppedTokens, packed: r.packed, prepacked: r.prepacked };
 }
 
 async function main(): Promise<void> {
@@ -418,6 +428,8 @@ async function main(): Promise<void> {
     }
     // 10. Planning a 3-stream mixture of 100M documents for 1,024 ranks (plan-scale.ts).
     if (ONLY.has('10')) mixturePlanRows(rows, details);
+    // 11. Packing on the fly against pre-packed rows (packing.ts).
+    if (ONLY.has('11')) await packingSection(rows, details);
   } finally {
     await rm(root, { recursive: true, force: true });
   }

@@ -1,5 +1,7 @@
 // gpufeed's public API. Everything not re-exported here is internal.
-export { Loader, type LoaderOptions } from './pipeline/loader.js';
+export { Loader, type LoaderOptions, type PackedLoaderOptions } from './pipeline/loader.js';
+export { PackedLoader, type PackStats, POSITION_IDS, SEQ_LENS } from './pipeline/packed-loader.js';
+export { type PackOptions, type PackResume, mergePackStates } from './plan/packing.js';
 export { Batch, isVarColumn, type ColumnData, type VarColumn, type NumericArray } from './pipeline/batch.js';
 export type { BatchLayout, ColumnRegion } from './pipeline/batch-layout.js';
 export { toArrowRecordBatch } from './pipeline/arrow-view.js';

@@ -25,6 +25,21 @@ MAX_PENDING_RELEASES = 2
 RESUME_FORMAT = "gpufeed-resume"
 
 
+def _pack_flag(pack: Any) -> str:
+    """The ``--pack column=length`` value of the pack option (a (column, length) pair, a dict or the text)."""
+    if isinstance(pack, str):
+        return pack
+    if isinstance(pack, dict) and set(pack) <= {"column", "length"}:
+        column, length = pack.get("column"), pack.get("length")
+    elif isinstance(pack, (tuple, list)) and len(pack) == 2:
+        column, length = pack
+    else:
+        raise GpufeedError(INVALID_OPTION, f"option pack: must be (column, length), {{'column', 'length'}} or 'column=length', got {pack!r}", {"option": "pack"})
+    if not isinstance(column, str) or not column or "=" in column or isinstance(length, bool) or not isinstance(length, int):
+        raise GpufeedError(INVALID_OPTION, f"option pack: must name a column and an integer length, got {pack!r}", {"option": "pack"})
+    return f"{column}={length}"
+
+
 def _close_session(owner: int, process: ServerProcess, maps: List[SlabMap], registered: List[int]) -> None:
     # A module-level function holding no reference to the session, so weakref.finalize can run it
     # when the loader is collected or at interpreter exit.
@@ -143,6 +158,10 @@ class Loader(_torch.DatasetBase):
     dataset; ``epoch_samples`` (weighted: samples per epoch) and ``mixture_change`` ('refuse' or
     'next-epoch': resuming a state of another mixture). Each batch's ``stream`` (int32 per row) is
     the index of the dataset the row came from; ids are global (README, "Mixtures").
+    ``pack`` (sequence packing, README "Packing"): ``("input_ids", 2048)``, ``{"column": "input_ids",
+    "length": 2048}`` or ``"input_ids=2048"``: batches of ``[batch_size, 2048]`` tokens plus
+    ``position_ids`` and ``seq_lens``; with ``pad_last`` the tail is padded with ``pad_token``
+    (default 0) instead of dropped.
 
     Client options: ``pad=True`` turns variable-length columns into padded ``[rows, max_len]``
     copies with lengths (``pad_value`` fills list columns, zero bytes fill strings);
@@ -181,6 +200,8 @@ class Loader(_torch.DatasetBase):
         partitions: Optional[int] = None,
         drop_last: bool = False,
         pad_last: bool = False,
+        pack: Any = None,
+        pad_token: Optional[int] = None,
         epochs: Optional[int] = None,
         rank: Optional[int] = None,
         world_size: Optional[int] = None,
@@ -259,6 +280,9 @@ class Loader(_torch.DatasetBase):
             flags.append("--drop-last")
         if pad_last:
             flags.append("--pad")
+        if pack is not None:
+            flags.extend(["--pack", _pack_flag(pack)])
+        num("pad_token", "--pad-token", pad_token)
         if epochs is None:
             flags.extend(["--epochs", "inf"])
         else:

@@ -7,6 +7,7 @@ import { performance } from 'node:perf_hooks';
 import type { Command } from 'commander';
 import { invalidOption } from '../errors.js';
 import { Loader } from '../pipeline/loader.js';
+import { PackedLoader, packSummary } from '../pipeline/packed-loader.js';
 import { measureLoader, type ThroughputResult } from '../pipeline/throughput.js';
 import { memoryStatus } from '../memory/index.js';
 import type { ShardSourceStats } from '../pipeline/shard-source.js';
@@ -108,6 +109,7 @@ export function register(program: Command): void {
           );
           const mem = memoryStatus();
           process.stderr.write(`bench: ${loader.manifest.rows} rows in ${loader.manifest.shards.length} shards (${formatBytes(loader.manifest.bytes)}), rank ${loader.world.rank}/${loader.world.worldSize}, ${loader.workers} workers, ${loader.ring.slots.length} slots of ${formatBytes(loader.layout.slotBytes)}, CUDA ${mem.cudaAvailable ? 'available' : 'not available'}\n`);
+          if (loader instanceof PackedLoader) process.stderr.write(`bench: ${packSummary(loader)}\n`);
           const measure: Parameters<typeof measureLoader>[1] = {
             startedAt: openedAt,
             onProgress: (p) => {

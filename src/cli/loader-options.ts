@@ -4,7 +4,8 @@ import { readFileSync } from 'node:fs';
 import { Option, type Command } from 'commander';
 import { invalidOption } from '../errors.js';
 import { parseBytes } from '../util/bytes.js';
-import type { LoaderOptions } from '../pipeline/loader.js';
+import type { LoaderOptions, PackedLoaderOptions } from '../pipeline/loader.js';
+import type { PackOptions } from '../plan/packing.js';
 import type { ResumeState, ShuffleAlgo } from '../plan/index.js';
 import { transformsFromFlags } from '../transforms/image-spec.js';
 import { addStorageOptions, storageOptionsFrom, type StorageFlags } from './storage-options.js';
@@ -39,6 +40,8 @@ export interface LoaderFlags extends StorageFlags, MixtureFlags {
   stallAction?: string;
   image?: string[];
   transforms?: string;
+  pack?: string;
+  padToken?: string;
 }
 
 export function addLoaderOptions(cmd: Command, defaults: { batchSize?: number } = {}): Command {
@@ -70,8 +73,27 @@ export function addLoaderOptions(cmd: Command, defaults: { batchSize?: number } 
     .option('--stall-timeout <s>', 'seconds the consumer may wait for one batch before a GPUFEED_STALL report on stderr; 0: off (default 60)')
     .addOption(new Option('--stall-action <action>', 'after a stall report: warn (report again every interval) or fail (exit with GPUFEED_STALL)').choices(['warn', 'fail']))
     .option('--image <spec>', 'decode an image column into a tensor, e.g. image=train:224:chw or image=eval:224 (repeatable; README "Images")', (v: string, prev: string[] = []) => [...prev, v])
-    .option('--transforms <json>', 'the transforms option as JSON, e.g. {"image":{"kind":"train","size":224}}');
+    .option('--transforms <json>', 'the transforms option as JSON, e.g. {"image":{"kind":"train","size":224}}')
+    .option('--pack <column=length>', 'pack the list column into rows of exactly length tokens, adding position_ids and seq_lens (e.g. input_ids=2048)')
+    .option('--pad-token <n>', 'with --pack --pad: the value of padding tokens (default 0)');
   return addMixtureOptions(cmd);
+}
+
+/** `--pack input_ids=2048` (and `--pad-token`) as the pack option. */
+export function packFromFlags(pack: string | undefined, padToken: string | undefined): PackOptions | undefined {
+  if (pack === undefined) {
+    if (padToken !== undefined) throw invalidOption('--pad-token', 'only applies with --pack');
+    return undefined;
+  }
+  const m = /^([^=]+)=(\d+)$/.exec(pack.trim());
+  if (!m) throw invalidOption('--pack', `must be column=length, e.g. input_ids=2048, got ${JSON.stringify(pack)}`);
+  const out: PackOptions = { column: m[1]!.trim(), length: Number(m[2]) };
+  if (padToken !== undefined) {
+    const n = Number(padToken);
+    if (!Number.isSafeInteger(n)) throw invalidOption('--pad-token', `must be an integer, got ${JSON.stringify(padToken)}`);
+    out.padToken = n;
+  }
+  return out;
 }
 
 function int(name: string, v: string | undefined, min = 0): number | undefined {
@@ -95,7 +117,7 @@ export function readResumeFile(path: string): ResumeState {
   }
 }
 
-export function loaderOptionsFromFlags(f: LoaderFlags): LoaderOptions {
+export function loaderOptionsFromFlags(f: LoaderFlags): LoaderOptions | PackedLoaderOptions {
   const batchSize = int('--batch-size', f.batchSize, 1);
   if (batchSize === undefined) throw invalidOption('--batch-size', 'is required');
   const { store, cache } = storageOptionsFrom(f);
@@ -145,5 +167,6 @@ export function loaderOptionsFromFlags(f: LoaderFlags): LoaderOptions {
   const transforms = transformsFromFlags(f.image, f.transforms);
   if (transforms) o.transforms = transforms;
   Object.assign(o, mixtureLoaderOptions(f));
-  return o;
+  const pack = packFromFlags(f.pack, f.padToken);
+  return pack ? { ...o, pack } : o;
 }

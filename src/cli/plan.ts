@@ -15,11 +15,15 @@ import {
   resolveWorld,
   resumePoint,
   resumeState,
+  type ResumeState,
   type ShardSize,
   type ShuffleAlgo,
   type World,
 } from '../plan/index.js';
-import { readResumeFile } from './loader-options.js';
+import { packSetup, packSummary, type PackSetup } from '../pipeline/packed-loader.js';
+import { rankRuns } from '../plan/packing.js';
+import type { PackedLoaderOptions } from '../pipeline/loader.js';
+import { packFromFlags, readResumeFile } from './loader-options.js';
 import { addMixtureOptions, datasetInputFrom, epochSamplesFrom, mixtureChangeFrom, type MixtureFlags } from './mixture-flags.js';
 import { mixtureResumePoint, mixtureResumeState, planMixtureRankEpoch, resolveMixture, type MixtureRankEpochPlan, type MixtureStream, type ResolvedStream } from '../plan/index.js';
 import { addStorageOptions, storageOptionsFrom, type StorageFlags } from './storage-options.js';
@@ -38,6 +42,7 @@ interface PlanFlags extends StorageFlags, MixtureFlags {
   resume?: string;
   maxSteps?: string;
   stateOut?: string;
+  pack?: string;
 }
 
 export function register(program: Command): void {
@@ -62,6 +67,7 @@ export function register(program: Command): void {
     .option('--pad', 'fill the last step with repeated samples (every batch full); default: a smaller last batch, each sample once')
     .option('--resume <file>', 'continue from a resume state: prints the rest of the epoch it points into')
     .option('--max-steps <k>', 'print at most k steps')
+    .option('--pack <column=length>', 'packed rows: print {"rank","epoch","step","rows":[[partition,row],...]} (each row k of a partition holds its tokens [k*length, (k+1)*length)), and the accounting on stderr')
     .option('--state-out <file>', 'write the resume state after the last printed step')
     .action(async (datasets: string[], flags: PlanFlags) => {
       await runPlan(datasets, flags);
@@ -98,6 +104,10 @@ async function runPlan(datasets: string[], flags: PlanFlags): Promise<void> {
   const resume = flags.resume === undefined ? undefined : readResumeFile(flags.resume);
   const options = resolveOrderOptions(resume === undefined ? partial : adoptResumeOptions(partial, resume, base), base);
 
+  if (flags.pack !== undefined) {
+    if (typeof input !== 'string') throw invalidOption('--pack', 'packing a mixture is not supported yet: pack one dataset');
+    return runPackPlan(input, flags, base, options, onlyRank, maxSteps, resume);
+  }
   let streams: ResolvedStream[] | undefined;
   let shards: ShardSize[] = [];
   if (typeof input === 'string') shards = await readShardSizes(input, flags);
@@ -147,6 +157,41 @@ async function runPlan(datasets: string[], flags: PlanFlags): Promise<void> {
     writeFileSync(tmp, `${JSON.stringify(state)}\n`);
     renameSync(tmp, flags.stateOut);
   }
+}
+
+/** `plan --pack`: which packed rows of which partition each rank gets per step, from the manifest alone. */
+async function runPackPlan(dataset: string, flags: PlanFlags, base: World, options: OrderOptions, onlyRank: number | undefined, maxSteps: number, resume: ResumeState | undefined): Promise<void> {
+  const pack = packFromFlags(flags.pack, undefined)!;
+  if (flags.stateOut !== undefined) throw invalidOption('--state-out', 'cannot be combined with --pack: a packed state holds carries that only the documents give; take it with gpufeed dump --pack --state-out');
+  if (options.dropLast) throw invalidOption('--drop-last', 'does not apply to --pack: the tail past the last full step is dropped unless --pad is set');
+  const store = await openStore(dataset, storageOptionsFrom(flags).store);
+  let setup: PackSetup;
+  try {
+    const manifest = await loadManifest(store);
+    const loaderOptions: PackedLoaderOptions = { batchSize: options.batchSize, rank: base.rank, worldSize: base.worldSize, seed: options.seed, shuffle: options.shuffle, shuffleWindow: options.shuffleWindow, partitions: options.partitions, pad: options.pad, epochs: Number.POSITIVE_INFINITY, pack };
+    if (resume) loaderOptions.resume = resume;
+    setup = packSetup(manifest, loaderOptions);
+  } finally {
+    await store.close();
+  }
+  process.stderr.write(`plan: ${packSummary({ pack, packLayout: setup.layout })}\n`);
+  const epoch = resume ? setup.start.epoch : intFlag('--epoch', flags.epoch, 0) ?? 0;
+  const first = resume ? setup.start.step : 0;
+  const end = Math.min(setup.layout.steps, first + maxSteps);
+  const ranks = onlyRank !== undefined ? [base.rank] : Array.from({ length: base.worldSize }, (_, r) => r);
+  const runs = ranks.map((r) => rankRuns(setup.layout, r, options.batchSize));
+  const out = new LineWriter();
+  for (let step = first; step < end; step++) {
+    for (let i = 0; i < ranks.length; i++) {
+      const rows: string[] = [];
+      for (const run of runs[i]!) {
+        const share = setup.layout.partitions[run.partition]!.share;
+        for (let k = run.from; k < run.to; k++) rows.push(`[${run.partition},${step * share + k}]`);
+      }
+      await out.line(`{"rank":${ranks[i]!},"epoch":${epoch},"step":${step},"rows":[${rows.join(',')}]}`);
+    }
+  }
+  await out.flush();
 }
 
 async function readShardSizes(dataset: string, flags: StorageFlags): Promise<ShardSize[]> {

@@ -97,6 +97,7 @@ export async function makeDemoDataset(dir: string, options: DemoOptions): Promis
         await store.put(key, result.bytes);
         const entry: ShardEntry = { path: key, format, rows: n, bytes: result.bytes.byteLength, hash: result.hash, layout: result.layout };
         if (result.maxRowBytes) entry.maxRowBytes = result.maxRowBytes;
+        if (result.pieceValues) entry.pieceValues = result.pieceValues;
         shards.push(entry);
         if (rows === 0) break;
       }

@@ -191,6 +191,18 @@ function validateShard(v: Validator, raw: unknown, at: string, varCols: Set<stri
     }
     entry.maxRowBytes = out;
   }
+  if (s.pieceValues !== undefined) {
+    const m = v.object(s.pieceValues, `${shAt}.pieceValues`);
+    const pieces = layout.kind === 'arrow' ? layout.batches.length : layout.rowGroups.length;
+    const out: Record<string, number[]> = {};
+    for (const [col, list] of Object.entries(m)) {
+      if (!varCols.has(col)) v.fail(`${shAt}.pieceValues.${col}`, 'names no variable-length column of the schema');
+      const counts = v.array(list, `${shAt}.pieceValues.${col}`).map((n, k) => v.count(n, `${shAt}.pieceValues.${col}[${k}]`));
+      if (counts.length !== pieces) v.fail(`${shAt}.pieceValues.${col}`, `has ${counts.length} counts, the layout ${pieces} pieces`);
+      out[col] = counts;
+    }
+    entry.pieceValues = out;
+  }
   return entry;
 }
 

@@ -100,6 +100,7 @@ async function writeShards(files: InputFile[], opts: ResolvedPrepOptions, store:
       await store.put(key, result.bytes);
       const entry: ShardEntry = { path: key, format: opts.format, rows: result.rows, bytes: result.bytes.byteLength, hash: result.hash, layout: result.layout };
       if (result.maxRowBytes) entry.maxRowBytes = result.maxRowBytes;
+      if (result.pieceValues) entry.pieceValues = result.pieceValues;
       entries[index] = entry;
       bytesOut += entry.bytes;
     })().catch((err: unknown) => {

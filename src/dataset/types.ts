@@ -132,6 +132,11 @@ export interface ShardEntry {
    * batch slots are sized from it so a decode never overflows.
    */
   maxRowBytes?: Record<string, number>;
+  /**
+   * Per list column, the values (tokens) each piece holds, aligned with layout.batches or
+   * layout.rowGroups: what packing (plan/packing.ts) balances partitions and counts steps by.
+   */
+  pieceValues?: Record<string, number[]>;
 }
 
 export interface ManifestV1 {

@@ -60,6 +60,28 @@ export function maxRowBytesOf(schema: readonly ColumnSpec[], shard: ShardColumns
   return any ? out : undefined;
 }
 
+/**
+ * Per list column, the values each piece (consecutive runs of `pieceRows` rows) holds
+ * (ShardEntry.pieceValues): read from the offsets, so no value is touched.
+ */
+export function pieceValuesOf(schema: readonly ColumnSpec[], shard: ShardColumns, pieceRows: readonly number[]): Record<string, number[]> | undefined {
+  const out: Record<string, number[]> = {};
+  let any = false;
+  schema.forEach((col, i) => {
+    const o = shard.columns[i]?.offsets;
+    if (!o || col.kind !== 'list') return;
+    const counts: number[] = [];
+    let row = 0;
+    for (const n of pieceRows) {
+      counts.push(o[row + n]! - o[row]!);
+      row += n;
+    }
+    out[col.name] = counts;
+    any = true;
+  });
+  return any ? out : undefined;
+}
+
 /** Rows [start, end) of a column, offsets rebased to 0. Views where possible, copies offsets. */
 export function sliceColumn(col: ColumnSpec, data: ColumnData, start: number, end: number, perRow: number): ColumnData {
   const validity = data.validity?.subarray(start, end);

@@ -61,6 +61,8 @@ export interface BatchInit {
   layout: BatchLayout;
   buffer: ArrayBuffer;
   release: () => void;
+  /** Packed batches (packed-loader.ts): where each row's tokens came from. */
+  pack?: { segments: number[][] };
   /** Mixtures: the stream of each row. */
   stream?: Int32Array;
 }
@@ -87,6 +89,11 @@ export class Batch {
   /** Where the batch lives, for consumers in another thread or process. */
   readonly slabId: number;
   readonly layout: BatchLayout;
+  /**
+   * Packed batches only: per row, its segments as [documentId, tokenOffset, count, ...] (document
+   * -1: padding), in row order: which tokens of which documents the row holds.
+   */
+  readonly pack: { readonly segments: readonly (readonly number[])[] } | undefined;
   #release: (() => void) | undefined;
   #retained = false;
 
@@ -99,6 +106,7 @@ export class Batch {
     this.stream = init.stream;
     this.slabId = init.slabId;
     this.layout = init.layout;
+    this.pack = init.pack;
     const { columns, valid } = columnViews(init.buffer, init.layout, this.size);
     this.columns = columns;
     this.valid = valid;

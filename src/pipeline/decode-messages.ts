@@ -88,6 +88,8 @@ export interface DecodeLoopTask {
   rowGroupCache?: import('../formats/parquet/row-group-cache.js').RowGroupCacheBuffers;
   /** Window-shuffle chunks the workers share, each computed once per loader (plan/shared-windows.ts). */
   sharedWindows?: import('../plan/index.js').SharedWindowBuffers;
+  /** A packed loader's document feed: followed instead of the rank's sample plan (plan/packing.ts). */
+  feed?: import('../plan/packing.js').FeedSpec;
   /** A mixture's resolved streams: the worker plans the mixture instead of the single dataset. */
   mixture?: import('../plan/index.js').ResolvedStream[];
   /** Bytes all one-off slabs of oversize batches may take at once (memory-budget.ts). */

@@ -14,6 +14,7 @@ import type { DecodeLoopResult, DecodeLoopTask, DecodeStats, LeaseReply, RowRun,
 import { BUSY_DECODE, BUSY_SHARDS, ControlBlock, STAT_BATCHES, STAT_BUSY_PHASE, STAT_BUSY_SEQ, STAT_BUSY_SINCE, STAT_BYTES, STAT_DECODE_NS, STAT_READ_NS, STAT_ROWS, STAT_SHARD_WAIT_NS } from './control-block.js';
 import { planMixtureRankEpoch, planRankEpoch, SharedWindows, type RankEpochPlan } from '../plan/index.js';
 import { SampleLocator } from './sample-locator.js';
+import { feedPlan } from '../plan/packing.js';
 import { decodeOversize } from './oversize-batch.js';
 import { buildRuns } from './row-runs.js';
 import { checkFooterChecksum, checkOpenedShard, fileIdentity, pathIdentity, PieceVerifier, shardDecodeError, sharedPieceFlags, type DeferredPiece, type SharedPieceFlags } from './piece-check.js';
@@ -350,7 +351,8 @@ export async function runDecodeLoop(task: DecodeLoopTask): Promise<DecodeLoopRes
   const planOf = (epoch: number): RankEpochPlan => {
     let p = plans.get(epoch);
     if (!p) {
-      p = task.mixture ? planMixtureRankEpoch(task.mixture, world, order, epoch, undefined, sharedWindows) : planRankEpoch(shardSizes, world, order, epoch, sharedWindows);
+      p = task.feed ? feedPlan(shardSizes, task.feed, order, epoch)
+        : task.mixture ? planMixtureRankEpoch(task.mixture, world, order, epoch, undefined, sharedWindows) : planRankEpoch(shardSizes, world, order, epoch, sharedWindows);
       plans.set(epoch, p);
       for (const e of plans.keys()) if (e < epoch - 1) plans.delete(e);
     }

@@ -6,7 +6,7 @@
 // config file has no compiler to do it).
 import { invalidOption } from '../errors.js';
 import { nearestName } from '../util/nearest-name.js';
-import type { LoaderOptions } from './loader.js';
+import type { PackedLoaderOptions } from './loader.js';
 
 export type OptionType = 'number' | 'string' | 'boolean' | 'string[]' | 'object' | 'function';
 
@@ -27,6 +27,7 @@ export const LOADER_OPTION_TYPES = {
   localRank: 'number',
   localWorldSize: 'number',
   resume: 'object',
+  pack: 'object',
   mixtureChange: 'string',
   epochSamples: 'number',
   workers: 'number',
@@ -62,7 +63,7 @@ export const LOADER_OPTION_TYPES = {
   pollMs: 'number',
   verifyOnFirstUse: 'boolean',
   onEvent: 'function',
-} as const satisfies Record<keyof LoaderOptions, OptionType>;
+} as const satisfies Record<keyof PackedLoaderOptions, OptionType>;
 
 const TYPE_WORDS: Record<OptionType, string> = {
   number: 'a number',

@@ -47,6 +47,8 @@ import type { RequestLog } from '../storage/request-log.js';
 import type { StoreCounters } from '../metrics/probe.js';
 import { resolveImageColumns, type TransformsOption } from '../transforms/image-options.js';
 import type { ImageTask } from '../transforms/image-stage.js';
+import { feedPlan, type FeedSpec, type PackOptions } from '../plan/packing.js';
+import { openPackedLoader, type PackedLoader } from './packed-loader.js';
 import { type DatasetInput, openMixture, streamsOfIds } from './mixture-source.js';
 import { mixtureLayout, mixtureResumePoint, mixtureResumeState, planMixtureRankEpoch, type MixtureChange, type ResolvedStream } from '../plan/index.js';
 
@@ -124,6 +126,14 @@ export interface LoaderOptions extends StoreOptions, MetricsOptions, Omit<ShardS
 }
 
 /**
+ * Options of a packed loader (PACKING.md): `pack` cuts the list column's tokens into rows of
+ * exactly `length` tokens, with position_ids and seq_lens; Loader.open then gives a PackedLoader.
+ */
+export interface PackedLoaderOptions extends LoaderOptions {
+  pack: PackOptions;
+}
+
+/**
  * Default slots per worker (plus 2): each worker fills one slot while the batches it decoded
  * before wait for the consumer, so it keeps decoding while the main thread is blocked.
  */
@@ -160,6 +170,8 @@ export interface LoaderInternalOptions {
    * (`gpufeed serve`) needs it, since its consumer maps only the ring's slabs.
    */
   slotsHoldLargestRows?: boolean;
+  /** A packed loader's document feed (packed-loader.ts), from the manifest: the plan the workers follow instead of planRankEpoch. */
+  feed?: (manifest: ManifestV1, world: World, order: OrderOptions) => FeedSpec;
 }
 
 type OneOffMessage = Extract<WorkerMessage, { type: 'oneOff' }>;
@@ -211,6 +223,8 @@ export class Loader implements AsyncIterable<Batch> {
   readonly rowGroupCache: RowGroupCacheBuffers | undefined;
   /** Steps of every epoch on this rank (the same each epoch). */
   readonly #stepsPerEpoch: number;
+  /** The packed loader's document feed, when this loader is one. */
+  readonly #feed: FeedSpec | undefined;
   /** Flat step (epoch * stepsPerEpoch + step) of seq 0: the start or resume point. */
   readonly #startStep: number;
   /** First seq past the run; Infinity for endless epochs. */
@@ -283,11 +297,12 @@ export class Loader implements AsyncIterable<Batch> {
     this.#read = options.read ?? defaultReadMode();
     this.#verifyPieces = options.verifyPieces ?? true;
 
+    this.#feed = internal.feed?.(manifest, this.world, this.order);
     const partitionsOfPlan = this.order.shuffle === 'naive' ? 1 : (this.order.partitions as number);
-    this.#stepsPerEpoch = streams
+    this.#stepsPerEpoch = this.#feed ? this.#feed.steps : streams
       ? mixtureLayout(streams.map((s) => s.perEpoch), this.order.batchSize * this.world.worldSize, partitionsOfPlan, this.order.dropLast).steps
       : layoutFor(this.#shardSizes, this.world, this.order).steps;
-    const start = !options.resume ? { epoch: 0, step: 0 }
+    const start = this.#feed ? { epoch: this.#feed.firstEpoch, step: 0 } : !options.resume ? { epoch: 0, step: 0 }
       : streams ? mixtureResumePoint(options.resume, streams, this.world, this.order, options.mixtureChange)
         : resumePoint(options.resume, this.#shardSizes, this.world, this.order);
     const S = this.#stepsPerEpoch;
@@ -384,10 +399,17 @@ export class Loader implements AsyncIterable<Batch> {
   }
 
   /** Opens a dataset (local path, file:// or s3:// URI) and validates every option. */
-  static async open(uri: DatasetInput, options: LoaderOptions, internal: LoaderInternalOptions = {}): Promise<Loader> {
+  static async open(uri: DatasetInput, options: PackedLoaderOptions, internal?: LoaderInternalOptions): Promise<PackedLoader>;
+  static async open(uri: DatasetInput, options: LoaderOptions, internal?: LoaderInternalOptions): Promise<Loader>;
+  static async open(uri: DatasetInput, options: LoaderOptions | PackedLoaderOptions, internal?: LoaderInternalOptions): Promise<Loader | PackedLoader>;
+  static async open(uri: DatasetInput, options: LoaderOptions | PackedLoaderOptions, internal: LoaderInternalOptions = {}): Promise<Loader | PackedLoader> {
     if (!Array.isArray(uri) && (typeof uri !== 'string' || uri.length === 0)) throw invalidOption('uri', 'must be a dataset path or URI, or an array of mixture streams');
     if (!options || typeof options !== 'object') throw invalidOption('options', 'must be an object with at least batchSize');
     checkLoaderOptionTypes(options);
+    if ('pack' in options && options.pack !== undefined) {
+      if (typeof uri !== 'string') throw invalidOption('pack', 'packing a mixture is not supported yet: pack one dataset (PACKING.md, "Mixtures")');
+      return openPackedLoader(uri, options as PackedLoaderOptions, internal);
+    }
     startupMark('open');
     const workers = options.workers === undefined ? usableCpus() : checkWorkers(options.workers);
     // The decode threads start first and load their modules (most of the time to the first batch)
@@ -426,7 +448,8 @@ export class Loader implements AsyncIterable<Batch> {
   #plan(epoch: number): RankEpochPlan {
     let p = this.#plans.get(epoch);
     if (!p) {
-      p = this.streams ? planMixtureRankEpoch(this.streams, this.world, this.order, epoch) : planRankEpoch(this.#shardSizes, this.world, this.order, epoch);
+      p = this.#feed ? feedPlan(this.#shardSizes, this.#feed, this.order, epoch)
+        : this.streams ? planMixtureRankEpoch(this.streams, this.world, this.order, epoch) : planRankEpoch(this.#shardSizes, this.world, this.order, epoch);
       this.#plans.set(epoch, p);
       for (const e of this.#plans.keys()) if (e < epoch - 1) this.#plans.delete(e);
     }
@@ -455,7 +478,7 @@ export class Loader implements AsyncIterable<Batch> {
     // Piece checksums verified by one worker count for all (each piece hashed ~once per loader).
     const pieceFlags = this.#verifyPieces ? new SharedArrayBuffer(4 * Math.max(1, pieceFlagLayout(this.manifest).total)) : undefined;
     // Each window-shuffle chunk computed by one worker for all (the workers claim alternate batches).
-    const sharedWindows = sharedWindowsFor(this.order, this.world.worldSize, this.#locator.total);
+    const sharedWindows = this.#feed ? undefined : sharedWindowsFor(this.order, this.world.worldSize, this.#locator.total);
     this.#loops = [];
     for (let w = 0; w < this.workers; w++) {
       const { port1, port2 } = new MessageChannel();
@@ -477,7 +500,8 @@ export class Loader implements AsyncIterable<Batch> {
       if (this.rowGroupCache) task.rowGroupCache = this.rowGroupCache;
       if (sharedWindows) task.sharedWindows = sharedWindows;
       if (this.#quarantine) task.quarantine = this.#quarantine.buffers;
-      if (this.streams) task.mixture = this.streams.map((s) => ({ ...s }));
+      if (this.#feed) task.feed = this.#feed;
+      else if (this.streams) task.mixture = this.streams.map((s) => ({ ...s }));
       const loop = (this.#pool.run(task, { transferList: [port2] }) as Promise<DecodeLoopResult>).catch((err: unknown) => {
         // A loop that dies leaves its claimed batch unpublished: the consumer must not wait for it.
         if (this.#fatal === undefined && !this.#closed) this.#fatal = reviveError(err);

@@ -2,6 +2,7 @@
 // peak RSS. Shared by `gpufeed bench` and the harnesses in benchmarks/.
 import { performance } from 'node:perf_hooks';
 import type { Loader } from './loader.js';
+import type { PackedLoader } from './packed-loader.js';
 import type { Batch } from './batch.js';
 import type { LoaderStatsSnapshot } from './stats.js';
 
@@ -105,7 +106,7 @@ function quantiles(values: number[]): { p50: number; p99: number; max: number } 
   return { p50: at(0.5), p99: at(0.99), max: sorted[sorted.length - 1]! };
 }
 
-export async function measureLoader(loader: Loader, options: MeasureOptions = {}): Promise<ThroughputResult> {
+export async function measureLoader(loader: Loader | PackedLoader, options: MeasureOptions = {}): Promise<ThroughputResult> {
   const maxBatches = options.maxBatches ?? Number.POSITIVE_INFINITY;
   const maxSeconds = options.maxSeconds ?? Number.POSITIVE_INFINITY;
   let batches = 0;

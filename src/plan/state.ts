@@ -7,6 +7,7 @@ import { layoutFor } from './order.js';
 import { type OrderOptions, resolveOrderOptions, SHUFFLE_ALGOS, type ShuffleAlgo } from './options.js';
 import { datasetFingerprint, type ShardSize, samplesToShards } from './samples.js';
 import type { World } from './world.js';
+import type { PackResume } from './packing.js';
 import type { MixtureRecord } from './mixture-state.js';
 
 export const RESUME_FORMAT = 'gpufeed-resume';
@@ -39,6 +40,8 @@ export interface ResumeState {
   dataset: { shards: number; rows: number; fingerprint: string };
   /** Version 3: shards and pieces quarantined so far (pipeline/quarantine.ts, QuarantineStateEntry); a resumed run skips them unread. */
   quarantined?: { shard: number; path: string; unit?: number; code: string }[];
+  /** Packed runs only (packing.ts): the packing and the carry of each partition the rank read. */
+  pack?: PackResume;
   /**
    * A weighted mixture's streams (mixture-state.ts); absent for a single dataset. `dataset` then
    * covers all the streams' shards in stream order.

@@ -1,0 +1,146 @@
+// Packing's cost (`npm run bench`, section 9; alone: `npx tsx benchmarks/packing.ts`): documents
+// of random lengths (1 to 5 x 2048 tokens) packed to rows of 2,048 tokens on the fly, against the
+// same tokens written as one pre-packed Arrow dataset of fixed [2048] rows, read with the same
+// loader settings. Reports packed rows/s over pre-packed rows/s (goal >= 0.7).
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { encodeShard } from '../src/dataset/encode-shard.js';
+import { writeManifest } from '../src/dataset/manifest.js';
+import { MANIFEST_FORMAT, MANIFEST_VERSION, type ColumnSpec, type ManifestV1, type ShardEntry } from '../src/dataset/types.js';
+import type { ShardColumns } from '../src/formats/column-data.js';
+import { openStore } from '../src/storage/index.js';
+import { Loader } from '../src/pipeline/loader.js';
+import { measureLoader, type ThroughputResult } from '../src/pipeline/throughput.js';
+import { usableCpus } from '../src/pipeline/cpus.js';
+
+export const PACK_LENGTH = 2048;
+
+export interface PackingBench {
+  tokens: number;
+  documents: number;
+  packed: ThroughputResult;
+  prepacked: ThroughputResult;
+  ratio: number;
+  droppedTokens: number;
+}
+
+/** Document lengths: mostly short, a long tail up to 5 x the row length (a web-text-like mix). */
+function documentLengths(tokens: number, seed: number): number[] {
+  let s = seed >>> 0 || 1;
+  const next = (): number => {
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
+    return s / 4294967296;
+  };
+  const out: number[] = [];
+  let total = 0;
+  while (total < tokens) {
+    const n = next() < 0.85 ? 1 + Math.floor(next() * 1024) : 1 + Math.floor(next() * 5 * PACK_LENGTH);
+    out.push(n);
+    total += n;
+  }
+  return out;
+}
+
+async function writeDataset(dir: string, schema: ColumnSpec[], shards: ShardColumns[]): Promise<void> {
+  await mkdir(join(dir, 'shards'), { recursive: true });
+  const store = await openStore(dir);
+  try {
+    const entries: ShardEntry[] = [];
+    for (let i = 0; i < shards.length; i++) {
+      const r = encodeShard({ schema, shard: shards[i]!, format: 'arrow' });
+      const path = `shards/bench-${String(i).padStart(5, '0')}.arrow`;
+      await store.put(path, r.bytes);
+      const e: ShardEntry = { path, format: 'arrow', rows: r.rows, bytes: r.bytes.byteLength, hash: r.hash, layout: r.layout };
+      if (r.maxRowBytes) e.maxRowBytes = r.maxRowBytes;
+      if (r.pieceValues) e.pieceValues = r.pieceValues;
+      entries.push(e);
+    }
+    const manifest: ManifestV1 = {
+      format: MANIFEST_FORMAT, version: MANIFEST_VERSION, schema, shards: entries,
+      rows: entries.reduce((a, s) => a + s.rows, 0), bytes: entries.reduce((a, s) => a + s.bytes, 0), createdBy: 'gpufeed bench',
+    };
+    await writeManifest(store, manifest);
+  } finally {
+    await store.close();
+  }
+}
+
+/** The two datasets: documents (list<int32>) and the same token stream as fixed [2048] rows. */
+async function makeDatasets(root: string, tokens: number, shards: number): Promise<{ docs: string; prepacked: string; documents: number }> {
+  const lengths = documentLengths(tokens, 77);
+  const total = lengths.reduce((a, b) => a + b, 0);
+  const values = new Int32Array(total);
+  for (let i = 0; i < total; i++) values[i] = (i * 2654435761) % 50257;
+  const docs = join(root, 'docs');
+  const perShard = Math.ceil(lengths.length / shards);
+  const docShards: ShardColumns[] = [];
+  let at = 0;
+  for (let d = 0; d < lengths.length; d += perShard) {
+    const n = Math.min(perShard, lengths.length - d);
+    const offsets = new Int32Array(n + 1);
+    for (let i = 0; i < n; i++) offsets[i + 1] = offsets[i]! + lengths[d + i]!;
+    docShards.push({ rows: n, columns: [{ values: values.slice(at, at + offsets[n]!), offsets, nullCount: 0 }] });
+    at += offsets[n]!;
+  }
+  await writeDataset(docs, [{ name: 'input_ids', dtype: 'int32', kind: 'list', nullable: false }], docShards);
+  const prepacked = join(root, 'prepacked');
+  const rows = Math.floor(total / PACK_LENGTH);
+  const rowsPerShard = Math.ceil(rows / shards);
+  const fixed: ShardColumns[] = [];
+  for (let r = 0; r < rows; r += rowsPerShard) {
+    const n = Math.min(rowsPerShard, rows - r);
+    fixed.push({ rows: n, columns: [{ values: values.slice(r * PACK_LENGTH, (r + n) * PACK_LENGTH), nullCount: 0 }] });
+  }
+  await writeDataset(prepacked, [{ name: 'input_ids', dtype: 'int32', kind: 'fixed', shape: [PACK_LENGTH], nullable: false }], fixed);
+  return { docs, prepacked, documents: lengths.length };
+}
+
+/** Packed against pre-packed, alternately, best of `rounds` runs of `seconds` each. */
+export async function packingBench(opts: { tokens?: number; seconds?: number; rounds?: number; workers?: number; batchSize?: number } = {}): Promise<PackingBench> {
+  const tokens = opts.tokens ?? 24 << 20;
+  const seconds = opts.seconds ?? 2;
+  const rounds = opts.rounds ?? 2;
+  const workers = opts.workers ?? usableCpus();
+  const batchSize = opts.batchSize ?? 8;
+  const root = await mkdtemp(join(tmpdir(), 'gpufeed-bench-pack-'));
+  try {
+    const ds = await makeDatasets(root, tokens, 8);
+    const common = { batchSize, workers, shuffle: 'window' as const, shuffleWindow: 4096, epochs: Infinity };
+    let packed: ThroughputResult | undefined;
+    let prepacked: ThroughputResult | undefined;
+    let droppedTokens = 0;
+    for (let r = 0; r < rounds; r++) {
+      const a = await Loader.open(ds.docs, { ...common, pack: { column: 'input_ids', length: PACK_LENGTH } });
+      try {
+        // A warm-up first (start-up, first shards), then the measured run on the same loader.
+        await measureLoader(a, { maxBatches: 8 });
+        const x = await measureLoader(a, { maxSeconds: seconds });
+        if (!packed || x.samples_per_s > packed.samples_per_s) packed = x;
+        droppedTokens = a.packLayout.droppedTokens;
+      } finally {
+        await a.close();
+      }
+      const b = await Loader.open(ds.prepacked, common);
+      try {
+        await measureLoader(b, { maxBatches: 8 });
+        const y = await measureLoader(b, { maxSeconds: seconds });
+        if (!prepacked || y.samples_per_s > prepacked.samples_per_s) prepacked = y;
+      } finally {
+        await b.close();
+      }
+    }
+    return { tokens, documents: ds.documents, packed: packed!, prepacked: prepacked!, ratio: packed!.samples_per_s / prepacked!.samples_per_s, droppedTokens };
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const r = await packingBench({ seconds: Number(process.env.GPUFEED_BENCH_SECONDS ?? 2) });
+  process.stdout.write(`packing ${r.documents} documents (${r.tokens} tokens) to ${PACK_LENGTH}: ${r.packed.samples_per_s.toFixed(0)} rows/s; pre-packed Arrow: ${r.prepacked.samples_per_s.toFixed(0)} rows/s; ratio ${r.ratio.toFixed(3)} (goal >= 0.7); ${r.droppedTokens} tokens dropped per epoch\n`);
+}

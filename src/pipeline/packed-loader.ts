@@ -1,0 +1,352 @@
+// The packed loader (PACKING.md): a loader of documents (loader.ts, following the document feed
+// of plan/packing.ts instead of the sample plan) and, on this thread, the packers that cut the
+// documents of each partition this rank reads into rows of exactly `length` tokens, written into
+// batch slots of their own: [batchSize, length] tokens, [batchSize, length] position_ids and the
+// rows' segment lengths (seq_lens). The rows' places depend only on the documents' order, so any
+// world size resumes from the carries of a state exactly.
+import { ErrorCodes, GpufeedError, invalidOption } from '../errors.js';
+import { openDataset } from '../dataset/open-dataset.js';
+import type { ColumnSpec, ManifestV1, NumericDType } from '../dataset/types.js';
+import {
+  adoptResumeOptions, layoutFor, resolveOrderOptions, resolveWorld, resumePoint, resumeState,
+  type OrderOptions, type ResumeState, type World,
+} from '../plan/index.js';
+import {
+  checkPackOptions, packLayout, packPartitionCount, packResumePoint, packResumeState, RankPacker, rankFeed, rankRuns,
+  type FeedSpec, type PackCarry, type PackLayout, type PackOptions, type PackShard, type RankRun,
+} from '../plan/packing.js';
+import { computeBatchLayout, type BatchLayout, type ColumnRegion } from './batch-layout.js';
+import { BatchRing } from './batch-ring.js';
+import { ARRAY_CTORS, Batch, isVarColumn, type NumericArray } from './batch.js';
+import { Loader, type LoaderInternalOptions, type LoaderOptions, type PackedLoaderOptions } from './loader.js';
+import type { LoaderStatsSnapshot } from './stats.js';
+
+/** The extra output columns. */
+export const POSITION_IDS = 'position_ids';
+export const SEQ_LENS = 'seq_lens';
+
+/** Packing figures per epoch, over all ranks (the same on every rank), and this rank's so far. */
+export interface PackStats {
+  length: number;
+  stepsPerEpoch: number;
+  tokensPerEpoch: number;
+  droppedTokensPerEpoch: number;
+  paddedTokensPerEpoch: number;
+  /** Rows this rank delivered. */
+  rows: number;
+  /** Tokens of documents this rank's packers consumed past their last rows (their share of the drop). */
+  droppedTokens: number;
+}
+
+/** Output slots by default: the consumer may hold a few while the next one is packed. */
+const DEFAULT_PACKED_SLOTS = 4;
+
+export interface PackedRowsInfo {
+  /** Per row, its segments as [documentId, tokenOffset, count, ...]; documentId -1 is padding. */
+  segments: number[][];
+}
+
+/** The plan's view of the manifest's shards for packing; names the shard that lacks token counts. */
+export function packShards(manifest: ManifestV1, column: string): PackShard[] {
+  return manifest.shards.map((s) => {
+    const tokens = s.pieceValues?.[column];
+    if (!tokens) {
+      throw invalidOption('pack', `shard ${s.path} records no token counts for column ${column} (pieceValues): packing needs them to give every rank the same steps; write the dataset with gpufeed prep`, { shard: s.path, column });
+    }
+    const pieceRows = s.layout.kind === 'arrow' ? s.layout.batches.map((b) => b.rows) : s.layout.rowGroups.map((g) => g.rows);
+    return { rows: s.rows, bytes: s.bytes, hash: s.hash, pieceRows, pieceTokens: tokens };
+  });
+}
+
+/** The packed column's spec, checked: a list of integers. */
+export function packColumnSpec(manifest: ManifestV1, pack: PackOptions): ColumnSpec {
+  const col = manifest.schema.find((c) => c.name === pack.column);
+  if (!col) throw new GpufeedError(ErrorCodes.UNKNOWN_COLUMN, `pack.column: the dataset has no column ${pack.column} (columns: ${manifest.schema.map((c) => c.name).join(', ')})`, { column: pack.column, option: 'pack' });
+  if (col.kind !== 'list' || !/^u?int(8|16|32|64)$/.test(col.dtype)) {
+    throw invalidOption('pack', `pack.column ${pack.column} must be a list of integers (token ids), got ${col.kind} of ${col.dtype}`, { column: pack.column });
+  }
+  if (pack.column === POSITION_IDS || pack.column === SEQ_LENS) throw invalidOption('pack', `pack.column must not be named ${pack.column}: packing adds a column of that name`);
+  return col;
+}
+
+/** Everything a packed run's plan fixes, from the manifest and options; shared by the loader and `gpufeed plan`. */
+export interface PackSetup {
+  pack: PackOptions;
+  world: World;
+  order: OrderOptions;
+  shards: PackShard[];
+  layout: PackLayout;
+  runs: RankRun[];
+  start: { epoch: number; step: number; carry: Map<number, [number, number]> };
+}
+
+export function packSetup(manifest: ManifestV1, options: PackedLoaderOptions): PackSetup {
+  const pack = checkPackOptions(options.pack);
+  packColumnSpec(manifest, pack);
+  const world = resolveWorld(
+    Object.fromEntries(
+      Object.entries({ rank: options.rank, worldSize: options.worldSize, localRank: options.localRank, localWorldSize: options.localWorldSize }).filter(([, v]) => v !== undefined),
+    ) as Partial<World>,
+  );
+  const partial: Partial<OrderOptions> = { batchSize: options.batchSize };
+  for (const k of ['seed', 'shuffle', 'shuffleWindow', 'partitions', 'pad', 'epochs'] as const) {
+    if (options[k] !== undefined) (partial as Record<string, unknown>)[k] = options[k];
+  }
+  if (options.dropLast) throw invalidOption('dropLast', 'does not apply to packing: the tail past the last full step is dropped unless pad is set');
+  const order = resolveOrderOptions(options.resume ? adoptResumeOptions(partial, options.resume, world) : partial, world);
+  const shards = packShards(manifest, pack.column);
+  const layout = packLayout(shards, order.batchSize * world.worldSize, packPartitionCount(world, order), pack.length, order.pad);
+  let start: PackSetup['start'] = { epoch: 0, step: 0, carry: new Map() };
+  if (options.resume) {
+    const state = options.resume;
+    // The sample plan's checks (dataset, global batch, partitions, seed, shuffle, pad), on the state's step boundary 0.
+    const sampleSteps = layoutFor(shards, world, order).steps;
+    resumePoint({ ...state, stepsPerEpoch: sampleSteps, stepsDone: 0 }, shards, world, order);
+    start = packResumePoint(state, layout, pack, order.epochs);
+  }
+  return { pack, world, order, shards, layout, runs: rankRuns(layout, world.rank, order.batchSize), start };
+}
+
+export async function openPackedLoader(uri: string, options: PackedLoaderOptions, internal: LoaderInternalOptions): Promise<PackedLoader> {
+  if (options.columns !== undefined && (options.columns.length !== 1 || options.columns[0] !== options.pack?.column)) {
+    throw invalidOption('columns', `with pack, only the packed column (${options.pack?.column}) is loaded; leave columns unset`);
+  }
+  const opened = await openDataset(uri, options);
+  let setup: PackSetup;
+  try {
+    setup = packSetup(opened.manifest, options);
+  } finally {
+    await opened.shards.close();
+  }
+  const { layout, runs, start } = setup;
+  const docs = runs.reduce((a, r) => a + layout.partitions[r.partition]!.size, 0);
+  const tokens = runs.reduce((a, r) => a + layout.partitions[r.partition]!.tokens, 0);
+  const rowsPerStep = runs.reduce((a, r) => a + layout.partitions[r.partition]!.share, 0);
+  const meanDoc = docs > 0 ? tokens / docs : 1;
+  // Documents of about one step's rows per feed batch.
+  const perStep = Math.max(options.batchSize, Math.min(1 << 16, Math.ceil((rowsPerStep * setup.pack.length) / Math.max(1, meanDoc))));
+  const { spec, carries, batch: innerBatch } = rankFeed(layout, runs, start, perStep);
+  const { pack: _pack, resume: _resume, columns: _columns, partitions: _partitions, dropLast: _dropLast, ...rest } = options;
+  const inner = await Loader.open(uri, { ...rest, batchSize: innerBatch, columns: [setup.pack.column], seed: setup.order.seed, shuffle: setup.order.shuffle, shuffleWindow: setup.order.shuffleWindow, pad: false, epochs: setup.order.epochs }, {
+    ...internal, feed: () => spec,
+  });
+  try {
+    return new PackedLoader(inner, setup, spec, carries, options);
+  } catch (err) {
+    await inner.close();
+    throw err;
+  }
+}
+
+/** A document of the feed as a packer holds it: its id and a copy of its tokens. */
+interface Doc {
+  id: number;
+  tokens: NumericArray;
+}
+
+export class PackedLoader implements AsyncIterable<Batch> {
+  readonly uri: string;
+  readonly manifest: ManifestV1;
+  /** The output columns: the packed tokens, position_ids, seq_lens. */
+  readonly columns: readonly ColumnSpec[];
+  readonly world: World;
+  readonly order: OrderOptions;
+  readonly pack: PackOptions;
+  readonly packLayout: PackLayout;
+  readonly layout: BatchLayout;
+  readonly ring: BatchRing;
+  readonly workers: number;
+  /** The document loader underneath. */
+  readonly documents: Loader;
+  readonly #packer: RankPacker<Doc>;
+  readonly #shards: PackShard[];
+  readonly #start: { epoch: number; step: number };
+  /** Packed steps delivered. */
+  #delivered = 0;
+  #rows = 0;
+  #iterating = false;
+  #closed = false;
+  readonly #freeSlots: number[];
+  #feed: AsyncIterator<Batch> | undefined;
+
+  constructor(inner: Loader, setup: PackSetup, spec: FeedSpec, carries: Map<number, PackCarry>, options: LoaderOptions) {
+    this.documents = inner;
+    this.uri = inner.uri;
+    this.manifest = inner.manifest;
+    this.world = setup.world;
+    this.order = setup.order;
+    this.pack = setup.pack;
+    this.packLayout = setup.layout;
+    this.workers = inner.workers;
+    this.#shards = setup.shards;
+    this.#start = { epoch: setup.start.epoch, step: setup.start.step };
+    this.#packer = new RankPacker<Doc>(setup.layout, setup.runs, spec, carries, setup.start.epoch);
+    const col = packColumnSpec(inner.manifest, setup.pack);
+    const L = setup.pack.length;
+    this.columns = [
+      { name: col.name, dtype: col.dtype, kind: 'fixed', shape: [L], nullable: false },
+      { name: POSITION_IDS, dtype: 'int32', kind: 'fixed', shape: [L], nullable: false },
+      { name: SEQ_LENS, dtype: 'int32', kind: 'list', nullable: false },
+    ];
+    const B = setup.order.batchSize;
+    this.layout = computeBatchLayout(inner.manifest, this.columns, B, 4, { [SEQ_LENS]: B * L * 4 });
+    const slots = options.slots ?? DEFAULT_PACKED_SLOTS;
+    this.ring = new BatchRing(slots, this.layout.slotBytes, options.pin === undefined ? {} : { pin: options.pin });
+    this.#freeSlots = this.ring.slots.map((s) => s.index).reverse();
+  }
+
+  /** Packed steps per epoch (every rank, every epoch). */
+  stepsPerEpoch(_epoch?: number): number {
+    return this.packLayout.steps;
+  }
+
+  #position(flat: number): { epoch: number; step: number } {
+    const S = this.packLayout.steps;
+    if (S === 0) return { epoch: this.order.epochs === Infinity ? 0 : this.order.epochs, step: 0 };
+    const epoch = Math.floor(flat / S);
+    return { epoch, step: flat - epoch * S };
+  }
+
+  /** The next feed batch's documents, to their partitions' packers. False when the feed is over. */
+  readonly #pull = async (): Promise<boolean> => {
+    this.#feed ??= this.documents[Symbol.asyncIterator]();
+    const r = await this.#feed.next();
+    if (r.done) return false;
+    const batch = r.value;
+    const data = batch.columns[this.pack.column];
+    if (!data || !isVarColumn(data)) throw new GpufeedError(ErrorCodes.INTERNAL, `feed batch lacks list column ${this.pack.column}`);
+    const { offsets, values } = data;
+    // The tokens are copied: the feed's slot goes back to its ring at the next pull.
+    const n = this.#packer.feed(batch.epoch, batch.step, (i) => offsets[i + 1]! - offsets[i]!, (i) => ({ id: batch.ids[i]!, tokens: values.slice(offsets[i]!, offsets[i + 1]!) as NumericArray }));
+    if (n !== batch.size) throw new GpufeedError(ErrorCodes.INTERNAL, `feed batch of epoch ${batch.epoch} step ${batch.step} holds ${batch.size} documents, the feed planned ${n}`);
+    return true;
+  };
+
+  /** Fills slot `slot` with this rank's rows of step `step`; returns the rows' first documents and segments. */
+  async #fill(slot: number, step: number): Promise<{ ids: number[]; segments: number[][] }> {
+    const buffer = this.ring.slots[slot]!.buffer;
+    const [tokRegion, posRegion, lenRegion] = this.layout.columns as [ColumnRegion, ColumnRegion, ColumnRegion];
+    const L = this.pack.length;
+    const B = this.order.batchSize;
+    const Ctor = ARRAY_CTORS[tokRegion.dtype as NumericDType];
+    const tokens = new Ctor(buffer, tokRegion.valuesOffset, B * L);
+    const positions = new Int32Array(buffer, posRegion.valuesOffset, B * L);
+    const lenOffsets = new Int32Array(buffer, lenRegion.offsetsOffset, B + 1);
+    const lens = new Int32Array(buffer, lenRegion.valuesOffset, B * L);
+    const big = tokens instanceof BigInt64Array || tokens instanceof BigUint64Array;
+    const padToken = this.pack.padToken ?? 0;
+    const ids: number[] = [];
+    const segments: number[][] = [];
+    let nLens = 0;
+    lenOffsets[0] = 0;
+    const rows = await this.#packer.cut(step, this.#pull, (j, segs) => {
+      const base = j * L;
+      let at = 0;
+      const flat: number[] = [];
+      for (const s of segs) {
+        if (s.doc) {
+          (tokens as Int32Array).set(s.doc.tokens.subarray(s.offset, s.offset + s.count) as Int32Array, base + at);
+          flat.push(s.doc.id, s.offset, s.count);
+        } else {
+          (tokens as unknown as { fill(v: number | bigint, a: number, b: number): void }).fill(big ? BigInt(padToken) : padToken, base + at, base + at + s.count);
+          flat.push(-1, 0, s.count);
+        }
+        for (let i = 0; i < s.count; i++) positions[base + at + i] = i;
+        lens[nLens++] = s.count;
+        at += s.count;
+      }
+      ids.push(segs[0]?.doc?.id ?? -1);
+      segments.push(flat);
+      lenOffsets[j + 1] = nLens;
+    });
+    if (rows !== B) throw new GpufeedError(ErrorCodes.INTERNAL, `packed step ${step}: ${rows} rows, the batch holds ${B}`);
+    return { ids, segments };
+  }
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<Batch, void, undefined> {
+    if (this.#iterating) throw new GpufeedError(ErrorCodes.INVALID_OPTION, 'this loader is already being iterated; open another loader', { option: 'iterate' });
+    this.#iterating = true;
+    let previous: Batch | undefined;
+    const S = this.packLayout.steps;
+    const first = this.#start.epoch * S + this.#start.step;
+    const end = S === 0 ? first : this.order.epochs === Infinity ? Infinity : this.order.epochs * S;
+    try {
+      for (let flat = first + this.#delivered; flat < end; flat++) {
+        if (this.#closed) return;
+        const { epoch, step } = this.#position(flat);
+        if (epoch !== this.#packer.epoch) this.#packer.nextEpoch();
+        const slot = this.#freeSlots.pop();
+        if (slot === undefined) {
+          throw new GpufeedError(ErrorCodes.INVALID_OPTION, `all ${this.ring.slots.length} packed batch slots are held by the consumer (retained batches); release some or raise the slots option`, { option: 'slots' });
+        }
+        let filled: { ids: number[]; segments: number[][] };
+        try {
+          filled = await this.#fill(slot, step);
+        } catch (err) {
+          this.#freeSlots.push(slot);
+          throw err;
+        }
+        if (this.#closed) return;
+        const s = this.ring.slots[slot]!;
+        const batch = new Batch({
+          epoch, step, ids: filled.ids, slabId: s.slab.id, layout: this.layout, buffer: s.buffer, pack: { segments: filled.segments },
+          release: () => {
+            if (!this.#closed) this.#freeSlots.push(slot);
+          },
+        });
+        this.#delivered += 1;
+        this.#rows += filled.ids.length;
+        yield batch;
+        previous = batch;
+        previous.releaseUnlessRetained();
+      }
+    } finally {
+      this.#iterating = false;
+      previous?.releaseUnlessRetained();
+    }
+  }
+
+  /**
+   * The resume state after the last delivered batch. It carries where the next row of each
+   * partition this rank read starts; mergePackStates joins several ranks' states, and a partition
+   * without a carry is replayed from its epoch's start on resume (exact, only slower).
+   */
+  state(): ResumeState {
+    const pos = this.#position(this.#start.epoch * this.packLayout.steps + this.#start.step + this.#delivered);
+    const base = resumeState(this.#shards, this.world, this.order, pos.epoch, 0);
+    // At an epoch's end the next epoch starts from its first documents: no carry needed.
+    const carry = pos.step > 0 && pos.epoch === this.#packer.epoch ? this.#packer.carries(pos.step) : {};
+    return packResumeState({ ...base, stepsDone: pos.step }, this.packLayout, this.pack, carry);
+  }
+
+  stats(): LoaderStatsSnapshot & { pack: PackStats } {
+    const inner = this.documents.stats();
+    return {
+      ...inner,
+      batches: this.#delivered,
+      rows: this.#rows,
+      pack: {
+        length: this.pack.length, stepsPerEpoch: this.packLayout.steps, tokensPerEpoch: this.packLayout.tokens,
+        droppedTokensPerEpoch: this.packLayout.droppedTokens, paddedTokensPerEpoch: this.packLayout.paddedTokens,
+        rows: this.#rows, droppedTokens: this.#packer.droppedTokens,
+      },
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      await this.documents.close();
+    } finally {
+      this.ring.close();
+    }
+  }
+}
+
+/** One line on packing's accounting, for the CLI: steps, tokens, what is dropped or padded per epoch. */
+export function packSummary(l: { pack: PackOptions; packLayout: PackLayout }): string {
+  const { steps, tokens, droppedTokens, paddedTokens } = l.packLayout;
+  const pct = (n: number): string => (tokens > 0 ? ((100 * n) / tokens).toFixed(2) : '0.00');
+  return `pack ${l.pack.column}=${l.pack.length}: ${steps} steps per epoch, ${tokens} tokens, ${droppedTokens} dropped (${pct(droppedTokens)}%), ${paddedTokens} padding (${pct(paddedTokens)}%) per epoch`;
+}
