@@ -51,12 +51,18 @@ export function buildRegistry(probe: LoaderProbe, dataset: string, stall: () => 
   const w = probe.world;
   registry.setDefaultLabels({ rank: String(w.rank), local_rank: String(w.localRank), world_size: String(w.worldSize), dataset });
   const registers = [registry];
-  // One snapshot of loader.stats() per scrape, shared by the metrics that read it.
-  let snap: { at: number; stats: LoaderStatsSnapshot } | undefined;
+  // One snapshot of loader.stats() per scrape, shared by the metrics that read it: a scrape's
+  // collect callbacks all start in one turn of the event loop, so the snapshot lives until the
+  // next turn (a time-based cache served a scrape taken right after a run the figures of one before).
+  let snap: LoaderStatsSnapshot | undefined;
   const stats = (): LoaderStatsSnapshot => {
-    const now = Date.now();
-    if (!snap || now - snap.at > 50) snap = { at: now, stats: probe.stats() };
-    return snap.stats;
+    if (!snap) {
+      snap = probe.stats();
+      setImmediate(() => {
+        snap = undefined;
+      });
+    }
+    return snap;
   };
 
   const counter = (name: string, help: string, read: () => number): void => {
