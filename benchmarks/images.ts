@@ -59,11 +59,11 @@ async function writeDataset(root: string): Promise<{ files: string[]; ds: string
 export async function imageBench(workers = usableCpus(), log: (m: string) => void = (m) => process.stderr.write(`${m}\n`)): Promise<ImageBenchRow[]> {
   const root = await mkdtemp(join(tmpdir(), 'gpufeed-bench-images-'));
   try {
-    log(`9/9 images: writing ${IMAGES} JPEGs (~500x375, q90, ${DISTINCT} distinct) and prep --images`);
+    log(`9 images: writing ${IMAGES} JPEGs (~500x375, q90, ${DISTINCT} distinct) and prep --images`);
     const { files, ds } = await writeDataset(root);
     const train: ImageTransformOptions = { kind: 'train', size: SIZE, layout: 'CHW' };
 
-    log(`9/9 images: gpufeed train transform ${SIZE}, ${workers} threads, ${SECONDS} s`);
+    log(`9 images: gpufeed train transform ${SIZE}, ${workers} threads, ${SECONDS} s`);
     const cpu0 = process.cpuUsage();
     const loader = await Loader.open(ds, { batchSize: BATCH, workers, seed: 1, shuffle: 'naive', epochs: Infinity, columns: ['image', 'label'], transforms: { image: train } });
     let g;
@@ -75,7 +75,7 @@ export async function imageBench(workers = usableCpus(), log: (m: string) => voi
     const cpu = process.cpuUsage(cpu0);
     const gCpuPerImage = (cpu.user + cpu.system) / 1e6 / Math.max(1, g.samples);
 
-    log(`9/9 images: Pillow + DataLoader baseline, ${workers} workers, ${SECONDS} s`);
+    log(`9 images: Pillow + DataLoader baseline, ${workers} workers, ${SECONDS} s`);
     const list = join(root, 'files.txt');
     await writeFile(list, `${files.join('\n')}\n`);
     const { stdout } = await run('python3', [BASELINE, list, String(SIZE), String(workers), String(BATCH), String(SECONDS)], { timeout: 180_000, maxBuffer: 16 << 20 });

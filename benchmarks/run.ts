@@ -138,7 +138,7 @@ async function duckdbRows(sql: string, rows: number, repeats: number): Promise<{
  * partition counts (benchmarks/plan-scale.ts): the slowest case's time and peak heap + buffers.
  */
 function mixturePlanRows(rows: Row[], details: Record<string, unknown>): void {
-  log('9 planning a 3-stream mixture of 100 M documents, 1,024 ranks, partitions 8 to 4,096');
+  log('10 planning a 3-stream mixture of 100 M documents, 1,024 ranks, partitions 8 to 4,096');
   const r = mixturePlanScale();
   rows.push({ name: 'mixture plan, 3 streams, 100 M docs, 1,024 ranks: slowest rank epoch (s)', gpufeed: `${(r.worstMs / 1e3).toFixed(2)} s`, reference: '2 s', ratio: r.worstMs / 2000, goal: '<= 1', pass: r.worstMs <= 2000 });
   rows.push({ name: 'mixture plan: peak heap + buffers (MB)', gpufeed: `${r.worstPeakMB.toFixed(0)} MB`, reference: '500 MB', ratio: r.worstPeakMB / 500, goal: '<= 1', pass: r.worstPeakMB <= 500 });
