@@ -7,7 +7,7 @@ import { mixtureLayout } from './mixture-layout.js';
 import type { ResolvedStream } from './mixture-spec.js';
 import { type OrderOptions, resolveOrderOptions } from './options.js';
 import { datasetFingerprint, type ShardSize } from './samples.js';
-import { checkShape, continuePoint, mismatch, RESUME_FORMAT, RESUME_VERSION, type ResumeState } from './state.js';
+import { checkShape, continuePoint, mismatch, stateAt, type ResumeState } from './state.js';
 import type { World } from './world.js';
 
 export interface MixtureStreamRecord {
@@ -56,22 +56,8 @@ export function mixtureResumeState(streams: readonly ResolvedStream[], world: Wo
     throw mismatch('stepsDone', `must be an integer in [0, ${layout.steps}], got ${stepsDone}`);
   }
   const shards = concatenated(streams);
-  return {
-    format: RESUME_FORMAT,
-    version: RESUME_VERSION,
-    epoch,
-    stepsDone,
-    stepsPerEpoch: layout.steps,
-    globalBatchSize: layout.globalBatch,
-    partitions: opts.partitions ?? world.worldSize,
-    seed: opts.seed,
-    shuffle: opts.shuffle,
-    shuffleWindow: opts.shuffleWindow,
-    dropLast: opts.dropLast,
-    pad: opts.pad,
-    dataset: { shards: shards.length, rows: streams.reduce((a, s) => a + s.rows, 0), fingerprint: datasetFingerprint(shards) },
-    mixture: mixtureRecord(streams),
-  };
+  const dataset = { shards: shards.length, rows: streams.reduce((a, s) => a + s.rows, 0), fingerprint: datasetFingerprint(shards) };
+  return { ...stateAt(layout, opts, world, epoch, stepsDone, dataset), mixture: mixtureRecord(streams) };
 }
 
 /** The first difference between two mixtures, as a sentence; undefined when they are the same. */

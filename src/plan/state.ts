@@ -63,21 +63,7 @@ export function resumeState(
   if (!Number.isSafeInteger(stepsDone) || stepsDone < 0 || stepsDone > layout.steps) {
     throw invalidOption('stepsDone', `must be an integer in [0, ${layout.steps}], got ${stepsDone}`);
   }
-  return {
-    format: RESUME_FORMAT,
-    version: RESUME_VERSION,
-    epoch,
-    stepsDone,
-    stepsPerEpoch: layout.steps,
-    globalBatchSize: layout.globalBatch,
-    partitions: opts.partitions ?? world.worldSize,
-    seed: opts.seed,
-    shuffle: opts.shuffle,
-    shuffleWindow: opts.shuffleWindow,
-    dropLast: opts.dropLast,
-    pad: opts.pad,
-    dataset: { shards: shards.length, rows: samplesToShards(shards).totalRows, fingerprint: datasetFingerprint(shards) },
-  };
+  return stateAt(layout, opts, world, epoch, stepsDone, { shards: shards.length, rows: samplesToShards(shards).totalRows, fingerprint: datasetFingerprint(shards) });
 }
 
 /** The order options a resume state fixes: what a caller who does not set them resumes with. */
@@ -181,6 +167,25 @@ export function continuePoint(state: ResumeState, now: ResumeState, opts: OrderO
     );
   }
   return point;
+}
+
+/** A version 2 state at (epoch, stepsDone) of `layout`: the fields every state has (single dataset and mixture alike). */
+export function stateAt(layout: { steps: number; globalBatch: number }, opts: OrderOptions, world: World, epoch: number, stepsDone: number, dataset: ResumeState['dataset']): ResumeState {
+  return {
+    format: RESUME_FORMAT,
+    version: RESUME_VERSION,
+    epoch,
+    stepsDone,
+    stepsPerEpoch: layout.steps,
+    globalBatchSize: layout.globalBatch,
+    partitions: opts.partitions ?? world.worldSize,
+    seed: opts.seed,
+    shuffle: opts.shuffle,
+    shuffleWindow: opts.shuffleWindow,
+    dropLast: opts.dropLast,
+    pad: opts.pad,
+    dataset,
+  };
 }
 
 export function checkShape(state: unknown): asserts state is ResumeState {
