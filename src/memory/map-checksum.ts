@@ -1,14 +1,15 @@
 // CRC-32 in the addon: the piece checks of the decode workers (pipeline/piece-check.ts). zlib's
 // polynomial and convention, so the value equals node:zlib's crc32 and the manifests' crc32 fields
 // (dataset/piece-checksum.ts); the addon folds 64 or 256 bytes per step with carry-less multiplies
-// (about 38 GB/s per core with AVX-512 on the dev host, against 4 GB/s for node:zlib's). On the
+// (about 38 GB/s per core with AVX-512 on the dev host, against 4 GB/s for node:zlib's; 32 bytes
+// per multiply with AVX2 and VPCLMULQDQ on CPUs without AVX-512). On the
 // mmap read path it hashes a piece where it lies in the mapping, with no copy, under the same
 // fault guard as the gather copies: a file truncated under it is GPUFEED_SHARD_CORRUPT.
 import { invalidOption } from '../errors.js';
 import { fromNative, loadNative } from './native.js';
 
 /** The addon's implementations; 'auto' is the fastest this CPU runs. */
-export const CRC32_KINDS = ['auto', 'table', 'pclmul', 'avx512'] as const;
+export const CRC32_KINDS = ['auto', 'table', 'pclmul', 'avx512', 'avx2'] as const;
 export type Crc32Kind = (typeof CRC32_KINDS)[number];
 
 function checkLength(option: string, v: unknown): number {
@@ -46,7 +47,7 @@ export function nativeCrc32(bytes: Uint8Array, seed = 0, kind: Crc32Kind = 'auto
   }
 }
 
-/** The implementation 'auto' picks on this CPU: 'avx512-vpclmul', 'pclmul' or 'table'. */
+/** The implementation 'auto' picks on this CPU: 'avx512-vpclmul', 'avx2-vpclmul', 'pclmul' or 'table'. */
 export function nativeCrc32Kind(): string {
   return loadNative().crc32Kind();
 }

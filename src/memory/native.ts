@@ -47,7 +47,7 @@ export interface NativeBinding {
   mapStatus(): { handles: number; mappings: number; bytes: number };
   /** zlib's crc32 of a range of a mapping, read in place under the fault guard (map-checksum.ts). */
   crc32FromMap(mapId: number, offset: number, length: number): number;
-  /** zlib's crc32(seed, bytes); kind 0 the fastest, 1 table, 2 pclmul, 3 avx512 (for the tests). */
+  /** zlib's crc32(seed, bytes); kind 0 the fastest, 1 table, 2 pclmul, 3 avx512, 4 avx2 (for the tests). */
   crc32(bytes: Uint8Array, seed?: number, kind?: number): number;
   crc32Kind(): string;
 }

@@ -42,8 +42,8 @@ test('every native crc32 implementation equals node:zlib at every length, offset
   assert.ok(kinds.includes('table') && kinds.includes('auto'), kinds.join());
   t.diagnostic(`implementations: ${kinds.join(', ')}; auto is ${nativeCrc32Kind()}`);
   const data = randomBytes(70_000);
-  // Around every fold width (16, 64, 256 bytes) and the steps between them.
-  const lengths = [0, 1, 3, 4, 15, 16, 17, 31, 48, 63, 64, 65, 79, 80, 127, 128, 191, 192, 255, 256, 257, 271, 319, 320, 511, 512, 513, 767, 1000, 4095, 4096, 4097, 65_536, 69_990];
+  // Around every fold width (16, 32, 64, 128, 256 bytes) and the steps between them.
+  const lengths = [0, 1, 3, 4, 15, 16, 17, 31, 32, 33, 48, 63, 64, 65, 79, 80, 96, 127, 128, 129, 159, 160, 161, 191, 192, 223, 224, 255, 256, 257, 271, 319, 320, 383, 384, 385, 511, 512, 513, 767, 1000, 4095, 4096, 4097, 65_536, 69_990];
   let checked = 0;
   for (const len of lengths) {
     for (const off of [0, 1, 7, 9]) {
