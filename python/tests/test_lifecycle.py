@@ -195,3 +195,27 @@ def test_interrupted_request_loses_nothing(datasets):
         state = loader.state_dict()
         assert state["stepsDone"] == 2, "the interrupted request's batch counts as delivered"
         assert [b.step for b in loader] == list(range(1, loader.steps_per_epoch))
+
+
+def server_node_options(pid: int) -> str:
+    with open(f"/proc/{pid}/environ", "rb") as f:
+        env = dict(kv.split(b"=", 1) for kv in f.read().split(b"\0") if b"=" in kv)
+    return env.get(b"NODE_OPTIONS", b"").decode()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/PID/environ")
+def test_server_young_generation_is_capped_unless_node_options_say_otherwise(datasets):
+    # The cap keeps the server's RSS flat after its first epochs (child.py, SERVER_NODE_OPTIONS);
+    # the caller's other NODE_OPTIONS stay, and a semi-space size of its own replaces ours.
+    cases = [
+        (None, f"{os.environ.get('NODE_OPTIONS', '')} --max-semi-space-size=1".strip()),
+        ({**os.environ, "NODE_OPTIONS": "--no-warnings"}, "--no-warnings --max-semi-space-size=1"),
+        ({**os.environ, "NODE_OPTIONS": "--max-semi-space-size=4"}, "--max-semi-space-size=4"),
+    ]
+    for env, want in cases:
+        loader = open_loader(datasets["arrow"], batch_size=64, env=env)
+        try:
+            assert next(iter(loader)).size == 64
+            assert server_node_options(loader.server_pid) == want
+        finally:
+            loader.close()
