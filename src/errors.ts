@@ -106,11 +106,14 @@ export function serializeError(err: unknown): SerializedError {
     return { name: err.name, code: err.code, message: err.message, details: err.details, stack: err.stack };
   }
   if (err instanceof Error) {
-    const code = (err as { code?: unknown }).code;
+    const { code, details } = err as { code?: unknown; details?: unknown };
+    const known = typeof code === 'string' && knownCodes.has(code);
     return {
       name: err.name,
-      code: typeof code === 'string' && knownCodes.has(code) ? code : ErrorCodes.INTERNAL,
+      code: known ? code : ErrorCodes.INTERNAL,
       message: err.message,
+      // A GpufeedError of another copy of this module (instanceof fails across them) keeps what it names.
+      ...(known && details && typeof details === 'object' ? { details: details as ErrorDetails } : {}),
       stack: err.stack,
     };
   }
