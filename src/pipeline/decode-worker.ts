@@ -21,7 +21,7 @@ import { checkFooterChecksum, checkOpenedShard, fileIdentity, pathIdentity, Piec
 import type { ManifestV1 } from '../dataset/types.js';
 import { decodeQuarantined, leaseFailure, QuarantineFlags, ShardFailure } from './quarantine.js';
 import { startupMark } from './startup-trace.js';
-import { ImageStage } from '../transforms/image-stage.js';
+import type { ImageStage } from '../transforms/image-stage.js';
 
 // Everything above is loaded and evaluated by now (benchmarks/startup.ts).
 startupMark('modules-loaded');
@@ -346,7 +346,11 @@ export async function runDecodeLoop(task: DecodeLoopTask): Promise<DecodeLoopRes
   if (task.pieceFlags) checks.shared = sharedPieceFlags(task.pieceFlags, manifest);
   const plans = new Map<number, RankEpochPlan>();
   // Image columns (transforms/): decoded from a staging read into the slot's tensor regions.
-  const images = task.images ? new ImageStage(task.images, manifest, control.batchSize) : undefined;
+  // Imported only then: the stage loads sharp and libvips, which a worker without images does
+  // not need (its start-up, test/integration/startup-imports.test.ts).
+  const images: ImageStage | undefined = task.images
+    ? new (await import('../transforms/image-stage.js')).ImageStage(task.images, manifest, control.batchSize)
+    : undefined;
   const sharedWindows = task.sharedWindows ? new SharedWindows(task.sharedWindows) : undefined;
   const planOf = (epoch: number): RankEpochPlan => {
     let p = plans.get(epoch);

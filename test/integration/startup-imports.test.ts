@@ -62,12 +62,12 @@ test('the loader module loads no format reader, writer or S3 client: the main th
   assert.deepEqual(HEAVY.filter((p) => loaded.has(p)), []);
 });
 
-test("the decode worker's entry loads the Arrow reader but no Parquet reader or writer", async (t) => {
+test("the decode worker's entry loads the Arrow reader but no Parquet reader or writer, nor sharp", async (t) => {
   const { lines } = await child(t, ['import', workerEntry('decode')]);
   assert.ok(lines.some((u) => u.endsWith('/src/pipeline/decode-worker.js')), 'the hooks saw the worker logic');
   const loaded = packagesIn(lines);
   assert.ok(loaded.has('apache-arrow'));
-  assert.deepEqual(PARQUET.filter((p) => loaded.has(p)), []);
+  assert.deepEqual([...PARQUET, 'sharp'].filter((p) => loaded.has(p)), []);
 });
 
 test('an Arrow dataset: what the decode workers import as they open shards includes no Parquet reader or writer', async (t) => {
@@ -77,7 +77,7 @@ test('an Arrow dataset: what the decode workers import as they open shards inclu
   // hooks see that, so the check below can fail.
   assert.ok(r.all.some((u) => u.includes('/src/dataset/shard-truth.')), "the hooks saw the workers' shard checks");
   const loaded = packagesIn(r.all);
-  assert.deepEqual(PARQUET.filter((p) => loaded.has(p)), []);
+  assert.deepEqual([...PARQUET, 'sharp'].filter((p) => loaded.has(p)), []);
 });
 
 test('a Parquet dataset: the decode workers load the Parquet reader when they first open a Parquet shard', async (t) => {
