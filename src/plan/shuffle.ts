@@ -6,7 +6,7 @@ import { FeistelPermutation } from './permutation.js';
 import { deriveKey, hashUnit, type Key64, Sfc32 } from './prng.js';
 import type { ShuffleAlgo } from './options.js';
 import type { SharedWindows } from './shared-windows.js';
-import { BucketedChunk, type ChunkView, DenseChunk, hashUnitSmall, KEYS_PER_BUCKET, type PieceMap, scanWindow, type WindowScan } from './window-chunk.js';
+import { BucketedChunk, type ChunkView, DenseChunk, fileCarried, hashUnitSmall, KEYS_PER_BUCKET, type PieceMap, scanWindow, type WindowScan } from './window-chunk.js';
 
 /** Where a window order finds chunks other threads computed, and which (epoch, partition) it is. */
 export interface WindowShare {
@@ -296,20 +296,19 @@ export class WindowOrder implements PartitionOrder, PieceMap {
     let count = 0;
     let next = 0;
     let from = lo;
-    if (carried) {
-      for (let q = 0; q < carried.length; q++) {
-        const k = carried.keys[q] as number;
-        const i = carried.positions[q] as number;
-        if (i < lo) throw new GpufeedError(ErrorCodes.INTERNAL, `window shuffle carried position ${i} before the scan's start ${lo}`);
-        if (k < x1) {
-          candidate(Math.floor((k - x0) * fs) * indexScale + (i - lo));
-        } else {
-          nextKeys[next] = k;
-          nextPositions[next++] = i;
-        }
-      }
-      from = carried.scannedTo;
+    const scan: WindowScan = {
+      x0, x1, window: w, keyLo: this.jitterKey.lo, keyHi: this.jitterKey.hi, fractionScale: fs, indexScale, first: lo, perPacked, maxBucket,
+      packed, bucketOf, counts, nextKeys, nextPositions, count: 0, next: 0,
+    };
+    if (carried && carried.length > 0) {
+      // Carried positions ascend, and their keys are at least x0 (the last chunk's end).
+      const firstCarried = carried.positions[0] as number;
+      if (firstCarried < lo) throw new GpufeedError(ErrorCodes.INTERNAL, `window shuffle carried position ${firstCarried} before the scan's start ${lo}`);
+      fileCarried(scan, carried.keys, carried.positions, carried.length);
     }
+    count = scan.count;
+    next = scan.next;
+    if (carried) from = carried.scannedTo;
     // Keys below x0 occur only before x0 + w/2 + 1: there (the first chunk of a walk, or random
     // access) the general loop; past it the branch-free scan.
     const sure = Math.min(hi, Math.max(from, Math.ceil(x0 + w / 2) + 1));
@@ -326,10 +325,8 @@ export class WindowOrder implements PartitionOrder, PieceMap {
       }
     }
     if (fast && sure < hi) {
-      const scan: WindowScan = {
-        x0, x1, window: w, keyLo: this.jitterKey.lo, keyHi: this.jitterKey.hi, fractionScale: fs, indexScale, first: lo, perPacked, maxBucket,
-        packed, bucketOf, counts, nextKeys, nextPositions, count, next,
-      };
+      scan.count = count;
+      scan.next = next;
       scanWindow(scan, sure, hi);
       count = scan.count;
       next = scan.next;

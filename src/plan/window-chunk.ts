@@ -287,3 +287,27 @@ export function scanWindow(s: WindowScan, from: number, hi: number): void {
   s.count = count;
   s.next = next;
 }
+
+/** Files the last chunk's carried keys (positions ascending, keys at least x0) as scanWindow does. */
+export function fileCarried(s: WindowScan, keys: Float64Array, positions: Float64Array, length: number): void {
+  const { x0, x1, fractionScale, indexScale, first, perPacked, maxBucket, packed, bucketOf, counts, nextKeys, nextPositions } = s;
+  const lastBucket = maxBucket / 2 - 1;
+  let count = s.count;
+  let next = s.next;
+  for (let q = 0; q < length; q++) {
+    const k = keys[q] as number;
+    const i = positions[q] as number;
+    const isNext = k >= x1 ? 1 : 0;
+    const p = Math.floor((k - x0) * fractionScale) * indexScale + (i - first);
+    const b = Math.min(Math.floor(p * perPacked), lastBucket + isNext * (maxBucket - lastBucket));
+    packed[count] = p;
+    bucketOf[count] = b;
+    counts[b + 1]!++;
+    nextKeys[next] = k;
+    nextPositions[next] = i;
+    count += 1 - isNext;
+    next += isNext;
+  }
+  s.count = count;
+  s.next = next;
+}
