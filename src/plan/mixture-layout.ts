@@ -145,6 +145,8 @@ export class Interleave {
       this.streamAt[j] = best;
       taken[best]!++;
     }
+    // countsBefore(G) reads checkpoint G/1024 when G is a multiple of 1024: the loop never reaches it.
+    if ((G & 1023) === 0) for (let k = 0; k < K; k++) this.checkpoints[(G >> 10) * K + k] = taken[k] as number;
   }
 
   /** Per-stream counts among positions [0, x). */

@@ -6,7 +6,7 @@ import { FeistelPermutation } from './permutation.js';
 import { deriveKey, hashUnit, type Key64, Sfc32 } from './prng.js';
 import type { ShuffleAlgo } from './options.js';
 import type { SharedWindows } from './shared-windows.js';
-import { sortPackedKeys } from './bucket-sort.js';
+import { BucketedChunk, type ChunkView, DenseChunk, fileCarried, hashUnitSmall, KEYS_PER_BUCKET, type PieceMap, scanWindow, type WindowScan } from './window-chunk.js';
 
 /** Where a window order finds chunks other threads computed, and which (epoch, partition) it is. */
 export interface WindowShare {
@@ -86,27 +86,40 @@ export class NaiveOrder implements PartitionOrder {
  *
  * Random access: keys are sorted per chunk of key space [jw, (j+1)w); the number of keys below jw
  * is (positions surely below) + (a count over the uncertain 2w around it), so chunk j's first
- * delivery index is known without sorting anything before it.
+ * delivery index is known without sorting anything before it. Inside a chunk, keys are bucketed
+ * and a bucket is sorted only when one of its deliveries is asked for (window-chunk.ts): a rank
+ * sharing its partition with many others sorts only its own part of each chunk.
  */
-export class WindowOrder implements PartitionOrder {
+export class WindowOrder implements PartitionOrder, PieceMap {
   readonly size: number;
   private readonly window: number;
   private readonly jitterKey: Key64;
   /** Shard pieces in shuffled order: local start offset, and cumulative length before each. */
-  private readonly pieceStart: Float64Array;
-  private readonly pieceCumulative: Float64Array;
+  readonly pieceStart: Float64Array;
+  readonly pieceCumulative: Float64Array;
   /** Bits for a candidate's index inside a chunk, and fractional key bits, in the packed sort key. */
   private readonly indexBits: number;
   private readonly fractionScale: number;
   private readonly starts = new Map<number, number>();
-  private readonly chunks = new Map<number, Uint32Array | Float64Array>();
+  private readonly chunks = new Map<number, ChunkView>();
+  /** A chunk no longer cached, whose buffers the next computed chunk takes over. */
+  private spare: BucketedChunk | undefined;
+  /** Scan buffers, reused by every chunk: candidates' packed keys, bucket scratch. */
+  private scanPacked = new Float64Array(0);
+  private bucketScratch = new Uint32Array(0);
+  private fillScratch = new Uint32Array(0);
+  /** Two sets of carry buffers: a chunk reads the carry in one and writes the next in the other. */
+  private carryBuffers: Array<{ keys: Float64Array; positions: Float64Array }> = [
+    { keys: new Float64Array(0), positions: new Float64Array(0) },
+    { keys: new Float64Array(0), positions: new Float64Array(0) },
+  ];
   private readonly share: WindowShare | undefined;
   /**
    * What the last computed chunk's scan saw beyond its end: the positions it hashed whose keys
-   * fall at or past its end, with their keys and local offsets, and where its scan stopped. The
+   * fall at or past its end, with their keys, and where its scan stopped. The
    * next chunk starts from them, so a forward walk hashes each position once, not three times.
    */
-  private carry: { chunk: number; scannedTo: number; keys: Float64Array; offsets: Float64Array; length: number } | undefined;
+  private carry: { chunk: number; scannedTo: number; keys: Float64Array; positions: Float64Array; length: number } | undefined;
 
   constructor(range: PartitionRange, locator: PieceLocator, key: Key64, window: number, share?: WindowShare) {
     this.size = range.size;
@@ -165,17 +178,18 @@ export class WindowOrder implements PartitionOrder {
         j--;
         continue;
       }
-      const offsets = this.chunk(j);
-      if (start + offsets.length <= t) {
+      const chunk = this.chunk(j);
+      if (start + chunk.length <= t) {
         j++;
         continue;
       }
-      return offsets[t - start] as number;
+      return chunk.offsetAt(t - start);
     }
   }
 
   private key(i: number): number {
-    return i + (hashUnit(this.jitterKey, i) - 0.5) * this.window;
+    const u = i < 4294967296 ? hashUnitSmall(this.jitterKey.lo, this.jitterKey.hi, i) : hashUnit(this.jitterKey, i);
+    return i + (u - 0.5) * this.window;
   }
 
   /** Positions [lo, hi) of the shuffled-shard sequence that may hold a key near x. */
@@ -208,8 +222,8 @@ export class WindowOrder implements PartitionOrder {
     return start;
   }
 
-  /** Local offsets of the samples whose keys fall in [jw, (j+1)w), in key order. */
-  private chunk(j: number): Uint32Array | Float64Array {
+  /** The samples whose keys fall in [jw, (j+1)w), in key order (as local offsets). */
+  private chunk(j: number): ChunkView {
     const cached = this.chunks.get(j);
     if (cached) return cached;
     const sh = this.share;
@@ -219,85 +233,128 @@ export class WindowOrder implements PartitionOrder {
       const { start, offsets } = claim.chunk;
       this.rememberStart(j, start);
       this.rememberStart(j + 1, start + offsets.length);
-      remember(this.chunks, j, offsets, 2);
-      return offsets;
+      const dense = new DenseChunk(offsets);
+      this.rememberChunk(j, dense);
+      return dense;
     }
     if (claim.kind === 'none') return this.computeChunk(j);
     let offsets: Uint32Array | Float64Array;
+    let chunk: BucketedChunk;
     try {
-      offsets = this.computeChunk(j);
+      chunk = this.computeChunk(j);
+      offsets = chunk.materialize(this.size);
     } catch (err) {
       sh.store.abandon(claim);
       throw err;
     }
     sh.store.complete(claim, this.chunkStart(j), offsets);
-    return offsets;
+    return chunk;
   }
 
   /** Computes chunk j (and remembers it, and where chunk j + 1 starts). */
-  private computeChunk(j: number): Uint32Array | Float64Array {
-    const x0 = j * this.window;
-    const x1 = x0 + this.window;
+  private computeChunk(j: number): BucketedChunk {
+    const w = this.window;
+    const x0 = j * w;
+    const x1 = x0 + w;
     const lo = this.around(x0)[0];
     const hi = this.around(x1)[1];
-    // Candidates in ascending position order (ties of the packed key then break as positions do).
+    // Candidates: keys in [x0, x1), packed as (fixed-point key, position - lo), so ties of the
+    // fixed-point key break as positions do. Positions past lo + 2^indexBits cannot occur: hi - lo
+    // is at most 2w + 4.
     const carry = this.carry;
     const carried = carry && carry.chunk === j && carry.scannedTo >= lo && carry.scannedTo <= hi ? carry : undefined;
-    const room = hi - lo + (carried ? carried.length : 0);
-    const keys = new Float64Array(room);
-    const local = new Float64Array(room);
-    const nextKeys = new Float64Array(room);
-    const nextOffsets = new Float64Array(room);
+    const room = hi - lo + (carried ? carried.length : 0) + 1;
+    if (this.scanPacked.length < room) {
+      this.scanPacked = new Float64Array(room);
+      this.bucketScratch = new Uint32Array(room);
+    }
+    const packed = this.scanPacked;
+    // Write the next carry into the buffers the current carry does not use.
+    const out = this.carryBuffers[carry && carry.keys === this.carryBuffers[0]!.keys ? 1 : 0]!;
+    if (out.keys.length < room) {
+      out.keys = new Float64Array(room);
+      out.positions = new Float64Array(room);
+    }
+    const nextKeys = out.keys;
+    const nextPositions = out.positions;
+    const fs = this.fractionScale;
+    const indexScale = 2 ** this.indexBits;
+    const chunk = this.spare ?? new BucketedChunk();
+    this.spare = undefined;
+    // About KEYS_PER_BUCKET keys per bucket: a chunk holds about min(w, m) keys.
+    const buckets = Math.max(1, Math.ceil(Math.min(w, this.size) / KEYS_PER_BUCKET));
+    const counts = chunk.begin(buckets);
+    const bucketOf = this.bucketScratch;
+    const perPacked = buckets / (w * fs * indexScale);
+    const maxBucket = 2 * buckets;
+    const candidate = (p: number): void => {
+      const b = Math.min(Math.floor(p * perPacked), buckets - 1);
+      packed[count] = p;
+      bucketOf[count++] = b;
+      counts[b + 1]!++;
+    };
     let count = 0;
     let next = 0;
     let from = lo;
-    if (carried) {
-      for (let q = 0; q < carried.length; q++) {
-        const k = carried.keys[q] as number;
-        if (k < x1) {
-          keys[count] = k;
-          local[count++] = carried.offsets[q] as number;
-        } else {
-          nextKeys[next] = k;
-          nextOffsets[next++] = carried.offsets[q] as number;
-        }
-      }
-      from = carried.scannedTo;
+    const scan: WindowScan = {
+      x0, x1, window: w, keyLo: this.jitterKey.lo, keyHi: this.jitterKey.hi, fractionScale: fs, indexScale, first: lo, perPacked, maxBucket,
+      packed, bucketOf, counts, nextKeys, nextPositions, count: 0, next: 0,
+    };
+    if (carried && carried.length > 0) {
+      // Carried positions ascend, and their keys are at least x0 (the last chunk's end).
+      const firstCarried = carried.positions[0] as number;
+      if (firstCarried < lo) throw new GpufeedError(ErrorCodes.INTERNAL, `window shuffle carried position ${firstCarried} before the scan's start ${lo}`);
+      fileCarried(scan, carried.keys, carried.positions, carried.length);
     }
-    let piece = this.pieceOf(from);
-    const cum = this.pieceCumulative;
-    for (let i = from; i < hi; i++) {
+    count = scan.count;
+    next = scan.next;
+    if (carried) from = carried.scannedTo;
+    // Keys below x0 occur only before x0 + w/2 + 1: there (the first chunk of a walk, or random
+    // access) the general loop; past it the branch-free scan.
+    const sure = Math.min(hi, Math.max(from, Math.ceil(x0 + w / 2) + 1));
+    const fast = hi <= 4294967296;
+    const generalEnd = fast ? sure : hi;
+    for (let i = from; i < generalEnd; i++) {
       const k = this.key(i);
       if (k < x0) continue;
-      while ((cum[piece + 1] as number) <= i) piece++;
-      const offset = (this.pieceStart[piece] as number) + (i - (cum[piece] as number));
       if (k < x1) {
-        keys[count] = k;
-        local[count++] = offset;
+        candidate(Math.floor((k - x0) * fs) * indexScale + (i - lo));
       } else {
         nextKeys[next] = k;
-        nextOffsets[next++] = offset;
+        nextPositions[next++] = i;
       }
     }
-    this.carry = { chunk: j + 1, scannedTo: hi, keys: nextKeys, offsets: nextOffsets, length: next };
+    if (fast && sure < hi) {
+      scan.count = count;
+      scan.next = next;
+      scanWindow(scan, sure, hi);
+      count = scan.count;
+      next = scan.next;
+    }
+    this.carry = { chunk: j + 1, scannedTo: hi, keys: nextKeys, positions: nextPositions, length: next };
     const known = this.starts.get(j + 1);
     const start = this.chunkStart(j);
     if (known !== undefined && known - start !== count) throw new GpufeedError(ErrorCodes.INTERNAL, `window shuffle chunk has ${count} keys, expected ${known - start}`);
-    const packed = new Float64Array(count);
-    const indexScale = 2 ** this.indexBits;
-    for (let q = 0; q < count; q++) packed[q] = Math.floor(((keys[q] as number) - x0) * this.fractionScale) * indexScale + q;
-    sortPackedKeys(packed, this.indexBits, this.window * this.fractionScale);
-    // Offsets fit 32 bits in all but giant partitions: half the memory (a rank holding many
-    // partitions holds a chunk of each).
-    const offsets = this.size <= 2 ** 32 ? new Uint32Array(count) : new Float64Array(count);
-    for (let q = 0; q < count; q++) {
-      const p = packed[q] as number;
-      offsets[q] = local[p - Math.floor(p / indexScale) * indexScale] as number;
-    }
+    if (this.fillScratch.length < buckets) this.fillScratch = new Uint32Array(buckets);
+    const pieceLo = hi > lo ? this.pieceOf(lo) : 0;
+    const pieceHi = hi > lo ? this.pieceOf(hi - 1) : 0;
+    chunk.finish(packed, bucketOf, count, this.indexBits, buckets, this.fillScratch, this, lo, hi - lo, pieceLo, pieceHi);
     this.rememberStart(j + 1, start + count);
-    // Two chunks: deliveries walk forward, and a step may straddle a chunk edge.
-    remember(this.chunks, j, offsets, 2);
-    return offsets;
+    this.rememberChunk(j, chunk);
+    return chunk;
+  }
+
+  /** Keeps two chunks (deliveries walk forward, and a step may straddle a chunk edge); an evicted one lends its buffers to the next. */
+  private rememberChunk(j: number, chunk: ChunkView): void {
+    if (this.chunks.size >= 2) {
+      const oldest = this.chunks.keys().next();
+      if (!oldest.done) {
+        const evicted = this.chunks.get(oldest.value);
+        this.chunks.delete(oldest.value);
+        if (evicted instanceof BucketedChunk) this.spare = evicted;
+      }
+    }
+    this.chunks.set(j, chunk);
   }
 
   /** The piece holding position i of the shuffled-shard sequence. */
