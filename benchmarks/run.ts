@@ -22,6 +22,7 @@ import { metricsOverhead } from './metrics-overhead.js';
 import { imageBench } from './images.js';
 import { mixturePlanScale } from './plan-scale.js';
 import { packingBench, PACK_LENGTH } from './packing.js';
+import { varlenGatherBench } from './varlen-gather.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const ROWS = Number(process.env.GPUFEED_BENCH_ROWS ?? 16384);
@@ -33,8 +34,8 @@ const SECONDS = Number(process.env.GPUFEED_BENCH_SECONDS ?? 2);
 const ROUNDS = 2;
 /** Rows of the HF-style single-row-group Parquet file (section 6). */
 const HF_ROWS = Number(process.env.GPUFEED_BENCH_HF_ROWS ?? 12000);
-/** Comma list of sections to run (1-11, metrics); all by default. */
-const ONLY = new Set((process.env.GPUFEED_BENCH_ONLY ?? '1,2,3,4,5,6,7,8,9,10,11,metrics').split(','));
+/** Comma list of sections to run (1-11, metrics, varlen); all by default. */
+const ONLY = new Set((process.env.GPUFEED_BENCH_ONLY ?? '1,2,3,4,5,6,7,8,9,10,11,metrics,varlen').split(','));
 /** Fresh processes per side of the start-up section (8). */
 const STARTUP_RUNS = Number(process.env.GPUFEED_BENCH_STARTUP_RUNS ?? 5);
 /** Start-up goals (issue 11): JS first batch after Loader.open; the Python client's, over the JS one; --version. */
@@ -220,6 +221,16 @@ async function packingSection(rows: Row[], details: Record<string, unknown>): Pr
   const rps = (x: number): string => `${x.toFixed(0)} rows/s`;
   rows.push({ name: `Packing to ${PACK_LENGTH} tokens (one dataset) / pre-packed Arrow, rows/s`, gpufeed: rps(r.packed.samples_per_s), reference: rps(r.prepacked.samples_per_s), ratio: r.ratio, goal: '>= 0.7', pass: r.ratio >= 0.7 });
   details.packing = { tokens: r.tokens, documents: r.documents, dropped_tokens_per_epoch: r.droppedTokens, packed: r.packed, prepacked: r.prepacked };
+}
+
+/** The decode gather of variable-length rows against fixed-shape rows, per CPU second, one thread (benchmarks/varlen-gather.ts). */
+async function varlenSection(rows: Row[], details: Record<string, unknown>): Promise<void> {
+  log('varlen: gathering shuffled list<int32> rows against fixed [2048] int32 rows into a slot, one thread');
+  const r = await varlenGatherBench({ seconds: Math.min(SECONDS, 1), rounds: 3 });
+  const mbs = (x: number): string => `${(x / 1e6).toFixed(0)} MB/CPU-s`;
+  const rowsRatio = r.list.rows_per_cpu_s / r.fixed.rows_per_cpu_s;
+  rows.push({ name: `Gather (${r.read}), list<int32> documents / fixed [2048] rows, value bytes per CPU-s`, gpufeed: mbs(r.list.bytes_per_cpu_s), reference: mbs(r.fixed.bytes_per_cpu_s), ratio: r.ratio, goal: 'report', pass: null, note: `rows per CPU-s ratio ${rowsRatio.toFixed(3)}` });
+  details.varlen_gather = r;
 }
 
 async function main(): Promise<void> {
@@ -440,6 +451,8 @@ async function main(): Promise<void> {
     if (ONLY.has('10')) mixturePlanRows(rows, details);
     // 11. Packing on the fly against pre-packed rows (packing.ts).
     if (ONLY.has('11')) await packingSection(rows, details);
+    // Variable-length gather against fixed-shape gather (varlen-gather.ts).
+    if (ONLY.has('varlen')) await varlenSection(rows, details);
   } finally {
     await rm(root, { recursive: true, force: true });
   }

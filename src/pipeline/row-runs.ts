@@ -6,8 +6,12 @@ import type { ManifestV1 } from '../dataset/types.js';
 import { RUN_FIELDS, type RowRun } from './decode-messages.js';
 import type { SampleLocation, SampleLocator } from './sample-locator.js';
 
+/** Runs are built here, then copied out at their length: one allocation per batch, not two. Grows only. */
+let building = new Float64Array(256 * RUN_FIELDS);
+
 export function buildRuns(ids: readonly number[], locator: SampleLocator, manifest: ManifestV1): { runs: Float64Array; shards: number[] } {
-  const packed = new Float64Array(Math.max(1, ids.length) * RUN_FIELDS);
+  if (building.length < ids.length * RUN_FIELDS) building = new Float64Array(ids.length * RUN_FIELDS * 2);
+  const packed = building;
   const shards: number[] = [];
   let n = 0;
   let at = -RUN_FIELDS;

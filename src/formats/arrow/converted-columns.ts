@@ -7,6 +7,7 @@ import { Type, type DataType } from 'apache-arrow';
 import { arrowDecimalsToFloat64 } from '../decimal.js';
 import { MAX_VAR_ELEMENTS, varColumnTooLong, type ColumnRegion } from '../../pipeline/batch-layout.js';
 import type { SlotTarget } from './load-unit.js';
+import { slotOffsets as slotOffsetsOf } from '../offset-runs.js';
 
 export type ArrowConversion =
   | { kind: 'decimal'; width: number; scale: number }
@@ -44,7 +45,7 @@ export function convertRows(c: ArrowConversion, src: Uint8Array, srcStart: numbe
   }
   const elems = count * c.width;
   if (target.cursor + elems > MAX_VAR_ELEMENTS) throw varColumnTooLong(region, shard);
-  const slotOffsets = new Int32Array(target.bytes.buffer, target.bytes.byteOffset + region.offsetsOffset, (region.valuesOffset - region.offsetsOffset) >> 2);
+  const slotOffsets = slotOffsetsOf(target);
   for (let i = 0; i <= count; i++) slotOffsets[slotRow + i] = target.cursor + i * c.width;
   // Values that do not fit are only counted: the batch is decoded again into a one-off slot of
   // that size (oversize-batch.ts).

@@ -13,6 +13,7 @@ import { MAX_VAR_ELEMENTS, varColumnTooLong } from '../../pipeline/batch-layout.
 import { decompressBodyBuffers } from './body-buffers.js';
 import { dictionaryBatchHeader } from './dictionary-batch.js';
 import type { ArrowShardHandle, SlotTarget } from './load-unit.js';
+import { slotOffsets as slotOffsetsOf } from '../offset-runs.js';
 
 export interface DictionaryIndex {
   id: number;
@@ -140,7 +141,7 @@ export function decodeDictionaryRows(index: DictionaryIndex, dict: DictionaryVal
   };
   const hasValid = region.validOffset >= 0;
   const out = target.bytes;
-  const slotOffsets = dict.offsets ? new Int32Array(out.buffer, out.byteOffset + region.offsetsOffset, (region.valuesOffset - region.offsetsOffset) >> 2) : undefined;
+  const slotOffsets = dict.offsets ? slotOffsetsOf(target) : undefined;
   let bytes = 0;
   for (let i = 0; i < count; i++) {
     const row = slotRow + i;

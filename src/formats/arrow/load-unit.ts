@@ -19,6 +19,7 @@ import { arrowConversion, conversionFits, convertRows, storedBytes, type ArrowCo
 import { MAX_VAR_ELEMENTS, varColumnTooLong, type ColumnRegion } from '../../pipeline/batch-layout.js';
 import type { RowRun, ShardRef } from '../../pipeline/decode-messages.js';
 import { unpackBits } from './bits.js';
+import { BAD_OFFSETS, rebaseOffsets32, rebaseOffsets64, slotOffsets } from '../offset-runs.js';
 
 /** Where one top-level column's nodes and buffers start in every record batch of the file. */
 interface ColumnPlacement {
@@ -175,6 +176,8 @@ export interface SlotTarget {
   bytes: Uint8Array;
   /** Next free element of a variable-length values region. */
   cursor: number;
+  /** This thread's view of the region's offsets, made on first use (one view per slot fill, not per run). */
+  offsets?: Int32Array;
 }
 
 export interface CopyOps {
@@ -291,6 +294,11 @@ export class RunReads {
   }
 }
 
+/** The scratch itself when it starts at an 8-byte boundary (as every lender's does), else an aligned copy. */
+function alignedScratch(scratch: Uint8Array): Uint8Array {
+  return scratch.byteOffset % 8 === 0 ? scratch : new Uint8Array(scratch.length);
+}
+
 /** A map's runs all read one shard: a copy that met the file's new end names it. */
 function mappedReadError(err: unknown, ref: ShardRef): unknown {
   if (!(err instanceof GpufeedError) || err.code !== ErrorCodes.SHARD_CORRUPT) return err;
@@ -331,10 +339,11 @@ export class ArrowTaskReads {
     return this.slot.count === 0 && this.scratchReads.count === 0 && this.deferred.length === 0;
   }
 
+  /** Scratch bytes at an 8-byte boundary: offsets are read there through int32 / int64 views of the scratch. */
   #scratchRead(h: ArrowShardHandle, position: number, length: number): number {
-    const at = this.scratchBytes;
+    const at = Math.ceil(this.scratchBytes / 8) * 8;
     this.scratchReads.add(h.fd, position, at, length, h.ref, h.mapId);
-    this.scratchBytes += length;
+    this.scratchBytes = at + length;
     return at;
   }
 
@@ -437,8 +446,10 @@ export class ArrowTaskReads {
     this.slot.readInto(slabId);
     ops.bytesRead += this.slot.bytes;
     if (this.scratchReads.count > 0 || this.deferred.length > 0) {
-      const scratch = ops.scratch(this.scratchBytes);
+      const scratch = alignedScratch(ops.scratch(this.scratchBytes));
       this.scratchReads.readInto(scratch);
+      this.#scratch32 = undefined;
+      this.#scratch64 = undefined;
       ops.bytesRead += this.scratchBytes;
       // In planning order, so each column's values cursor advances run by run.
       for (const d of this.deferred) {
@@ -477,13 +488,24 @@ export class ArrowTaskReads {
     unpackBits(packed, first & 7, count, out, outStart);
   }
 
+  /** Views of the scratch of the execute in progress, made on first use. */
+  #scratch32: Int32Array | undefined;
+  #scratch64: BigInt64Array | undefined;
+
   #rebaseOffsets(d: Extract<Deferred, { kind: 'offsets' }>, scratch: Uint8Array): void {
     const { target, h } = d;
     const region = target.region;
-    const raw = new DataView(scratch.buffer, scratch.byteOffset + d.at, (d.count + 1) * (d.large ? 8 : 4));
-    const offAt = (i: number) => (d.large ? Number(raw.getBigInt64(i * 8, true)) : raw.getInt32(i * 4, true));
-    const start = offAt(0);
-    const end = offAt(d.count);
+    let start: number;
+    let end: number;
+    if (d.large) {
+      const src = (this.#scratch64 ??= new BigInt64Array(scratch.buffer, scratch.byteOffset, scratch.byteLength >> 3));
+      start = Number(src[d.at >> 3]!);
+      end = Number(src[(d.at >> 3) + d.count]!);
+    } else {
+      const src = (this.#scratch32 ??= new Int32Array(scratch.buffer, scratch.byteOffset, scratch.byteLength >> 2));
+      start = src[d.at >> 2]!;
+      end = src[(d.at >> 2) + d.count]!;
+    }
     const elems = end - start;
     const eb = region.elementBytes;
     // A list of bools keeps one bit per item (Arrow's layout); the slot holds a byte per item.
@@ -491,16 +513,9 @@ export class ArrowTaskReads {
     const valuesEnd = bits ? (start + elems + 7) >> 3 : (start + elems) * eb;
     if (elems < 0 || start < 0 || valuesEnd > d.valuesLength) throw corrupt(h.ref, `column ${region.name}: bad offsets in record batch ${d.unit}`);
     if (target.cursor + elems > MAX_VAR_ELEMENTS) throw varColumnTooLong(region, h.ref.name);
-    // The offsets region sits right before the values region (batch-layout.ts).
-    const slotOffsets = new Int32Array(target.bytes.buffer, target.bytes.byteOffset + region.offsetsOffset, (region.valuesOffset - region.offsetsOffset) >> 2);
-    let previous = start;
-    for (let i = 0; i < d.count; i++) {
-      const o = offAt(i);
-      // Offsets out of order would hand the consumer rows cut from the wrong places.
-      if (o < previous || o > end) throw corrupt(h.ref, `column ${region.name}: offsets of record batch ${d.unit} are not increasing`);
-      previous = o;
-      slotOffsets[d.slotRow + i] = target.cursor + (o - start);
-    }
+    const dst = slotOffsets(target);
+    const got = d.large ? rebaseOffsets64(this.#scratch64!, d.at >> 3, d.count, dst, d.slotRow, target.cursor) : rebaseOffsets32(this.#scratch32!, d.at >> 2, d.count, dst, d.slotRow, target.cursor);
+    if (got === BAD_OFFSETS) throw corrupt(h.ref, `column ${region.name}: offsets of record batch ${d.unit} are not increasing`);
     // Values that do not fit are not read: the cursor still counts them, and the batch is decoded
     // again into a one-off slot of that size (oversize-batch.ts).
     if ((target.cursor + elems) * eb <= region.valuesBytes) {
@@ -508,6 +523,5 @@ export class ArrowTaskReads {
       else this.values.add(h.fd, d.valuesAt + start * eb, region.valuesOffset + target.cursor * eb, elems * eb, h.ref, h.mapId);
     }
     target.cursor += elems;
-    slotOffsets[d.slotRow + d.count] = target.cursor;
   }
 }

@@ -9,6 +9,7 @@ import type { RecordBatch as RecordBatchHeader } from 'apache-arrow/ipc/metadata
 import { ErrorCodes, GpufeedError } from '../../errors.js';
 import { MAX_VAR_ELEMENTS, varColumnTooLong } from '../../pipeline/batch-layout.js';
 import type { SlotTarget } from './load-unit.js';
+import { slotOffsets as slotOffsetsOf } from '../offset-runs.js';
 
 export const VIEW_BYTES = 16;
 const INLINE = 12;
@@ -54,7 +55,7 @@ export function copyViewRows(
 ): number {
   const region = target.region;
   const dv = new DataView(views.buffer, views.byteOffset + viewsAt, count * VIEW_BYTES);
-  const slotOffsets = new Int32Array(target.bytes.buffer, target.bytes.byteOffset + region.offsetsOffset, (region.valuesOffset - region.offsetsOffset) >> 2);
+  const slotOffsets = slotOffsetsOf(target);
   const bad = (why: string) => new GpufeedError(ErrorCodes.SHARD_CORRUPT, `shard ${shard}: column ${region.name}: ${why}`, { shard, column: region.name });
   let total = 0;
   for (let i = 0; i < count; i++) {

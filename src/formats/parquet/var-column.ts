@@ -20,6 +20,7 @@ import { isByteValues, type PhysicalType, type Values } from './values.js';
 import { MAX_VAR_ELEMENTS, varColumnTooLong, type ColumnRegion } from '../../pipeline/batch-layout.js';
 import type { RowRun, ShardRef } from '../../pipeline/decode-messages.js';
 import type { CopyOps, SlotTarget } from '../arrow/load-unit.js';
+import { slotOffsets as slotOffsetsOf } from '../offset-runs.js';
 import { createRowGroupCache, RowGroupCache, type SizedPiece } from './row-group-cache.js';
 
 export interface VarShard {
@@ -432,7 +433,7 @@ export function copyVarRun(h: VarShard, run: RowRun, target: SlotTarget, column:
   }
   const startCursor = target.cursor;
   const eb = region.elementBytes;
-  const slotOffsets = new Int32Array(target.bytes.buffer, target.bytes.byteOffset + region.offsetsOffset, (region.valuesOffset - region.offsetsOffset) >> 2);
+  const slotOffsets = slotOffsetsOf(target);
   let row = run.row;
   const end = run.row + run.count;
   for (let p = lo; row < end && p < pages; p++) {
