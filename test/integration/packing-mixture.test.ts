@@ -150,7 +150,7 @@ describe('packing a mixture on real rows', () => {
 
   it('resumes exactly mid-document on another world size with the same global batch, from one rank\'s state or all merged', async () => {
     const streams: MixtureInput[] = [{ uri: uris[0]!, weight: 0.5 }, { uri: uris[1]!, weight: 0.3 }, { uri: uris[2]!, weight: 0.2 }];
-    const opts = { partitions: 4, shuffle: 'window' as const, shuffleWindow: 16, workers: 1, epochs: 2, pack: { column: 'input_ids', length: L } };
+    const opts = { partitions: 4, shuffle: 'window' as const, shuffleWindow: 16, workers: 1, epochs: 1, pack: { column: 'input_ids', length: L } };
     // The uninterrupted run on 4 ranks: every global step's rows (ranks in order), as segments.
     const global = new Map<string, string[]>();
     const record = (key: string, rank: number, worldSize: number, b: Batch): void => {
@@ -159,16 +159,7 @@ describe('packing a mixture on real rows', () => {
       b.pack!.segments.forEach((segs, r) => (rows[rank * per + r] = JSON.stringify(segs)));
       global.set(key, rows);
     };
-    for (let rank = 0; rank < 4; rank++) {
-      const loader = await Loader.open(streams, { ...opts, batchSize: 2, rank, worldSize: 4 });
-      try {
-        for await (const b of loader) record(`${b.epoch}:${b.step}`, rank, 4, b);
-      } finally {
-        await loader.close();
-      }
-    }
-    const full = new Map([...global].map(([k, v]) => [k, v.join('|')]));
-    global.clear();
+    // Each rank's state after 3 steps, taken during the same run.
     const states: ResumeState[] = [];
     let steps = 0;
     for (let rank = 0; rank < 4; rank++) {
@@ -176,12 +167,16 @@ describe('packing a mixture on real rows', () => {
       steps = loader.stepsPerEpoch();
       try {
         let n = 0;
-        for await (const _ of loader) if (++n === 3) break;
-        states.push(loader.state());
+        for await (const b of loader) {
+          record(`${b.epoch}:${b.step}`, rank, 4, b);
+          if (++n === 3) states.push(loader.state());
+        }
       } finally {
         await loader.close();
       }
     }
+    const full = new Map([...global].map(([k, v]) => [k, v.join('|')]));
+    global.clear();
     assert.ok(steps > 4, `steps per epoch: ${steps}`);
     assert.ok(states[0]!.mixture && states[0]!.pack, 'the state holds the mixture and the packing carry');
     assert.ok(states.some((s) => Object.values(s.pack!.carry).some(([, off]) => off > 0)), 'some carry stands mid-document');
@@ -211,6 +206,18 @@ describe('packing a mixture on real rows', () => {
       Loader.open([{ uri: uris[0]!, weight: 0.6 }, { uri: uris[1]!, weight: 0.2 }, { uri: uris[2]!, weight: 0.2 }], { ...opts, partitions: undefined, batchSize: 2, worldSize: 4, rank: 0, resume: states[0]! }),
       (e: { code?: string; details?: { field?: string; stream?: number } }) => e.code === ErrorCodes.RESUME_MISMATCH && e.details?.field === 'mixture' && e.details.stream === 0,
     );
+    // The change said to be intended: the new mixture from the next epoch, its first step.
+    const next = await Loader.open([{ uri: uris[0]!, weight: 0.6 }, { uri: uris[1]!, weight: 0.2 }, { uri: uris[2]!, weight: 0.2 }], { ...opts, epochs: 2, partitions: undefined, batchSize: 2, worldSize: 4, rank: 0, resume: states[0]!, mixtureChange: 'next-epoch' });
+    try {
+      const first: Batch[] = [];
+      for await (const b of next) {
+        first.push(b);
+        break;
+      }
+      assert.deepEqual(first.map((b) => [b.epoch, b.step]), [[1, 0]]);
+    } finally {
+      await next.close();
+    }
   });
 
   it('refuses a stream without the packed column, naming the stream and the column', async () => {
