@@ -161,7 +161,8 @@ class Loader(_torch.DatasetBase):
     ``pack`` (sequence packing, README "Packing"): ``("input_ids", 2048)``, ``{"column": "input_ids",
     "length": 2048}`` or ``"input_ids=2048"``: batches of ``[batch_size, 2048]`` tokens plus
     ``position_ids`` and ``seq_lens``; with ``pad_last`` the tail is padded with ``pad_token``
-    (default 0) instead of dropped.
+    (default 0) instead of dropped. ``pack`` with a mixture (``weights=``, ``samples=``, ``repeat=``)
+    packs the mixture's documents in its plan order; ``stream`` is then each row's first segment's.
 
     Client options: ``pad=True`` turns variable-length columns into padded ``[rows, max_len]``
     copies with lengths (``pad_value`` fills list columns, zero bytes fill strings);

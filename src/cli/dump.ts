@@ -2,7 +2,7 @@
 import { writeFileSync, renameSync } from 'node:fs';
 import type { Command } from 'commander';
 import { Loader } from '../pipeline/loader.js';
-import { PackedLoader, packSummary } from '../pipeline/packed-loader.js';
+import { PackedLoader, packRankSummary, packSummary } from '../pipeline/packed-loader.js';
 import { batchColumnsJson } from '../pipeline/batch-json.js';
 import { addLoaderOptions, loaderOptionsFromFlags, type LoaderFlags } from './loader-options.js';
 import { invalidOption } from '../errors.js';
@@ -36,12 +36,12 @@ export function register(program: Command): void {
             const line: Record<string, unknown> = { rank: loader.world.rank, epoch: batch.epoch, step: batch.step, ids: batch.ids, ...(batch.stream ? { streams: [...batch.stream] } : {}), columns: batchColumnsJson(batch, names) };
             // Rows replaced by quarantine (--on-corrupt skip), only when there are some.
             if (batch.quarantined.length > 0) line.quarantined = batch.quarantined;
-            if (batch.pack) line.pack = { segments: batch.pack.segments };
+            if (batch.pack) line.pack = batch.pack.streams ? { segments: batch.pack.segments, streams: batch.pack.streams } : { segments: batch.pack.segments };
             if (!process.stdout.write(`${JSON.stringify(line)}\n`)) await new Promise((r) => process.stdout.once('drain', r));
             if (++n >= maxBatches) break;
           }
         }
-        if (loader instanceof PackedLoader) process.stderr.write(`${packSummary(loader)}\n`);
+        if (loader instanceof PackedLoader) process.stderr.write(`${packSummary(loader)}\n${packRankSummary(loader)}\n`);
         if (flags.stateOut) {
           const tmp = `${flags.stateOut}.tmp-${process.pid}`;
           writeFileSync(tmp, `${JSON.stringify(loader.state())}\n`);

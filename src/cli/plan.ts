@@ -20,7 +20,8 @@ import {
   type ShuffleAlgo,
   type World,
 } from '../plan/index.js';
-import { packSetup, packSummary, type PackSetup } from '../pipeline/packed-loader.js';
+import { packMixtureSetup, packSetup, packSummary, type PackSetup } from '../pipeline/packed-loader.js';
+import { openMixture, type MixtureInput } from '../pipeline/mixture-source.js';
 import { rankRuns } from '../plan/packing.js';
 import type { PackedLoaderOptions } from '../pipeline/loader.js';
 import { packFromFlags, readResumeFile } from './loader-options.js';
@@ -105,7 +106,6 @@ async function runPlan(datasets: string[], flags: PlanFlags): Promise<void> {
   const options = resolveOrderOptions(resume === undefined ? partial : adoptResumeOptions(partial, resume, base), base);
 
   if (flags.pack !== undefined) {
-    if (typeof input !== 'string') throw invalidOption('--pack', 'packing a mixture is not supported yet: pack one dataset');
     return runPackPlan(input, flags, base, options, onlyRank, maxSteps, resume);
   }
   let streams: ResolvedStream[] | undefined;
@@ -160,19 +160,32 @@ async function runPlan(datasets: string[], flags: PlanFlags): Promise<void> {
 }
 
 /** `plan --pack`: which packed rows of which partition each rank gets per step, from the manifest alone. */
-async function runPackPlan(dataset: string, flags: PlanFlags, base: World, options: OrderOptions, onlyRank: number | undefined, maxSteps: number, resume: ResumeState | undefined): Promise<void> {
+async function runPackPlan(dataset: string | MixtureInput[], flags: PlanFlags, base: World, options: OrderOptions, onlyRank: number | undefined, maxSteps: number, resume: ResumeState | undefined): Promise<void> {
   const pack = packFromFlags(flags.pack, undefined)!;
   if (flags.stateOut !== undefined) throw invalidOption('--state-out', 'cannot be combined with --pack: a packed state holds carries that only the documents give; take it with gpufeed dump --pack --state-out');
   if (options.dropLast) throw invalidOption('--drop-last', 'does not apply to --pack: the tail past the last full step is dropped unless --pad is set');
-  const store = await openStore(dataset, storageOptionsFrom(flags).store);
+  const loaderOptions: PackedLoaderOptions = { batchSize: options.batchSize, rank: base.rank, worldSize: base.worldSize, seed: options.seed, shuffle: options.shuffle, shuffleWindow: options.shuffleWindow, partitions: options.partitions, pad: options.pad, epochs: Number.POSITIVE_INFINITY, pack };
+  if (resume) loaderOptions.resume = resume;
   let setup: PackSetup;
-  try {
-    const manifest = await loadManifest(store);
-    const loaderOptions: PackedLoaderOptions = { batchSize: options.batchSize, rank: base.rank, worldSize: base.worldSize, seed: options.seed, shuffle: options.shuffle, shuffleWindow: options.shuffleWindow, partitions: options.partitions, pad: options.pad, epochs: Number.POSITIVE_INFINITY, pack };
-    if (resume) loaderOptions.resume = resume;
-    setup = packSetup(manifest, loaderOptions);
-  } finally {
-    await store.close();
+  if (typeof dataset !== 'string') {
+    // A packed mixture: the same setup as the loader's (mixture-packing.ts), from the streams' manifests.
+    const change = mixtureChangeFrom(flags);
+    if (change !== undefined) loaderOptions.mixtureChange = change;
+    const epochSamples = epochSamplesFrom(flags);
+    const mixture = await openMixture(dataset, { ...storageOptionsFrom(flags).store, columns: [pack.column], ...(epochSamples === undefined ? {} : { epochSamples }) });
+    try {
+      setup = packMixtureSetup(mixture.manifest, mixture.streams, mixture.uris, loaderOptions);
+    } finally {
+      await mixture.store.close();
+    }
+  } else {
+    const store = await openStore(dataset, storageOptionsFrom(flags).store);
+    try {
+      const manifest = await loadManifest(store);
+      setup = packSetup(manifest, loaderOptions);
+    } finally {
+      await store.close();
+    }
   }
   process.stderr.write(`plan: ${packSummary({ pack, packLayout: setup.layout })}\n`);
   const epoch = resume ? setup.start.epoch : intFlag('--epoch', flags.epoch, 0) ?? 0;

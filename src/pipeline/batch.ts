@@ -62,7 +62,7 @@ export interface BatchInit {
   buffer: ArrayBuffer;
   release: () => void;
   /** Packed batches (packed-loader.ts): where each row's tokens came from. */
-  pack?: { segments: number[][] };
+  pack?: { segments: number[][]; streams?: number[][] };
   /** Mixtures: the stream of each row. */
   stream?: Int32Array;
 }
@@ -91,9 +91,10 @@ export class Batch {
   readonly layout: BatchLayout;
   /**
    * Packed batches only: per row, its segments as [documentId, tokenOffset, count, ...] (document
-   * -1: padding), in row order: which tokens of which documents the row holds.
+   * -1: padding), in row order: which tokens of which documents the row holds. Packed mixtures
+   * add `streams`: per row, the stream of each segment (-1 for padding).
    */
-  readonly pack: { readonly segments: readonly (readonly number[])[] } | undefined;
+  readonly pack: { readonly segments: readonly (readonly number[])[]; readonly streams?: readonly (readonly number[])[] } | undefined;
   #release: (() => void) | undefined;
   #retained = false;
 

@@ -407,7 +407,6 @@ export class Loader implements AsyncIterable<Batch> {
     if (!options || typeof options !== 'object') throw invalidOption('options', 'must be an object with at least batchSize');
     checkLoaderOptionTypes(options);
     if ('pack' in options && options.pack !== undefined) {
-      if (typeof uri !== 'string') throw invalidOption('pack', 'packing a mixture is not supported yet: pack one dataset (PACKING.md, "Mixtures")');
       return openPackedLoader(uri, options as PackedLoaderOptions, internal);
     }
     startupMark('open');

@@ -8,9 +8,11 @@ import { ErrorCodes, GpufeedError, invalidOption } from '../errors.js';
 import { openDataset } from '../dataset/open-dataset.js';
 import type { ColumnSpec, ManifestV1, NumericDType } from '../dataset/types.js';
 import {
-  adoptResumeOptions, layoutFor, resolveOrderOptions, resolveWorld, resumePoint, resumeState,
-  type OrderOptions, type ResumeState, type World,
+  adoptResumeOptions, layoutFor, mixtureChanged, mixtureLayout, mixtureResumePoint, mixtureResumeState, resolveOrderOptions, resolveWorld, resumePoint, resumeState,
+  type OrderOptions, type ResolvedStream, type ResumeState, type World,
 } from '../plan/index.js';
+import { isMixturePackLayout, mixturePackLayout, type MixtureFeed } from '../plan/mixture-packing.js';
+import { openMixture, streamsOfIds, type DatasetInput } from './mixture-source.js';
 import {
   checkPackOptions, packLayout, packPartitionCount, packResumePoint, packResumeState, RankPacker, rankFeed, rankRuns,
   type FeedSpec, type PackCarry, type PackLayout, type PackOptions, type PackShard, type RankRun,
@@ -36,6 +38,10 @@ export interface PackStats {
   rows: number;
   /** Tokens of documents this rank's packers consumed past their last rows (their share of the drop). */
   droppedTokens: number;
+  /** Padding tokens in the rows this rank's packers cut (pad, or a mixture's partition running short). */
+  paddedTokens: number;
+  /** Mixtures: tokensPerEpoch, droppedTokensPerEpoch and paddedTokensPerEpoch are expectations (documents are chosen per epoch). */
+  expected: boolean;
 }
 
 /** Output slots by default: the consumer may hold a few while the next one is packed. */
@@ -78,11 +84,13 @@ export interface PackSetup {
   layout: PackLayout;
   runs: RankRun[];
   start: { epoch: number; step: number; carry: Map<number, [number, number]> };
+  /** A packed mixture: its streams and the document feed's plan. */
+  streams?: ResolvedStream[];
+  mixtureFeed?: MixtureFeed;
 }
 
-export function packSetup(manifest: ManifestV1, options: PackedLoaderOptions): PackSetup {
-  const pack = checkPackOptions(options.pack);
-  packColumnSpec(manifest, pack);
+/** World and order options of a packed run, the resume state's plan parameters adopted. */
+function packWorldOrder(options: PackedLoaderOptions): { world: World; order: OrderOptions } {
   const world = resolveWorld(
     Object.fromEntries(
       Object.entries({ rank: options.rank, worldSize: options.worldSize, localRank: options.localRank, localWorldSize: options.localWorldSize }).filter(([, v]) => v !== undefined),
@@ -94,6 +102,13 @@ export function packSetup(manifest: ManifestV1, options: PackedLoaderOptions): P
   }
   if (options.dropLast) throw invalidOption('dropLast', 'does not apply to packing: the tail past the last full step is dropped unless pad is set');
   const order = resolveOrderOptions(options.resume ? adoptResumeOptions(partial, options.resume, world) : partial, world);
+  return { world, order };
+}
+
+export function packSetup(manifest: ManifestV1, options: PackedLoaderOptions): PackSetup {
+  const pack = checkPackOptions(options.pack);
+  packColumnSpec(manifest, pack);
+  const { world, order } = packWorldOrder(options);
   const shards = packShards(manifest, pack.column);
   const layout = packLayout(shards, order.batchSize * world.worldSize, packPartitionCount(world, order), pack.length, order.pad);
   let start: PackSetup['start'] = { epoch: 0, step: 0, carry: new Map() };
@@ -107,16 +122,80 @@ export function packSetup(manifest: ManifestV1, options: PackedLoaderOptions): P
   return { pack, world, order, shards, layout, runs: rankRuns(layout, world.rank, order.batchSize), start };
 }
 
-export async function openPackedLoader(uri: string, options: PackedLoaderOptions, internal: LoaderInternalOptions): Promise<PackedLoader> {
+/**
+ * The packed setup of a mixture (mixture-packing.ts): `manifest` is the combined one (openMixture),
+ * `streams` its resolved streams. Every stream must hold the packed column as a list of integers
+ * (openMixture checks the column's presence and agreement, naming the stream) and per-piece token
+ * counts (named by stream and shard here).
+ */
+export function packMixtureSetup(manifest: ManifestV1, streams: ResolvedStream[], uris: readonly string[], options: PackedLoaderOptions): PackSetup {
+  const pack = checkPackOptions(options.pack);
+  packColumnSpec(manifest, pack);
+  const { world, order } = packWorldOrder(options);
+  const streamTokens: number[] = [];
+  let at = 0;
+  streams.forEach((stream, k) => {
+    let tokens = 0;
+    for (let i = 0; i < stream.shards.length; i++) {
+      const s = manifest.shards[at + i]!;
+      const values = s.pieceValues?.[pack.column];
+      if (!values) {
+        const path = s.path.replace(/^@\d+\//, '');
+        throw invalidOption('pack', `mixture stream ${k} (${uris[k]}): shard ${path} records no token counts for column ${pack.column} (pieceValues): packing needs them to give every rank the same steps; write the dataset with gpufeed prep`, { stream: k, shard: path, column: pack.column });
+      }
+      for (const v of values) tokens += v;
+    }
+    at += stream.shards.length;
+    streamTokens.push(tokens);
+  });
+  const shards = packShards(manifest, pack.column);
+  const G = order.batchSize * world.worldSize;
+  const P = packPartitionCount(world, order);
+  const layout = mixturePackLayout(streams, streamTokens, order, G, P, pack.length, order.pad);
+  let start: PackSetup['start'] = { epoch: 0, step: 0, carry: new Map() };
+  if (options.resume) {
+    const state = options.resume;
+    // The mixture plan's checks (mixture by name, global batch, partitions, seed, shuffle, pad), on the state's step boundary 0.
+    const docSteps = mixtureLayout(streams.map((s) => s.perEpoch), G, P, false).steps;
+    const docOrder = { ...order, dropLast: false };
+    mixtureResumePoint({ ...state, stepsPerEpoch: docSteps, stepsDone: 0 }, streams, world, docOrder, options.mixtureChange);
+    if (!mixtureChanged(state, streams)) start = packResumePoint(state, layout, pack, order.epochs);
+    else {
+      // mixtureChange 'next-epoch': the new mixture from the next epoch not yet begun, its documents from the start.
+      const p = state.pack;
+      if (!p || p.column !== pack.column || p.length !== pack.length || p.padToken !== (pack.padToken ?? 0)) {
+        packResumePoint(state, { ...layout, tokens: p?.tokens ?? layout.tokens }, pack, Infinity);
+      }
+      start = { epoch: state.stepsDone === 0 ? state.epoch : state.epoch + 1, step: 0, carry: new Map() };
+      if (order.epochs !== Infinity && layout.steps > 0 && start.epoch >= order.epochs) {
+        throw new GpufeedError(ErrorCodes.RESUME_MISMATCH, `resume state epoch: the new mixture starts at epoch ${start.epoch}, past the last epoch of this run (epochs ${order.epochs}); pass a larger epochs (--epochs) to continue`, { field: 'epoch', saved: state.epoch, current: order.epochs });
+      }
+    }
+  }
+  const mixtureFeed: MixtureFeed = { streams, globalBatch: G, partitions: layout.partitions.length, docsPerRow: layout.docsPerRow };
+  return { pack, world, order, shards, layout, runs: rankRuns(layout, world.rank, order.batchSize), start, streams, mixtureFeed };
+}
+
+export async function openPackedLoader(uri: DatasetInput, options: PackedLoaderOptions, internal: LoaderInternalOptions): Promise<PackedLoader> {
   if (options.columns !== undefined && (options.columns.length !== 1 || options.columns[0] !== options.pack?.column)) {
     throw invalidOption('columns', `with pack, only the packed column (${options.pack?.column}) is loaded; leave columns unset`);
   }
-  const opened = await openDataset(uri, options);
   let setup: PackSetup;
-  try {
-    setup = packSetup(opened.manifest, options);
-  } finally {
-    await opened.shards.close();
+  if (typeof uri === 'string') {
+    const opened = await openDataset(uri, options);
+    try {
+      setup = packSetup(opened.manifest, options);
+    } finally {
+      await opened.shards.close();
+    }
+  } else {
+    const column = typeof options.pack?.column === 'string' ? options.pack.column : undefined;
+    const mixture = await openMixture(uri, { ...options, ...(column === undefined ? {} : { columns: [column] }) });
+    try {
+      setup = packMixtureSetup(mixture.manifest, mixture.streams, mixture.uris, options);
+    } finally {
+      await mixture.store.close();
+    }
   }
   const { layout, runs, start } = setup;
   const docs = runs.reduce((a, r) => a + layout.partitions[r.partition]!.size, 0);
@@ -125,8 +204,8 @@ export async function openPackedLoader(uri: string, options: PackedLoaderOptions
   const meanDoc = docs > 0 ? tokens / docs : 1;
   // Documents of about one step's rows per feed batch.
   const perStep = Math.max(options.batchSize, Math.min(1 << 16, Math.ceil((rowsPerStep * setup.pack.length) / Math.max(1, meanDoc))));
-  const { spec, carries, batch: innerBatch } = rankFeed(layout, runs, start, perStep);
-  const { pack: _pack, resume: _resume, columns: _columns, partitions: _partitions, dropLast: _dropLast, ...rest } = options;
+  const { spec, carries, batch: innerBatch } = rankFeed(layout, runs, start, perStep, setup.mixtureFeed);
+  const { pack: _pack, resume: _resume, columns: _columns, partitions: _partitions, dropLast: _dropLast, mixtureChange: _change, ...rest } = options;
   const inner = await Loader.open(uri, { ...rest, batchSize: innerBatch, columns: [setup.pack.column], seed: setup.order.seed, shuffle: setup.order.shuffle, shuffleWindow: setup.order.shuffleWindow, pad: false, epochs: setup.order.epochs }, {
     ...internal, feed: () => spec,
   });
@@ -138,9 +217,19 @@ export async function openPackedLoader(uri: string, options: PackedLoaderOptions
   }
 }
 
+/** One packed step's rows as #fill wrote them. */
+interface Filled {
+  ids: number[];
+  segments: number[][];
+  streams?: number[][];
+  rowStreams?: Int32Array;
+}
+
 /** A document of the feed as a packer holds it: its id and a copy of its tokens. */
 interface Doc {
   id: number;
+  /** Mixtures: the document's stream; 0 for one dataset. */
+  stream: number;
   tokens: NumericArray;
 }
 
@@ -158,6 +247,8 @@ export class PackedLoader implements AsyncIterable<Batch> {
   readonly workers: number;
   /** The document loader underneath. */
   readonly documents: Loader;
+  /** A packed mixture's streams; undefined for one dataset. */
+  readonly streams: readonly ResolvedStream[] | undefined;
   readonly #packer: RankPacker<Doc>;
   readonly #shards: PackShard[];
   readonly #start: { epoch: number; step: number };
@@ -166,6 +257,7 @@ export class PackedLoader implements AsyncIterable<Batch> {
   #rows = 0;
   #iterating = false;
   #closed = false;
+  #drained = false;
   readonly #freeSlots: number[];
   #feed: AsyncIterator<Batch> | undefined;
 
@@ -179,6 +271,7 @@ export class PackedLoader implements AsyncIterable<Batch> {
     this.packLayout = setup.layout;
     this.workers = inner.workers;
     this.#shards = setup.shards;
+    this.streams = setup.streams;
     this.#start = { epoch: setup.start.epoch, step: setup.start.step };
     this.#packer = new RankPacker<Doc>(setup.layout, setup.runs, spec, carries, setup.start.epoch);
     const col = packColumnSpec(inner.manifest, setup.pack);
@@ -216,14 +309,15 @@ export class PackedLoader implements AsyncIterable<Batch> {
     const data = batch.columns[this.pack.column];
     if (!data || !isVarColumn(data)) throw new GpufeedError(ErrorCodes.INTERNAL, `feed batch lacks list column ${this.pack.column}`);
     const { offsets, values } = data;
+    const streams = this.streams ? (batch.stream ?? streamsOfIds(batch.ids, this.streams)) : undefined;
     // The tokens are copied: the feed's slot goes back to its ring at the next pull.
-    const n = this.#packer.feed(batch.epoch, batch.step, (i) => offsets[i + 1]! - offsets[i]!, (i) => ({ id: batch.ids[i]!, tokens: values.slice(offsets[i]!, offsets[i + 1]!) as NumericArray }));
+    const n = this.#packer.feed(batch.epoch, batch.step, (i) => offsets[i + 1]! - offsets[i]!, (i) => ({ id: batch.ids[i]!, stream: streams ? streams[i]! : 0, tokens: values.slice(offsets[i]!, offsets[i + 1]!) as NumericArray }));
     if (n !== batch.size) throw new GpufeedError(ErrorCodes.INTERNAL, `feed batch of epoch ${batch.epoch} step ${batch.step} holds ${batch.size} documents, the feed planned ${n}`);
     return true;
   };
 
   /** Fills slot `slot` with this rank's rows of step `step`; returns the rows' first documents and segments. */
-  async #fill(slot: number, step: number): Promise<{ ids: number[]; segments: number[][] }> {
+  async #fill(slot: number, step: number): Promise<Filled> {
     const buffer = this.ring.slots[slot]!.buffer;
     const [tokRegion, posRegion, lenRegion] = this.layout.columns as [ColumnRegion, ColumnRegion, ColumnRegion];
     const L = this.pack.length;
@@ -237,30 +331,37 @@ export class PackedLoader implements AsyncIterable<Batch> {
     const padToken = this.pack.padToken ?? 0;
     const ids: number[] = [];
     const segments: number[][] = [];
+    const streams: number[][] = [];
+    const rowStreams = new Int32Array(B);
     let nLens = 0;
     lenOffsets[0] = 0;
     const rows = await this.#packer.cut(step, this.#pull, (j, segs) => {
       const base = j * L;
       let at = 0;
       const flat: number[] = [];
+      const segStreams: number[] = [];
       for (const s of segs) {
         if (s.doc) {
           (tokens as Int32Array).set(s.doc.tokens.subarray(s.offset, s.offset + s.count) as Int32Array, base + at);
           flat.push(s.doc.id, s.offset, s.count);
+          segStreams.push(s.doc.stream);
         } else {
           (tokens as unknown as { fill(v: number | bigint, a: number, b: number): void }).fill(big ? BigInt(padToken) : padToken, base + at, base + at + s.count);
           flat.push(-1, 0, s.count);
+          segStreams.push(-1);
         }
         for (let i = 0; i < s.count; i++) positions[base + at + i] = i;
         lens[nLens++] = s.count;
         at += s.count;
       }
       ids.push(segs[0]?.doc?.id ?? -1);
+      rowStreams[j] = segs[0]?.doc?.stream ?? -1;
       segments.push(flat);
+      streams.push(segStreams);
       lenOffsets[j + 1] = nLens;
     });
     if (rows !== B) throw new GpufeedError(ErrorCodes.INTERNAL, `packed step ${step}: ${rows} rows, the batch holds ${B}`);
-    return { ids, segments };
+    return this.streams ? { ids, segments, streams, rowStreams } : { ids, segments };
   }
 
   async *[Symbol.asyncIterator](): AsyncGenerator<Batch, void, undefined> {
@@ -279,7 +380,7 @@ export class PackedLoader implements AsyncIterable<Batch> {
         if (slot === undefined) {
           throw new GpufeedError(ErrorCodes.INVALID_OPTION, `all ${this.ring.slots.length} packed batch slots are held by the consumer (retained batches); release some or raise the slots option`, { option: 'slots' });
         }
-        let filled: { ids: number[]; segments: number[][] };
+        let filled: Filled;
         try {
           filled = await this.#fill(slot, step);
         } catch (err) {
@@ -289,7 +390,9 @@ export class PackedLoader implements AsyncIterable<Batch> {
         if (this.#closed) return;
         const s = this.ring.slots[slot]!;
         const batch = new Batch({
-          epoch, step, ids: filled.ids, slabId: s.slab.id, layout: this.layout, buffer: s.buffer, pack: { segments: filled.segments },
+          epoch, step, ids: filled.ids, slabId: s.slab.id, layout: this.layout, buffer: s.buffer,
+          pack: filled.streams ? { segments: filled.segments, streams: filled.streams } : { segments: filled.segments },
+          ...(filled.rowStreams ? { stream: filled.rowStreams } : {}),
           release: () => {
             if (!this.#closed) this.#freeSlots.push(slot);
           },
@@ -300,10 +403,25 @@ export class PackedLoader implements AsyncIterable<Batch> {
         previous = batch;
         previous.releaseUnlessRetained();
       }
+      // The run is over: the rest of the last epoch's documents is its dropped tail, read to count it.
+      if (end !== Infinity && !this.#closed) {
+        previous?.releaseUnlessRetained();
+        previous = undefined;
+        await this.#drainFeed();
+      }
     } finally {
       this.#iterating = false;
       previous?.releaseUnlessRetained();
     }
+  }
+
+  /** Reads the document feed to its end, each document past the packers' last rows counted as dropped. */
+  async #drainFeed(): Promise<void> {
+    if (this.packLayout.steps === 0 || this.#drained) return;
+    this.#drained = true;
+    // A bounded loop: the feed has feedSteps batches per epoch left at most.
+    while (!this.#closed && (await this.#pull()));
+    this.#packer.drain();
   }
 
   /**
@@ -313,7 +431,9 @@ export class PackedLoader implements AsyncIterable<Batch> {
    */
   state(): ResumeState {
     const pos = this.#position(this.#start.epoch * this.packLayout.steps + this.#start.step + this.#delivered);
-    const base = resumeState(this.#shards, this.world, this.order, pos.epoch, 0);
+    const base = this.streams
+      ? mixtureResumeState(this.streams, this.world, { ...this.order, dropLast: false }, pos.epoch, 0)
+      : resumeState(this.#shards, this.world, this.order, pos.epoch, 0);
     // At an epoch's end the next epoch starts from its first documents: no carry needed.
     const carry = pos.step > 0 && pos.epoch === this.#packer.epoch ? this.#packer.carries(pos.step) : {};
     return packResumeState({ ...base, stepsDone: pos.step }, this.packLayout, this.pack, carry);
@@ -328,7 +448,7 @@ export class PackedLoader implements AsyncIterable<Batch> {
       pack: {
         length: this.pack.length, stepsPerEpoch: this.packLayout.steps, tokensPerEpoch: this.packLayout.tokens,
         droppedTokensPerEpoch: this.packLayout.droppedTokens, paddedTokensPerEpoch: this.packLayout.paddedTokens,
-        rows: this.#rows, droppedTokens: this.#packer.droppedTokens,
+        rows: this.#rows, droppedTokens: this.#packer.droppedTokens, paddedTokens: this.#packer.paddedTokens, expected: isMixturePackLayout(this.packLayout),
       },
     };
   }
@@ -344,9 +464,23 @@ export class PackedLoader implements AsyncIterable<Batch> {
   }
 }
 
-/** One line on packing's accounting, for the CLI: steps, tokens, what is dropped or padded per epoch. */
+/**
+ * One line on packing's accounting, for the CLI: steps, tokens, what is dropped or padded per
+ * epoch. A mixture's figures are expectations (its documents are chosen per epoch): `~` before
+ * them and `over K streams` after the column.
+ */
 export function packSummary(l: { pack: PackOptions; packLayout: PackLayout }): string {
   const { steps, tokens, droppedTokens, paddedTokens } = l.packLayout;
   const pct = (n: number): string => (tokens > 0 ? ((100 * n) / tokens).toFixed(2) : '0.00');
+  if (isMixturePackLayout(l.packLayout)) {
+    const K = l.packLayout.streamTokens.length;
+    return `pack ${l.pack.column}=${l.pack.length} over ${K} streams: ${steps} steps per epoch, ~${tokens} tokens, ~${droppedTokens} dropped (${pct(droppedTokens)}%), ~${paddedTokens} padding (${pct(paddedTokens)}%) per epoch (expected)`;
+  }
   return `pack ${l.pack.column}=${l.pack.length}: ${steps} steps per epoch, ${tokens} tokens, ${droppedTokens} dropped (${pct(droppedTokens)}%), ${paddedTokens} padding (${pct(paddedTokens)}%) per epoch`;
+}
+
+/** One line on what this rank's packers dropped and padded so far (exact, for a mixture too). */
+export function packRankSummary(l: PackedLoader): string {
+  const p = l.stats().pack;
+  return `pack rank ${l.world.rank}: ${p.rows} rows, ${p.droppedTokens} tokens dropped, ${p.paddedTokens} padding tokens`;
 }

@@ -24,4 +24,5 @@ export { type SharedWindowBuffers, SharedWindows, createSharedWindows, sharedWin
 export { type MixtureStream, type MixtureSpecOptions, type ResolvedStream, resolveMixture, apportionWeights, apportionCounts } from './mixture-spec.js';
 export { type MixtureLayout, mixtureLayout } from './mixture-layout.js';
 export { type MixtureBatch, MixtureEpoch, type MixtureRankEpochPlan, planMixtureRankEpoch } from './mixture.js';
-export { type MixtureRecord, type MixtureStreamRecord, type MixtureChange, mixtureRecord, mixtureResumeState, mixtureResumePoint } from './mixture-state.js';
+export { type MixtureRecord, type MixtureStreamRecord, type MixtureChange, mixtureRecord, mixtureResumeState, mixtureResumePoint, mixtureChanged } from './mixture-state.js';
+export { type MixtureFeed, type MixturePackLayout, mixturePackLayout, isMixturePackLayout, MixtureDocuments } from './mixture-packing.js';

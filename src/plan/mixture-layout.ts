@@ -123,11 +123,13 @@ export class Interleave {
   readonly streamAt: Uint8Array;
   private readonly checkpoints: Int32Array;
   private readonly streams: number;
+  private readonly composition: readonly number[];
 
   constructor(composition: readonly number[]) {
     const K = composition.length;
     const G = composition.reduce((a, b) => a + b, 0);
     this.streams = K;
+    this.composition = [...composition];
     this.streamAt = new Uint8Array(G);
     this.checkpoints = new Int32Array(K * (Math.floor(G / 1024) + 1));
     const taken = new Array<number>(K).fill(0);
@@ -152,6 +154,8 @@ export class Interleave {
   /** Per-stream counts among positions [0, x). */
   countsBefore(x: number): number[] {
     const K = this.streams;
+    // At the step's end: its composition (with G a multiple of 1,024 there is no checkpoint at G).
+    if (x >= this.streamAt.length) return [...this.composition];
     const block = x >> 10;
     const out: number[] = [];
     for (let k = 0; k < K; k++) out.push(this.checkpoints[block * K + k] as number);

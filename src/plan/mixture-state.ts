@@ -86,6 +86,13 @@ function checkRecord(record: unknown): asserts record is MixtureRecord {
   if (!ok) throw mismatch('mixture', 'must be { streams: [{ shards, rows, fingerprint, kind, value, perEpoch }, ...] }');
 }
 
+/** Whether the state was taken on another mixture than `streams` (or on a single dataset). */
+export function mixtureChanged(state: ResumeState, streams: readonly ResolvedStream[]): boolean {
+  if (state.mixture === undefined) return true;
+  checkRecord(state.mixture);
+  return mixtureDifference(state.mixture, mixtureRecord(streams)) !== undefined;
+}
+
 /**
  * Where this rank continues a mixture: planMixtureRankEpoch(..., epoch).batch(step) is its next
  * batch. Throws GPUFEED_RESUME_MISMATCH naming the field (details.field; `mixture` with

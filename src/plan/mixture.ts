@@ -108,6 +108,27 @@ export class MixtureEpoch {
     return this.positions(step, shareStart(this.layout.base, p), shareStart(this.layout.base, p + 1));
   }
 
+  /**
+   * Per stream, its real samples at positions [from, to) of every global batch over the epoch
+   * (world-size independent; the same every epoch): full steps from their compositions, the last
+   * (partial) step's real rows counted.
+   */
+  rangeStreamCounts(from: number, to: number): number[] {
+    const out = this.streams.map(() => 0);
+    for (const seg of this.segments) {
+      if (this.layout.hasLast && seg.from === this.layout.fullSteps) continue;
+      const il = this.interleave(seg);
+      const a = il.countsBefore(from);
+      const b = il.countsBefore(to);
+      for (let k = 0; k < out.length; k++) out[k]! += (seg.to - seg.from) * ((b[k] as number) - (a[k] as number));
+    }
+    if (this.layout.hasLast) {
+      const last = this.positions(this.layout.fullSteps, from, to);
+      for (const k of last.streams) out[k]! += 1;
+    }
+    return out;
+  }
+
   private sampleOf(k: number, part: StreamPartition, t: number): number {
     const stream = this.streams[k] as ResolvedStream;
     let item: number;

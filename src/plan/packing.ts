@@ -16,6 +16,7 @@ import { type ShardSize, samplesToShards } from './samples.js';
 import { partitionOrder, type PartitionOrder } from './shuffle.js';
 import type { World } from './world.js';
 import type { ResumeState } from './state.js';
+import { MixtureDocuments, type MixtureFeed } from './mixture-packing.js';
 
 export interface PackOptions {
   /** The list column whose values (tokens) are packed. */
@@ -187,6 +188,8 @@ export interface FeedSpec {
   parts: { partition: number; start: number; size: number; from: number }[];
   firstEpoch: number;
   steps: number;
+  /** A packed mixture: partition documents come from its document plan (mixture-packing.ts), not from the shards' ranges. */
+  mixture?: MixtureFeed;
 }
 
 /** The slice [a, b) of partition entry q at feed step f of epoch. */
@@ -199,6 +202,21 @@ export function feedSlice(spec: FeedSpec, q: number, epoch: number, f: number): 
 
 /** The feed's batches as a plan the loader's decode workers follow (global ids, partitions in turn). */
 export function feedPlan(shards: readonly ShardSize[], spec: FeedSpec, options: OrderOptions, epoch: number): { epoch: number; steps: number; batchIds(step: number): number[] } {
+  if (spec.mixture) {
+    const docs = new MixtureDocuments(spec.mixture, options, epoch);
+    return {
+      epoch,
+      steps: spec.steps,
+      batchIds(step: number): number[] {
+        const ids: number[] = [];
+        spec.parts.forEach((part, q) => {
+          const [a, b] = feedSlice(spec, q, epoch, step);
+          for (let t = a; t < b; t++) ids.push(docs.at(part.partition, t).id);
+        });
+        return ids;
+      },
+    };
+  }
   const locator = samplesToShards(shards);
   const key = epochKey(options, epoch);
   const orders = spec.parts.map((part) => partitionOrder(options.shuffle, { start: part.start, size: part.size }, locator, deriveKey(key, part.partition), options.shuffleWindow));
@@ -258,6 +276,8 @@ export class PartitionPacker<D> {
   #queued = 0;
   /** Tokens of this partition's epoch consumed past the last row (the dropped tail), counted by drain(). */
   droppedTokens = 0;
+  /** Padding tokens cut into rows. */
+  paddedTokens = 0;
 
   constructor(length: number, rows: number, docs: number, pad: boolean, carry: PackCarry) {
     this.length = length;
@@ -328,6 +348,7 @@ export class PartitionPacker<D> {
         throw new GpufeedError(ErrorCodes.SHARD_CORRUPT, `packing: partition rows ran out of tokens at row ${this.row} of ${this.rows}: the manifest's pieceValues claim more tokens than the documents hold`);
       }
       segments.push({ doc: undefined, offset: 0, count: need });
+      this.paddedTokens += need;
     }
     this.row += 1;
     return segments;
@@ -433,8 +454,10 @@ export class RankPacker<D> {
   readonly runs: readonly RankRun[];
   readonly spec: FeedSpec;
   epoch: number;
-  /** Tokens of documents consumed past their partitions' last rows, this rank. */
+  /** Tokens of documents consumed past their partitions' last rows, this rank (epochs drained so far). */
   droppedTokens = 0;
+  /** Padding tokens this rank's packers cut into rows (delivered or not), epochs before the current one. */
+  #paddedBefore = 0;
   #packers = new Map<number, PartitionPacker<D>>();
 
   constructor(layout: PackLayout, runs: readonly RankRun[], spec: FeedSpec, carries: ReadonlyMap<number, PackCarry>, startEpoch: number) {
@@ -447,7 +470,9 @@ export class RankPacker<D> {
 
   #packer(p: number, carry: PackCarry): PartitionPacker<D> {
     const part = this.layout.partitions[p]!;
-    return new PartitionPacker<D>(this.layout.length, this.layout.steps * part.share, part.size, this.layout.pad, carry);
+    // A packed mixture's partition may run short of its expected tokens: its last rows are padded.
+    const padShort = this.layout.pad || (this.layout as { expected?: boolean }).expected === true;
+    return new PartitionPacker<D>(this.layout.length, this.layout.steps * part.share, part.size, padShort, carry);
   }
 
   /**
@@ -497,12 +522,26 @@ export class RankPacker<D> {
 
   /** The epoch is over: its tails are dropped; the next epoch's packers start at its first document. */
   nextEpoch(): void {
+    this.drain();
+    for (const p of this.#packers.values()) this.#paddedBefore += p.paddedTokens;
+    this.epoch += 1;
+    for (const run of this.runs) this.#packers.set(run.partition, this.#packer(run.partition, { doc: 0, offset: 0, row: 0 }));
+  }
+
+  /** The current epoch's queued tails to droppedTokens (at its end, or once its feed is read to the end). */
+  drain(): void {
     for (const p of this.#packers.values()) {
       p.drain();
       this.droppedTokens += p.droppedTokens;
+      p.droppedTokens = 0;
     }
-    this.epoch += 1;
-    for (const run of this.runs) this.#packers.set(run.partition, this.#packer(run.partition, { doc: 0, offset: 0, row: 0 }));
+  }
+
+  /** Padding tokens cut so far (every partition this rank packs). */
+  get paddedTokens(): number {
+    let n = this.#paddedBefore;
+    for (const p of this.#packers.values()) n += p.paddedTokens;
+    return n;
   }
 
   /** The carries of the partitions standing at row stepsDone x c_p of the current epoch. */
@@ -521,7 +560,7 @@ export class RankPacker<D> {
  * partitions from their carries (from the epoch's first document where none is known: those rows
  * are replayed, cut without being delivered). `perStep`: documents per feed batch wanted.
  */
-export function rankFeed(layout: PackLayout, runs: readonly RankRun[], start: { epoch: number; step: number; carry: ReadonlyMap<number, [number, number]> }, perStep: number): { spec: FeedSpec; carries: Map<number, PackCarry>; batch: number } {
+export function rankFeed(layout: PackLayout, runs: readonly RankRun[], start: { epoch: number; step: number; carry: ReadonlyMap<number, [number, number]> }, perStep: number, mixture?: MixtureFeed): { spec: FeedSpec; carries: Map<number, PackCarry>; batch: number } {
   const carries = new Map<number, PackCarry>();
   for (const run of runs) {
     const part = layout.partitions[run.partition]!;
@@ -535,6 +574,7 @@ export function rankFeed(layout: PackLayout, runs: readonly RankRun[], start: { 
     firstEpoch: start.epoch,
     steps,
   };
+  if (mixture) spec.mixture = mixture;
   // A feed batch holds at most ceil(size_q / steps) documents of each partition.
   return { spec, carries, batch: Math.max(1, Math.ceil(docs / steps) + runs.length) };
 }
