@@ -60,6 +60,39 @@ class Images:
             return np.ascontiguousarray(np.asarray(im, dtype=np.uint8).transpose(2, 0, 1))
 
 
+def _clock_ticks():
+    try:
+        return os.sysconf("SC_CLK_TCK")
+    except (AttributeError, ValueError, OSError):
+        return 100
+
+
+def cpu_now():
+    """CPU seconds of this process and all its children so far: its own, the reaped children's
+    (os.times), and the live ones' from /proc (worker processes still running, or exited but not
+    yet reaped). Read at the first batch and at the end, it gives the steady window's CPU, as
+    gpufeed's side counts it (process CPU after the first batch)."""
+    t = os.times()
+    total = t.user + t.system + t.children_user + t.children_system
+    me = os.getpid()
+    tick = _clock_ticks()
+    try:
+        pids = [p for p in os.listdir("/proc") if p.isdigit()]
+    except OSError:
+        return total
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/stat") as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        # Fields after the command (which may hold spaces): state ppid ... utime(14) stime(15).
+        rest = stat[stat.rfind(")") + 2:].split()
+        if len(rest) > 13 and int(rest[1]) == me:
+            total += (int(rest[11]) + int(rest[12])) / tick
+    return total
+
+
 def run_torch(ds, workers, batch, seconds):
     import torch
     from torch.utils.data import DataLoader
@@ -72,19 +105,23 @@ def run_torch(ds, workers, batch, seconds):
     n = 0
     first = None
     deadline = None
+    cpu0 = cpu1 = 0.0
     for _ in range(1000):
         for b in loader:
             now = time.perf_counter()
             if first is None:
                 first = now
                 deadline = now + seconds
+                cpu0 = cpu_now()
                 continue
             n += b.shape[0]
             if now >= deadline:
                 break
         if deadline is not None and time.perf_counter() >= deadline:
+            # Before the workers are shut down: their CPU is read live.
+            cpu1 = cpu_now()
             break
-    return n, time.perf_counter() - first, "torch.utils.data.DataLoader"
+    return n, time.perf_counter() - first, "torch.utils.data.DataLoader", cpu1 - cpu0
 
 
 def _item(args):
@@ -99,6 +136,7 @@ def run_pool(ds, workers, batch, seconds):
         n = 0
         first = None
         deadline = None
+        cpu0 = cpu1 = 0.0
         for _ in range(1000):
             random.shuffle(order)
             for _k in pool.imap(_item, [(ds, i) for i in order], chunksize=batch):
@@ -106,14 +144,16 @@ def run_pool(ds, workers, batch, seconds):
                 if first is None:
                     first = now
                     deadline = now + seconds
+                    cpu0 = cpu_now()
                     continue
                 n += 1
                 if now >= deadline:
                     break
             if deadline is not None and time.perf_counter() >= deadline:
+                cpu1 = cpu_now()
                 break
         pool.terminate()
-    return n, time.perf_counter() - first, "multiprocessing.Pool (torch not importable)"
+    return n, time.perf_counter() - first, "multiprocessing.Pool (torch not importable)", cpu1 - cpu0
 
 
 def main():
@@ -138,12 +178,14 @@ def main():
     try:
         import torch  # noqa: F401
     except Exception:  # noqa: BLE001 - a broken torch install counts as none
-        n, elapsed, how = run_pool(ds, workers, batch, seconds)
+        n, elapsed, how, steady_cpu = run_pool(ds, workers, batch, seconds)
     else:
-        n, elapsed, how = run_torch(ds, workers, batch, seconds)
+        n, elapsed, how, steady_cpu = run_torch(ds, workers, batch, seconds)
     t1 = os.times()
     cpu = (t1.user - t0.user) + (t1.system - t0.system) + (t1.children_user - t0.children_user) + (t1.children_system - t0.children_system)
-    print(json.dumps({"images": n, "seconds": elapsed, "images_per_s": n / elapsed if elapsed > 0 else 0, "cpu_seconds": cpu, "how": how}))
+    # cpu_seconds: the whole run (torch's import, worker start-up, prefetched batches never taken);
+    # steady_cpu_seconds: from the first batch to the last counted one, the span `images` covers.
+    print(json.dumps({"images": n, "seconds": elapsed, "images_per_s": n / elapsed if elapsed > 0 else 0, "cpu_seconds": cpu, "steady_cpu_seconds": steady_cpu, "how": how}))
 
 
 if __name__ == "__main__":

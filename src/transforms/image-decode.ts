@@ -10,6 +10,7 @@
 import sharp from 'sharp';
 import { ErrorCodes, GpufeedError } from '../errors.js';
 import { numberToHalf } from '../dataset/float16.js';
+import { readImageHeader } from './image-header.js';
 import { centerCropBox, randomResizedCropBox, sampleRng, type CropBox } from './crop.js';
 import type { ResolvedImageTransform } from './image-options.js';
 
@@ -53,8 +54,14 @@ function why(err: unknown): string {
   return m.length > 300 ? `${m.slice(0, 300)}...` : m;
 }
 
-/** The source size and format of an encoded image, from its header. */
+/**
+ * The source size and format of an encoded image, from its header: read here for JPEG, PNG and
+ * WebP (image-header.ts), so that one libvips pipeline per image does the work; sharp's metadata()
+ * for anything else.
+ */
 async function probe(input: Buffer): Promise<{ width: number; height: number; format: string }> {
+  const header = readImageHeader(input);
+  if (header) return header;
   const m = await sharp(input, { failOn: 'error' }).metadata();
   if (!m.width || !m.height) throw new Error('the image has no width or height');
   return { width: m.width, height: m.height, format: m.format ?? 'unknown' };
@@ -105,6 +112,39 @@ function floatTables(t: ResolvedImageTransform): { single: Float32Array[]; half:
   return tables;
 }
 
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
+/**
+ * RGBRGB... -> RR..GG..BB.. for `plane` pixels. Four pixels at a time as three 32-bit loads and
+ * three 32-bit stores, where both views are 4-byte aligned on a little-endian host: about a third
+ * of the memory operations of the byte loop, which costs as much as a tenth of the decode.
+ */
+function hwcToChw3(pixels: Uint8Array, row: Uint8Array, plane: number): void {
+  let p = 0;
+  if (LITTLE_ENDIAN && pixels.byteOffset % 4 === 0 && row.byteOffset % 4 === 0 && plane % 4 === 0) {
+    const src = new Uint32Array(pixels.buffer, pixels.byteOffset, (plane * 3) / 4);
+    const quads = plane / 4;
+    const r = new Uint32Array(row.buffer, row.byteOffset, quads);
+    const g = new Uint32Array(row.buffer, row.byteOffset + plane, quads);
+    const b = new Uint32Array(row.buffer, row.byteOffset + 2 * plane, quads);
+    for (let q = 0, s = 0; q < quads; q++, s += 3) {
+      // Bytes, low first: w0 = r0 g0 b0 r1, w1 = g1 b1 r2 g2, w2 = b2 r3 g3 b3.
+      const w0 = src[s]!;
+      const w1 = src[s + 1]!;
+      const w2 = src[s + 2]!;
+      r[q] = (w0 & 0xff) | ((w0 >>> 24) << 8) | (((w1 >>> 16) & 0xff) << 16) | (((w2 >>> 8) & 0xff) << 24);
+      g[q] = ((w0 >>> 8) & 0xff) | ((w1 & 0xff) << 8) | ((w1 >>> 24) << 16) | (((w2 >>> 16) & 0xff) << 24);
+      b[q] = ((w0 >>> 16) & 0xff) | (((w1 >>> 8) & 0xff) << 8) | ((w2 & 0xff) << 16) | ((w2 >>> 24) << 24);
+    }
+    p = quads * 4;
+  }
+  for (let s = p * 3; p < plane; p++, s += 3) {
+    row[p] = pixels[s]!;
+    row[plane + p] = pixels[s + 1]!;
+    row[2 * plane + p] = pixels[s + 2]!;
+  }
+}
+
 /** Writes HWC uint8 `pixels` into `row` (the output row's bytes) in t's layout and dtype. */
 export function writeRow(pixels: Uint8Array, t: ResolvedImageTransform, row: Uint8Array): void {
   const c = t.channels;
@@ -114,11 +154,7 @@ export function writeRow(pixels: Uint8Array, t: ResolvedImageTransform, row: Uin
       row.set(pixels);
       return;
     }
-    for (let p = 0, s = 0; p < plane; p++, s += 3) {
-      row[p] = pixels[s]!;
-      row[plane + p] = pixels[s + 1]!;
-      row[2 * plane + p] = pixels[s + 2]!;
-    }
+    hwcToChw3(pixels, row, plane);
     return;
   }
   const tables = floatTables(t);

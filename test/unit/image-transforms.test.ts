@@ -139,3 +139,26 @@ test('rows are written in the asked layout and dtype', () => {
   const h = new Uint16Array(f16.buffer);
   assert.ok(Math.abs(halfToNumber(h[4]!) - (1 / 255 - 0.5) / 0.5) < 2e-3);
 });
+
+test('CHW rows: the word-at-a-time transpose equals the per-byte rule, aligned or not, any size', () => {
+  const hf = HF.schema[0]!;
+  for (const size of [1, 2, 3, 5, 8, 17, 64]) {
+    const t = { output: 'i', source: hf, ...resolveImageOptions('t', { kind: 'eval', size }) } as ResolvedImageTransform;
+    const plane = size * size;
+    for (const [srcShift, dstShift] of [[0, 0], [1, 0], [0, 3], [2, 2]] as const) {
+      const srcBuf = new Uint8Array(plane * 3 + 8);
+      for (let k = 0; k < srcBuf.length; k++) srcBuf[k] = (k * 131 + size) & 0xff;
+      const hwc = srcBuf.subarray(srcShift, srcShift + plane * 3);
+      const dstBuf = new Uint8Array(plane * 3 + 8).fill(0xee);
+      const row = dstBuf.subarray(dstShift, dstShift + plane * 3);
+      writeRow(hwc, t, row);
+      for (let p = 0; p < plane; p++) {
+        for (let c = 0; c < 3; c++) {
+          if (row[c * plane + p] !== hwc[p * 3 + c]) assert.fail(`size ${size}, shifts ${srcShift}/${dstShift}: channel ${c} pixel ${p}`);
+        }
+      }
+      // Nothing written outside the row.
+      assert.ok(dstBuf.subarray(0, dstShift).every((v) => v === 0xee) && dstBuf.subarray(dstShift + plane * 3).every((v) => v === 0xee), `size ${size}: bytes around the row untouched`);
+    }
+  }
+});
