@@ -213,6 +213,20 @@ async function fillSlot(slabId: number, layout: BatchLayout, rows: number, shard
     let shard: OpenShard | undefined;
     let ref: ShardRef | undefined;
     const columnNames = layout.columns.map((c) => c.name);
+    // The planned Arrow reads, done: at the end, and before a Parquet run (a mixture of both
+    // formats), which writes at the columns' cursors at once, so each run's rows and
+    // variable-length values stay in slot order.
+    const flushArrow = (): void => {
+      if (arrowReads.empty) return;
+      const r0 = performance.now();
+      try {
+        arrowReads.execute(slabId, ops);
+      } catch (err) {
+        throw shardDecodeError(err, shards[0]!, `a record batch (of shards ${shards.map((s) => s.name).join(', ')})`);
+      }
+      arrowReads.clear();
+      readMs += performance.now() - r0;
+    };
     for (let i = 0; i < n; i++) {
       readRun(runs, i, run);
       if (run.shard !== lastShard || !shard) {
@@ -235,6 +249,7 @@ async function fillSlot(slabId: number, layout: BatchLayout, rows: number, shard
         }
       } else {
         if (checks.verifyPieces) pieces.parquetChunks(handle.h.fd, shard.identity, ref!, entry, handle.h.metadata, run.unit, columnNames, checks.shared);
+        flushArrow();
         try {
           await parquet().copyParquetRun(handle.h, run, targets, ops, shared);
         } catch (err) {
@@ -242,15 +257,7 @@ async function fillSlot(slabId: number, layout: BatchLayout, rows: number, shard
         }
       }
     }
-    if (!arrowReads.empty) {
-      const r0 = performance.now();
-      try {
-        arrowReads.execute(slabId, ops);
-      } catch (err) {
-        throw shardDecodeError(err, shards[0]!, `a record batch (of shards ${shards.map((s) => s.name).join(', ')})`);
-      }
-      readMs += performance.now() - r0;
-    }
+    flushArrow();
     if (deferredPieces.length) pieces.settleDeferred(deferredPieces, checks.shared);
     // Variable-length columns: an empty batch still has a valid offsets[0].
     for (const t of targets) {
