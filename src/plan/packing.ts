@@ -202,33 +202,26 @@ export function feedSlice(spec: FeedSpec, q: number, epoch: number, f: number): 
 
 /** The feed's batches as a plan the loader's decode workers follow (global ids, partitions in turn). */
 export function feedPlan(shards: readonly ShardSize[], spec: FeedSpec, options: OrderOptions, epoch: number): { epoch: number; steps: number; batchIds(step: number): number[] } {
+  // The global id of position t of the feed's part q: a mixture's documents, or a partition's order.
+  let idAt: (q: number, t: number) => number;
   if (spec.mixture) {
     const docs = new MixtureDocuments(spec.mixture, options, epoch);
-    return {
-      epoch,
-      steps: spec.steps,
-      batchIds(step: number): number[] {
-        const ids: number[] = [];
-        spec.parts.forEach((part, q) => {
-          const [a, b] = feedSlice(spec, q, epoch, step);
-          for (let t = a; t < b; t++) ids.push(docs.at(part.partition, t).id);
-        });
-        return ids;
-      },
-    };
+    idAt = (q, t) => docs.at(spec.parts[q]!.partition, t).id;
+  } else {
+    const locator = samplesToShards(shards);
+    const key = epochKey(options, epoch);
+    const orders = spec.parts.map((part) => partitionOrder(options.shuffle, { start: part.start, size: part.size }, locator, deriveKey(key, part.partition), options.shuffleWindow));
+    idAt = (q, t) => spec.parts[q]!.start + orders[q]!.at(t);
   }
-  const locator = samplesToShards(shards);
-  const key = epochKey(options, epoch);
-  const orders = spec.parts.map((part) => partitionOrder(options.shuffle, { start: part.start, size: part.size }, locator, deriveKey(key, part.partition), options.shuffleWindow));
   return {
     epoch,
     steps: spec.steps,
     batchIds(step: number): number[] {
       const ids: number[] = [];
-      spec.parts.forEach((part, q) => {
-        const [a, b] = feedSlice(spec, q, epoch, step);
-        for (let t = a; t < b; t++) ids.push(part.start + orders[q]!.at(t));
-      });
+      for (let q = 0; q < spec.parts.length; q++) {
+        const [from, to] = feedSlice(spec, q, epoch, step);
+        for (let t = from; t < to; t++) ids.push(idAt(q, t));
+      }
       return ids;
     },
   };
