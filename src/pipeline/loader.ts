@@ -239,6 +239,8 @@ export class Loader implements AsyncIterable<Batch> {
   #iterating = false;
   #loops: Promise<unknown>[] | undefined;
   #links: WorkerLink[] = [];
+  /** Waits of the consumer on a worker in progress (each holds the process alive: #awaitingWorker). */
+  #workerWaits = 0;
   #linksClosed = false;
   /** A worker loop that died (not a batch error: those arrive per seq). */
   #fatal: unknown;
@@ -611,7 +613,23 @@ export class Loader implements AsyncIterable<Batch> {
       return Promise.resolve(deserializeError(e));
     }
     // The worker posts the error before it publishes the slot; it is on its way.
-    return new Promise((resolve) => this.#errorWaiters.set(seq, (s) => resolve(deserializeError(s))));
+    return this.#awaitingWorker(new Promise((resolve) => this.#errorWaiters.set(seq, (s) => resolve(deserializeError(s)))));
+  }
+
+  /**
+   * `wait`, with the process held alive until it settles. The worker ports are unref'd (a loader
+   * left unclosed must not hold the process), and neither a message still on its way on them nor
+   * an Atomics.waitAsync keeps Node's event loop alive: once the last decode task has returned,
+   * a consumer awaiting the last batch's message (or slot) could otherwise see the process exit
+   * under it, with code 0 and the epoch unfinished.
+   */
+  async #awaitingWorker<T>(wait: Promise<T>): Promise<T> {
+    if (this.#workerWaits++ === 0) for (const link of this.#links) link.port.ref();
+    try {
+      return await wait;
+    } finally {
+      if (--this.#workerWaits === 0) for (const link of this.#links) link.port.unref();
+    }
   }
 
   /** The one-off slab message of seq (posted before its slot was published; it may still be on its way). */
@@ -621,7 +639,7 @@ export class Loader implements AsyncIterable<Batch> {
       this.#oneOffs.delete(seq);
       return Promise.resolve(m);
     }
-    return new Promise((resolve) => this.#oneOffWaiters.set(seq, resolve));
+    return this.#awaitingWorker(new Promise((resolve) => this.#oneOffWaiters.set(seq, resolve)));
   }
 
   /** Frees a one-off slab and uncounts it (the worker detached its own view already). */
@@ -679,7 +697,8 @@ export class Loader implements AsyncIterable<Batch> {
           try {
             while (slot < 0) {
               if (this.#fatal !== undefined) throw this.#fatal;
-              await control.waitReady(seq);
+              const ready = control.waitReady(seq);
+              if (ready) await this.#awaitingWorker(ready);
               if (this.#closed) return;
               slot = control.readySlot(seq);
             }
