@@ -17,7 +17,7 @@ import { SampleLocator } from './sample-locator.js';
 import { feedPlan } from '../plan/packing.js';
 import { decodeOversize } from './oversize-batch.js';
 import { buildRuns } from './row-runs.js';
-import { checkFooterChecksum, checkOpenedShard, fileIdentity, pathIdentity, PieceVerifier, shardDecodeError, sharedPieceFlags, type DeferredPiece, type SharedPieceFlags } from './piece-check.js';
+import { checkFooterChecksum, checkOpenedShard, fileIdentity, pathIdentity, PieceVerifier, runsVerified, shardDecodeError, sharedPieceFlags, type DeferredPiece, type SharedPieceFlags } from './piece-check.js';
 import type { ManifestV1 } from '../dataset/types.js';
 import { decodeQuarantined, leaseFailure, QuarantineFlags, ShardFailure } from './quarantine.js';
 import { startupMark } from './startup-trace.js';
@@ -213,6 +213,8 @@ async function fillSlot(slabId: number, layout: BatchLayout, rows: number, shard
     let shard: OpenShard | undefined;
     let ref: ShardRef | undefined;
     const columnNames = layout.columns.map((c) => c.name);
+    // Pieces all verified already (the steady state): no per-run checks, a leaner loop.
+    const verify = checks.verifyPieces && !(checks.shared && runsVerified(runs, checks.shared));
     // The planned Arrow reads, done: at the end, and before a Parquet run (a mixture of both
     // formats), which writes at the columns' cursors at once, so each run's rows and
     // variable-length values stay in slot order.
@@ -240,7 +242,7 @@ async function fillSlot(slabId: number, layout: BatchLayout, rows: number, shard
       const entry = checks.manifest.shards[ref!.index]!;
       // Each piece's checksum before any of its rows is planned or decoded.
       if (handle.kind === 'arrow') {
-        if (checks.verifyPieces) pieces.arrowBatch(handle.h.fd, shard.identity, ref!, entry, run.unit, checks.shared, handle.h.mapId, deferredPieces);
+        if (verify) pieces.arrowBatch(handle.h.fd, shard.identity, ref!, entry, run.unit, checks.shared, handle.h.mapId, deferredPieces);
         // Arrow runs are only planned here and read together below, a few native calls per batch.
         try {
           for (const t of targets) arrowReads.plan(handle.h, run, t);
@@ -248,7 +250,7 @@ async function fillSlot(slabId: number, layout: BatchLayout, rows: number, shard
           throw shardDecodeError(err, ref!, `record batch ${run.unit}`);
         }
       } else {
-        if (checks.verifyPieces) pieces.parquetChunks(handle.h.fd, shard.identity, ref!, entry, handle.h.metadata, run.unit, columnNames, checks.shared);
+        if (verify) pieces.parquetChunks(handle.h.fd, shard.identity, ref!, entry, handle.h.metadata, run.unit, columnNames, checks.shared);
         flushArrow();
         try {
           await parquet().copyParquetRun(handle.h, run, targets, ops, shared);

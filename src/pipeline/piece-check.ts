@@ -19,7 +19,7 @@ import type { RangeReader } from '../formats/range-reader.js';
 import { formatChecksum, pieceChecksum } from '../dataset/piece-checksum.js';
 import type { ColumnSpec, ManifestV1, ParquetLayout, ShardEntry } from '../dataset/types.js';
 import { crc32FromMap, loadNative, nativeCrc32, nativeCrc32Kind } from '../memory/index.js';
-import type { ShardRef } from './decode-messages.js';
+import { RUN_FIELDS, type ShardRef } from './decode-messages.js';
 
 // The format readers and the shard checks are imported when a shard of that format is first
 // checked, not with this module: the loader's main thread (which needs only pieceFlagLayout) and a
@@ -184,6 +184,22 @@ export function claimPiece(words: Int32Array, word: number, waitMs = CLAIM_WAIT_
 export function settleClaim(words: Int32Array, word: number, verified: boolean): void {
   Atomics.store(words, word, verified ? PIECE_VERIFIED : PIECE_UNCHECKED);
   Atomics.notify(words, word);
+}
+
+/**
+ * Whether every run of a batch (packed RowRuns, row-runs.ts) reads an Arrow record batch some
+ * worker of this loader has verified: the common case after the first pass over a piece, checked
+ * in one tight loop before the batch's reads, so the per-run path (PieceVerifier.arrowBatch) is
+ * skipped. A Parquet run, or a piece not verified yet, answers false.
+ */
+export function runsVerified(runs: Float64Array, shared: SharedPieceFlags): boolean {
+  const { words, bases } = shared;
+  for (let at = 0; at < runs.length; at += RUN_FIELDS) {
+    // Field 5 is the record batch's offset for an Arrow run, -1 for a Parquet one.
+    if (runs[at + 5]! < 0) return false;
+    if (Atomics.load(words, bases[runs[at]!]! + runs[at + 1]!) !== PIECE_VERIFIED) return false;
+  }
+  return true;
 }
 
 /** Words needed for every piece of `manifest`, and each shard's first. */

@@ -38,9 +38,15 @@ export function buildRuns(ids: readonly number[], locator: SampleLocator, manife
     } else {
       packed[at + 5] = -1;
     }
-    if (!shards.includes(loc.shard)) shards.push(loc.shard);
+    if (!hasShard(shards, loc.shard)) shards.push(loc.shard);
   }
   return { runs: packed.slice(0, n * RUN_FIELDS), shards };
+}
+
+/** `shards.includes(shard)` as a loop over the few shards of a batch (the builtin call was a hot spot). */
+function hasShard(shards: readonly number[], shard: number): boolean {
+  for (let i = 0; i < shards.length; i++) if (shards[i] === shard) return true;
+  return false;
 }
 
 /** Run `i` of a packed array, written into `out` (reused: no object per run). */
