@@ -12,6 +12,7 @@ import { prepDataset } from '../../src/dataset/prep.js';
 import { loadManifest } from '../../src/dataset/manifest.js';
 import { LocalStore } from '../../src/storage/local.js';
 import { Loader, type LoaderOptions } from '../../src/pipeline/loader.js';
+import { isVarColumn } from '../../src/index.js';
 import { imageChoice } from '../../src/transforms/image-decode.js';
 import { resolveImageOptions, type ImageTransformOptions } from '../../src/transforms/image-options.js';
 import type { CropBox } from '../../src/transforms/crop.js';
@@ -309,5 +310,54 @@ test('Hugging Face layout (image: struct<bytes, path>) via pyarrow: train and ev
   for (let i = 0; i < batch!.length; i++) {
     const d = meanAbsDiff(batch![i]!.pixels, Uint8Array.from(pillow[i]!));
     assert.ok(d < 1.5, `row ${i}: mean |gpufeed - Pillow| ${d.toFixed(2)} within JPEG decoder and resampler tolerance`);
+  }
+});
+
+test('Parquet: the image column and the columns read beside it keep their own values (the shared decode cache keys columns by file, not by layout)', { skip: hasPyarrow ? false : 'pyarrow is not installed' }, async () => {
+  // The image stage reads the encoded images into a staging layout whose column 0 is the image,
+  // while the slot's own read has the path (a string) at 0 and the label at 1: keyed by layout
+  // index, the shared cache handed one column's decoded pages to the other (a path with image
+  // bytes, or "page 0 holds 0 rows").
+  // Larger images than the folder's, several pages each per row group.
+  const own = await writeImageFolder(join(dir, 'cache-folder'), ['a'], 40, 320, 240, 4);
+  const parquet = join(dir, 'hf-cache.parquet');
+  const script = [
+    'import sys, pathlib, pyarrow as pa, pyarrow.parquet as pq',
+    'files = sys.argv[2:]',
+    "imgs = [{'bytes': pathlib.Path(f).read_bytes(), 'path': 'p-%d-' % i + pathlib.Path(f).name} for i, f in enumerate(files)]",
+    "t = pa.table({'image': pa.array(imgs, type=pa.struct([('bytes', pa.binary()), ('path', pa.string())])), 'label': pa.array(list(range(len(files))), pa.int64())})",
+    'pq.write_table(t, sys.argv[1], row_group_size=10)',
+  ].join('\n');
+  execFileSync('python3', ['-c', script, parquet, ...own]);
+  const ds = join(dir, 'hf-cache-ds');
+  await prepDataset([parquet], { out: ds, format: 'parquet', workers: 0, progress: false });
+  const t = resolveImageOptions('t', TRAIN);
+  for (const workers of [1, 2]) {
+    const loader = await Loader.open(ds, { batchSize: 8, seed: 5, epochs: 2, workers, shuffle: 'window', shuffleWindow: 20, columns: ['image.bytes', 'image.path', 'label'], transforms: { 'image.bytes': TRAIN } });
+    let rows = 0;
+    try {
+      for await (const b of loader) {
+        const path = b.columns['image.path']!;
+        assert.ok(isVarColumn(path));
+        const labels = b.columns.label as BigInt64Array;
+        const pixels = b.columns['image.bytes'] as Uint8Array;
+        const rowLen = pixels.length / b.size;
+        for (let i = 0; i < b.size; i++) {
+          const id = b.ids[i]!;
+          assert.equal(Number(labels[i]), id, `label of sample ${id}`);
+          const name = new TextDecoder().decode(path.values.subarray(path.offsets[i]!, path.offsets[i + 1]!) as Uint8Array);
+          assert.equal(name, `p-${id}-${own[id]!.split('/').pop()}`, `path of sample ${id} (${workers} workers)`);
+          const bytes = await readFile(own[id]!);
+          const { width, height } = await dims(bytes);
+          const c = imageChoice(t, width, height, 5, b.epoch, id);
+          const d = meanAbsDiff(chwToHwc(pixels.subarray(i * rowLen, (i + 1) * rowLen), 24), await reference(bytes, c.box, c.flip, 24, 3));
+          assert.ok(d <= 0.5, `sample ${id}: mean |diff| ${d.toFixed(3)}`);
+          rows += 1;
+        }
+      }
+    } finally {
+      await loader.close();
+    }
+    assert.equal(rows, 2 * own.length);
   }
 });

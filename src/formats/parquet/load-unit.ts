@@ -11,7 +11,7 @@ import { parquetMetadata, parquetRead, type Compressors, type FileMetaData } fro
 import { compressors as jsCompressors } from 'hyparquet-compressors';
 import { decodeFlatColumn, type FlatColumn } from './flat-column.js';
 import { copyVarRun } from './var-column.js';
-import { mayBeFlat, type PieceDecoder, type RowGroupCache } from './row-group-cache.js';
+import { cacheColumnId, mayBeFlat, type PieceDecoder, type RowGroupCache } from './row-group-cache.js';
 import { isVariableLength } from '../../pipeline/batch-layout.js';
 import { ErrorCodes, GpufeedError } from '../../errors.js';
 import { numberToHalf } from '../../dataset/float16.js';
@@ -226,7 +226,7 @@ export interface SharedDecoded {
 }
 
 /**
- * Copies the run of column `column` (its index in the layout) from the shared cache, decoding the
+ * Copies the run of column `column` (cacheColumnId) from the shared cache, decoding the
  * chunk into it first when no worker has; false when the chunk must take the per-worker path.
  */
 function copySharedRun(h: ParquetShardHandle, run: RowRun, target: SlotTarget, column: number, ops: CopyOps, shared: SharedDecoded): boolean {
@@ -263,10 +263,12 @@ export async function copyParquetRun(h: ParquetShardHandle, run: RowRun, targets
   const left: SlotTarget[] = [];
   for (let c = 0; c < targets.length; c++) {
     const t = targets[c]!;
+    // The shared cache knows a column by its place in the file, not in this layout.
+    const column = shared ? cacheColumnId(h.metadata, t.region.name) : -1;
     // Variable-length columns page by page (var-column.ts), flat ones through the shared cache.
     if (isVariableLength(t.region.kind)) {
-      if (!copyVarRun(h, run, t, c, ops, shared)) left.push(t);
-    } else if (!shared || !mayBeFlat(t.region) || !copySharedRun(h, run, t, c, ops, shared)) {
+      if (!copyVarRun(h, run, t, column, ops, column >= 0 ? shared : undefined)) left.push(t);
+    } else if (column < 0 || !mayBeFlat(t.region) || !copySharedRun(h, run, t, column, ops, shared!)) {
       left.push(t);
     }
   }

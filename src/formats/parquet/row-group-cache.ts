@@ -14,6 +14,7 @@
 // counted per entry; only an entry nobody reads, least recently used, is evicted to make room. The
 // lock only guards the table (word reads and writes, a scan of the extents on a miss); decoding and
 // copying run without it.
+import type { FileMetaData } from 'hyparquet';
 import type { ManifestV1, ParquetLayout } from '../../dataset/types.js';
 import type { OrderOptions } from '../../plan/index.js';
 import { isVariableLength, type BatchLayout, type ColumnRegion } from '../../pipeline/batch-layout.js';
@@ -42,6 +43,25 @@ const SIZE = 7;
 const BYTES = 8;
 const LAST_USE = 9;
 const ENTRY_WORDS = 10;
+
+const columnIds = new WeakMap<FileMetaData, Map<string, number>>();
+
+/**
+ * The cache's key for column `name` of a shard: the position of its first column chunk in the
+ * file's row groups (the file's leaf order), or -1 when the file has none. A property of the file,
+ * so the same in every batch layout (a slot's, an image stage's staging one, a one-off) and every
+ * worker; a column's index in a layout is not (two layouts' column 0 are different columns).
+ */
+export function cacheColumnId(metadata: FileMetaData, name: string): number {
+  let ids = columnIds.get(metadata);
+  if (!ids) columnIds.set(metadata, (ids = new Map()));
+  let id = ids.get(name);
+  if (id === undefined) {
+    id = metadata.row_groups[0]?.columns.findIndex((c) => c.meta_data?.path_in_schema[0] === name) ?? -1;
+    ids.set(name, id);
+  }
+  return id;
+}
 
 /** Default budget of the shared cache: what the plan needs, up to this. */
 export const DEFAULT_DECODE_CACHE_BYTES = 1024 * 1024 * 1024;
