@@ -100,7 +100,10 @@ export function scanRun(run: ScanRun, grid: BucketGrid, key: ScanKey, from: numb
   if (run.starts.length < buckets + 1) run.starts = new Uint32Array(buckets + 1);
   const counts = run.starts;
   counts.fill(0, 0, buckets + 1);
-  if (!grid.coarse && to <= 4294967296) {
+  const bits = Math.log2(w);
+  if (!grid.coarse && Number.isInteger(bits) && bits >= 1 && to <= Math.min(4294967296, 2 ** (21 + bits))) {
+    scanPowerOfTwo(run.bucketOf, counts, from, to, key.lo | 0, key.hi | 0, 32 - bits, Math.log2(grid.width), firstBucket);
+  } else if (!grid.coarse && to <= 4294967296) {
     scanFine(run.bucketOf, counts, from, to, key.lo | 0, key.hi | 0, w / 4294967296, grid.inverse, firstBucket);
   } else {
     const bucketOf = run.bucketOf;
@@ -157,6 +160,39 @@ function scanFine(bucketOf: Uint32Array, counts: Uint32Array, from: number, to: 
     x ^= x >>> 16;
     const k = i + (x ^ -2147483648) * scale;
     const b = (Math.floor(k * inverse) - firstBucket) | 0;
+    counts[b + 1]!++;
+    bucketOf[q] = b;
+  }
+}
+
+/**
+ * scanFine for a window w = 2^a (a >= 1) and positions below 2^(21 + a) (and 2^32), where the key
+ * i + s 2^(a - 32) is exact as a double, so its bucket floor(k / 2^m) is integer math: with
+ * i = I 2^m + r, it is I + floor((r + floor(s / 2^(32 - a))) / 2^m), shifts all (r and 2^m are
+ * integers, so flooring s / 2^(32 - a) first changes nothing). No conversion to and from doubles.
+ */
+function scanPowerOfTwo(bucketOf: Uint32Array, counts: Uint32Array, from: number, to: number, keyLo: number, keyHi: number, shift: number, widthBits: number, firstBucket: number): void {
+  const mask = (1 << widthBits) - 1;
+  for (let i = from, q = 0; i < to; i++, q++) {
+    let x = i ^ keyLo;
+    x ^= x >>> 16;
+    x = Math.imul(x, 0x7feb352d);
+    x ^= x >>> 15;
+    x = Math.imul(x, 0x846ca68b);
+    x ^= x >>> 16;
+    x ^= keyHi;
+    x ^= x >>> 16;
+    x = Math.imul(x, 0x7feb352d);
+    x ^= x >>> 15;
+    x = Math.imul(x, 0x846ca68b);
+    x ^= x >>> 16;
+    x = (x + keyLo) | 0;
+    x ^= x >>> 16;
+    x = Math.imul(x, 0x7feb352d);
+    x ^= x >>> 15;
+    x = Math.imul(x, 0x846ca68b);
+    x ^= x >>> 16;
+    const b = ((i >>> widthBits) - firstBucket + (((i & mask) + ((x ^ -2147483648) >> shift)) >> widthBits)) | 0;
     counts[b + 1]!++;
     bucketOf[q] = b;
   }
