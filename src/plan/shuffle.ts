@@ -87,9 +87,10 @@ export class NaiveOrder implements PartitionOrder {
  *
  * Random access: keys are sorted per chunk of key space [jw, (j+1)w); the number of keys below jw
  * is (positions surely below) + (a count over the uncertain 2w around it), so chunk j's first
- * delivery index is known without sorting anything before it. Inside a chunk, keys are bucketed
- * and a bucket is sorted only when one of its deliveries is asked for (window-chunk.ts): a rank
- * sharing its partition with many others sorts only its own part of each chunk.
+ * delivery index is known without sorting anything before it. A forward walk hashes each position
+ * once, into buckets of key space (window-scan.ts); a chunk counts its keys from the buckets, and
+ * a bucket is gathered and sorted only when one of its deliveries is asked for (window-chunk.ts): a
+ * rank sharing its partition with many others sorts only its own part of each chunk.
  */
 export class WindowOrder implements PartitionOrder, PieceMap {
   readonly size: number;
@@ -259,13 +260,15 @@ export class WindowOrder implements PartitionOrder, PieceMap {
     const chunk = this.spare ?? new ScannedChunk();
     this.spare = undefined;
     const grid = this.grid;
-    // Below key 0 the subtraction k - x0 may round, so the grid bucket need not follow the sort
-    // key there: one group, sorted whole (only chunk -1, a few keys).
     const bucketLo = grid.coarse ? j : j * grid.perChunk;
     const bucketHi = grid.coarse ? j + 1 : (j + 1) * grid.perChunk;
     const pieceLo = hi > lo ? this.pieceOf(lo) : 0;
     const pieceHi = hi > lo ? this.pieceOf(hi - 1) : 0;
-    chunk.init(runs, { x0, first: lo, span: hi - lo, pieceLo, pieceHi, bucketLo, bucketHi, single: grid.coarse || j < 0, fractionScale: this.fractionScale, indexScale: 2 ** this.indexBits }, this, this.scanKey.keyAt);
+    // Below key 0 the subtraction k - x0 may round, so the grid bucket need not follow the sort
+    // key there: one group, sorted whole (only chunk -1, a few keys).
+    const single = grid.coarse || j < 0;
+    const place = { x0, first: lo, span: hi - lo, pieceLo, pieceHi, bucketLo, bucketHi, single, fractionScale: this.fractionScale, indexScale: 2 ** this.indexBits };
+    chunk.init(runs, place, this, this.scanKey.keyAt);
     const count = chunk.length;
     const known = this.starts.get(j + 1);
     const start = this.chunkStart(j);
