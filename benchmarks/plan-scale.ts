@@ -21,12 +21,16 @@ function makeShards(): ShardSize[] {
 
 const MB = 1024 * 1024;
 
-/** Plans every step of one rank's epoch; time, and peak heap + buffers above the start. */
-function measure(plan: () => RankEpochPlan): { ms: number; peakMB: number; rssMB: number; steps: number; checksum: number } {
+/**
+ * Plans every step of one rank's epoch; time (wall, and the process's CPU: on a loaded host the wall
+ * time counts other processes' turns), and peak heap + buffers above the start.
+ */
+function measure(plan: () => RankEpochPlan): { ms: number; cpuMs: number; peakMB: number; rssMB: number; steps: number; checksum: number } {
   (globalThis as { gc?: () => void }).gc?.();
   const before = process.memoryUsage();
   let peak = 0;
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
   const p = plan();
   let checksum = 0;
   for (let step = 0; step < p.steps; step++) {
@@ -38,9 +42,11 @@ function measure(plan: () => RankEpochPlan): { ms: number; peakMB: number; rssMB
     }
   }
   const ms = performance.now() - t0;
+  const cpu = process.cpuUsage(cpu0);
+  const cpuMs = (cpu.user + cpu.system) / 1e3;
   const after = process.memoryUsage();
   peak = Math.max(peak, after.heapUsed + after.arrayBuffers - before.heapUsed - before.arrayBuffers);
-  return { ms, peakMB: peak / MB, rssMB: after.rss / MB, steps: p.steps, checksum };
+  return { ms, cpuMs, peakMB: peak / MB, rssMB: after.rss / MB, steps: p.steps, checksum };
 }
 
 function worldOf(rank: number): World {
@@ -79,6 +85,8 @@ export interface MixturePlanCase {
   partitions: number;
   rank: number;
   ms: number;
+  /** CPU ms of the process while it planned (one thread plans; the GC helps a little). */
+  cpuMs: number;
   peakMB: number;
 }
 
@@ -87,7 +95,7 @@ export function mixturePlanScale(): { worstMs: number; worstPeakMB: number; case
   const sizes = [0.6, 0.3, 0.1].map((f) => Math.round(total * f));
   const streams: MixtureStream[] = sizes.map((n, k) => ({ shards: syntheticShards(n, Math.max(1, Math.round((SHARDS * n) / total)), 1024), weight: [0.5, 0.3, 0.2][k]! }));
   console.log(`plan-scale mixture: 3 streams of ${sizes.map((n) => n.toLocaleString()).join(' + ')} documents, weights 0.5/0.3/0.2, world ${WORLD}, batch ${BATCH}/rank`);
-  console.log('algo    window   partitions  rank  steps  samples/rank  plan ms  rss MB  heap+buffers MB (delta)');
+  console.log('algo    window   partitions  rank  steps  samples/rank  plan ms  cpu ms  rss MB  heap+buffers MB (delta)');
   let worstMs = 0;
   let worstPeakMB = 0;
   const cases: MixturePlanCase[] = [];
@@ -99,9 +107,9 @@ export function mixturePlanScale(): { worstMs: number; worstPeakMB: number; case
     const r = measure(() => planMixtureRankEpoch(streams, world, options, 3));
     worstMs = Math.max(worstMs, r.ms);
     worstPeakMB = Math.max(worstPeakMB, r.peakMB);
-    cases.push({ partitions, rank, ms: r.ms, peakMB: r.peakMB });
+    cases.push({ partitions, rank, ms: r.ms, cpuMs: r.cpuMs, peakMB: r.peakMB });
     console.log(
-      `window  ${String(1 << 16).padStart(7)}  ${String(partitions).padStart(10)}  ${String(rank).padStart(4)}  ${String(r.steps).padStart(5)}  ${String(r.steps * BATCH).padStart(12)}  ${r.ms.toFixed(0).padStart(7)}  ${r.rssMB.toFixed(0).padStart(6)}  ${r.peakMB.toFixed(1).padStart(8)}   (checksum ${r.checksum})`,
+      `window  ${String(1 << 16).padStart(7)}  ${String(partitions).padStart(10)}  ${String(rank).padStart(4)}  ${String(r.steps).padStart(5)}  ${String(r.steps * BATCH).padStart(12)}  ${r.ms.toFixed(0).padStart(7)}  ${r.cpuMs.toFixed(0).padStart(6)}  ${r.rssMB.toFixed(0).padStart(6)}  ${r.peakMB.toFixed(1).padStart(8)}   (checksum ${r.checksum})`,
     );
   }
   return { worstMs, worstPeakMB, cases };

@@ -6,7 +6,8 @@ import { FeistelPermutation } from './permutation.js';
 import { deriveKey, hashUnit, type Key64, Sfc32 } from './prng.js';
 import type { ShuffleAlgo } from './options.js';
 import type { SharedWindows } from './shared-windows.js';
-import { BucketedChunk, type ChunkView, DenseChunk, fileCarried, hashUnitSmall, KEYS_PER_BUCKET, type PieceMap, scanWindow, type WindowScan } from './window-chunk.js';
+import { type ChunkView, DenseChunk, hashUnitSmall, type PieceMap, ScannedChunk } from './window-chunk.js';
+import { type BucketGrid, bucketGrid, type ScanKey, ScanRun, scanRun } from './window-scan.js';
 
 /** Where a window order finds chunks other threads computed, and which (epoch, partition) it is. */
 export interface WindowShare {
@@ -86,9 +87,10 @@ export class NaiveOrder implements PartitionOrder {
  *
  * Random access: keys are sorted per chunk of key space [jw, (j+1)w); the number of keys below jw
  * is (positions surely below) + (a count over the uncertain 2w around it), so chunk j's first
- * delivery index is known without sorting anything before it. Inside a chunk, keys are bucketed
- * and a bucket is sorted only when one of its deliveries is asked for (window-chunk.ts): a rank
- * sharing its partition with many others sorts only its own part of each chunk.
+ * delivery index is known without sorting anything before it. A forward walk hashes each position
+ * once, into buckets of key space (window-scan.ts); a chunk counts its keys from the buckets, and
+ * a bucket is gathered and sorted only when one of its deliveries is asked for (window-chunk.ts): a
+ * rank sharing its partition with many others sorts only its own part of each chunk.
  */
 export class WindowOrder implements PartitionOrder, PieceMap {
   readonly size: number;
@@ -103,23 +105,17 @@ export class WindowOrder implements PartitionOrder, PieceMap {
   private readonly starts = new Map<number, number>();
   private readonly chunks = new Map<number, ChunkView>();
   /** A chunk no longer cached, whose buffers the next computed chunk takes over. */
-  private spare: BucketedChunk | undefined;
-  /** Scan buffers, reused by every chunk: candidates' packed keys, bucket scratch. */
-  private scanPacked = new Float64Array(0);
-  private bucketScratch = new Uint32Array(0);
-  private fillScratch = new Uint32Array(0);
-  /** Two sets of carry buffers: a chunk reads the carry in one and writes the next in the other. */
-  private carryBuffers: Array<{ keys: Float64Array; positions: Float64Array }> = [
-    { keys: new Float64Array(0), positions: new Float64Array(0) },
-    { keys: new Float64Array(0), positions: new Float64Array(0) },
-  ];
+  private spare: ScannedChunk | undefined;
+  private readonly grid: BucketGrid;
+  private readonly scanKey: ScanKey;
   private readonly share: WindowShare | undefined;
   /**
-   * What the last computed chunk's scan saw beyond its end: the positions it hashed whose keys
-   * fall at or past its end, with their keys, and where its scan stopped. The
-   * next chunk starts from them, so a forward walk hashes each position once, not three times.
+   * The forward walk's scan runs: contiguous, ascending, disjoint; the next chunk scans on from the
+   * last one's end, so a forward walk hashes each position once. Runs no chunk or walk holds wait
+   * in `freeRuns` for reuse.
    */
-  private carry: { chunk: number; scannedTo: number; keys: Float64Array; positions: Float64Array; length: number } | undefined;
+  private walk: ScanRun[] = [];
+  private freeRuns: ScanRun[] = [];
 
   constructor(range: PartitionRange, locator: PieceLocator, key: Key64, window: number, share?: WindowShare) {
     this.size = range.size;
@@ -164,6 +160,9 @@ export class WindowOrder implements PartitionOrder, PieceMap {
     const fractionBits = 52 - bitsFor(window) - this.indexBits;
     if (fractionBits < 0) throw new GpufeedError(ErrorCodes.INTERNAL, `shuffle window ${window} too large to sort exactly`);
     this.fractionScale = 2 ** fractionBits;
+    this.grid = bucketGrid(window, this.size);
+    const jitter = this.jitterKey;
+    this.scanKey = { lo: jitter.lo, hi: jitter.hi, keyAt: (i) => this.key(i) };
   }
 
   at(t: number): number {
@@ -239,7 +238,7 @@ export class WindowOrder implements PartitionOrder, PieceMap {
     }
     if (claim.kind === 'none') return this.computeChunk(j);
     let offsets: Uint32Array | Float64Array;
-    let chunk: BucketedChunk;
+    let chunk: ScannedChunk;
     try {
       chunk = this.computeChunk(j);
       offsets = chunk.materialize(this.size);
@@ -252,96 +251,67 @@ export class WindowOrder implements PartitionOrder, PieceMap {
   }
 
   /** Computes chunk j (and remembers it, and where chunk j + 1 starts). */
-  private computeChunk(j: number): BucketedChunk {
+  private computeChunk(j: number): ScannedChunk {
     const w = this.window;
     const x0 = j * w;
-    const x1 = x0 + w;
     const lo = this.around(x0)[0];
-    const hi = this.around(x1)[1];
-    // Candidates: keys in [x0, x1), packed as (fixed-point key, position - lo), so ties of the
-    // fixed-point key break as positions do. Positions past lo + 2^indexBits cannot occur: hi - lo
-    // is at most 2w + 4.
-    const carry = this.carry;
-    const carried = carry && carry.chunk === j && carry.scannedTo >= lo && carry.scannedTo <= hi ? carry : undefined;
-    const room = hi - lo + (carried ? carried.length : 0) + 1;
-    if (this.scanPacked.length < room) {
-      this.scanPacked = new Float64Array(room);
-      this.bucketScratch = new Uint32Array(room);
-    }
-    const packed = this.scanPacked;
-    // Write the next carry into the buffers the current carry does not use.
-    const out = this.carryBuffers[carry && carry.keys === this.carryBuffers[0]!.keys ? 1 : 0]!;
-    if (out.keys.length < room) {
-      out.keys = new Float64Array(room);
-      out.positions = new Float64Array(room);
-    }
-    const nextKeys = out.keys;
-    const nextPositions = out.positions;
-    const fs = this.fractionScale;
-    const indexScale = 2 ** this.indexBits;
-    const chunk = this.spare ?? new BucketedChunk();
+    const hi = this.around(x0 + w)[1];
+    const runs = this.scanThrough(lo, hi);
+    const chunk = this.spare ?? new ScannedChunk();
     this.spare = undefined;
-    // About KEYS_PER_BUCKET keys per bucket: a chunk holds about min(w, m) keys.
-    const buckets = Math.max(1, Math.ceil(Math.min(w, this.size) / KEYS_PER_BUCKET));
-    const counts = chunk.begin(buckets);
-    const bucketOf = this.bucketScratch;
-    const perPacked = buckets / (w * fs * indexScale);
-    const maxBucket = 2 * buckets;
-    const candidate = (p: number): void => {
-      const b = Math.min(Math.floor(p * perPacked), buckets - 1);
-      packed[count] = p;
-      bucketOf[count++] = b;
-      counts[b + 1]!++;
-    };
-    let count = 0;
-    let next = 0;
-    let from = lo;
-    const scan: WindowScan = {
-      x0, x1, window: w, keyLo: this.jitterKey.lo, keyHi: this.jitterKey.hi, fractionScale: fs, indexScale, first: lo, perPacked, maxBucket,
-      packed, bucketOf, counts, nextKeys, nextPositions, count: 0, next: 0,
-    };
-    if (carried && carried.length > 0) {
-      // Carried positions ascend, and their keys are at least x0 (the last chunk's end).
-      const firstCarried = carried.positions[0] as number;
-      if (firstCarried < lo) throw new GpufeedError(ErrorCodes.INTERNAL, `window shuffle carried position ${firstCarried} before the scan's start ${lo}`);
-      fileCarried(scan, carried.keys, carried.positions, carried.length);
-    }
-    count = scan.count;
-    next = scan.next;
-    if (carried) from = carried.scannedTo;
-    // Keys below x0 occur only before x0 + w/2 + 1: there (the first chunk of a walk, or random
-    // access) the general loop; past it the branch-free scan.
-    const sure = Math.min(hi, Math.max(from, Math.ceil(x0 + w / 2) + 1));
-    const fast = hi <= 4294967296;
-    const generalEnd = fast ? sure : hi;
-    for (let i = from; i < generalEnd; i++) {
-      const k = this.key(i);
-      if (k < x0) continue;
-      if (k < x1) {
-        candidate(Math.floor((k - x0) * fs) * indexScale + (i - lo));
-      } else {
-        nextKeys[next] = k;
-        nextPositions[next++] = i;
-      }
-    }
-    if (fast && sure < hi) {
-      scan.count = count;
-      scan.next = next;
-      scanWindow(scan, sure, hi);
-      count = scan.count;
-      next = scan.next;
-    }
-    this.carry = { chunk: j + 1, scannedTo: hi, keys: nextKeys, positions: nextPositions, length: next };
+    const grid = this.grid;
+    const bucketLo = grid.coarse ? j : j * grid.perChunk;
+    const bucketHi = grid.coarse ? j + 1 : (j + 1) * grid.perChunk;
+    const pieceLo = hi > lo ? this.pieceOf(lo) : 0;
+    const pieceHi = hi > lo ? this.pieceOf(hi - 1) : 0;
+    // Below key 0 the subtraction k - x0 may round, so the grid bucket need not follow the sort
+    // key there: one group, sorted whole (only chunk -1, a few keys).
+    const single = grid.coarse || j < 0;
+    const place = { x0, first: lo, span: hi - lo, pieceLo, pieceHi, bucketLo, bucketHi, single, fractionScale: this.fractionScale, indexScale: 2 ** this.indexBits };
+    chunk.init(runs, place, this, this.scanKey.keyAt);
+    const count = chunk.length;
     const known = this.starts.get(j + 1);
     const start = this.chunkStart(j);
     if (known !== undefined && known - start !== count) throw new GpufeedError(ErrorCodes.INTERNAL, `window shuffle chunk has ${count} keys, expected ${known - start}`);
-    if (this.fillScratch.length < buckets) this.fillScratch = new Uint32Array(buckets);
-    const pieceLo = hi > lo ? this.pieceOf(lo) : 0;
-    const pieceHi = hi > lo ? this.pieceOf(hi - 1) : 0;
-    chunk.finish(packed, bucketOf, count, this.indexBits, buckets, this.fillScratch, this, lo, hi - lo, pieceLo, pieceHi);
     this.rememberStart(j + 1, start + count);
     this.rememberChunk(j, chunk);
     return chunk;
+  }
+
+  /**
+   * The runs that together scanned positions [lo, hi) (and none outside the walk): the walk's, when
+   * it reaches lo, extended by one run to hi; else a fresh walk from lo. Runs wholly below lo leave
+   * the walk: a forward walk never needs them again.
+   */
+  private scanThrough(lo: number, hi: number): ScanRun[] {
+    let walk = this.walk;
+    const from = walk.length > 0 ? (walk[0] as ScanRun).from : 0;
+    const to = walk.length > 0 ? (walk[walk.length - 1] as ScanRun).to : 0;
+    if (walk.length === 0 || from > lo || to < lo) {
+      for (const run of walk) this.releaseRun(run);
+      walk = [];
+      if (hi > lo) walk.push(this.newRun(lo, hi));
+    } else if (to < hi) {
+      walk.push(this.newRun(to, hi));
+    }
+    const kept: ScanRun[] = [];
+    for (const run of walk) {
+      if (run.to <= lo) this.releaseRun(run);
+      else kept.push(run);
+    }
+    this.walk = kept;
+    return kept.filter((run) => run.from < hi);
+  }
+
+  private newRun(from: number, to: number): ScanRun {
+    const run = this.freeRuns.pop() ?? new ScanRun();
+    scanRun(run, this.grid, this.scanKey, from, to);
+    run.refs = 1; // the walk's
+    return run;
+  }
+
+  private releaseRun(run: ScanRun): void {
+    if (--run.refs === 0 && this.freeRuns.length < 4) this.freeRuns.push(run);
   }
 
   /** Keeps two chunks (deliveries walk forward, and a step may straddle a chunk edge); an evicted one lends its buffers to the next. */
@@ -351,7 +321,10 @@ export class WindowOrder implements PartitionOrder, PieceMap {
       if (!oldest.done) {
         const evicted = this.chunks.get(oldest.value);
         this.chunks.delete(oldest.value);
-        if (evicted instanceof BucketedChunk) this.spare = evicted;
+        if (evicted instanceof ScannedChunk) {
+          for (const run of evicted.release()) if (run.refs === 0 && this.freeRuns.length < 4) this.freeRuns.push(run);
+          this.spare = evicted;
+        }
       }
     }
     this.chunks.set(j, chunk);

@@ -25,13 +25,22 @@ export class StreamCycle {
   private readonly cycles = new Map<number, CycleOrder>();
   /** Offsets of the non-empty shards' first rows, in manifest order (cycle offsets for `none`). */
   private readonly manifestStarts: Float64Array;
+  /** The non-empty shards' row counts, in manifest order. */
+  private readonly manifestRows: Float64Array;
 
   constructor(shards: readonly ShardSize[], private readonly algo: ShuffleAlgo, private readonly key: Key64) {
     this.locator = samplesToShards(shards);
     this.rows = this.locator.totalRows;
     const starts: number[] = [];
-    for (let s = 0; s < this.locator.shardCount; s++) if (this.locator.shardRows(s) > 0) starts.push(this.locator.shardStart(s));
+    const nonEmpty: number[] = [];
+    for (let s = 0; s < this.locator.shardCount; s++) {
+      if (this.locator.shardRows(s) > 0) {
+        starts.push(this.locator.shardStart(s));
+        nonEmpty.push(s);
+      }
+    }
     this.manifestStarts = Float64Array.from(starts);
+    this.manifestRows = Float64Array.from(nonEmpty, (s) => this.locator.shardRows(s));
   }
 
   /** Stream-local sample at cycle position v (any non-negative safe integer). */
@@ -66,7 +75,8 @@ export class StreamCycle {
       return { sampleAt: (o) => perm.at(o), pieceStarts: new Float64Array([0]) };
     }
     const shards = this.manifestStarts.length;
-    const order = Uint32Array.from({ length: shards }, (_, i) => i);
+    const order = new Uint32Array(shards);
+    for (let i = 0; i < shards; i++) order[i] = i;
     const rng = new Sfc32(key);
     for (let i = shards - 1; i > 0; i--) {
       const j = rng.below(i + 1);
@@ -78,10 +88,10 @@ export class StreamCycle {
     const sampleStarts = new Float64Array(shards);
     let at = 0;
     for (let q = 0; q < shards; q++) {
-      const s = this.locator.shardOf(this.manifestStarts[order[q] as number] as number);
+      const m = order[q] as number;
       pieceStarts[q] = at;
-      sampleStarts[q] = this.locator.shardStart(s);
-      at += this.locator.shardRows(s);
+      sampleStarts[q] = this.manifestStarts[m] as number;
+      at += this.manifestRows[m] as number;
     }
     return {
       pieceStarts,

@@ -1,17 +1,17 @@
-// One chunk of a window shuffle (shuffle.ts), bucketed by key and sorted one bucket at a time, when
-// one of its deliveries is first asked for. When many ranks share a partition, each takes only a few
-// deliveries of every chunk: sorting the whole chunk for them was most of a rank's planning time.
-// Every key must still be hashed (which delivery index a sample gets depends on how many keys lie
-// below it), but a bucket that holds none of the rank's deliveries is never sorted. The order is
-// exactly the full sort's: buckets are contiguous ranges of the packed key, so delivery r lies in
-// the bucket whose cumulative count spans r, at the place the bucket's own sort gives it.
+// One chunk of a window shuffle (shuffle.ts), bucketed by key (window-scan.ts) and sorted one
+// bucket at a time, when one of its deliveries is first asked for. When many ranks share a
+// partition, each takes only a few deliveries of every chunk: sorting the whole chunk for them was
+// most of a rank's planning time. Every key must still be hashed (which delivery index a sample gets
+// depends on how many keys lie below it), but a bucket that holds none of the rank's deliveries is
+// never gathered or sorted. The order is exactly the full sort's: buckets are contiguous ranges of
+// the packed key, so delivery r lies in the bucket whose cumulative count spans r, at the place the
+// bucket's own sort gives it.
 
 import { ErrorCodes, GpufeedError } from '../errors.js';
+import type { ScanRun } from './window-scan.js';
 
-/** Buckets larger than this are sorted by the built-in sort instead of insertion. */
+/** Groups larger than this are sorted by the built-in sort instead of insertion. */
 const INSERTION_MAX = 24;
-/** Average keys per bucket: few enough that a rank's handful of deliveries sorts little. */
-export const KEYS_PER_BUCKET = 16;
 
 /** A chunk as the window order reads it: delivery r of the chunk (0 <= r < length) -> local offset. */
 export interface ChunkView {
@@ -38,103 +38,123 @@ export interface PieceMap {
   readonly pieceCumulative: Float64Array;
 }
 
+/** Where a chunk lies: key range [x0, x0 + w), the positions [first, first + span) that can reach it, their pieces. */
+export interface ChunkPlace {
+  x0: number;
+  first: number;
+  span: number;
+  pieceLo: number;
+  pieceHi: number;
+  /** Grid buckets [bucketLo, bucketHi) are the chunk's keys. */
+  bucketLo: number;
+  bucketHi: number;
+  /** One group of all its buckets (coarse grid, or a chunk below key 0), else a group per bucket. */
+  single: boolean;
+  /** The packed sort key: floor((k - x0) * fractionScale) * indexScale + (i - first). */
+  fractionScale: number;
+  indexScale: number;
+}
+
 /**
- * A chunk's candidates as packed sort keys: high part the key's fixed-point offset in the chunk,
- * low `indexBits` bits the candidate's position less the scan's first position (so ties break by
- * position), put in bucket order by `fill`. Local offsets are looked up only for the deliveries
- * read: a binary search over the few pieces the scan spans, or, once a chunk is read densely, a
- * table of the whole span. Buffers are kept and reused by the next chunk the same order computes.
+ * A chunk read out of the scan runs that hold its keys (window-scan.ts). A group's (a grid bucket's,
+ * or all of them as one) first delivery index is a sum over the runs of their bucket counts, so
+ * nothing is counted per chunk; a group's keys are gathered from the runs, hashed again, packed and
+ * sorted only when one of its deliveries is first read. Local offsets are looked up only for the
+ * deliveries read: a binary search over the few pieces the chunk's positions span, or, once a chunk
+ * is read densely, a table of the whole span. Buffers are kept and reused by the next chunk.
  */
-export class BucketedChunk implements ChunkView {
+export class ScannedChunk implements ChunkView {
   length = 0;
-  /** Packed keys in bucket order; bucket b's keys are [bucketStart[b], bucketStart[b + 1]). */
+  /** Packed keys in group order, where their groups have been gathered. */
   private packed = new Float64Array(0);
-  private bucketStart = new Uint32Array(1);
-  private sortedBucket = new Uint8Array(0);
-  private buckets = 0;
-  private indexScale = 1;
-  /** The bucket of the last delivery read: reads walk forward. */
-  private lastBucket = 0;
+  private sortedGroup = new Uint8Array(0);
+  private groups = 0;
+  private runs: ScanRun[] = [];
+  private keyAt: (i: number) => number = () => 0;
+  private place: ChunkPlace = { x0: 0, first: 0, span: 0, pieceLo: 0, pieceHi: 0, bucketLo: 0, bucketHi: 0, single: true, fractionScale: 1, indexScale: 1 };
+  /** Each run's keys below the chunk's first bucket. */
+  private runBase: number[] = [];
+  /** The group of the last delivery read, and its deliveries [groupFrom, groupTo): reads walk forward. */
+  private group = -1;
+  private groupFrom = 0;
+  private groupTo = 0;
   private map: PieceMap = { pieceStart: new Float64Array(0), pieceCumulative: new Float64Array(1) };
-  /** Positions [first, first + span) were scanned; pieces [pieceLo, pieceHi] hold them. */
-  private first = 0;
-  private span = 0;
-  private pieceLo = 0;
-  private pieceHi = 0;
   private reads = 0;
   /** Local offset of position first + x, once built. */
   private table = new Float64Array(0);
   private hasTable = false;
 
   /**
-   * Makes room for a chunk of `buckets` buckets and returns the counts array the scan fills: the
-   * count of bucket b at b + 1, for b up to 2 * buckets (carried keys fall past the chunk's
-   * buckets). A candidate's bucket, min(floor(packed * buckets / (highRange * 2^indexBits)),
-   * buckets - 1), is monotone in the packed key, so bucket order is key order and keys of one bucket only need
-   * sorting among themselves.
+   * Takes the runs (holding them: see release) that together scanned every position that can reach
+   * the chunk, and the key of a position (as the scan computed it).
    */
-  begin(buckets: number): Uint32Array {
-    if (this.bucketStart.length < 2 * buckets + 2) {
-      this.bucketStart = new Uint32Array(2 * buckets + 2);
-      this.sortedBucket = new Uint8Array(buckets);
-    }
-    this.bucketStart.fill(0, 0, 2 * buckets + 2);
-    return this.bucketStart;
-  }
-
-  /**
-   * Takes the scan's `count` packed keys of positions [first, first + span) with their buckets
-   * (`bucketOf`); `fill` is scratch of at least `buckets` entries.
-   */
-  finish(packedIn: Float64Array, bucketOf: Uint32Array, count: number, indexBits: number, buckets: number, fill: Uint32Array, map: PieceMap, first: number, span: number, pieceLo: number, pieceHi: number): void {
-    this.length = count;
-    this.indexScale = 2 ** indexBits;
+  init(runs: ScanRun[], place: ChunkPlace, map: PieceMap, keyAt: (i: number) => number): void {
+    this.runs = runs;
+    for (const run of runs) run.refs++;
+    this.place = place;
     this.map = map;
-    this.first = first;
-    this.span = span;
-    this.pieceLo = pieceLo;
-    this.pieceHi = pieceHi;
+    this.keyAt = keyAt;
     this.reads = 0;
     this.hasTable = false;
-    if (this.packed.length < count) this.packed = new Float64Array(count);
-    this.buckets = buckets;
-    this.lastBucket = 0;
-    this.sortedBucket.fill(0, 0, buckets);
-    const starts = this.bucketStart;
-    for (let b = 0; b < buckets; b++) starts[b + 1]! += starts[b]!;
-    if (starts[buckets] !== count) throw new GpufeedError(ErrorCodes.INTERNAL, `window chunk buckets hold ${starts[buckets]} keys, not ${count}`);
-    fill.set(starts.subarray(0, buckets));
-    const packed = this.packed;
-    for (let q = 0; q < count; q++) packed[fill[bucketOf[q] as number]!++] = packedIn[q] as number;
+    this.group = -1;
+    const groups = place.single ? 1 : place.bucketHi - place.bucketLo;
+    this.groups = groups;
+    if (this.sortedGroup.length < groups) this.sortedGroup = new Uint8Array(groups);
+    this.sortedGroup.fill(0, 0, groups);
+    this.runBase = runs.map((run) => run.before(place.bucketLo));
+    let length = 0;
+    for (const run of runs) length += run.before(place.bucketHi);
+    this.length = length - this.runBase.reduce((a, b) => a + b, 0);
+    if (this.packed.length < this.length) this.packed = new Float64Array(this.length);
+  }
+
+  /** Lets go of the runs (their buffers may then serve another scan). */
+  release(): ScanRun[] {
+    const runs = this.runs;
+    for (const run of runs) run.refs--;
+    this.runs = [];
+    return runs;
+  }
+
+  /** Deliveries of the chunk in groups below b. */
+  private startOf(b: number): number {
+    if (b <= 0) return 0;
+    if (b >= this.groups) return this.length;
+    const g = this.place.bucketLo + b;
+    const runs = this.runs;
+    let n = 0;
+    for (let q = 0; q < runs.length; q++) n += (runs[q] as ScanRun).before(g) - (this.runBase[q] as number);
+    return n;
   }
 
   offsetAt(r: number): number {
-    const starts = this.bucketStart;
-    let b = this.lastBucket;
-    if (!(r >= (starts[b] as number) && r < (starts[b + 1] as number))) {
-      if (r >= (starts[b + 1] as number) && r < (starts[Math.min(b + 2, this.buckets)] as number)) b++;
-      else b = this.bucketHolding(r);
-      this.lastBucket = b;
-    }
-    if (this.sortedBucket[b] === 0) this.sortBucket(b);
+    if (this.group < 0 || !(r >= this.groupFrom && r < this.groupTo)) this.findGroup(r);
+    const b = this.group;
+    if (this.sortedGroup[b] === 0) this.sortGroup(b, this.groupFrom, this.groupTo);
+    const indexScale = this.place.indexScale;
     const p = this.packed[r] as number;
-    const x = p - Math.floor(p / this.indexScale) * this.indexScale;
+    const x = p - Math.floor(p / indexScale) * indexScale;
     if (this.hasTable) return this.table[x] as number;
     // A chunk read densely (a rank owning its partition) builds the table: O(1) per read after.
     if (++this.reads > this.length >>> 3) {
       this.buildTable();
       return this.table[x] as number;
     }
-    return this.offsetOfPosition(this.first + x);
+    return this.offsetOfPosition(this.place.first + x);
   }
 
   /** All offsets in delivery order (for the shared store). */
   materialize(size: number): Uint32Array | Float64Array {
-    for (let b = 0; b < this.buckets; b++) if (this.sortedBucket[b] === 0) this.sortBucket(b);
+    let from = 0;
+    for (let b = 0; b < this.groups; b++) {
+      const to = this.startOf(b + 1);
+      if (this.sortedGroup[b] === 0) this.sortGroup(b, from, to);
+      from = to;
+    }
     if (!this.hasTable) this.buildTable();
     // Offsets fit 32 bits in all but giant partitions: half the memory.
     const out = size <= 2 ** 32 ? new Uint32Array(this.length) : new Float64Array(this.length);
-    const indexScale = this.indexScale;
+    const indexScale = this.place.indexScale;
     for (let r = 0; r < this.length; r++) {
       const p = this.packed[r] as number;
       out[r] = this.table[p - Math.floor(p / indexScale) * indexScale] as number;
@@ -142,10 +162,39 @@ export class BucketedChunk implements ChunkView {
     return out;
   }
 
+  /** Makes the group holding delivery r current: one of the next few, or a binary search (groups may be empty: the last of equal starts). */
+  private findGroup(r: number): void {
+    if (this.group >= 0 && r >= this.groupTo) {
+      let b = this.group;
+      let to = this.groupTo;
+      for (let guard = 0; guard < 8 && b + 1 < this.groups; guard++) {
+        const from = to;
+        b++;
+        to = this.startOf(b + 1);
+        if (r < to) {
+          this.group = b;
+          this.groupFrom = from;
+          this.groupTo = to;
+          return;
+        }
+      }
+    }
+    let lo = 0;
+    let hi = this.groups - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >>> 1;
+      if (this.startOf(mid) <= r) lo = mid;
+      else hi = mid - 1;
+    }
+    this.group = lo;
+    this.groupFrom = this.startOf(lo);
+    this.groupTo = this.startOf(lo + 1);
+  }
+
   private offsetOfPosition(i: number): number {
     const cum = this.map.pieceCumulative;
-    let lo = this.pieceLo;
-    let hi = this.pieceHi;
+    let lo = this.place.pieceLo;
+    let hi = this.place.pieceHi;
     while (lo < hi) {
       const mid = (lo + hi + 1) >>> 1;
       if ((cum[mid] as number) <= i) lo = mid;
@@ -155,38 +204,41 @@ export class BucketedChunk implements ChunkView {
   }
 
   private buildTable(): void {
-    if (this.table.length < this.span) this.table = new Float64Array(this.span);
+    const { first, span } = this.place;
+    if (this.table.length < span) this.table = new Float64Array(span);
     const cum = this.map.pieceCumulative;
     const pieceStart = this.map.pieceStart;
     const table = this.table;
-    let piece = this.pieceLo;
-    for (let x = 0; x < this.span; x++) {
-      const i = this.first + x;
+    let piece = this.place.pieceLo;
+    for (let x = 0; x < span; x++) {
+      const i = first + x;
       while ((cum[piece + 1] as number) <= i) piece++;
       table[x] = (pieceStart[piece] as number) + (i - (cum[piece] as number));
     }
     this.hasTable = true;
   }
 
-  /** The bucket whose range holds delivery r (buckets may be empty: the last of equal starts). */
-  private bucketHolding(r: number): number {
-    const starts = this.bucketStart;
-    let lo = 0;
-    let hi = this.buckets - 1;
-    while (lo < hi) {
-      const mid = (lo + hi + 1) >>> 1;
-      if ((starts[mid] as number) <= r) lo = mid;
-      else hi = mid - 1;
-    }
-    return lo;
-  }
-
-  private sortBucket(b: number): void {
-    this.sortedBucket[b] = 1;
-    const from = this.bucketStart[b] as number;
-    const to = this.bucketStart[b + 1] as number;
-    if (to - from < 2) return;
+  /** Gathers group b's keys (deliveries [from, to)) from the runs, packed as the sort key, and sorts them. */
+  private sortGroup(b: number, from: number, to: number): void {
+    this.sortedGroup[b] = 1;
+    const { x0, first, fractionScale, indexScale, bucketLo, bucketHi, single } = this.place;
+    const gLo = single ? bucketLo : bucketLo + b;
+    const gHi = single ? bucketHi : gLo + 1;
     const v = this.packed;
+    const keyAt = this.keyAt;
+    let at = from;
+    for (const run of this.runs) {
+      const order = run.order;
+      const runFrom = run.from;
+      for (let s = run.before(gLo), end = run.before(gHi); s < end && at < to; s++) {
+        const i = runFrom + (order[s] as number);
+        v[at++] = Math.floor((keyAt(i) - x0) * fractionScale) * indexScale + (i - first);
+      }
+    }
+    let all = 0;
+    for (const run of this.runs) all += run.before(gHi) - run.before(gLo);
+    if (all !== to - from) throw new GpufeedError(ErrorCodes.INTERNAL, `window chunk group holds ${all} keys, not ${to - from}`);
+    if (to - from < 2) return;
     if (to - from > INSERTION_MAX) {
       v.subarray(from, to).sort();
       return;
@@ -227,87 +279,4 @@ export function hashUnitSmall(keyLo: number, keyHi: number, i: number): number {
   x = Math.imul(x, 0x846ca68b);
   x ^= x >>> 16;
   return (x >>> 0) / 4294967296;
-}
-
-/** What one window scan reads and writes (shuffle.ts, WindowOrder.computeChunk). */
-export interface WindowScan {
-  /** The chunk's key range [x0, x1). */
-  x0: number;
-  x1: number;
-  window: number;
-  keyLo: number;
-  keyHi: number;
-  fractionScale: number;
-  indexScale: number;
-  /** The scan's first position: packed keys hold positions less it. */
-  first: number;
-  /** A candidate's bucket: min(floor(packed * perPacked), maxBucket / 2 - 1) (BucketedChunk.begin). */
-  perPacked: number;
-  maxBucket: number;
-  /** Candidates (keys in [x0, x1)): packed keys and buckets; counts at bucket + 1. */
-  packed: Float64Array;
-  bucketOf: Uint32Array;
-  counts: Uint32Array;
-  /** Keys at or past x1, with their positions: the next chunk's carry. */
-  nextKeys: Float64Array;
-  nextPositions: Float64Array;
-  count: number;
-  next: number;
-}
-
-/**
- * Hashes positions [from, hi) (below 2^32, and far enough past x0 that every key is at least x0)
- * and files each by its key i + (u_i - 1/2) w: a candidate of the chunk below x1, else carried.
- * Nearly all of a rank's planning time when ranks share a partition, so: no branch on the key
- * (half the keys go either way, and mispredicted branches cost more than the hash), both slots
- * written and the wrong one overwritten next time; and a function of its own, optimized alone.
- * Writes one entry past each list's end: the arrays need room for count + next + 1.
- */
-export function scanWindow(s: WindowScan, from: number, hi: number): void {
-  const { x0, x1, window, keyLo, keyHi, fractionScale, indexScale, first, perPacked, maxBucket, packed, bucketOf, counts, nextKeys, nextPositions } = s;
-  const lastBucket = maxBucket / 2 - 1;
-  let count = s.count;
-  let next = s.next;
-  for (let i = from; i < hi; i++) {
-    // The same double as WindowOrder.key(i).
-    const k = i + (hashUnitSmall(keyLo, keyHi, i) - 0.5) * window;
-    const isNext = k >= x1 ? 1 : 0;
-    const p = Math.floor((k - x0) * fractionScale) * indexScale + (i - first);
-    // A carried key counts in a bucket past the chunk's, spread out (not all in one counter,
-    // whose increments would wait on each other); a candidate's is at most the chunk's last.
-    const b = Math.min(Math.floor(p * perPacked), lastBucket + isNext * (maxBucket - lastBucket));
-    packed[count] = p;
-    bucketOf[count] = b;
-    counts[b + 1]!++;
-    nextKeys[next] = k;
-    nextPositions[next] = i;
-    count += 1 - isNext;
-    next += isNext;
-  }
-  s.count = count;
-  s.next = next;
-}
-
-/** Files the last chunk's carried keys (positions ascending, keys at least x0) as scanWindow does. */
-export function fileCarried(s: WindowScan, keys: Float64Array, positions: Float64Array, length: number): void {
-  const { x0, x1, fractionScale, indexScale, first, perPacked, maxBucket, packed, bucketOf, counts, nextKeys, nextPositions } = s;
-  const lastBucket = maxBucket / 2 - 1;
-  let count = s.count;
-  let next = s.next;
-  for (let q = 0; q < length; q++) {
-    const k = keys[q] as number;
-    const i = positions[q] as number;
-    const isNext = k >= x1 ? 1 : 0;
-    const p = Math.floor((k - x0) * fractionScale) * indexScale + (i - first);
-    const b = Math.min(Math.floor(p * perPacked), lastBucket + isNext * (maxBucket - lastBucket));
-    packed[count] = p;
-    bucketOf[count] = b;
-    counts[b + 1]!++;
-    nextKeys[next] = k;
-    nextPositions[next] = i;
-    count += 1 - isNext;
-    next += isNext;
-  }
-  s.count = count;
-  s.next = next;
 }
