@@ -825,6 +825,11 @@ export class Loader implements AsyncIterable<Batch> {
       }
     }
     this.#linksClosed = true;
+    // A consumer awaiting a message that will now never come resumes (and sees the loader closed).
+    for (const waiter of this.#errorWaiters.values()) waiter(closed);
+    this.#errorWaiters.clear();
+    for (const [seq, waiter] of this.#oneOffWaiters) waiter({ type: 'oneOff', seq, slabId: 0, bytes: 0, layoutJson: '{}' });
+    this.#oneOffWaiters.clear();
     for (const link of this.#links) {
       link.port.close();
       for (const [index, n] of link.leases) for (let i = 0; i < n; i++) this.#leases.release(index);
