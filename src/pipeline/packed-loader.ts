@@ -225,13 +225,29 @@ interface Filled {
   rowStreams?: Int32Array;
 }
 
-/** A document of the feed as a packer holds it: its id and a copy of its tokens. */
+/**
+ * A copy of one feed batch's tokens (the feed's slot goes back to its ring at the next pull), in a
+ * buffer that returns to the loader's pool once every document of it taken by a packer is done:
+ * a fresh buffer per batch cost more than the copy (page faults, zeroing, collection).
+ */
+interface Chunk {
+  tokens: NumericArray;
+  /** Documents of it still queued in a packer. */
+  live: number;
+}
+
+/** A document of the feed as a packer holds it: its id, and where its tokens lie in its feed batch's chunk. */
 interface Doc {
   id: number;
   /** Mixtures: the document's stream; 0 for one dataset. */
   stream: number;
-  tokens: NumericArray;
+  chunk: Chunk;
+  /** The document's first token in chunk.tokens. */
+  at: number;
 }
+
+/** Free chunk buffers kept for the next feed batches. */
+const CHUNK_POOL = 4;
 
 export class PackedLoader implements AsyncIterable<Batch> {
   readonly uri: string;
@@ -260,6 +276,9 @@ export class PackedLoader implements AsyncIterable<Batch> {
   #drained = false;
   readonly #freeSlots: number[];
   #feed: AsyncIterator<Batch> | undefined;
+  /** 0, 1, ..., length - 1: every segment's position ids are a prefix of it. */
+  readonly #iota: Int32Array;
+  readonly #chunkPool: ArrayBuffer[] = [];
 
   constructor(inner: Loader, setup: PackSetup, spec: FeedSpec, carries: Map<number, PackCarry>, options: LoaderOptions) {
     this.documents = inner;
@@ -273,9 +292,11 @@ export class PackedLoader implements AsyncIterable<Batch> {
     this.#shards = setup.shards;
     this.streams = setup.streams;
     this.#start = { epoch: setup.start.epoch, step: setup.start.step };
-    this.#packer = new RankPacker<Doc>(setup.layout, setup.runs, spec, carries, setup.start.epoch);
+    this.#packer = new RankPacker<Doc>(setup.layout, setup.runs, spec, carries, setup.start.epoch, this.#docDone);
     const col = packColumnSpec(inner.manifest, setup.pack);
     const L = setup.pack.length;
+    this.#iota = new Int32Array(L);
+    for (let i = 0; i < L; i++) this.#iota[i] = i;
     this.columns = [
       { name: col.name, dtype: col.dtype, kind: 'fixed', shape: [L], nullable: false },
       { name: POSITION_IDS, dtype: 'int32', kind: 'fixed', shape: [L], nullable: false },
@@ -310,11 +331,39 @@ export class PackedLoader implements AsyncIterable<Batch> {
     if (!data || !isVarColumn(data)) throw new GpufeedError(ErrorCodes.INTERNAL, `feed batch lacks list column ${this.pack.column}`);
     const { offsets, values } = data;
     const streams = this.streams ? (batch.stream ?? streamsOfIds(batch.ids, this.streams)) : undefined;
-    // The tokens are copied: the feed's slot goes back to its ring at the next pull.
-    const n = this.#packer.feed(batch.epoch, batch.step, (i) => offsets[i + 1]! - offsets[i]!, (i) => ({ id: batch.ids[i]!, stream: streams ? streams[i]! : 0, tokens: values.slice(offsets[i]!, offsets[i + 1]!) as NumericArray }));
+    // The tokens are copied, the whole batch's at once, into a pooled buffer: the feed's slot goes
+    // back to its ring at the next pull. A buffer is reused only here, after the rows that read
+    // its documents were written (cut writes each row as soon as it is cut).
+    const first = offsets[0]!;
+    const chunk = this.#chunk(values, first, offsets[batch.size]!);
+    const n = this.#packer.feed(batch.epoch, batch.step, (i) => offsets[i + 1]! - offsets[i]!, (i) => {
+      chunk.live += 1;
+      return { id: batch.ids[i]!, stream: streams ? streams[i]! : 0, chunk, at: offsets[i]! - first };
+    });
+    if (chunk.live === 0) this.#recycle(chunk);
     if (n !== batch.size) throw new GpufeedError(ErrorCodes.INTERNAL, `feed batch of epoch ${batch.epoch} step ${batch.step} holds ${batch.size} documents, the feed planned ${n}`);
     return true;
   };
+
+  /** A chunk holding values[from, to), in a pooled buffer where one is large enough. */
+  #chunk(values: NumericArray, from: number, to: number): Chunk {
+    const Ctor = values.constructor as new (buffer: ArrayBuffer, offset: number, length: number) => NumericArray;
+    const bytes = (to - from) * values.BYTES_PER_ELEMENT;
+    const k = this.#chunkPool.findIndex((b) => b.byteLength >= bytes);
+    const buffer = k >= 0 ? this.#chunkPool.splice(k, 1)[0]! : new ArrayBuffer(Math.max(64, 2 ** Math.ceil(Math.log2(Math.max(1, bytes)))));
+    const tokens = new Ctor(buffer, 0, to - from);
+    (tokens as Int32Array).set(values.subarray(from, to) as Int32Array);
+    return { tokens, live: 0 };
+  }
+
+  /** A packer is through with a document: its chunk's buffer goes back to the pool after its last. */
+  readonly #docDone = (doc: Doc): void => {
+    if (--doc.chunk.live === 0) this.#recycle(doc.chunk);
+  };
+
+  #recycle(chunk: Chunk): void {
+    if (this.#chunkPool.length < CHUNK_POOL) this.#chunkPool.push(chunk.tokens.buffer as ArrayBuffer);
+  }
 
   /** Fills slot `slot` with this rank's rows of step `step`; returns the rows' first documents and segments. */
   async #fill(slot: number, step: number): Promise<Filled> {
@@ -335,25 +384,44 @@ export class PackedLoader implements AsyncIterable<Batch> {
     const rowStreams = new Int32Array(B);
     let nLens = 0;
     lenOffsets[0] = 0;
+    const iota = this.#iota;
     const rows = await this.#packer.cut(step, this.#pull, (j, segs) => {
       const base = j * L;
       let at = 0;
       const flat: number[] = [];
       const segStreams: number[] = [];
-      for (const s of segs) {
-        if (s.doc) {
-          (tokens as Int32Array).set(s.doc.tokens.subarray(s.offset, s.offset + s.count) as Int32Array, base + at);
-          flat.push(s.doc.id, s.offset, s.count);
-          segStreams.push(s.doc.stream);
+      // Consecutive documents of one feed batch lie end to end in its chunk: a run of segments
+      // that continue each other there is copied with one set.
+      let run: NumericArray | undefined;
+      let runFrom = 0;
+      let runTo = 0;
+      let runAt = 0;
+      for (let k = 0; k < segs.length; k++) {
+        const s = segs[k]!;
+        const doc = s.doc;
+        if (doc) {
+          const from = doc.at + s.offset;
+          if (doc.chunk.tokens === run && from === runTo) runTo += s.count;
+          else {
+            if (run) (tokens as Int32Array).set(run.subarray(runFrom, runTo) as Int32Array, runAt);
+            run = doc.chunk.tokens;
+            runFrom = from;
+            runTo = from + s.count;
+            runAt = base + at;
+          }
+          flat.push(doc.id, s.offset, s.count);
+          segStreams.push(doc.stream);
         } else {
           (tokens as unknown as { fill(v: number | bigint, a: number, b: number): void }).fill(big ? BigInt(padToken) : padToken, base + at, base + at + s.count);
           flat.push(-1, 0, s.count);
           segStreams.push(-1);
         }
-        for (let i = 0; i < s.count; i++) positions[base + at + i] = i;
+        // Position ids restart at 0 at every segment: a prefix of the 0..L-1 ramp.
+        positions.set(s.count === L ? iota : iota.subarray(0, s.count), base + at);
         lens[nLens++] = s.count;
         at += s.count;
       }
+      if (run) (tokens as Int32Array).set(run.subarray(runFrom, runTo) as Int32Array, runAt);
       ids.push(segs[0]?.doc?.id ?? -1);
       rowStreams[j] = segs[0]?.doc?.stream ?? -1;
       segments.push(flat);
