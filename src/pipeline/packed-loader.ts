@@ -17,7 +17,8 @@ import {
   checkPackOptions, packLayout, packPartitionCount, packResumePoint, packResumeState, RankPacker, rankFeed, rankRuns,
   type FeedSpec, type PackCarry, type PackLayout, type PackOptions, type PackShard, type RankRun,
 } from '../plan/packing.js';
-import { computeBatchLayout, type BatchLayout, type ColumnRegion } from './batch-layout.js';
+import { computeBatchLayout, maxRowBytes, type BatchLayout, type ColumnRegion } from './batch-layout.js';
+import { VAR_MEAN_ROW_FACTOR, VAR_ROW_FLOOR_BYTES } from './memory-budget.js';
 import { BatchRing } from './batch-ring.js';
 import { ARRAY_CTORS, Batch, isVarColumn, type NumericArray } from './batch.js';
 import { Loader, type LoaderInternalOptions, type LoaderOptions, type PackedLoaderOptions } from './loader.js';
@@ -181,8 +182,10 @@ export async function openPackedLoader(uri: DatasetInput, options: PackedLoaderO
     throw invalidOption('columns', `with pack, only the packed column (${options.pack?.column}) is loaded; leave columns unset`);
   }
   let setup: PackSetup;
+  let manifest: ManifestV1;
   if (typeof uri === 'string') {
     const opened = await openDataset(uri, options);
+    manifest = opened.manifest;
     try {
       setup = packSetup(opened.manifest, options);
     } finally {
@@ -191,6 +194,7 @@ export async function openPackedLoader(uri: DatasetInput, options: PackedLoaderO
   } else {
     const column = typeof options.pack?.column === 'string' ? options.pack.column : undefined;
     const mixture = await openMixture(uri, { ...options, ...(column === undefined ? {} : { columns: [column] }) });
+    manifest = mixture.manifest;
     try {
       setup = packMixtureSetup(mixture.manifest, mixture.streams, mixture.uris, options);
     } finally {
@@ -202,8 +206,10 @@ export async function openPackedLoader(uri: DatasetInput, options: PackedLoaderO
   const tokens = runs.reduce((a, r) => a + layout.partitions[r.partition]!.tokens, 0);
   const rowsPerStep = runs.reduce((a, r) => a + layout.partitions[r.partition]!.share, 0);
   const meanDoc = docs > 0 ? tokens / docs : 1;
-  // Documents of about one step's rows per feed batch.
-  const perStep = Math.max(options.batchSize, Math.min(1 << 16, Math.ceil((rowsPerStep * setup.pack.length) / Math.max(1, meanDoc))));
+  const perStep = feedBatchDocuments({
+    batchSize: options.batchSize, stepTokens: rowsPerStep * setup.pack.length, meanDoc, docRegionBytes: feedDocRegionBytes(manifest, setup.pack.column),
+    minTokens: internal.packFeedTokens ?? FEED_BATCH_TOKENS,
+  });
   const { spec, carries, batch: innerBatch } = rankFeed(layout, runs, start, perStep, setup.mixtureFeed);
   const { pack: _pack, resume: _resume, columns: _columns, partitions: _partitions, dropLast: _dropLast, mixtureChange: _change, ...rest } = options;
   const inner = await Loader.open(uri, { ...rest, batchSize: innerBatch, columns: [setup.pack.column], seed: setup.order.seed, shuffle: setup.order.shuffle, shuffleWindow: setup.order.shuffleWindow, pad: false, epochs: setup.order.epochs }, {
@@ -215,6 +221,42 @@ export async function openPackedLoader(uri: DatasetInput, options: PackedLoaderO
     await inner.close();
     throw err;
   }
+}
+
+/**
+ * Tokens of a feed batch, at least: fewer, larger feed batches. Each one costs the decode workers
+ * and this thread a fixed amount (slot hand-over, plan, shard handles) that one step's documents
+ * (8 rows of 2,048 tokens: 14 documents) did not pay for: measured 2x the CPU per packed row
+ * (benchmarks/packing.ts, section 11).
+ */
+export const FEED_BATCH_TOKENS = 1 << 17;
+/** A feed slot's documents region stays within this (where one step's documents need no more). */
+export const FEED_SLOT_BYTES = 8 << 20;
+
+/**
+ * Bytes a feed slot sets aside per document: as the loader's memory plan does (memory-budget.ts),
+ * the largest document where it is small, else at least VAR_ROW_FLOOR_BYTES.
+ */
+export function feedDocRegionBytes(manifest: ManifestV1, column: string): number {
+  let rows = 0;
+  let bytes = 0;
+  for (const s of manifest.shards) {
+    rows += s.rows;
+    bytes += s.bytes;
+  }
+  const mean = rows > 0 ? bytes / rows : 0;
+  return Math.max(1, Math.min(maxRowBytes(manifest, column, VAR_ROW_FLOOR_BYTES), Math.max(VAR_ROW_FLOOR_BYTES, Math.ceil(VAR_MEAN_ROW_FACTOR * mean))));
+}
+
+/**
+ * Documents per feed batch: one step's (its tokens over the mean document), raised towards
+ * `minTokens` (FEED_BATCH_TOKENS) as long as the slot stays within FEED_SLOT_BYTES; at least batchSize, at most 2^16.
+ */
+export function feedBatchDocuments(o: { batchSize: number; stepTokens: number; meanDoc: number; docRegionBytes: number; minTokens?: number }): number {
+  const meanDoc = Math.max(1, o.meanDoc);
+  const step = Math.ceil(o.stepTokens / meanDoc);
+  const wanted = Math.min(Math.ceil((o.minTokens ?? FEED_BATCH_TOKENS) / meanDoc), Math.floor(FEED_SLOT_BYTES / Math.max(1, o.docRegionBytes)));
+  return Math.max(o.batchSize, Math.min(1 << 16, Math.max(step, wanted)));
 }
 
 /** One packed step's rows as #fill wrote them. */
