@@ -268,14 +268,17 @@ interface Filled {
 }
 
 /**
- * A copy of one feed batch's tokens (the feed's slot goes back to its ring at the next pull), in a
- * buffer that returns to the loader's pool once every document of it taken by a packer is done:
- * a fresh buffer per batch cost more than the copy (page faults, zeroing, collection).
+ * One feed batch's tokens as the packers' documents read them: a view of the feed slot, held
+ * (Batch.retain) until the packers are done with its last document, so the tokens are copied once,
+ * into the packed rows; or, for a feed batch that cannot be held (a one-off slab, too many held),
+ * a copy.
  */
 interface Chunk {
   tokens: NumericArray;
   /** Documents of it still queued in a packer. */
   live: number;
+  /** The feed batch while its slot is held. */
+  batch: Batch | undefined;
 }
 
 /** A document of the feed as a packer holds it: its id, and where its tokens lie in its feed batch's chunk. */
@@ -288,8 +291,8 @@ interface Doc {
   at: number;
 }
 
-/** Free chunk buffers kept for the next feed batches. */
-const CHUNK_POOL = 4;
+/** Feed slots held at most: of the feed's slots, at most this share, the rest left to the decode workers. */
+const HELD_FEED_SHARE = 0.5;
 
 export class PackedLoader implements AsyncIterable<Batch> {
   readonly uri: string;
@@ -320,7 +323,12 @@ export class PackedLoader implements AsyncIterable<Batch> {
   #feed: AsyncIterator<Batch> | undefined;
   /** 0, 1, ..., length - 1: every segment's position ids are a prefix of it. */
   readonly #iota: Int32Array;
-  readonly #chunkPool: ArrayBuffer[] = [];
+  /** Chunks whose feed slot is held, oldest first, and how many may be. */
+  readonly #held: Chunk[] = [];
+  readonly #maxHeld: number;
+  readonly #feedSlabs: ReadonlySet<number>;
+  /** Chunks the packers are through with, released once the rows that read them are written. */
+  readonly #finished: Chunk[] = [];
 
   constructor(inner: Loader, setup: PackSetup, spec: FeedSpec, carries: Map<number, PackCarry>, options: LoaderOptions) {
     this.documents = inner;
@@ -335,6 +343,9 @@ export class PackedLoader implements AsyncIterable<Batch> {
     this.streams = setup.streams;
     this.#start = { epoch: setup.start.epoch, step: setup.start.step };
     this.#packer = new RankPacker<Doc>(setup.layout, setup.runs, spec, carries, setup.start.epoch, this.#docDone);
+    // One feed slot at least stays with the workers (the feed loader fails when the consumer holds all).
+    this.#maxHeld = Math.min(inner.ring.slots.length - 1, Math.floor(inner.ring.slots.length * HELD_FEED_SHARE));
+    this.#feedSlabs = new Set(inner.ring.slots.map((sl) => sl.slab.id));
     const col = packColumnSpec(inner.manifest, setup.pack);
     const L = setup.pack.length;
     this.#iota = new Int32Array(L);
@@ -366,6 +377,8 @@ export class PackedLoader implements AsyncIterable<Batch> {
   /** The next feed batch's documents, to their partitions' packers. False when the feed is over. */
   readonly #pull = async (): Promise<boolean> => {
     this.#feed ??= this.documents[Symbol.asyncIterator]();
+    // Every row cut so far is written: the chunks done with can go (their slots to the workers).
+    this.#settle();
     const r = await this.#feed.next();
     if (r.done) return false;
     const batch = r.value;
@@ -373,38 +386,51 @@ export class PackedLoader implements AsyncIterable<Batch> {
     if (!data || !isVarColumn(data)) throw new GpufeedError(ErrorCodes.INTERNAL, `feed batch lacks list column ${this.pack.column}`);
     const { offsets, values } = data;
     const streams = this.streams ? (batch.stream ?? streamsOfIds(batch.ids, this.streams)) : undefined;
-    // The tokens are copied, the whole batch's at once, into a pooled buffer: the feed's slot goes
-    // back to its ring at the next pull. A buffer is reused only here, after the rows that read
-    // its documents were written (cut writes each row as soon as it is cut).
     const first = offsets[0]!;
-    const chunk = this.#chunk(values, first, offsets[batch.size]!);
+    const chunk: Chunk = { tokens: values.subarray(first, offsets[batch.size]!) as NumericArray, live: 0, batch: undefined };
     const n = this.#packer.feed(batch.epoch, batch.step, (i) => offsets[i + 1]! - offsets[i]!, (i) => {
       chunk.live += 1;
       return { id: batch.ids[i]!, stream: streams ? streams[i]! : 0, chunk, at: offsets[i]! - first };
     });
-    if (chunk.live === 0) this.#recycle(chunk);
+    if (chunk.live > 0) {
+      // The slot is held past the next pull (the feed releases the previous batch then), unless it
+      // is a one-off slab (holding one could starve the next oversize batch) or too many are held.
+      if (this.#maxHeld > 0 && this.#feedSlabs.has(batch.slabId)) {
+        chunk.batch = batch.retain();
+        this.#held.push(chunk);
+        if (this.#held.length > this.#maxHeld) this.#copyOut(this.#held.shift()!);
+      } else chunk.tokens = chunk.tokens.slice() as NumericArray;
+    }
     if (n !== batch.size) throw new GpufeedError(ErrorCodes.INTERNAL, `feed batch of epoch ${batch.epoch} step ${batch.step} holds ${batch.size} documents, the feed planned ${n}`);
     return true;
   };
 
-  /** A chunk holding values[from, to), in a pooled buffer where one is large enough. */
-  #chunk(values: NumericArray, from: number, to: number): Chunk {
-    const Ctor = values.constructor as new (buffer: ArrayBuffer, offset: number, length: number) => NumericArray;
-    const bytes = (to - from) * values.BYTES_PER_ELEMENT;
-    const k = this.#chunkPool.findIndex((b) => b.byteLength >= bytes);
-    const buffer = k >= 0 ? this.#chunkPool.splice(k, 1)[0]! : new ArrayBuffer(Math.max(64, 2 ** Math.ceil(Math.log2(Math.max(1, bytes)))));
-    const tokens = new Ctor(buffer, 0, to - from);
-    (tokens as Int32Array).set(values.subarray(from, to) as Int32Array);
-    return { tokens, live: 0 };
+  /** The packers' documents of a held chunk read a copy from now on; its slot goes back. */
+  #copyOut(chunk: Chunk): void {
+    chunk.tokens = chunk.tokens.slice() as NumericArray;
+    chunk.batch?.release();
+    chunk.batch = undefined;
   }
 
-  /** A packer is through with a document: its chunk's buffer goes back to the pool after its last. */
+  /** A packer is through with a document; after its chunk's last, the chunk is released at the next #settle. */
   readonly #docDone = (doc: Doc): void => {
-    if (--doc.chunk.live === 0) this.#recycle(doc.chunk);
+    if (--doc.chunk.live === 0) this.#finished.push(doc.chunk);
   };
 
-  #recycle(chunk: Chunk): void {
-    if (this.#chunkPool.length < CHUNK_POOL) this.#chunkPool.push(chunk.tokens.buffer as ArrayBuffer);
+  /**
+   * Releases the slots of the chunks the packers are through with. Only between rows: a
+   * document is done as its last row is cut, before that row is written, and a released slot may
+   * be refilled by a worker at once.
+   */
+  #settle(): void {
+    for (const chunk of this.#finished) {
+      if (!chunk.batch) continue;
+      chunk.batch.release();
+      chunk.batch = undefined;
+      const k = this.#held.indexOf(chunk);
+      if (k >= 0) this.#held.splice(k, 1);
+    }
+    this.#finished.length = 0;
   }
 
   /** Fills slot `slot` with this rank's rows of step `step`; returns the rows' first documents and segments. */
@@ -470,6 +496,7 @@ export class PackedLoader implements AsyncIterable<Batch> {
       streams.push(segStreams);
       lenOffsets[j + 1] = nLens;
     });
+    this.#settle();
     if (rows !== B) throw new GpufeedError(ErrorCodes.INTERNAL, `packed step ${step}: ${rows} rows, the batch holds ${B}`);
     return this.streams ? { ids, segments, streams, rowStreams } : { ids, segments };
   }
@@ -532,6 +559,7 @@ export class PackedLoader implements AsyncIterable<Batch> {
     // A bounded loop: the feed has feedSteps batches per epoch left at most.
     while (!this.#closed && (await this.#pull()));
     this.#packer.drain();
+    this.#settle();
   }
 
   /**

@@ -1,7 +1,7 @@
 // The packed rows do not depend on how the document feed is cut into feed batches: one step's
-// documents per feed batch (documents split across rows and across feed batches, chunk buffers
-// reused while documents of theirs are still queued), a few steps', and the default (the whole
-// epoch here) give the same bytes, and every token is its document's.
+// documents per feed batch (documents split across rows and across feed batches, held feed slots
+// released as their last document is cut), a few steps', and the default (the whole epoch here)
+// give the same bytes, and every token is its document's; so do fewer feed slots to hold.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -48,12 +48,12 @@ function digest(b: Batch): string {
 }
 
 /** Every rank's batches (digests) over 2 epochs, 4 partitions, 4 rows a global step; and the feed batches per epoch of rank 0. */
-async function load(uri: DatasetInput, worldSize: number, packFeedTokens: number | undefined): Promise<{ digests: string[]; feedSteps: number; split: number }> {
+async function load(uri: DatasetInput, worldSize: number, packFeedTokens: number | undefined, slots?: number): Promise<{ digests: string[]; feedSteps: number; split: number }> {
   const digests: string[] = [];
   let feedSteps = 0;
   let split = 0;
   for (let rank = 0; rank < worldSize; rank++) {
-    const loader = await Loader.open(uri, { batchSize: 4 / worldSize, rank, worldSize, partitions: 4, workers: 1, shuffle: 'window', shuffleWindow: 16, epochs: 2, pack: { column: 'input_ids', length: L } }, packFeedTokens === undefined ? {} : { packFeedTokens });
+    const loader = await Loader.open(uri, { batchSize: 4 / worldSize, rank, worldSize, partitions: 4, workers: 1, shuffle: 'window', shuffleWindow: 16, epochs: 2, pack: { column: 'input_ids', length: L }, ...(slots === undefined ? {} : { slots }) }, packFeedTokens === undefined ? {} : { packFeedTokens });
     try {
       if (rank === 0) feedSteps = loader.documents.stepsPerEpoch();
       for await (const b of loader) {
@@ -97,6 +97,17 @@ describe('packed rows and feed batches', () => {
       assert.ok(small.digests.length > 20);
       assert.deepEqual(few.digests, small.digests);
       assert.deepEqual(whole.digests, small.digests);
+    });
+  }
+
+  // The packers read the feed slots they hold (Batch.retain); with few slots they hold one (2 slots:
+  // the older copied out as the next comes) or none (1 slot: every feed batch copied).
+  for (const slots of [1, 2]) {
+    it(`feed slots ${slots}: the same rows as with the default slots`, async () => {
+      const held = await load(single, 2, 0);
+      const few = await load(single, 2, 0, slots);
+      assert.equal(few.feedSteps, held.feedSteps);
+      assert.deepEqual(few.digests, held.digests);
     });
   }
 
