@@ -213,7 +213,9 @@ export async function openPackedLoader(uri: DatasetInput, options: PackedLoaderO
   const { spec, carries, batch: innerBatch } = rankFeed(layout, runs, start, perStep, setup.mixtureFeed);
   const { pack: _pack, resume: _resume, columns: _columns, partitions: _partitions, dropLast: _dropLast, mixtureChange: _change, ...rest } = options;
   const inner = await Loader.open(uri, { ...rest, batchSize: innerBatch, columns: [setup.pack.column], seed: setup.order.seed, shuffle: setup.order.shuffle, shuffleWindow: setup.order.shuffleWindow, pad: false, epochs: setup.order.epochs }, {
-    ...internal, feed: () => spec,
+    // Only the packed ring is ever mapped by another process (the bridge): the feed's slots need
+    // not hold the largest documents (larger feed batches would make that a large ring).
+    ...internal, slotsHoldLargestRows: false, feed: () => spec,
   });
   try {
     return new PackedLoader(inner, setup, spec, carries, options);
