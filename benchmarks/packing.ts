@@ -81,7 +81,7 @@ async function writeDataset(dir: string, schema: ColumnSpec[], shards: ShardColu
 }
 
 /** The two datasets: documents (list<int32>) and the same token stream as fixed [2048] rows. */
-async function makeDatasets(root: string, tokens: number, shards: number): Promise<{ docs: string; prepacked: string; streams: string[]; documents: number }> {
+export async function makeDatasets(root: string, tokens: number, shards: number): Promise<{ docs: string; prepacked: string; streams: string[]; documents: number }> {
   const lengths = documentLengths(tokens, 77);
   const total = lengths.reduce((a, b) => a + b, 0);
   const values = new Int32Array(total);

@@ -69,7 +69,13 @@ const pieces = new PieceVerifier();
 // Recency is a counter on each entry, not the map's order: a hit changes no map, so a batch that
 // alternates between shards allocates nothing here (a delete and set per hit made garbage that
 // lived long enough to reach the old generation, where it piled up between full collections).
+// The bound is per stream of a mixture (up to MAX_KEPT_OPEN): each stream's window keeps its own
+// few shards live, and trimming a 3-stream mixture to 4 between batches reopened (stat, open,
+// map, header, unmap) a shard most batches, the largest cost of a packed mixture
+// (benchmarks/packing.ts: 0.4 to 0.8 opens per batch of 14 documents).
 const MAX_OPEN_SHARDS = 4;
+const MAX_KEPT_OPEN = 16;
+let keepOpen = MAX_OPEN_SHARDS;
 const open = new Map<string, OpenShard>();
 let useClock = 0;
 
@@ -78,7 +84,7 @@ function closeHandle(handle: Handle): void {
   else parquet().closeParquetShard(handle.h);
 }
 
-function trimOpen(max = MAX_OPEN_SHARDS): void {
+function trimOpen(max = keepOpen): void {
   while (open.size > max) {
     let oldestKey: string | undefined;
     let oldest: OpenShard | undefined;
@@ -361,6 +367,7 @@ export async function runDecodeLoop(task: DecodeLoopTask): Promise<DecodeLoopRes
     ? new (await import('../transforms/image-stage.js')).ImageStage(task.images, manifest, control.batchSize)
     : undefined;
   const sharedWindows = task.sharedWindows ? new SharedWindows(task.sharedWindows) : undefined;
+  keepOpen = Math.min(MAX_KEPT_OPEN, MAX_OPEN_SHARDS * Math.max(1, task.mixture?.length ?? task.feed?.mixture?.streams.length ?? 1));
   const planOf = (epoch: number): RankEpochPlan => {
     let p = plans.get(epoch);
     if (!p) {

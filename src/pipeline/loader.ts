@@ -172,6 +172,8 @@ export interface LoaderInternalOptions {
   slotsHoldLargestRows?: boolean;
   /** A packed loader's document feed (packed-loader.ts), from the manifest: the plan the workers follow instead of planRankEpoch. */
   feed?: (manifest: ManifestV1, world: World, order: OrderOptions) => FeedSpec;
+  /** A packed loader's tokens per feed batch, at least (default FEED_BATCH_TOKENS, packed-loader.ts); 0: one step's documents. Tests. */
+  packFeedTokens?: number;
 }
 
 type OneOffMessage = Extract<WorkerMessage, { type: 'oneOff' }>;

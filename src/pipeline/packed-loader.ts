@@ -17,7 +17,8 @@ import {
   checkPackOptions, packLayout, packPartitionCount, packResumePoint, packResumeState, RankPacker, rankFeed, rankRuns,
   type FeedSpec, type PackCarry, type PackLayout, type PackOptions, type PackShard, type RankRun,
 } from '../plan/packing.js';
-import { computeBatchLayout, type BatchLayout, type ColumnRegion } from './batch-layout.js';
+import { computeBatchLayout, maxRowBytes, type BatchLayout, type ColumnRegion } from './batch-layout.js';
+import { VAR_MEAN_ROW_FACTOR, VAR_ROW_FLOOR_BYTES } from './memory-budget.js';
 import { BatchRing } from './batch-ring.js';
 import { ARRAY_CTORS, Batch, isVarColumn, type NumericArray } from './batch.js';
 import { Loader, type LoaderInternalOptions, type LoaderOptions, type PackedLoaderOptions } from './loader.js';
@@ -181,8 +182,10 @@ export async function openPackedLoader(uri: DatasetInput, options: PackedLoaderO
     throw invalidOption('columns', `with pack, only the packed column (${options.pack?.column}) is loaded; leave columns unset`);
   }
   let setup: PackSetup;
+  let manifest: ManifestV1;
   if (typeof uri === 'string') {
     const opened = await openDataset(uri, options);
+    manifest = opened.manifest;
     try {
       setup = packSetup(opened.manifest, options);
     } finally {
@@ -191,6 +194,7 @@ export async function openPackedLoader(uri: DatasetInput, options: PackedLoaderO
   } else {
     const column = typeof options.pack?.column === 'string' ? options.pack.column : undefined;
     const mixture = await openMixture(uri, { ...options, ...(column === undefined ? {} : { columns: [column] }) });
+    manifest = mixture.manifest;
     try {
       setup = packMixtureSetup(mixture.manifest, mixture.streams, mixture.uris, options);
     } finally {
@@ -202,12 +206,16 @@ export async function openPackedLoader(uri: DatasetInput, options: PackedLoaderO
   const tokens = runs.reduce((a, r) => a + layout.partitions[r.partition]!.tokens, 0);
   const rowsPerStep = runs.reduce((a, r) => a + layout.partitions[r.partition]!.share, 0);
   const meanDoc = docs > 0 ? tokens / docs : 1;
-  // Documents of about one step's rows per feed batch.
-  const perStep = Math.max(options.batchSize, Math.min(1 << 16, Math.ceil((rowsPerStep * setup.pack.length) / Math.max(1, meanDoc))));
+  const perStep = feedBatchDocuments({
+    batchSize: options.batchSize, stepTokens: rowsPerStep * setup.pack.length, meanDoc, docRegionBytes: feedDocRegionBytes(manifest, setup.pack.column),
+    minTokens: internal.packFeedTokens ?? FEED_BATCH_TOKENS,
+  });
   const { spec, carries, batch: innerBatch } = rankFeed(layout, runs, start, perStep, setup.mixtureFeed);
   const { pack: _pack, resume: _resume, columns: _columns, partitions: _partitions, dropLast: _dropLast, mixtureChange: _change, ...rest } = options;
   const inner = await Loader.open(uri, { ...rest, batchSize: innerBatch, columns: [setup.pack.column], seed: setup.order.seed, shuffle: setup.order.shuffle, shuffleWindow: setup.order.shuffleWindow, pad: false, epochs: setup.order.epochs }, {
-    ...internal, feed: () => spec,
+    // Only the packed ring is ever mapped by another process (the bridge): the feed's slots need
+    // not hold the largest documents (larger feed batches would make that a large ring).
+    ...internal, slotsHoldLargestRows: false, feed: () => spec,
   });
   try {
     return new PackedLoader(inner, setup, spec, carries, options);
@@ -215,6 +223,42 @@ export async function openPackedLoader(uri: DatasetInput, options: PackedLoaderO
     await inner.close();
     throw err;
   }
+}
+
+/**
+ * Tokens of a feed batch, at least: fewer, larger feed batches. Each one costs the decode workers
+ * and this thread a fixed amount (slot hand-over, plan, shard handles) that one step's documents
+ * (8 rows of 2,048 tokens: 14 documents) did not pay for: measured 2x the CPU per packed row
+ * (benchmarks/packing.ts, section 11).
+ */
+export const FEED_BATCH_TOKENS = 1 << 17;
+/** A feed slot's documents region stays within this (where one step's documents need no more). */
+export const FEED_SLOT_BYTES = 8 << 20;
+
+/**
+ * Bytes a feed slot sets aside per document: as the loader's memory plan does (memory-budget.ts),
+ * the largest document where it is small, else at least VAR_ROW_FLOOR_BYTES.
+ */
+export function feedDocRegionBytes(manifest: ManifestV1, column: string): number {
+  let rows = 0;
+  let bytes = 0;
+  for (const s of manifest.shards) {
+    rows += s.rows;
+    bytes += s.bytes;
+  }
+  const mean = rows > 0 ? bytes / rows : 0;
+  return Math.max(1, Math.min(maxRowBytes(manifest, column, VAR_ROW_FLOOR_BYTES), Math.max(VAR_ROW_FLOOR_BYTES, Math.ceil(VAR_MEAN_ROW_FACTOR * mean))));
+}
+
+/**
+ * Documents per feed batch: one step's (its tokens over the mean document), raised towards
+ * `minTokens` (FEED_BATCH_TOKENS) as long as the slot stays within FEED_SLOT_BYTES; at least batchSize, at most 2^16.
+ */
+export function feedBatchDocuments(o: { batchSize: number; stepTokens: number; meanDoc: number; docRegionBytes: number; minTokens?: number }): number {
+  const meanDoc = Math.max(1, o.meanDoc);
+  const step = Math.ceil(o.stepTokens / meanDoc);
+  const wanted = Math.min(Math.ceil((o.minTokens ?? FEED_BATCH_TOKENS) / meanDoc), Math.floor(FEED_SLOT_BYTES / Math.max(1, o.docRegionBytes)));
+  return Math.max(o.batchSize, Math.min(1 << 16, Math.max(step, wanted)));
 }
 
 /** One packed step's rows as #fill wrote them. */
@@ -225,13 +269,32 @@ interface Filled {
   rowStreams?: Int32Array;
 }
 
-/** A document of the feed as a packer holds it: its id and a copy of its tokens. */
+/**
+ * One feed batch's tokens as the packers' documents read them: a view of the feed slot, held
+ * (Batch.retain) until the packers are done with its last document, so the tokens are copied once,
+ * into the packed rows; or, for a feed batch that cannot be held (a one-off slab, too many held),
+ * a copy.
+ */
+interface Chunk {
+  tokens: NumericArray;
+  /** Documents of it still queued in a packer. */
+  live: number;
+  /** The feed batch while its slot is held. */
+  batch: Batch | undefined;
+}
+
+/** A document of the feed as a packer holds it: its id, and where its tokens lie in its feed batch's chunk. */
 interface Doc {
   id: number;
   /** Mixtures: the document's stream; 0 for one dataset. */
   stream: number;
-  tokens: NumericArray;
+  chunk: Chunk;
+  /** The document's first token in chunk.tokens. */
+  at: number;
 }
+
+/** Feed slots held at most: of the feed's slots, at most this share, the rest left to the decode workers. */
+const HELD_FEED_SHARE = 0.5;
 
 export class PackedLoader implements AsyncIterable<Batch> {
   readonly uri: string;
@@ -260,6 +323,14 @@ export class PackedLoader implements AsyncIterable<Batch> {
   #drained = false;
   readonly #freeSlots: number[];
   #feed: AsyncIterator<Batch> | undefined;
+  /** 0, 1, ..., length - 1: every segment's position ids are a prefix of it. */
+  readonly #iota: Int32Array;
+  /** Chunks whose feed slot is held, oldest first, and how many may be. */
+  readonly #held: Chunk[] = [];
+  readonly #maxHeld: number;
+  readonly #feedSlabs: ReadonlySet<number>;
+  /** Chunks the packers are through with, released once the rows that read them are written. */
+  readonly #finished: Chunk[] = [];
 
   constructor(inner: Loader, setup: PackSetup, spec: FeedSpec, carries: Map<number, PackCarry>, options: LoaderOptions) {
     this.documents = inner;
@@ -273,9 +344,14 @@ export class PackedLoader implements AsyncIterable<Batch> {
     this.#shards = setup.shards;
     this.streams = setup.streams;
     this.#start = { epoch: setup.start.epoch, step: setup.start.step };
-    this.#packer = new RankPacker<Doc>(setup.layout, setup.runs, spec, carries, setup.start.epoch);
+    this.#packer = new RankPacker<Doc>(setup.layout, setup.runs, spec, carries, setup.start.epoch, this.#docDone);
+    // One feed slot at least stays with the workers (the feed loader fails when the consumer holds all).
+    this.#maxHeld = Math.min(inner.ring.slots.length - 1, Math.floor(inner.ring.slots.length * HELD_FEED_SHARE));
+    this.#feedSlabs = new Set(inner.ring.slots.map((sl) => sl.slab.id));
     const col = packColumnSpec(inner.manifest, setup.pack);
     const L = setup.pack.length;
+    this.#iota = new Int32Array(L);
+    for (let i = 0; i < L; i++) this.#iota[i] = i;
     this.columns = [
       { name: col.name, dtype: col.dtype, kind: 'fixed', shape: [L], nullable: false },
       { name: POSITION_IDS, dtype: 'int32', kind: 'fixed', shape: [L], nullable: false },
@@ -303,6 +379,8 @@ export class PackedLoader implements AsyncIterable<Batch> {
   /** The next feed batch's documents, to their partitions' packers. False when the feed is over. */
   readonly #pull = async (): Promise<boolean> => {
     this.#feed ??= this.documents[Symbol.asyncIterator]();
+    // Every row cut so far is written: the chunks done with can go (their slots to the workers).
+    this.#settle();
     const r = await this.#feed.next();
     if (r.done) return false;
     const batch = r.value;
@@ -310,11 +388,52 @@ export class PackedLoader implements AsyncIterable<Batch> {
     if (!data || !isVarColumn(data)) throw new GpufeedError(ErrorCodes.INTERNAL, `feed batch lacks list column ${this.pack.column}`);
     const { offsets, values } = data;
     const streams = this.streams ? (batch.stream ?? streamsOfIds(batch.ids, this.streams)) : undefined;
-    // The tokens are copied: the feed's slot goes back to its ring at the next pull.
-    const n = this.#packer.feed(batch.epoch, batch.step, (i) => offsets[i + 1]! - offsets[i]!, (i) => ({ id: batch.ids[i]!, stream: streams ? streams[i]! : 0, tokens: values.slice(offsets[i]!, offsets[i + 1]!) as NumericArray }));
+    const first = offsets[0]!;
+    const chunk: Chunk = { tokens: values.subarray(first, offsets[batch.size]!) as NumericArray, live: 0, batch: undefined };
+    const n = this.#packer.feed(batch.epoch, batch.step, (i) => offsets[i + 1]! - offsets[i]!, (i) => {
+      chunk.live += 1;
+      return { id: batch.ids[i]!, stream: streams ? streams[i]! : 0, chunk, at: offsets[i]! - first };
+    });
+    if (chunk.live > 0) {
+      // The slot is held past the next pull (the feed releases the previous batch then), unless it
+      // is a one-off slab (holding one could starve the next oversize batch) or too many are held.
+      if (this.#maxHeld > 0 && this.#feedSlabs.has(batch.slabId)) {
+        chunk.batch = batch.retain();
+        this.#held.push(chunk);
+        if (this.#held.length > this.#maxHeld) this.#copyOut(this.#held.shift()!);
+      } else chunk.tokens = chunk.tokens.slice() as NumericArray;
+    }
     if (n !== batch.size) throw new GpufeedError(ErrorCodes.INTERNAL, `feed batch of epoch ${batch.epoch} step ${batch.step} holds ${batch.size} documents, the feed planned ${n}`);
     return true;
   };
+
+  /** The packers' documents of a held chunk read a copy from now on; its slot goes back. */
+  #copyOut(chunk: Chunk): void {
+    chunk.tokens = chunk.tokens.slice() as NumericArray;
+    chunk.batch?.release();
+    chunk.batch = undefined;
+  }
+
+  /** A packer is through with a document; after its chunk's last, the chunk is released at the next #settle. */
+  readonly #docDone = (doc: Doc): void => {
+    if (--doc.chunk.live === 0) this.#finished.push(doc.chunk);
+  };
+
+  /**
+   * Releases the slots of the chunks the packers are through with. Only between rows: a
+   * document is done as its last row is cut, before that row is written, and a released slot may
+   * be refilled by a worker at once.
+   */
+  #settle(): void {
+    for (const chunk of this.#finished) {
+      if (!chunk.batch) continue;
+      chunk.batch.release();
+      chunk.batch = undefined;
+      const k = this.#held.indexOf(chunk);
+      if (k >= 0) this.#held.splice(k, 1);
+    }
+    this.#finished.length = 0;
+  }
 
   /** Fills slot `slot` with this rank's rows of step `step`; returns the rows' first documents and segments. */
   async #fill(slot: number, step: number): Promise<Filled> {
@@ -335,31 +454,51 @@ export class PackedLoader implements AsyncIterable<Batch> {
     const rowStreams = new Int32Array(B);
     let nLens = 0;
     lenOffsets[0] = 0;
+    const iota = this.#iota;
     const rows = await this.#packer.cut(step, this.#pull, (j, segs) => {
       const base = j * L;
       let at = 0;
       const flat: number[] = [];
       const segStreams: number[] = [];
-      for (const s of segs) {
-        if (s.doc) {
-          (tokens as Int32Array).set(s.doc.tokens.subarray(s.offset, s.offset + s.count) as Int32Array, base + at);
-          flat.push(s.doc.id, s.offset, s.count);
-          segStreams.push(s.doc.stream);
+      // Consecutive documents of one feed batch lie end to end in its chunk: a run of segments
+      // that continue each other there is copied with one set.
+      let run: NumericArray | undefined;
+      let runFrom = 0;
+      let runTo = 0;
+      let runAt = 0;
+      for (let k = 0; k < segs.length; k++) {
+        const s = segs[k]!;
+        const doc = s.doc;
+        if (doc) {
+          const from = doc.at + s.offset;
+          if (doc.chunk.tokens === run && from === runTo) runTo += s.count;
+          else {
+            if (run) (tokens as Int32Array).set(run.subarray(runFrom, runTo) as Int32Array, runAt);
+            run = doc.chunk.tokens;
+            runFrom = from;
+            runTo = from + s.count;
+            runAt = base + at;
+          }
+          flat.push(doc.id, s.offset, s.count);
+          segStreams.push(doc.stream);
         } else {
           (tokens as unknown as { fill(v: number | bigint, a: number, b: number): void }).fill(big ? BigInt(padToken) : padToken, base + at, base + at + s.count);
           flat.push(-1, 0, s.count);
           segStreams.push(-1);
         }
-        for (let i = 0; i < s.count; i++) positions[base + at + i] = i;
+        // Position ids restart at 0 at every segment: a prefix of the 0..L-1 ramp.
+        positions.set(s.count === L ? iota : iota.subarray(0, s.count), base + at);
         lens[nLens++] = s.count;
         at += s.count;
       }
+      if (run) (tokens as Int32Array).set(run.subarray(runFrom, runTo) as Int32Array, runAt);
       ids.push(segs[0]?.doc?.id ?? -1);
       rowStreams[j] = segs[0]?.doc?.stream ?? -1;
       segments.push(flat);
       streams.push(segStreams);
       lenOffsets[j + 1] = nLens;
     });
+    this.#settle();
     if (rows !== B) throw new GpufeedError(ErrorCodes.INTERNAL, `packed step ${step}: ${rows} rows, the batch holds ${B}`);
     return this.streams ? { ids, segments, streams, rowStreams } : { ids, segments };
   }
@@ -422,6 +561,7 @@ export class PackedLoader implements AsyncIterable<Batch> {
     // A bounded loop: the feed has feedSteps batches per epoch left at most.
     while (!this.#closed && (await this.#pull()));
     this.#packer.drain();
+    this.#settle();
   }
 
   /**

@@ -271,8 +271,11 @@ export class PartitionPacker<D> {
   droppedTokens = 0;
   /** Padding tokens cut into rows. */
   paddedTokens = 0;
+  /** Called once for every pushed document as it leaves the queue (its last token cut, or drained). */
+  readonly #done: ((doc: D) => void) | undefined;
 
-  constructor(length: number, rows: number, docs: number, pad: boolean, carry: PackCarry) {
+  constructor(length: number, rows: number, docs: number, pad: boolean, carry: PackCarry, done?: (doc: D) => void) {
+    this.#done = done;
     this.length = length;
     this.rows = rows;
     this.docs = docs;
@@ -330,6 +333,7 @@ export class PartitionPacker<D> {
         this.#head += 1;
         this.#doc = q.t + 1;
         this.#offset = 0;
+        this.#done?.(q.doc);
       }
     }
     if (this.#head > 64 && this.#head * 2 > this.#queue.length) {
@@ -349,6 +353,7 @@ export class PartitionPacker<D> {
 
   /** After the last row: what is left of the epoch's documents is the dropped tail. */
   drain(): void {
+    if (this.#done) for (let i = this.#head; i < this.#queue.length; i++) this.#done(this.#queue[i]!.doc);
     this.droppedTokens += this.#queued;
     this.#queued = 0;
     this.#queue.length = 0;
@@ -452,8 +457,11 @@ export class RankPacker<D> {
   /** Padding tokens this rank's packers cut into rows (delivered or not), epochs before the current one. */
   #paddedBefore = 0;
   #packers = new Map<number, PartitionPacker<D>>();
+  readonly #done: ((doc: D) => void) | undefined;
 
-  constructor(layout: PackLayout, runs: readonly RankRun[], spec: FeedSpec, carries: ReadonlyMap<number, PackCarry>, startEpoch: number) {
+  /** `done(doc)`: called once for every document a packer took (feed asked `doc(i)` for), as the packer is through with it. */
+  constructor(layout: PackLayout, runs: readonly RankRun[], spec: FeedSpec, carries: ReadonlyMap<number, PackCarry>, startEpoch: number, done?: (doc: D) => void) {
+    this.#done = done;
     this.layout = layout;
     this.runs = runs;
     this.spec = spec;
@@ -465,7 +473,7 @@ export class RankPacker<D> {
     const part = this.layout.partitions[p]!;
     // A packed mixture's partition may run short of its expected tokens: its last rows are padded.
     const padShort = this.layout.pad || (this.layout as { expected?: boolean }).expected === true;
-    return new PartitionPacker<D>(this.layout.length, this.layout.steps * part.share, part.size, padShort, carry);
+    return new PartitionPacker<D>(this.layout.length, this.layout.steps * part.share, part.size, padShort, carry, this.#done);
   }
 
   /**

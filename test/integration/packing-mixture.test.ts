@@ -148,7 +148,9 @@ describe('packing a mixture on real rows', () => {
     [0.5, 0.3, 0.2].forEach((w, k) => assert.ok(Math.abs(starts[k]! - w * n) <= 0.1 * w * n + 2, `stream ${k}: ${starts[k]} of ${n} documents started`));
   });
 
-  it('resumes exactly mid-document on another world size with the same global batch, from one rank\'s state or all merged', async () => {
+  // Feed batches of the default size and of one step's documents each (carries in later feed batches).
+  for (const packFeedTokens of [undefined, 0]) it(`resumes exactly mid-document on another world size with the same global batch, from one rank's state or all merged, feed batches ${packFeedTokens === 0 ? 'of one step' : 'by default'}`, async () => {
+    const internal = packFeedTokens === undefined ? {} : { packFeedTokens };
     const streams: MixtureInput[] = [{ uri: uris[0]!, weight: 0.5 }, { uri: uris[1]!, weight: 0.3 }, { uri: uris[2]!, weight: 0.2 }];
     const opts = { partitions: 4, shuffle: 'window' as const, shuffleWindow: 16, workers: 1, epochs: 1, pack: { column: 'input_ids', length: L } };
     // The uninterrupted run on 4 ranks: every global step's rows (ranks in order), as segments.
@@ -163,7 +165,7 @@ describe('packing a mixture on real rows', () => {
     const states: ResumeState[] = [];
     let steps = 0;
     for (let rank = 0; rank < 4; rank++) {
-      const loader = await Loader.open(streams, { ...opts, batchSize: 2, rank, worldSize: 4 });
+      const loader = await Loader.open(streams, { ...opts, batchSize: 2, rank, worldSize: 4 }, internal);
       steps = loader.stepsPerEpoch();
       try {
         let n = 0;
@@ -183,7 +185,7 @@ describe('packing a mixture on real rows', () => {
     const resumedFrom = async (state: ResumeState): Promise<Map<string, string>> => {
       global.clear();
       for (let rank = 0; rank < 2; rank++) {
-        const loader = await Loader.open(streams, { ...opts, partitions: undefined, batchSize: 4, rank, worldSize: 2, resume: state });
+        const loader = await Loader.open(streams, { ...opts, partitions: undefined, batchSize: 4, rank, worldSize: 2, resume: state }, internal);
         try {
           for await (const b of loader) record(`${b.epoch}:${b.step}`, rank, 2, b);
         } finally {

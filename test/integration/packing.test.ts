@@ -114,14 +114,17 @@ describe('packing on real rows', () => {
     assert.equal(steps[0]! * 3 * 2 * L, total() + padded);
   });
 
-  it('resumes exactly mid-document on another world size, with and without carries', async () => {
+  // Feed batches of the default size (here the whole epoch) and of one step's documents each (the
+  // carries then stand in feed batches after the first).
+  for (const packFeedTokens of [undefined, 0]) it(`resumes exactly mid-document on another world size, with and without carries, feed batches ${packFeedTokens === 0 ? 'of one step' : 'by default'}`, async () => {
+    const internal = packFeedTokens === undefined ? {} : { packFeedTokens };
     const opts = { batchSize: 2, partitions: 4, shuffle: 'window' as const, workers: 1, pack: { column: 'input_ids', length: L }, shuffleWindow: 16 };
     const seen = new Map<number, number>();
     // 4 ranks for 3 steps, each saving its state.
     const states: ResumeState[] = [];
     let steps = 0;
     for (let rank = 0; rank < 4; rank++) {
-      const loader = await Loader.open(out, { ...opts, rank, worldSize: 4 });
+      const loader = await Loader.open(out, { ...opts, rank, worldSize: 4 }, internal);
       steps = loader.stepsPerEpoch();
       try {
         let n = 0;
@@ -141,7 +144,7 @@ describe('packing on real rows', () => {
     for (const state of [states[0]!, mergePackStates(states)]) {
       const again = new Map(seen);
       for (let rank = 0; rank < 2; rank++) {
-        const loader = await Loader.open(out, { ...opts, batchSize: 4, rank, worldSize: 2, resume: state, partitions: undefined });
+        const loader = await Loader.open(out, { ...opts, batchSize: 4, rank, worldSize: 2, resume: state, partitions: undefined }, internal);
         try {
           for await (const b of loader) checkBatch(b, lengths, again);
         } finally {

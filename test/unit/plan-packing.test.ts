@@ -59,7 +59,18 @@ async function runRank(c: Case, world: World, order: OrderOptions, layout: PackL
   const runs = rankRuns(layout, world.rank, order.batchSize);
   const perStep = 1 + (world.rank % 5);
   const { spec, carries } = rankFeed(layout, runs, start, perStep);
-  const packer = new RankPacker<number>(layout, runs, spec, carries, start.epoch);
+  // The done hook (the loader recycles token buffers by it): once per document a packer took, only
+  // after its last token was cut (no later row holds it), and for all of an epoch's at its end.
+  const fed = new Map<string, number>();
+  let rowsSeen = 0;
+  const packer: RankPacker<number> = new RankPacker<number>(layout, runs, spec, carries, start.epoch, (id) => {
+    const key = `${packer.epoch}:${id}`;
+    assert.equal(fed.get(key), -1, `document ${key} done once, after it was fed`);
+    fed.set(key, rowsSeen);
+  });
+  const allDone = (epoch: number): void => {
+    for (const [key, v] of fed) if (key.startsWith(`${epoch}:`)) assert.ok(v >= 0, `document ${key} done by its epoch's end`);
+  };
   let fe = start.epoch;
   let ff = 0;
   const plans = new Map<number, ReturnType<typeof feedPlan>>();
@@ -72,19 +83,31 @@ async function runRank(c: Case, world: World, order: OrderOptions, layout: PackL
     let plan = plans.get(fe);
     if (!plan) plans.set(fe, (plan = feedPlan(c.shards, spec, order, fe)));
     const ids = plan.batchIds(ff);
-    const n = packer.feed(fe, ff, (i) => c.lengths[ids[i]!]!, (i) => ids[i]!);
+    const n = packer.feed(fe, ff, (i) => c.lengths[ids[i]!]!, (i) => {
+      fed.set(`${fe}:${ids[i]!}`, -1);
+      return ids[i]!;
+    });
     assert.equal(n, ids.length);
     ff += 1;
     return true;
   };
   let steps = 0;
   for (let e = start.epoch; e < order.epochs; e++) {
-    if (e !== packer.epoch) packer.nextEpoch();
+    if (e !== packer.epoch) {
+      packer.nextEpoch();
+      allDone(e - 1);
+    }
     for (let s = e === start.epoch ? start.step : 0; s < layout.steps; s++) {
       if (stopAfter !== undefined && steps === stopAfter) return { steps, carries: packer.carries(s), dropped: packer.droppedTokens };
       const got: Segment<number>[][] = [];
       const n = await packer.cut(s, pull, (j, segs) => {
         assert.equal(j, got.length);
+        for (const seg of segs) {
+          if (seg.doc === undefined) continue;
+          const at = fed.get(`${e}:${seg.doc}`);
+          assert.ok(at === -1 || at === rowsSeen, `row holds document ${seg.doc}, done before (or never fed)`);
+        }
+        rowsSeen += 1;
         got.push(segs);
       });
       assert.equal(n, order.batchSize, 'a full batch every step');
@@ -103,7 +126,10 @@ async function runRank(c: Case, world: World, order: OrderOptions, layout: PackL
       steps++;
     }
   }
-  return { steps, dropped: packer.droppedTokens };
+  const dropped = packer.droppedTokens;
+  packer.drain();
+  allDone(packer.epoch);
+  return { steps, dropped };
 }
 
 /** Every token of each epoch once, less the layout's dropped tokens, plus its padding. */
