@@ -167,58 +167,125 @@ void OnMessage(j_common_ptr cinfo, int level) {
   longjmp(e->jump, 1);
 }
 
-void Resize(const uint8_t* region, int rw, int rx0, int ry0, const Axis& ax, const Axis& ay, int out, bool flip, bool chw, uint8_t* dst) {
-  Scratch& s = scratch;
-  // Rows first: only the rows the column pass reads.
-  const int nrows = ay.hi - ay.lo;
-  const size_t row_bytes = static_cast<size_t>(out) * 3;
-  s.rows.resize(static_cast<size_t>(nrows) * row_bytes);
-  for (int r = 0; r < nrows; r++) {
-    const uint8_t* src = region + static_cast<size_t>(ay.lo + r - ry0) * rw * 3;
-    uint8_t* t = s.rows.data() + static_cast<size_t>(r) * row_bytes;
-    for (int i = 0; i < out; i++) {
-      const int32_t* k = &ax.weights[static_cast<size_t>(i) * ax.max_taps];
-      const uint8_t* p = src + static_cast<size_t>(ax.first[i] - rx0) * 3;
-      int32_t s0 = kHalf, s1 = kHalf, s2 = kHalf;
-      for (int j = 0, n = ax.count[i]; j < n; j++, p += 3) {
-        s0 += p[0] * k[j];
-        s1 += p[1] * k[j];
-        s2 += p[2] * k[j];
-      }
-      t[i * 3] = Clamp8(s0);
-      t[i * 3 + 1] = Clamp8(s1);
-      t[i * 3 + 2] = Clamp8(s2);
+// The hot loops are built for AVX2 too, picked at load time (GCC/Clang function multiversioning);
+// integer arithmetic, so every version gives the same bytes.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define GPUFEED_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define GPUFEED_CLONES
+#endif
+
+// acc[q] = kHalf + sum_j rows[j][q] * k[j] for q < n, then clamped into out[q]: one output row of
+// the vertical filter (a loop the compiler vectorizes).
+GPUFEED_CLONES void VerticalRow(const uint8_t* const* rows, const int32_t* k, int taps, size_t n, int32_t* acc, uint8_t* out) {
+  for (size_t q = 0; q < n; q++) acc[q] = kHalf;
+  for (int j = 0; j < taps; j++) {
+    const uint8_t* t = rows[j];
+    const int32_t w = k[j];
+    for (size_t q = 0; q < n; q++) acc[q] += t[q] * w;
+  }
+  for (size_t q = 0; q < n; q++) out[q] = Clamp8(acc[q]);
+}
+
+template <int N>
+inline void Taps(const uint8_t* p, const int32_t* k, int32_t* s0, int32_t* s1, int32_t* s2) {
+  int32_t a = 0, b = 0, c = 0;
+  for (int j = 0; j < N; j++) {
+    a += p[3 * j] * k[j];
+    b += p[3 * j + 1] * k[j];
+    c += p[3 * j + 2] * k[j];
+  }
+  *s0 += a;
+  *s1 += b;
+  *s2 += c;
+}
+
+// One row of the horizontal filter over interleaved RGB `src` (src[0] is decoded column `src_x0`):
+// `out` pixels into `dst` as RGB, or, with `plane` > 0, into three planes `plane` bytes apart;
+// `flip` mirrors the row.
+GPUFEED_CLONES void HorizontalRow(const uint8_t* src, int src_x0, const Axis& ax, int out, bool flip, size_t plane, uint8_t* dst) {
+  for (int i = 0; i < out; i++) {
+    const int32_t* k = &ax.weights[static_cast<size_t>(i) * ax.max_taps];
+    const uint8_t* p = src + static_cast<size_t>(ax.first[i] - src_x0) * 3;
+    int32_t s0 = kHalf, s1 = kHalf, s2 = kHalf;
+    // The usual tap counts unrolled (a 1x to 2.5x reduction takes 2 to 6 taps).
+    switch (ax.count[i]) {
+      case 2: Taps<2>(p, k, &s0, &s1, &s2); break;
+      case 3: Taps<3>(p, k, &s0, &s1, &s2); break;
+      case 4: Taps<4>(p, k, &s0, &s1, &s2); break;
+      case 5: Taps<5>(p, k, &s0, &s1, &s2); break;
+      case 6: Taps<6>(p, k, &s0, &s1, &s2); break;
+      default:
+        for (int j = 0, n = ax.count[i]; j < n; j++, p += 3) {
+          s0 += p[0] * k[j];
+          s1 += p[1] * k[j];
+          s2 += p[2] * k[j];
+        }
+    }
+    const int to = flip ? out - 1 - i : i;
+    if (plane > 0) {
+      dst[to] = Clamp8(s0);
+      dst[to + plane] = Clamp8(s1);
+      dst[to + 2 * plane] = Clamp8(s2);
+    } else {
+      dst[to * 3] = Clamp8(s0);
+      dst[to * 3 + 1] = Clamp8(s1);
+      dst[to * 3 + 2] = Clamp8(s2);
     }
   }
-  // Then columns, a whole output row at a time (a loop the compiler vectorizes).
-  s.acc.resize(row_bytes);
-  int32_t* acc = s.acc.data();
+}
+
+// Columns first when the box has more rows than the output (a reduction: fewer rows go through the
+// scalar horizontal filter), else rows first. The order is a function of the box and the output
+// size only, so the bytes for a given (image, box) never change.
+void Resize(const uint8_t* region, int rw, int rx0, int ry0, const Axis& ax, const Axis& ay, int out, bool flip, bool chw, uint8_t* dst) {
+  Scratch& s = scratch;
   const size_t plane = static_cast<size_t>(out) * out;
-  for (int y = 0; y < out; y++) {
-    std::fill(acc, acc + row_bytes, kHalf);
-    const int32_t* k = &ay.weights[static_cast<size_t>(y) * ay.max_taps];
-    for (int j = 0, n = ay.count[y]; j < n; j++) {
-      const uint8_t* t = s.rows.data() + static_cast<size_t>(ay.first[y] + j - ay.lo) * row_bytes;
-      const int32_t w = k[j];
-      for (size_t q = 0; q < row_bytes; q++) acc[q] += t[q] * w;
+  const size_t region_row = static_cast<size_t>(rw) * 3;
+  const uint8_t* rows[256];
+  if (ay.hi - ay.lo > out) {
+    // Vertical pass over the needed columns, then the horizontal pass into dst.
+    const int ncols = ax.hi - ax.lo;
+    const size_t n = static_cast<size_t>(ncols) * 3;
+    s.rows.resize(static_cast<size_t>(out) * n);
+    s.acc.resize(n);
+    for (int y = 0; y < out; y++) {
+      for (int j = 0; j < ay.count[y]; j++) rows[j] = region + static_cast<size_t>(ay.first[y] + j - ry0) * region_row + static_cast<size_t>(ax.lo - rx0) * 3;
+      VerticalRow(rows, &ay.weights[static_cast<size_t>(y) * ay.max_taps], ay.count[y], n, s.acc.data(), s.rows.data() + static_cast<size_t>(y) * n);
     }
+    for (int y = 0; y < out; y++) {
+      uint8_t* d = chw ? dst + static_cast<size_t>(y) * out : dst + static_cast<size_t>(y) * out * 3;
+      HorizontalRow(s.rows.data() + static_cast<size_t>(y) * n, ax.lo, ax, out, flip, chw ? plane : 0, d);
+    }
+    return;
+  }
+  // Horizontal pass over the needed rows, then the vertical pass; its rows are interleaved RGB,
+  // unflipped, and the last step places them.
+  const int nrows = ay.hi - ay.lo;
+  const size_t row_bytes = static_cast<size_t>(out) * 3;
+  s.rows.resize(static_cast<size_t>(nrows) * row_bytes + row_bytes);
+  for (int r = 0; r < nrows; r++) {
+    HorizontalRow(region + static_cast<size_t>(ay.lo + r - ry0) * region_row, rx0, ax, out, false, 0, s.rows.data() + static_cast<size_t>(r) * row_bytes);
+  }
+  s.acc.resize(row_bytes);
+  uint8_t* line = s.rows.data() + static_cast<size_t>(nrows) * row_bytes;
+  for (int y = 0; y < out; y++) {
+    for (int j = 0; j < ay.count[y]; j++) rows[j] = s.rows.data() + static_cast<size_t>(ay.first[y] + j - ay.lo) * row_bytes;
+    VerticalRow(rows, &ay.weights[static_cast<size_t>(y) * ay.max_taps], ay.count[y], row_bytes, s.acc.data(), line);
     if (chw) {
       uint8_t* r = dst + static_cast<size_t>(y) * out;
-      uint8_t* g = r + plane;
-      uint8_t* b = g + plane;
       for (int x = 0; x < out; x++) {
         const int to = flip ? out - 1 - x : x;
-        r[to] = Clamp8(acc[x * 3]);
-        g[to] = Clamp8(acc[x * 3 + 1]);
-        b[to] = Clamp8(acc[x * 3 + 2]);
+        r[to] = line[x * 3];
+        r[to + plane] = line[x * 3 + 1];
+        r[to + 2 * plane] = line[x * 3 + 2];
       }
     } else {
       uint8_t* d = dst + static_cast<size_t>(y) * row_bytes;
-      for (int x = 0; x < out; x++) {
-        const int to = (flip ? out - 1 - x : x) * 3;
-        d[to] = Clamp8(acc[x * 3]);
-        d[to + 1] = Clamp8(acc[x * 3 + 1]);
-        d[to + 2] = Clamp8(acc[x * 3 + 2]);
+      if (!flip) {
+        std::memcpy(d, line, row_bytes);
+      } else {
+        for (int x = 0; x < out; x++) std::memcpy(d + static_cast<size_t>(out - 1 - x) * 3, line + static_cast<size_t>(x) * 3, 3);
       }
     }
   }
@@ -336,6 +403,12 @@ JpegCropResult JpegCropResize(const JpegCropRequest& req, uint8_t* dst, size_t d
   const bool shifted = b_x1 - b_x0 < out || b_y1 - b_y0 < out;
   MakeAxis(b_x0, b_x1, clamp_x0, clamp_x1, static_cast<int>(out), shifted, &s.x);
   MakeAxis(b_y0, b_y1, clamp_y0, clamp_y1, static_cast<int>(out), shifted, &s.y);
+  if (s.x.max_taps > 256 || s.y.max_taps > 256) {
+    // A reduction of over ~100x after DCT scaling: left to libvips.
+    r.status = JpegCropStatus::kUnsupported;
+    r.message = "reduction too large for the fast path";
+    return r;
+  }
   // Room for the widest region libjpeg may return: the needed columns plus margins, widened to
   // whole iMCUs (at most 32 decoded pixels each side), over the needed rows plus margins.
   const size_t max_w = std::min<size_t>(dw, static_cast<size_t>(s.x.hi - s.x.lo) + 2 * kMargin + 64);
