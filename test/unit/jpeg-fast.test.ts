@@ -52,18 +52,31 @@ test('JPEG fast path: seeded train crops equal a full decode cut to the box (mea
   }
 });
 
-test('JPEG fast path: a box the size of the output is the full decode\'s pixels, byte for byte (region decode, crop and skip exact)', { skip }, async () => {
+test('JPEG fast path: a box the size of the output is the full decode\'s pixels, byte for byte, wherever it starts and stops (4:2:0, 4:4:4, progressive)', { skip }, async () => {
   const W = 333;
   const H = 250;
-  const jpg = await syntheticImage(W, H, 17, 'jpeg', 85);
-  const full = await sharp(jpg).raw().toBuffer();
-  for (const box of [{ left: 0, top: 0, width: 40, height: 40 }, { left: 101, top: 77, width: 40, height: 40 }, { left: W - 40, top: H - 40, width: 40, height: 40 }, { left: 37, top: 210, width: 40, height: 40 }]) {
-    const out = new Uint8Array(40 * 40 * 3);
-    jpegCropInto(jpg, out, request(W, H, box, 40));
-    for (let y = 0; y < 40; y++) {
-      for (let x = 0; x < 40 * 3; x++) {
-        const want = full[((box.top + y) * W + box.left) * 3 + x]!;
-        if (out[y * 120 + x] !== want) assert.fail(`box ${JSON.stringify(box)}: byte ${y},${x} is ${out[y * 120 + x]}, the full decode has ${want}`);
+  const px = await sharp(await syntheticImage(W, H, 17, 'png')).raw().toBuffer();
+  const raw = { raw: { width: W, height: H, channels: 3 as const } };
+  const variants: [string, Buffer][] = [
+    ['4:2:0', await sharp(px, raw).jpeg({ quality: 85 }).toBuffer()],
+    ['4:4:4', await sharp(px, raw).jpeg({ quality: 85, chromaSubsampling: '4:4:4' }).toBuffer()],
+    ['progressive', await sharp(px, raw).jpeg({ quality: 85, progressive: true }).toBuffer()],
+  ];
+  const Q = 40;
+  for (const [name, jpg] of variants) {
+    const full = await sharp(jpg).raw().toBuffer();
+    // Starts and ends on and off the 8- and 16-pixel block rows and columns, and the image's edges.
+    for (const top of [0, 1, 7, 8, 15, 16, 17, 33, 100, H - Q - 1, H - Q]) {
+      for (const left of [0, 3, 16, 17, 150, W - Q]) {
+        const box = { left, top, width: Q, height: Q };
+        const out = new Uint8Array(Q * Q * 3);
+        assert.equal(jpegCropInto(jpg, out, request(W, H, box, Q)), 1);
+        for (let y = 0; y < Q; y++) {
+          for (let x = 0; x < Q * 3; x++) {
+            const want = full[((top + y) * W + left) * 3 + x]!;
+            if (out[y * Q * 3 + x] !== want) assert.fail(`${name}, box ${JSON.stringify(box)}: byte ${y},${x} is ${out[y * Q * 3 + x]}, the full decode has ${want}`);
+          }
+        }
       }
     }
   }
