@@ -14,6 +14,7 @@ import { LocalStore } from '../../src/storage/local.js';
 import { Loader, type LoaderOptions } from '../../src/pipeline/loader.js';
 import { imageChoice } from '../../src/transforms/image-decode.js';
 import { resolveImageOptions, type ImageTransformOptions } from '../../src/transforms/image-options.js';
+import { jpegFastAvailable } from '../../src/transforms/jpeg-fast.js';
 import type { CropBox } from '../../src/transforms/crop.js';
 import { syntheticImage, writeImageFolder } from '../../benchmarks/image-dataset.js';
 import { pythonHas } from '../helpers/python-modules.js';
@@ -241,6 +242,8 @@ test('a file that does not decode: GPUFEED_BAD_INPUT naming shard, row and path;
   assert.equal(again.flat().length, 18);
 });
 
+const fastPath = jpegFastAvailable();
+
 test('JPEG fast path in the pool: the same pixels as the sharp path within tolerance, and not bit-identical (it was taken); a truncated JPEG is GPUFEED_BAD_INPUT naming shard and row', async () => {
   const options: LoaderOptions = { batchSize: 6, seed: 9, shuffle: 'naive', epochs: 1, workers: 2, transforms: { image: TRAIN } };
   const saved = process.env.GPUFEED_JPEG;
@@ -265,7 +268,9 @@ test('JPEG fast path in the pool: the same pixels as the sharp path within toler
     }
   }
   assert.ok(worst <= 0.5, `worst mean |fast - sharp| ${worst.toFixed(3)}`);
-  assert.ok(same < 18, `the fast path decoded (${same} of 18 rows bit-identical to sharp's)`);
+  // Without libjpeg in the addon (or with GPUFEED_JPEG=sharp) both runs are sharp's.
+  if (fastPath) assert.ok(same < 18, `the fast path decoded (${same} of 18 rows bit-identical to sharp's)`);
+  else assert.equal(same, 18);
 
   const cutDir = join(dir, 'cut');
   await mkdir(join(cutDir, 'c'), { recursive: true });
@@ -287,7 +292,7 @@ test('JPEG fast path in the pool: the same pixels as the sharp path within toler
     assert.equal(err.code, 'GPUFEED_BAD_INPUT');
     assert.match(err.message, new RegExp(`shard ${manifest.shards[0]!.path}, row 2`));
     assert.match(err.message, /c\/2\.JPEG/);
-    assert.match(err.message, /libjpeg/);
+    if (fastPath) assert.match(err.message, /libjpeg/);
     return true;
   });
   assert.deepEqual(got, [0, 1], 'the good batch came first');
