@@ -183,7 +183,34 @@ void OnMessage(j_common_ptr cinfo, int level) {
 
 // acc[q] = kHalf + sum_j rows[j][q] * k[j] for q < n, then clamped into out[q]: one output row of
 // the vertical filter (a loop the compiler vectorizes).
+template <int T>
+inline void VerticalTaps(const uint8_t* const* rows, const int32_t* k, size_t n, uint8_t* __restrict out) {
+  // The sum stays in a register across the taps (no accumulator array to load and store).
+  const uint8_t* __restrict r[T];
+  int32_t w[T];
+  for (int j = 0; j < T; j++) {
+    r[j] = rows[j];
+    w[j] = k[j];
+  }
+  for (size_t q = 0; q < n; q++) {
+    int32_t sum = kHalf;
+    for (int j = 0; j < T; j++) sum += r[j][q] * w[j];
+    sum >>= kBits;
+    out[q] = static_cast<uint8_t>(sum < 0 ? 0 : sum > 255 ? 255 : sum);
+  }
+}
+
 GPUFEED_CLONES void VerticalRow(const uint8_t* const* rows, const int32_t* k, int taps, size_t n, int32_t* acc, uint8_t* out) {
+  switch (taps) {
+    case 1: VerticalTaps<1>(rows, k, n, out); return;
+    case 2: VerticalTaps<2>(rows, k, n, out); return;
+    case 3: VerticalTaps<3>(rows, k, n, out); return;
+    case 4: VerticalTaps<4>(rows, k, n, out); return;
+    case 5: VerticalTaps<5>(rows, k, n, out); return;
+    case 6: VerticalTaps<6>(rows, k, n, out); return;
+    case 7: VerticalTaps<7>(rows, k, n, out); return;
+    default: break;
+  }
   for (size_t q = 0; q < n; q++) acc[q] = kHalf;
   for (int j = 0; j < taps; j++) {
     const uint8_t* t = rows[j];
