@@ -465,7 +465,9 @@ JpegCropResult JpegCropResize(const JpegCropRequest& req, uint8_t* dst, size_t d
     r.denom = denom;
   }
   // Scratch grown for a very large image is not kept for the thread's lifetime.
-  if (s.region.capacity() > (size_t{32} << 20)) std::vector<uint8_t>().swap(s.region);
+  for (std::vector<uint8_t>* v : {&s.region, &s.rows, &s.transposed, &s.result}) {
+    if (v->capacity() > (size_t{32} << 20)) std::vector<uint8_t>().swap(*v);
+  }
   return r;
 }
 
