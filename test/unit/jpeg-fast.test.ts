@@ -82,6 +82,18 @@ test('JPEG fast path: a box the size of the output is the full decode\'s pixels,
   }
 });
 
+test('JPEG fast path: a grayscale JPEG comes out as RGB equal to sharp\'s decode of it', { skip }, async () => {
+  const W = 150;
+  const H = 120;
+  const jpg = await sharp(await syntheticImage(W, H, 9, 'png')).toColourspace('b-w').jpeg({ quality: 90 }).toBuffer();
+  assert.equal((await sharp(jpg).metadata()).channels, 1, 'a one-component JPEG');
+  const box = { left: 10, top: 20, width: 100, height: 90 };
+  const out = new Uint8Array(32 * 32 * 3);
+  assert.equal(jpegCropInto(jpg, out, request(W, H, box, 32, { flip: true })), 1);
+  const d = meanAbsDiff(out, await reference(jpg, box, true, 32));
+  assert.ok(d <= 0.5, `mean |diff| ${d.toFixed(3)}`);
+});
+
 test('JPEG fast path: DCT scaling for large boxes stays within the tolerance of the full decode', { skip }, async () => {
   const W = 1600;
   const H = 1200;
