@@ -221,11 +221,12 @@ GPUFEED_CLONES void VerticalRow(const uint8_t* const* rows, const int32_t* k, in
 }
 
 // The horizontal filter of `nrows` rows of interleaved RGB (`src`, rows `src_stride` bytes apart,
-// src[0] is decoded column ax.lo) into `dst` (nrows x out RGB, unflipped). Done as a vertical
+// src[0] is decoded column ax.lo) into `dst`: nrows x out RGB, or with `chw` three planes of
+// nrows x out, mirrored with `flip`. Done as a vertical
 // filter over the transposed block, so that the inner loop runs over whole contiguous rows (and
 // vectorizes) instead of over a pixel's 2 to 6 taps; the sums are the same integers as the direct
 // loop's, so are the bytes.
-void Horizontal(const uint8_t* src, size_t src_stride, int nrows, const Axis& ax, int out, uint8_t* dst) {
+void Horizontal(const uint8_t* src, size_t src_stride, int nrows, const Axis& ax, int out, bool flip, bool chw, uint8_t* dst) {
   Scratch& s = scratch;
   const int ncols = ax.hi - ax.lo;
   const size_t trow = static_cast<size_t>(nrows) * 3;  // one transposed row: a source column
@@ -248,11 +249,22 @@ void Horizontal(const uint8_t* src, size_t src_stride, int nrows, const Axis& ax
     for (int j = 0; j < ax.count[x]; j++) rows[j] = t + static_cast<size_t>(ax.first[x] + j - ax.lo) * trow;
     VerticalRow(rows, &ax.weights[static_cast<size_t>(x) * ax.max_taps], ax.count[x], trow, s.acc.data(), s.line.data());
     const uint8_t* l = s.line.data();
-    uint8_t* d = dst + static_cast<size_t>(x) * 3;
-    for (int r = 0; r < nrows; r++, l += 3, d += dst_row) {
-      d[0] = l[0];
-      d[1] = l[1];
-      d[2] = l[2];
+    const int to = flip ? out - 1 - x : x;
+    if (chw) {
+      const size_t plane = static_cast<size_t>(nrows) * out;
+      uint8_t* d = dst + to;
+      for (int r = 0; r < nrows; r++, l += 3, d += out) {
+        d[0] = l[0];
+        d[plane] = l[1];
+        d[2 * plane] = l[2];
+      }
+    } else {
+      uint8_t* d = dst + static_cast<size_t>(to) * 3;
+      for (int r = 0; r < nrows; r++, l += 3, d += dst_row) {
+        d[0] = l[0];
+        d[1] = l[1];
+        d[2] = l[2];
+      }
     }
   }
 }
@@ -290,7 +302,6 @@ void Resize(const uint8_t* region, int rw, int rx0, int ry0, const Axis& ax, con
   const size_t region_row = static_cast<size_t>(rw) * 3;
   const size_t row_bytes = static_cast<size_t>(out) * 3;
   const uint8_t* rows[256];
-  s.result.resize(static_cast<size_t>(out) * row_bytes);
   if (ay.hi - ay.lo > out) {
     // Vertical pass over the needed columns, then the horizontal pass.
     const size_t n = static_cast<size_t>(ax.hi - ax.lo) * 3;
@@ -300,12 +311,16 @@ void Resize(const uint8_t* region, int rw, int rx0, int ry0, const Axis& ax, con
       for (int j = 0; j < ay.count[y]; j++) rows[j] = region + static_cast<size_t>(ay.first[y] + j - ry0) * region_row + static_cast<size_t>(ax.lo - rx0) * 3;
       VerticalRow(rows, &ay.weights[static_cast<size_t>(y) * ay.max_taps], ay.count[y], n, s.acc.data(), s.rows.data() + static_cast<size_t>(y) * n);
     }
-    Horizontal(s.rows.data(), n, out, ax, out, s.result.data());
-  } else {
+    // Straight into dst: the last pass places the pixels.
+    Horizontal(s.rows.data(), n, out, ax, out, flip, chw, dst);
+    return;
+  }
+  {
     // Horizontal pass over the needed rows, then the vertical pass.
     const int nrows = ay.hi - ay.lo;
     s.rows.resize(static_cast<size_t>(nrows) * row_bytes);
-    Horizontal(region + static_cast<size_t>(ay.lo - ry0) * region_row + static_cast<size_t>(ax.lo - rx0) * 3, region_row, nrows, ax, out, s.rows.data());
+    s.result.resize(static_cast<size_t>(out) * row_bytes);
+    Horizontal(region + static_cast<size_t>(ay.lo - ry0) * region_row + static_cast<size_t>(ax.lo - rx0) * 3, region_row, nrows, ax, out, false, false, s.rows.data());
     s.acc.resize(std::max(row_bytes, s.acc.size()));
     for (int y = 0; y < out; y++) {
       for (int j = 0; j < ay.count[y]; j++) rows[j] = s.rows.data() + static_cast<size_t>(ay.first[y] + j - ay.lo) * row_bytes;
