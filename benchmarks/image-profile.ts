@@ -1,5 +1,6 @@
 // Where one image's CPU goes, on one thread (`node dist/benchmarks/image-profile.js`; not a bench
-// section: it prints per-step costs, no goal). The same photo-like ~500x375 q90 JPEGs as section 9,
+// section: it prints per-step costs, no goal). The JPEG fast path (decodeIntoRow) and the sharp
+// path (decodeToHwc + writeRow) are both timed. The same photo-like ~500x375 q90 JPEGs as section 9,
 // each step timed as process CPU per image (sharp's libuv and libvips threads included), the best
 // of a few interleaved rounds so that a busy host disturbs each step alike. Pillow's __getitem__
 // (the section 9 baseline) and its decode alone are timed in a python3 child on the same files.
@@ -10,7 +11,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import sharp from 'sharp';
-import { configureSharp, decodeToHwc, imageChoice, writeRow } from '../src/transforms/image-decode.js';
+import { configureSharp, decodeIntoRow, decodeToHwc, imageChoice, writeRow } from '../src/transforms/image-decode.js';
 import { readImageHeader } from '../src/transforms/image-header.js';
 import { resolveImageOptions, type ResolvedImageTransform } from '../src/transforms/image-options.js';
 import { syntheticImage } from './image-dataset.js';
@@ -63,7 +64,8 @@ export async function imageProfile(): Promise<{ step: string; ms: number }[]> {
     const img = (i: number): Buffer => imgs[i % DISTINCT]!;
     const box = (i: number) => imageChoice(t, sizes[i % DISTINCT]!.width, sizes[i % DISTINCT]!.height, 1, 0, i);
     const steps: [string, (i: number) => unknown][] = [
-      ['gpufeed: decodeToHwc + writeRow CHW (one image, all of it)', async (i) => writeRow((await decodeToHwc(img(i), t, 1, 0, i)).pixels, t, row)],
+      ['gpufeed: decodeIntoRow CHW, JPEG fast path (region decode, resize, flip, CHW: all of it)', (i) => decodeIntoRow(img(i), t, 1, 0, i, row)],
+      ['gpufeed: decodeToHwc + writeRow CHW, the sharp path (one image, all of it)', async (i) => writeRow((await decodeToHwc(img(i), t, 1, 0, i)).pixels, t, row)],
       ['  header size (image-header.ts)', (i) => readImageHeader(img(i))],
       ['  the same from sharp metadata() (before: a second pipeline per image)', (i) => sharp(img(i), { failOn: 'error' }).metadata()],
       ['  sharp: crop box, resize 224 linear, flip, raw out', (i) => {

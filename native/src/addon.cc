@@ -17,6 +17,7 @@
 
 #include "crc32.h"
 #include "fault-guard.h"
+#include "jpeg-crop.h"
 #include "map-hash.h"
 #include "maps.h"
 #include "registry.h"
@@ -144,6 +145,8 @@ class Addon : public Napi::Addon<Addon> {
         InstanceMethod("crc32FromMap", &Addon::Crc32FromMap),
         InstanceMethod("crc32", &Addon::Crc32),
         InstanceMethod("crc32Kind", &Addon::Crc32KindName),
+        InstanceMethod("jpegCropAvailable", &Addon::JpegCropAvailableFn),
+        InstanceMethod("jpegCropResize", &Addon::JpegCropResizeFn),
     });
   }
 
@@ -605,6 +608,49 @@ class Addon : public Napi::Addon<Addon> {
 
   // crc32Kind() -> the implementation crc32 and crc32FromMap use on this CPU.
   Napi::Value Crc32KindName(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), Crc32AutoName()); }
+
+  // jpegCropAvailable() -> whether the addon was built with libjpeg (the JPEG fast path).
+  Napi::Value JpegCropAvailableFn(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), JpegCropAvailable()); }
+
+  // jpegCropResize(input, dst, width, height, left, top, boxWidth, boxHeight, size, flags, maxDenom,
+  // denomGap) -> the DCT scaling denominator used (1, 2, 4, 8), or 0 when the image is not one
+  // this path decodes (the caller uses sharp). flags: 1 flip, 2 CHW. Throws code GPUFEED_BAD_INPUT
+  // with libjpeg's message when the data does not decode. src/transforms/jpeg-fast.ts validates.
+  Napi::Value JpegCropResizeFn(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 12) return BadArg(env, "count (jpegCropResize takes 12)");
+    if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) return BadArg(env, "input (not a Uint8Array)");
+    if (!info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) return BadArg(env, "dst (not a Uint8Array)");
+    uint32_t v[10];
+    for (size_t i = 0; i < 10; i++) {
+      uint64_t x;
+      if (!U64(info, i + 2, &x) || x > 0xffffffffu) return BadArg(env, "jpegCropResize number");
+      v[i] = static_cast<uint32_t>(x);
+    }
+    Napi::Uint8Array input = info[0].As<Napi::Uint8Array>();
+    Napi::Uint8Array dst = info[1].As<Napi::Uint8Array>();
+    JpegCropRequest req;
+    req.data = input.Data();
+    req.size = input.ByteLength();
+    req.width = v[0];
+    req.height = v[1];
+    req.left = v[2];
+    req.top = v[3];
+    req.box_width = v[4];
+    req.box_height = v[5];
+    req.out = v[6];
+    req.flip = (v[7] & 1) != 0;
+    req.chw = (v[7] & 2) != 0;
+    req.max_denom = v[8];
+    req.denom_gap = v[9];
+    JpegCropResult r = JpegCropResize(req, dst.Data(), dst.ByteLength());
+    if (r.status == JpegCropStatus::kOk) return Napi::Number::New(env, r.denom);
+    if (r.status == JpegCropStatus::kUnsupported) return Napi::Number::New(env, 0);
+    Napi::Error err = Napi::Error::New(env, r.message.empty() ? std::string("libjpeg: the data does not decode") : "libjpeg: " + r.message);
+    err.Set("code", Napi::String::New(env, "GPUFEED_BAD_INPUT"));
+    err.ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
 
   // claimOnce(key) -> true the first time in this process, across all threads: the TS wrapper
   // uses it to warn once per process rather than once per worker.

@@ -50,6 +50,14 @@ export interface NativeBinding {
   /** zlib's crc32(seed, bytes); kind 0 the fastest, 1 table, 2 pclmul, 3 avx512, 4 avx2 (for the tests). */
   crc32(bytes: Uint8Array, seed?: number, kind?: number): number;
   crc32Kind(): string;
+  /** Whether the addon was built with libjpeg (the JPEG fast path, native/src/jpeg-crop.cc). */
+  jpegCropAvailable(): boolean;
+  /**
+   * Decodes a JPEG's crop box resized to size x size RGB uint8 into dst (flags: 1 flip, 2 CHW).
+   * Returns the DCT scaling used, 0 when the fast path does not decode this JPEG; throws code
+   * GPUFEED_BAD_INPUT when it does not decode. Validated by src/transforms/jpeg-fast.ts.
+   */
+  jpegCropResize(input: Uint8Array, dst: Uint8Array, width: number, height: number, left: number, top: number, boxWidth: number, boxHeight: number, size: number, flags: number, maxDenom: number, denomGap: number): number;
 }
 
 let binding: NativeBinding | undefined;

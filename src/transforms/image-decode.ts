@@ -1,5 +1,7 @@
-// Decodes one encoded image (JPEG, PNG, WebP, anything libvips reads) with sharp and writes the
-// transformed pixels into a batch row. Runs in the decode workers.
+// Decodes one encoded image and writes the transformed pixels into a batch row. Runs in the decode
+// workers. JPEGs take the native fast path where it applies (jpeg-fast.ts: region decode, bilinear
+// resize, straight into the row); everything else (PNG, WebP, anything libvips reads, and what the
+// fast path declines) is decoded with sharp.
 //
 // Shrink-on-load (opt-in, shrinkOnLoad: true): sharp decodes a JPEG at 1/2, 1/4 or 1/8 size (libjpeg DCT scaling; WebP has the
 // same) only when nothing is cut out before the resize. So when the crop box is at least 3x the
@@ -13,6 +15,7 @@ import { numberToHalf } from '../dataset/float16.js';
 import { readImageHeader } from './image-header.js';
 import { centerCropBox, randomResizedCropBox, sampleRng, type CropBox } from './crop.js';
 import type { ResolvedImageTransform } from './image-options.js';
+import { jpegCropInto, jpegFastAvailable, jpegFastFits } from './jpeg-fast.js';
 
 let configured = false;
 
@@ -97,6 +100,44 @@ export async function decodeToHwc(input: Buffer, t: ResolvedImageTransform, seed
     throw new Error(`decoded to ${info.width}x${info.height}x${info.channels}, expected ${size}x${size}x${t.channels}`);
   }
   return { pixels: data, choice, reduced };
+}
+
+/**
+ * DCT scaling of the JPEG fast path: decode at 1/d when the box is at least GAP * d times the
+ * output. With the gap 2 a reduction of at least 2x is left to the resize filter, and the pixels
+ * stay within the pixel check's tolerance of the full decode (gap 1: about twice the difference
+ * on the bench's photos). shrinkOnLoad: true takes gap 1 (faster, less exact, as its sharp path).
+ */
+const EXACT_GAP = 2;
+const SHRINK_GAP = 1;
+
+let hwcScratch: Uint8Array | undefined;
+
+/**
+ * Decodes `input` through `t` into `row` (the output row's bytes, in t's layout and dtype): JPEGs
+ * through the native fast path (jpeg-fast.ts) where it applies, anything else through sharp.
+ */
+export async function decodeIntoRow(input: Buffer, t: ResolvedImageTransform, seed: number, epoch: number, sampleId: number, row: Uint8Array): Promise<{ reduced: boolean; native: boolean }> {
+  if (jpegFastFits(t) && jpegFastAvailable()) {
+    const header = readImageHeader(input);
+    if (header?.format === 'jpeg') {
+      const { box, flip } = imageChoice(t, header.width, header.height, seed, epoch, sampleId);
+      const direct = t.dtype === 'uint8';
+      const bytes = t.size * t.size * 3;
+      if (!direct && hwcScratch?.length !== bytes) hwcScratch = new Uint8Array(bytes);
+      const target = direct ? row : hwcScratch!;
+      const denom = jpegCropInto(input, target, {
+        width: header.width, height: header.height, box, size: t.size, flip, layout: direct ? t.layout : 'HWC', maxDenom: 8, gap: t.shrinkOnLoad ? SHRINK_GAP : EXACT_GAP,
+      });
+      if (denom > 0) {
+        if (!direct) writeRow(target, t, row);
+        return { reduced: denom > 1, native: true };
+      }
+    }
+  }
+  const { pixels, reduced } = await decodeToHwc(input, t, seed, epoch, sampleId);
+  writeRow(pixels, t, row);
+  return { reduced, native: false };
 }
 
 const tableCache = new WeakMap<ResolvedImageTransform, { single: Float32Array[]; half: Uint16Array[] }>();

@@ -37,8 +37,9 @@ export interface ImageTransformOptions {
   /** Resampling kernel. Default `linear` (antialiased bilinear, as torchvision and Pillow). */
   kernel?: ImageKernel;
   /**
-   * Decode JPEG/WebP at a reduced size when the crop is at least 3x the output (image-decode.ts):
-   * much faster on large photos, the box within half an output pixel. Default false (exact box).
+   * Decode JPEG/WebP at a reduced size when the crop is at least 3x the output (sharp path,
+   * image-decode.ts; the JPEG fast path uses 1x instead of 2x the DCT factor, jpeg-fast.ts):
+   * much faster on large photos, less exact. Default false.
    */
   shrinkOnLoad?: boolean;
 }

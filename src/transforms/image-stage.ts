@@ -7,7 +7,7 @@ import { ErrorCodes, GpufeedError } from '../errors.js';
 import { allocSlab, freeSlab, slabView, type SlabInfo } from '../memory/index.js';
 import { computeBatchLayout, resizeVarRegions, varRegionNeeds, type BatchLayout, type ColumnRegion } from '../pipeline/batch-layout.js';
 import type { ManifestV1 } from '../dataset/types.js';
-import { badImage, configureSharp, decodeToHwc, writeRow, type ImageWhere } from './image-decode.js';
+import { badImage, configureSharp, decodeIntoRow, type ImageWhere } from './image-decode.js';
 import type { ResolvedImageTransform } from './image-options.js';
 
 /** What the loader sends the workers about images (DecodeLoopTask.images). */
@@ -31,9 +31,10 @@ export class ImageStage {
   readonly #shardStarts: number[];
   #raw: BatchLayout;
   #staging: SlabInfo | undefined;
-  /** Images decoded, and decoded at reduced size (shrink-on-load); for tests and stats. */
+  /** Images decoded, decoded at reduced size (shrink-on-load, DCT scaling), and by the JPEG fast path; for tests and stats. */
   decoded = 0;
   reduced = 0;
+  native = 0;
 
   constructor(task: ImageTask, manifest: ManifestV1, batchSize: number) {
     configureSharp();
@@ -99,10 +100,10 @@ export class ImageStage {
         try {
           if (!present || end <= start) throw new Error(present ? 'the image is empty (0 bytes)' : 'the image is null');
           const input = Buffer.from(raw.buffer, raw.byteOffset + src.valuesOffset + start, end - start);
-          const { pixels, reduced } = await decodeToHwc(input, t, this.#task.seed, epoch, id);
-          writeRow(pixels, t, slot.subarray(dst.valuesOffset + i * dst.rowBytes, dst.valuesOffset + (i + 1) * dst.rowBytes));
+          const { reduced, native } = await decodeIntoRow(input, t, this.#task.seed, epoch, id, slot.subarray(dst.valuesOffset + i * dst.rowBytes, dst.valuesOffset + (i + 1) * dst.rowBytes));
           this.decoded += 1;
           if (reduced) this.reduced += 1;
+          if (native) this.native += 1;
         } catch (err) {
           throw badImage(await this.#where(t, id, i, fillRaw), err);
         }

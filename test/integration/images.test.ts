@@ -15,6 +15,7 @@ import { Loader, type LoaderOptions } from '../../src/pipeline/loader.js';
 import { isVarColumn } from '../../src/index.js';
 import { imageChoice } from '../../src/transforms/image-decode.js';
 import { resolveImageOptions, type ImageTransformOptions } from '../../src/transforms/image-options.js';
+import { jpegFastAvailable } from '../../src/transforms/jpeg-fast.js';
 import type { CropBox } from '../../src/transforms/crop.js';
 import { syntheticImage, writeImageFolder } from '../../benchmarks/image-dataset.js';
 import { pythonHas } from '../helpers/python-modules.js';
@@ -240,6 +241,63 @@ test('a file that does not decode: GPUFEED_BAD_INPUT naming shard, row and path;
   // The process and a new pool still decode.
   const again = await readAll(folderDs, { batchSize: 4, epochs: 1, workers: 2, transforms: { image: TRAIN } });
   assert.equal(again.flat().length, 18);
+});
+
+const fastPath = jpegFastAvailable();
+
+test('JPEG fast path in the pool: the same pixels as the sharp path within tolerance, and not bit-identical (it was taken); a truncated JPEG is GPUFEED_BAD_INPUT naming shard and row', async () => {
+  const options: LoaderOptions = { batchSize: 6, seed: 9, shuffle: 'naive', epochs: 1, workers: 2, transforms: { image: TRAIN } };
+  const saved = process.env.GPUFEED_JPEG;
+  let viaSharp: Row[][];
+  // Worker threads copy process.env when they start: this pool decodes with sharp only.
+  process.env.GPUFEED_JPEG = 'sharp';
+  try {
+    viaSharp = await readAll(folderDs, options);
+  } finally {
+    if (saved === undefined) delete process.env.GPUFEED_JPEG;
+    else process.env.GPUFEED_JPEG = saved;
+  }
+  const fast = await readAll(folderDs, options);
+  let worst = 0;
+  let same = 0;
+  for (let b = 0; b < fast.length; b++) {
+    for (let i = 0; i < fast[b]!.length; i++) {
+      assert.equal(fast[b]![i]!.id, viaSharp[b]![i]!.id);
+      const d = meanAbsDiff(fast[b]![i]!.pixels, viaSharp[b]![i]!.pixels);
+      worst = Math.max(worst, d);
+      if (d === 0) same++;
+    }
+  }
+  assert.ok(worst <= 0.5, `worst mean |fast - sharp| ${worst.toFixed(3)}`);
+  // Without libjpeg in the addon (or with GPUFEED_JPEG=sharp) both runs are sharp's.
+  if (fastPath) assert.ok(same < 18, `the fast path decoded (${same} of 18 rows bit-identical to sharp's)`);
+  else assert.equal(same, 18);
+
+  const cutDir = join(dir, 'cut');
+  await mkdir(join(cutDir, 'c'), { recursive: true });
+  for (let i = 0; i < 4; i++) await copyFile(files[i]!, join(cutDir, 'c', `${i}.JPEG`));
+  // Row 2: a JPEG cut at 70% (its header parses; the fast path meets the end of its data).
+  const whole = await readFile(files[5]!);
+  await writeFile(join(cutDir, 'c', '2.JPEG'), whole.subarray(0, Math.floor(whole.length * 0.7)));
+  const cutDs = join(dir, 'cut-ds');
+  await prepDataset([cutDir], { out: cutDs, images: true, workers: 0, progress: false });
+  const manifest = await loadManifest(new LocalStore(cutDs));
+  const loader = await Loader.open(cutDs, { batchSize: 2, epochs: 1, shuffle: 'none', workers: 2, transforms: { image: TRAIN } });
+  const got: number[] = [];
+  await assert.rejects(async () => {
+    for await (const b of loader) {
+      got.push(...b.ids);
+      b.release();
+    }
+  }, (err: Error & { code?: string; details?: Record<string, unknown> }) => {
+    assert.equal(err.code, 'GPUFEED_BAD_INPUT');
+    assert.match(err.message, new RegExp(`shard ${manifest.shards[0]!.path}, row 2`));
+    assert.match(err.message, /c\/2\.JPEG/);
+    if (fastPath) assert.match(err.message, /libjpeg/);
+    return true;
+  });
+  assert.deepEqual(got, [0, 1], 'the good batch came first');
+  await loader.close();
 });
 
 test('CLI: prep --images, dump --image gives the pixels the JS loader gives', async () => {
