@@ -409,7 +409,8 @@ test('Parquet: the image column and the columns read beside it keep their own va
           const { width, height } = await dims(bytes);
           const c = imageChoice(t, width, height, 5, b.epoch, id);
           const d = meanAbsDiff(chwToHwc(pixels.subarray(i * rowLen, (i + 1) * rowLen), 24), await reference(bytes, c.box, c.flip, 24, 3));
-          assert.ok(d <= 0.5, `sample ${id}: mean |diff| ${d.toFixed(3)}`);
+          // Another image's pixels differ by tens; 320x240 crops to 24 px take the DCT-scaled JPEG path, within ~0.6 of the full decode.
+          assert.ok(d <= 1.5, `sample ${id}: mean |diff| ${d.toFixed(3)}`);
           rows += 1;
         }
       }
