@@ -5,7 +5,7 @@
 // GPUFEED_UNSUPPORTED_TYPE naming the column (or the codec) and pointing at `gpufeed prep`.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,15 +13,19 @@ import { Loader, isVarColumn } from '../../src/index.js';
 import { workerEntry } from '../../src/package-root.js';
 import { ROOT } from '../fixtures/run-cli.js';
 import { CASES_AT_ONCE, createLimiter } from '../helpers/map-limit.js';
+import { cliInProcess } from '../helpers/cli-in-process.js';
 
 const CLI = join(ROOT, 'dist/src/cli/run.js');
 
-/** The compiled CLI (a tsx start per call would take most of the time budget). */
+/**
+ * The CLI's main() in this process, one call at a time (its output capture is process-wide): a
+ * child per call spent most of this test's time starting Node.
+ */
+const oneAtATime = createLimiter(1);
 function runCli(args: string[]): Promise<{ code: number; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { cwd: ROOT, timeout: 60_000 }, (err, _stdout, stderr) => {
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stderr });
-    });
+  return oneAtATime(async () => {
+    const r = await cliInProcess(args);
+    return { code: r.code, stderr: r.err };
   });
 }
 
