@@ -12,10 +12,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { Loader, isVarColumn, type PackOptions, type Batch, type LoaderOptions, type MixtureInput, type ColumnSpec, type ResumeState } from '../../src/index.js';
+import { join, relative } from 'node:path';
+import { Loader, isVarColumn, toArrowRecordBatch, type PackOptions, type Batch, type LoaderOptions, type MixtureInput, type ColumnSpec, type ResumeState } from '../../src/index.js';
 import { prepDataset } from '../../src/dataset/index.js';
 import { indexDataset, type IndexOptions } from '../../src/cli/index-cmd.js';
 import { writeManifest } from '../../src/dataset/manifest.js';
@@ -25,6 +25,7 @@ import { workerEntry } from '../../src/package-root.js';
 import { ROOT } from '../fixtures/run-cli.js';
 import { pythonHas } from '../helpers/python-modules.js';
 import { mulberry32 } from '../helpers/seeded-random.js';
+import { startS3Server, S3RVER_CREDENTIALS, type TestS3Server } from '../helpers/s3-server.js';
 
 const SCRIPT = join(ROOT, 'test/fixtures/differential.py');
 const CASES = Number(process.env.GPUFEED_DIFF_CASES ?? 10);
@@ -89,6 +90,19 @@ function deliveredValue(b: Batch, name: string, j: number): Value {
   return data[j] as Scalar;
 }
 
+/** Row j of an Arrow view's column (toArrowRecordBatch), in deliveredValue's terms. */
+function arrowValue(vec: { isValid(j: number): boolean; get(j: number): unknown }, dtype: string, j: number): Value {
+  if (!vec.isValid(j)) return null;
+  const v = vec.get(j);
+  if (typeof v === 'string') return bytes(v);
+  if (v instanceof Uint8Array) return Array.from(v);
+  if (v !== null && typeof v === 'object' && typeof (v as { toArray?: unknown }).toArray === 'function') {
+    return Array.from((v as { toArray(): ArrayLike<Scalar> }).toArray());
+  }
+  if (dtype === 'float16') return numberToHalf(v as number);
+  return v as Scalar;
+}
+
 /** Same value; an integer the dataset's dtype carries as int64 (JSON Lines infers it) equals its number. */
 function sameScalar(got: Scalar | undefined, want: Scalar): boolean {
   if (typeof got === 'bigint' && typeof want === 'number') return Number.isInteger(want) && got === BigInt(want);
@@ -115,6 +129,21 @@ interface Dataset {
   base: number;
   rows: number;
   columns: readonly ColumnSpec[];
+  /** The same files on the test S3 server, when it runs. */
+  s3?: string;
+}
+
+/** Every dataset's files uploaded to the test S3 server, so configurations can read them remotely. */
+async function uploadAll(server: TestS3Server, datasets: Dataset[]): Promise<void> {
+  for (const [k, d] of datasets.entries()) {
+    const prefix = `d${k}`;
+    for (const e of readdirSync(d.dir, { recursive: true, withFileTypes: true })) {
+      if (!e.isFile()) continue;
+      const rel = relative(d.dir, join(e.parentPath, e.name));
+      await server.putObject('diff', `${prefix}/${rel}`, readFileSync(join(d.dir, rel)));
+    }
+    d.s3 = `s3://diff/${prefix}`;
+  }
 }
 
 const totalRows = FILE_ROWS.reduce((a, b) => a + b, 0);
@@ -208,6 +237,10 @@ interface Config {
   /** Elastic resume: the world size the rest of the run takes (same global batch). */
   resumeWorld?: number;
   partitions?: number;
+  /** Read the datasets from the test S3 server through a node-local cache of this many bytes. */
+  remote?: number;
+  /** Also check every batch through its Arrow view (toArrowRecordBatch). */
+  arrowView?: boolean;
   /** Packing: rows of this many tokens of column l (prepared datasets: they record pieceValues). */
   pack?: number;
 }
@@ -244,6 +277,8 @@ function randomConfig(seed: number, datasets: Dataset[]): Config {
   if (r() < 0.5) cfg.decodeCacheBytes = pick([1, 4096, 65536, 1 << 20]);
   if (r() < 0.25) cfg.varRowBytes = pick([1, 8, 64]);
   if (r() < 0.2) cfg.slots = cfg.workers + 1;
+  if (r() < 0.3) cfg.arrowView = true;
+  if (datasets.every((d) => d.s3) && r() < 0.2) cfg.remote = pick([600_000, 1 << 20, 2 << 20, 64 << 20]);
   if (streams.every((k) => datasets[k]!.name.startsWith('prep-')) && r() < 0.25) {
     cfg.pack = pick([3, 16, 50]);
     delete cfg.columns;
@@ -287,6 +322,7 @@ function checkBatch(b: Batch, cfg: Config, datasets: Dataset[], seen: Seen): voi
   const names = cfg.columns ?? streams[0]!.columns.map((c) => c.name);
   assert.deepEqual(b.layout.columns.map((c) => c.name).sort(), names.slice().sort(), 'batch columns');
   const ids = (seen.perEpoch.get(b.epoch) ?? seen.perEpoch.set(b.epoch, []).get(b.epoch))!;
+  const view = cfg.arrowView ? toArrowRecordBatch(b) : undefined;
   for (let j = 0; j < b.size; j++) {
     const id = b.ids[j]!;
     ids.push(id);
@@ -301,6 +337,13 @@ function checkBatch(b: Batch, cfg: Config, datasets: Dataset[], seen: Seen): voi
       const want = expectedValue(name, rid);
       if (!sameValue(got, want) && seen.wrong.length < 20) {
         seen.wrong.push(`epoch ${b.epoch} step ${b.step} row ${j} id ${id} (${streams[k]!.name} rid ${rid}) column ${name}: got ${show(got)}, expected ${show(want)}`);
+      }
+      if (view) {
+        const region = b.layout.columns.find((c) => c.name === name)!;
+        const viewed = arrowValue(view.getChild(name)!, region.dtype, j);
+        if (!sameValue(viewed, want) && seen.wrong.length < 20) {
+          seen.wrong.push(`Arrow view: epoch ${b.epoch} step ${b.step} row ${j} id ${id} (${streams[k]!.name} rid ${rid}) column ${name}: got ${show(viewed)}, expected ${show(want)}`);
+        }
       }
     }
   }
@@ -361,10 +404,14 @@ async function consume(inputs: MixtureInput[] | string, options: LoaderOptions, 
 /** The problems one configuration shows (empty: every value right, every id as often as it should be). */
 export async function runConfig(cfg: Config, datasets: Dataset[]): Promise<string[]> {
   const streams = cfg.streams.map((s) => datasets[s]!);
-  const inputs: MixtureInput[] | string = streams.length === 1 ? streams[0]!.dir : streams.map((d, k) => (cfg.weights ? { uri: d.dir, weight: cfg.weights[k]! } : { uri: d.dir }));
+  const uri = (d: Dataset): string => (cfg.remote ? d.s3! : d.dir);
+  const inputs: MixtureInput[] | string = streams.length === 1 ? uri(streams[0]!) : streams.map((d, k) => (cfg.weights ? { uri: uri(d), weight: cfg.weights[k]! } : { uri: uri(d) }));
   const seen: Seen = { perEpoch: new Map(), wrong: [] };
+  // Remote: every rank's loader shares one fresh cache folder (as the ranks of a node do).
+  const cacheDir = cfg.remote ? mkdtempSync(join(remoteRoot!, 'cache-')) : undefined;
   for (let rank = 0; rank < cfg.worldSize; rank++) {
     const options = loaderOptions(cfg, rank);
+    if (cfg.remote) Object.assign(options, { s3Endpoint: s3Endpoint!, cacheDir: cacheDir!, cacheBytes: cfg.remote, minFreeBytes: 0 });
     if (cfg.resumeAfter !== undefined) {
       const state = await consume(inputs, options, cfg, datasets, seen, cfg.resumeAfter);
       const world = cfg.resumeWorld ?? 1;
@@ -415,26 +462,51 @@ export async function runConfig(cfg: Config, datasets: Dataset[]): Promise<strin
 }
 
 const built = existsSync(workerEntry('decode'));
+/** Set while the test S3 server runs. */
+let s3Endpoint: string | undefined;
+let remoteRoot: string | undefined;
 
 test('differential: every delivered value is the one its id implies', { skip: (!pythonHas('pyarrow', 'numpy') && 'python3 with pyarrow and numpy is not installed') || (!built && 'run npm run build first (decode workers run from dist/)') }, async (t) => {
   const root = mkdtempSync(join(tmpdir(), 'gpufeed-diff-'));
   t.after(() => rmSync(root, { recursive: true, force: true }));
   const datasets = await buildDatasets(root, (m) => t.diagnostic(m));
+  try {
+    const server = await startS3Server(['diff']);
+    const saved = { AWS_ACCESS_KEY_ID: process.env.AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY: process.env.AWS_SECRET_ACCESS_KEY, AWS_REGION: process.env.AWS_REGION };
+    Object.assign(process.env, { AWS_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId, AWS_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey, AWS_REGION: 'us-east-1' });
+    t.after(async () => {
+      for (const [k, v] of Object.entries(saved)) if (v === undefined) delete process.env[k]; else process.env[k] = v;
+      s3Endpoint = undefined;
+      await server.close();
+    });
+    await uploadAll(server, datasets);
+    s3Endpoint = server.endpoint;
+    remoteRoot = root;
+  } catch (err) {
+    t.diagnostic(`no remote configurations: the test S3 server did not start (${(err as Error).message})`);
+  }
   const only = process.env.GPUFEED_DIFF_CASE;
   const seeds = process.env.GPUFEED_DIFF_SEEDS?.split(',').map(Number) ?? Array.from({ length: CASES }, (_, k) => SEED + k);
   const configs = only ? [JSON.parse(only) as Config] : seeds.map((seed) => randomConfig(seed, datasets));
   const failures: string[] = [];
+  let skipped = 0;
   const verbose = process.env.GPUFEED_DIFF_VERBOSE === '1';
   for (const cfg of configs) {
     let problems: string[];
     try {
       problems = await runConfig(cfg, datasets);
     } catch (err) {
-      problems = [`threw ${(err as Error & { code?: string }).code ?? ''} ${(err as Error).stack ?? String(err)}`];
+      const code = (err as Error & { code?: string }).code;
+      // A cache budget below what the plan leases at once is refused up front, by design.
+      if (cfg.remote && code === 'GPUFEED_CACHE_BUDGET') {
+        skipped++;
+        continue;
+      }
+      problems = [`threw ${code ?? ''} ${(err as Error).stack ?? String(err)}`];
     }
     if (problems.length) failures.push(`config ${JSON.stringify(cfg)} [${cfg.streams.map((s) => datasets[s]!.name).join(' + ')}]\n  ${problems.slice(0, 8).join('\n  ')}`);
     if (verbose) process.stderr.write(`diff case seed ${cfg.seed}: ${problems.length ? `FAIL ${failures.at(-1)}` : `ok ${JSON.stringify(cfg)}`}\n`);
   }
-  t.diagnostic(`${configs.length} configurations over ${datasets.map((d) => d.name).join(', ')}; ${failures.length} failed`);
+  t.diagnostic(`${configs.length} configurations over ${datasets.map((d) => d.name).join(', ')}; ${failures.length} failed, ${skipped} refused a remote cache budget too small`);
   assert.equal(failures.length, 0, failures.join('\n'));
 });
