@@ -393,7 +393,12 @@ async function consume(inputs: MixtureInput[] | string, options: LoaderOptions, 
     for await (const b of loader) {
       if (cfg.pack !== undefined) checkPackedBatch(b, cfg, datasets, seen);
       else checkBatch(b, cfg, datasets, seen);
-      if (stopAfter !== undefined && ++n >= stopAfter) return JSON.parse(JSON.stringify(loader.state())) as ResumeState;
+      if (stopAfter !== undefined && ++n >= stopAfter) {
+        const state = JSON.parse(JSON.stringify(loader.state())) as ResumeState & { epoch: number; stepsDone: number; stepsPerEpoch: number };
+        // Taken after the run's last batch: nothing is left to resume (a resume there is refused, by design).
+        const done = state.epoch >= cfg.epochs || (state.epoch === cfg.epochs - 1 && state.stepsDone >= state.stepsPerEpoch);
+        return done ? undefined : state;
+      }
     }
     return undefined;
   } finally {
