@@ -84,3 +84,18 @@ test('readHybrid stats count only the values asked for, not a last group\'s padd
   readHybrid(rle, 0, rle.length, 2, 30, new Uint8Array(30), s2);
   assert.deepEqual([s2.max, s2.hits], [2, 30]);
 });
+
+test('readHybrid reads bit-packed runs of width 0 (a one-entry dictionary, as Polars writes it)', () => {
+  // Polars' page of a 1-row chunk: bit width byte 0, then one bit-packed group of 8 and no bytes.
+  const one = Uint8Array.from([0x03]);
+  const out = new Uint32Array(1).fill(7);
+  assert.equal(readHybrid(one, 0, one.length, 0, 1, out), 1);
+  assert.deepEqual(Array.from(out), [0]);
+  // Two width-0 groups then an RLE run: 20 values, every one 0, and the runs end where they should.
+  const runs = Uint8Array.from([0x05, 0x08]); // bit-packed, 2 groups (16 values); RLE run of 4 (no value bytes at width 0)
+  const many = new Uint32Array(20).fill(9);
+  const stats = levelStats(0);
+  assert.equal(readHybrid(runs, 0, runs.length, 0, 20, many, stats), 2);
+  assert.deepEqual(Array.from(many), new Array(20).fill(0));
+  assert.deepEqual([stats.max, stats.hits], [0, 20]);
+});

@@ -61,7 +61,9 @@ export function readHybrid(bytes: Uint8Array, start: number, end: number, bitWid
       const stop = Math.min(count, n + values);
       const from = n;
       if (bitWidth === 0) {
+        // Dictionary indices of a one-entry dictionary (Polars writes them bit-packed, no bytes).
         out.fill(0 as never, n, stop);
+        n = stop;
       } else if (bitWidth === 1) {
         for (let i = 0; n < stop; i++) out[n++] = (bytes[pos + (i >> 3)]! >> (i & 7)) & 1;
       } else if (bitWidth <= 24) {
