@@ -33,6 +33,8 @@ export interface PackingBench {
   mixtureDroppedTokens: number;
   /** Median over the rounds of each side's CPU microseconds per row (whole process), the measured runs only. */
   cpuPerRow: { packed: number; mixture: number; prepacked: number };
+  /** Median over the rounds of each side's warm-up (warmUp), seconds. */
+  warmupSeconds: { packed: number; mixture: number; prepacked: number };
 }
 
 /** The mixture's streams: shares of the documents, in document order. */
@@ -202,6 +204,7 @@ export async function packingBench(opts: { tokens?: number; seconds?: number; ro
     const pack = { pack: { column: 'input_ids', length: PACK_LENGTH } };
     const best: Partial<Record<Side, ThroughputResult>> = {};
     const cpu: Record<Side, number[]> = { packed: [], mixture: [], prepacked: [] };
+    const warm: Record<Side, number[]> = { packed: [], mixture: [], prepacked: [] };
     let droppedTokens = 0;
     let mixtureDroppedTokens = 0;
     const sides: Side[] = ['packed', 'mixture', 'prepacked'];
@@ -214,7 +217,7 @@ export async function packingBench(opts: { tokens?: number; seconds?: number; ro
             : await Loader.open(ds.prepacked, common);
         try {
           // The warm-up and then the measured run on the same loader.
-          await warmUp(l);
+          warm[side].push(await warmUp(l));
           const x = await measureLoader(l, { maxSeconds: seconds });
           cpu[side].push(cpuPerRow(x));
           if (!best[side] || x.samples_per_s > best[side].samples_per_s) best[side] = x;
@@ -236,6 +239,7 @@ export async function packingBench(opts: { tokens?: number; seconds?: number; ro
       tokens, documents: ds.documents, packed, prepacked, ratio: packed.samples_per_s / prepacked.samples_per_s, droppedTokens,
       mixture, mixtureRatio: mixture.samples_per_s / prepacked.samples_per_s, mixtureDroppedTokens,
       cpuPerRow: { packed: median(cpu.packed), mixture: median(cpu.mixture), prepacked: median(cpu.prepacked) },
+      warmupSeconds: { packed: median(warm.packed), mixture: median(warm.mixture), prepacked: median(warm.prepacked) },
     };
   } finally {
     await rm(root, { recursive: true, force: true });
@@ -246,5 +250,5 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const r = await packingBench({ seconds: Number(process.env.GPUFEED_BENCH_SECONDS ?? 2) });
   process.stdout.write(`packing ${r.documents} documents (${r.tokens} tokens) to ${PACK_LENGTH}: ${r.packed.samples_per_s.toFixed(0)} rows/s; pre-packed Arrow: ${r.prepacked.samples_per_s.toFixed(0)} rows/s; ratio ${r.ratio.toFixed(3)} (goal >= 0.7); ${r.droppedTokens} tokens dropped per epoch\n`);
   process.stdout.write(`packing the same documents as a 3-stream mixture (${MIXTURE_SHARES.join('/')}): ${r.mixture.samples_per_s.toFixed(0)} rows/s; ratio ${r.mixtureRatio.toFixed(3)} (goal >= 0.7); ~${r.mixtureDroppedTokens} tokens dropped per epoch (expected)\n`);
-  process.stdout.write(`CPU per row (whole process, median of rounds): packed ${r.cpuPerRow.packed.toFixed(2)} us, mixture ${r.cpuPerRow.mixture.toFixed(2)} us, pre-packed ${r.cpuPerRow.prepacked.toFixed(2)} us\n`);
+  process.stdout.write(`CPU per row (whole process, median of rounds): packed ${r.cpuPerRow.packed.toFixed(2)} us, mixture ${r.cpuPerRow.mixture.toFixed(2)} us, pre-packed ${r.cpuPerRow.prepacked.toFixed(2)} us; warm-up ${r.warmupSeconds.packed.toFixed(2)} / ${r.warmupSeconds.mixture.toFixed(2)} / ${r.warmupSeconds.prepacked.toFixed(2)} s\n`);
 }

@@ -223,7 +223,7 @@ async function packingSection(rows: Row[], details: Record<string, unknown>): Pr
   rows.push({ name: `Packing a 3-stream mixture to ${PACK_LENGTH} tokens / pre-packed Arrow, rows/s`, gpufeed: rps(r.mixture.samples_per_s), reference: rps(r.prepacked.samples_per_s), ratio: r.mixtureRatio, goal: '>= 0.7', pass: r.mixtureRatio >= 0.7, note: `CPU/row ${r.cpuPerRow.mixture.toFixed(1)} us vs ${r.cpuPerRow.prepacked.toFixed(1)} us` });
   details.packing = {
     tokens: r.tokens, documents: r.documents, dropped_tokens_per_epoch: r.droppedTokens, packed: r.packed, prepacked: r.prepacked,
-    mixture: r.mixture, mixture_expected_dropped_tokens_per_epoch: r.mixtureDroppedTokens, cpu_us_per_row: r.cpuPerRow,
+    mixture: r.mixture, mixture_expected_dropped_tokens_per_epoch: r.mixtureDroppedTokens, cpu_us_per_row: r.cpuPerRow, warmup_seconds: r.warmupSeconds,
   };
 }
 
