@@ -13,6 +13,7 @@ import { MANIFEST_FORMAT, MANIFEST_VERSION, type ColumnSpec, type ManifestV1, ty
 import type { ShardColumns } from '../src/formats/column-data.js';
 import { openStore } from '../src/storage/index.js';
 import { Loader } from '../src/pipeline/loader.js';
+import type { PackedLoader } from '../src/pipeline/packed-loader.js';
 import { measureLoader, type ThroughputResult } from '../src/pipeline/throughput.js';
 import { usableCpus } from '../src/pipeline/cpus.js';
 
@@ -30,6 +31,10 @@ export interface PackingBench {
   mixtureRatio: number;
   /** Expected per epoch (a mixture chooses its documents per epoch). */
   mixtureDroppedTokens: number;
+  /** Median over the rounds of each side's CPU microseconds per row (whole process), the measured runs only. */
+  cpuPerRow: { packed: number; mixture: number; prepacked: number };
+  /** Median over the rounds of each side's warm-up (warmUp), seconds. */
+  warmupSeconds: { packed: number; mixture: number; prepacked: number };
 }
 
 /** The mixture's streams: shares of the documents, in document order. */
@@ -131,7 +136,61 @@ export async function makeDatasets(root: string, tokens: number, shards: number)
   return { docs, prepacked, streams, documents: lengths.length };
 }
 
-/** Packed against pre-packed, alternately, best of `rounds` runs of `seconds` each. */
+/** Warm-up: at least this long on each loader before its measured run (JIT, first shards). */
+export const WARMUP_SECONDS = 1;
+/** Warm-up steps past WARMUP_SECONDS, while the CPU per row still falls, at most WARMUP_MAX_SECONDS in all. */
+const WARMUP_STEP_SECONDS = 0.25;
+const WARMUP_MAX_SECONDS = 3;
+
+/** CPU microseconds (whole process: consumer, decode workers, V8's compiler and GC threads) per row of a run. */
+export function cpuPerRow(r: ThroughputResult): number {
+  return r.samples > 0 ? (r.cpu_seconds * 1e6) / r.samples : 0;
+}
+
+/**
+ * Runs `loader` until it is in steady state, in one iteration (a loop broken off keeps its last
+ * batch: one warm-up call per loader, as before): WARMUP_SECONDS, then on in steps of
+ * WARMUP_STEP_SECONDS while a step's CPU per row is still 15% below the step's before (V8
+ * compiles the hot paths in the first seconds, longer on a loaded host: a fixed 8 batches measured
+ * the packed side mid-compilation), WARMUP_MAX_SECONDS at most. Returns the seconds spent.
+ */
+export async function warmUp(loader: Loader | PackedLoader): Promise<number> {
+  let start = 0;
+  let stepAt = 0;
+  let stepCpu = 0;
+  let stepSamples = 0;
+  let last = Infinity;
+  const cpuNow = (): number => {
+    const c = process.cpuUsage();
+    return c.user + c.system;
+  };
+  let spent = 0;
+  await measureLoader(loader, {
+    maxSeconds: WARMUP_MAX_SECONDS,
+    stopWhen: (now, _batches, samples) => {
+      if (start === 0) start = now;
+      spent = (now - start) / 1e3;
+      if (spent < WARMUP_SECONDS || (stepAt !== 0 && (now - stepAt) / 1e3 < WARMUP_STEP_SECONDS)) return false;
+      const cpu = cpuNow();
+      const perRow = stepAt !== 0 && samples > stepSamples ? (cpu - stepCpu) / (samples - stepSamples) : Infinity;
+      if (perRow > 0.85 * last) return true;
+      last = perRow;
+      stepAt = now;
+      stepCpu = cpu;
+      stepSamples = samples;
+      return false;
+    },
+  });
+  return spent;
+}
+
+type Side = 'packed' | 'mixture' | 'prepacked';
+
+/**
+ * Packed, mixture and pre-packed measured alternately, the same number of rounds each, best of
+ * `rounds` runs of `seconds` each after a warm-up by time (warmUp). Every other round runs them
+ * in reverse order (ABBA): neither side always runs first, or right after the same one.
+ */
 export async function packingBench(opts: { tokens?: number; seconds?: number; rounds?: number; workers?: number; batchSize?: number } = {}): Promise<PackingBench> {
   const tokens = opts.tokens ?? 24 << 20;
   const seconds = opts.seconds ?? 2;
@@ -142,43 +201,45 @@ export async function packingBench(opts: { tokens?: number; seconds?: number; ro
   try {
     const ds = await makeDatasets(root, tokens, 8);
     const common = { batchSize, workers, shuffle: 'window' as const, shuffleWindow: 4096, epochs: Infinity };
-    let packed: ThroughputResult | undefined;
-    let prepacked: ThroughputResult | undefined;
-    let mixture: ThroughputResult | undefined;
+    const pack = { pack: { column: 'input_ids', length: PACK_LENGTH } };
+    const best: Partial<Record<Side, ThroughputResult>> = {};
+    const cpu: Record<Side, number[]> = { packed: [], mixture: [], prepacked: [] };
+    const warm: Record<Side, number[]> = { packed: [], mixture: [], prepacked: [] };
     let droppedTokens = 0;
     let mixtureDroppedTokens = 0;
+    const sides: Side[] = ['packed', 'mixture', 'prepacked'];
     for (let r = 0; r < rounds; r++) {
-      const a = await Loader.open(ds.docs, { ...common, pack: { column: 'input_ids', length: PACK_LENGTH } });
-      try {
-        // A warm-up first (start-up, first shards), then the measured run on the same loader.
-        await measureLoader(a, { maxBatches: 8 });
-        const x = await measureLoader(a, { maxSeconds: seconds });
-        if (!packed || x.samples_per_s > packed.samples_per_s) packed = x;
-        droppedTokens = a.packLayout.droppedTokens;
-      } finally {
-        await a.close();
-      }
-      const m = await Loader.open(ds.streams.map((uri, k) => ({ uri, weight: MIXTURE_SHARES[k]! })), { ...common, pack: { column: 'input_ids', length: PACK_LENGTH } });
-      try {
-        await measureLoader(m, { maxBatches: 8 });
-        const z = await measureLoader(m, { maxSeconds: seconds });
-        if (!mixture || z.samples_per_s > mixture.samples_per_s) mixture = z;
-        mixtureDroppedTokens = m.packLayout.droppedTokens;
-      } finally {
-        await m.close();
-      }
-      const b = await Loader.open(ds.prepacked, common);
-      try {
-        await measureLoader(b, { maxBatches: 8 });
-        const y = await measureLoader(b, { maxSeconds: seconds });
-        if (!prepacked || y.samples_per_s > prepacked.samples_per_s) prepacked = y;
-      } finally {
-        await b.close();
+      for (const side of r % 2 === 0 ? sides : [...sides].reverse()) {
+        const l = side === 'packed'
+          ? await Loader.open(ds.docs, { ...common, ...pack })
+          : side === 'mixture'
+            ? await Loader.open(ds.streams.map((uri, k) => ({ uri, weight: MIXTURE_SHARES[k]! })), { ...common, ...pack })
+            : await Loader.open(ds.prepacked, common);
+        try {
+          // The warm-up and then the measured run on the same loader.
+          warm[side].push(await warmUp(l));
+          const x = await measureLoader(l, { maxSeconds: seconds });
+          cpu[side].push(cpuPerRow(x));
+          if (!best[side] || x.samples_per_s > best[side].samples_per_s) best[side] = x;
+          if (side === 'packed') droppedTokens = (l as PackedLoader).packLayout.droppedTokens;
+          if (side === 'mixture') mixtureDroppedTokens = (l as PackedLoader).packLayout.droppedTokens;
+        } finally {
+          await l.close();
+        }
       }
     }
+    const packed = best.packed!;
+    const prepacked = best.prepacked!;
+    const mixture = best.mixture!;
+    const median = (xs: number[]): number => {
+      const s = [...xs].sort((a, b) => a - b);
+      return s.length === 0 ? 0 : s.length % 2 ? s[s.length >> 1]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+    };
     return {
-      tokens, documents: ds.documents, packed: packed!, prepacked: prepacked!, ratio: packed!.samples_per_s / prepacked!.samples_per_s, droppedTokens,
-      mixture: mixture!, mixtureRatio: mixture!.samples_per_s / prepacked!.samples_per_s, mixtureDroppedTokens,
+      tokens, documents: ds.documents, packed, prepacked, ratio: packed.samples_per_s / prepacked.samples_per_s, droppedTokens,
+      mixture, mixtureRatio: mixture.samples_per_s / prepacked.samples_per_s, mixtureDroppedTokens,
+      cpuPerRow: { packed: median(cpu.packed), mixture: median(cpu.mixture), prepacked: median(cpu.prepacked) },
+      warmupSeconds: { packed: median(warm.packed), mixture: median(warm.mixture), prepacked: median(warm.prepacked) },
     };
   } finally {
     await rm(root, { recursive: true, force: true });
@@ -189,4 +250,5 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const r = await packingBench({ seconds: Number(process.env.GPUFEED_BENCH_SECONDS ?? 2) });
   process.stdout.write(`packing ${r.documents} documents (${r.tokens} tokens) to ${PACK_LENGTH}: ${r.packed.samples_per_s.toFixed(0)} rows/s; pre-packed Arrow: ${r.prepacked.samples_per_s.toFixed(0)} rows/s; ratio ${r.ratio.toFixed(3)} (goal >= 0.7); ${r.droppedTokens} tokens dropped per epoch\n`);
   process.stdout.write(`packing the same documents as a 3-stream mixture (${MIXTURE_SHARES.join('/')}): ${r.mixture.samples_per_s.toFixed(0)} rows/s; ratio ${r.mixtureRatio.toFixed(3)} (goal >= 0.7); ~${r.mixtureDroppedTokens} tokens dropped per epoch (expected)\n`);
+  process.stdout.write(`CPU per row (whole process, median of rounds): packed ${r.cpuPerRow.packed.toFixed(2)} us, mixture ${r.cpuPerRow.mixture.toFixed(2)} us, pre-packed ${r.cpuPerRow.prepacked.toFixed(2)} us; warm-up ${r.warmupSeconds.packed.toFixed(2)} / ${r.warmupSeconds.mixture.toFixed(2)} / ${r.warmupSeconds.prepacked.toFixed(2)} s\n`);
 }

@@ -325,6 +325,8 @@ export class PackedLoader implements AsyncIterable<Batch> {
   #feed: AsyncIterator<Batch> | undefined;
   /** 0, 1, ..., length - 1: every segment's position ids are a prefix of it. */
   readonly #iota: Int32Array;
+  /** Its prefixes by length, made on first use: a segment's position ids are one set, no view made per segment. */
+  readonly #iotaPrefix: (Int32Array | undefined)[];
   /** Chunks whose feed slot is held, oldest first, and how many may be. */
   readonly #held: Chunk[] = [];
   readonly #maxHeld: number;
@@ -352,6 +354,7 @@ export class PackedLoader implements AsyncIterable<Batch> {
     const L = setup.pack.length;
     this.#iota = new Int32Array(L);
     for (let i = 0; i < L; i++) this.#iota[i] = i;
+    this.#iotaPrefix = new Array<Int32Array | undefined>(L + 1).fill(undefined);
     this.columns = [
       { name: col.name, dtype: col.dtype, kind: 'fixed', shape: [L], nullable: false },
       { name: POSITION_IDS, dtype: 'int32', kind: 'fixed', shape: [L], nullable: false },
@@ -455,6 +458,7 @@ export class PackedLoader implements AsyncIterable<Batch> {
     let nLens = 0;
     lenOffsets[0] = 0;
     const iota = this.#iota;
+    const prefix = this.#iotaPrefix;
     const rows = await this.#packer.cut(step, this.#pull, (j, segs) => {
       const base = j * L;
       let at = 0;
@@ -487,7 +491,7 @@ export class PackedLoader implements AsyncIterable<Batch> {
           segStreams.push(-1);
         }
         // Position ids restart at 0 at every segment: a prefix of the 0..L-1 ramp.
-        positions.set(s.count === L ? iota : iota.subarray(0, s.count), base + at);
+        positions.set(prefix[s.count] ?? (prefix[s.count] = iota.subarray(0, s.count)), base + at);
         lens[nLens++] = s.count;
         at += s.count;
       }

@@ -76,6 +76,11 @@ export interface MeasureOptions {
    * first batch). Must be cheap (a bench sampler compares `now` with its next sample time).
    */
   onBatch?: (now: number, batches: number, samples: number, bytes: number, waitMs: number) => void;
+  /**
+   * Asked after every batch (after onBatch) with the same totals: true stops the run there, as
+   * maxBatches would (a warm-up that ends once the rate is steady). Must be cheap.
+   */
+  stopWhen?: (now: number, batches: number, samples: number) => boolean;
 }
 
 export function batchPayloadBytes(batch: Batch): number {
@@ -145,7 +150,7 @@ export async function measureLoader(loader: Loader | PackedLoader, options: Meas
     }
     asked = performance.now();
     options.onBatch?.(asked, batches, samples, bytes, waitMs);
-    if (batches >= maxBatches || (asked - start) / 1e3 >= maxSeconds) break;
+    if (batches >= maxBatches || (asked - start) / 1e3 >= maxSeconds || options.stopWhen?.(asked, batches, samples)) break;
   }
   const end = performance.now();
   const cpu = process.cpuUsage(cpu0);

@@ -197,7 +197,22 @@ export class MixtureEpoch {
     return slots - (inLast > 0 ? Math.floor((pad * lastAt) / inLast) : 0);
   }
 
+  /** Per stream, the partition partition() gave last (a batch's rows of a stream mostly share one): no map lookup per row. */
+  private readonly lastPartition: number[] = [];
+  private readonly lastPart: (StreamPartition | undefined)[] = [];
+
   private partition(k: number, p: number): StreamPartition {
+    if (this.lastPartition[k] === p) {
+      const known = this.lastPart[k];
+      if (known !== undefined) return known;
+    }
+    const part = this.partitionOf(k, p);
+    this.lastPartition[k] = p;
+    this.lastPart[k] = part;
+    return part;
+  }
+
+  private partitionOf(k: number, p: number): StreamPartition {
     const key = p * this.streams.length + k;
     let part = this.parts.get(key);
     if (!part) {

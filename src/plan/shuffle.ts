@@ -165,8 +165,19 @@ export class WindowOrder implements PartitionOrder, PieceMap {
     this.scanKey = { lo: jitter.lo, hi: jitter.hi, keyAt: (i) => this.key(i) };
   }
 
+  /**
+   * The chunk the last at() found, and its delivery indices [lastStart, lastEnd): consecutive
+   * indices (a batch's) mostly fall in it, with no map lookups. Cleared when a chunk is evicted
+   * (its buffers go to the next one computed).
+   */
+  private lastChunk: ChunkView | undefined;
+  private lastStart = 0;
+  private lastEnd = 0;
+
   at(t: number): number {
     if (!(t >= 0 && t < this.size)) throw new GpufeedError(ErrorCodes.INTERNAL, `order index ${t} outside [0, ${this.size})`);
+    const last = this.lastChunk;
+    if (last !== undefined && t >= this.lastStart && t < this.lastEnd) return last.offsetAt(t - this.lastStart);
     let j = Math.floor(t / this.window);
     // The guess is off by at most one or two chunks (keys move at most w/2); the bound is a guard.
     // A chunk's length gives the next one's start, so walking forward counts no keys twice.
@@ -182,6 +193,9 @@ export class WindowOrder implements PartitionOrder, PieceMap {
         j++;
         continue;
       }
+      this.lastChunk = chunk;
+      this.lastStart = start;
+      this.lastEnd = start + chunk.length;
       return chunk.offsetAt(t - start);
     }
   }
@@ -321,6 +335,7 @@ export class WindowOrder implements PartitionOrder, PieceMap {
       if (!oldest.done) {
         const evicted = this.chunks.get(oldest.value);
         this.chunks.delete(oldest.value);
+        this.lastChunk = undefined;
         if (evicted instanceof ScannedChunk) {
           for (const run of evicted.release()) if (run.refs === 0 && this.freeRuns.length < 4) this.freeRuns.push(run);
           this.spare = evicted;

@@ -54,13 +54,24 @@ export class StreamCycle {
     return this.cycle(c).pieceStarts;
   }
 
+  /** The last cycle asked for (a cycle's order never changes once built): no map lookup per sample. */
+  private lastCycle = -1;
+  private lastOrder: CycleOrder | undefined;
+
   private cycle(c: number): CycleOrder {
+    if (c === this.lastCycle && this.lastOrder !== undefined) return this.lastOrder;
     let order = this.cycles.get(c);
-    if (order) return order;
+    if (order) {
+      this.lastCycle = c;
+      this.lastOrder = order;
+      return order;
+    }
     order = this.build(c);
     // Positions are visited mostly forward; a window may straddle a cycle edge.
     if (this.cycles.size >= 4) this.cycles.delete(this.cycles.keys().next().value as number);
     this.cycles.set(c, order);
+    this.lastCycle = c;
+    this.lastOrder = order;
     return order;
   }
 

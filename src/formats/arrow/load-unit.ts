@@ -52,6 +52,31 @@ export interface ArrowShardHandle {
    * offset (a dictionary's values reach every batch that names them, so they are checked too).
    */
   dictionaryChecks?: ReadonlyMap<number, number>;
+  /**
+   * Per record batch (by unit), what its plain variable-length columns' runs need, resolved on
+   * each one's first run (VarUnitPlan): later runs of that batch skip the header and buffer lookups.
+   */
+  varPlans: (VarUnitPlan[] | undefined)[];
+}
+
+/**
+ * A plain variable-length column (list, string, binary; not a view, dictionary, converted or
+ * compressed one) in one record batch: where its offsets and values sit in the file. A document
+ * feed is a run per document, so this is looked up once per document, not resolved each time.
+ */
+interface VarUnitPlan {
+  /** The slot region it was resolved for (another column or layout resolves its own). */
+  region: ColumnRegion;
+  /** Rows of the record batch. */
+  rows: number;
+  /** Validity to set to 1 for the run's rows (the column has no nulls here, or no bitmap). */
+  fillValid: boolean;
+  large: boolean;
+  /** File offset of the column's offsets buffer. */
+  offsetsAt: number;
+  /** File offset and length of its values buffer. */
+  valuesAt: number;
+  valuesLength: number;
 }
 
 /** Buffers and nodes one field occupies in a record batch (Arrow columnar format, IPC v5). */
@@ -134,7 +159,7 @@ export function openArrowShard(ref: ShardRef, read: ReadMode = 'pread'): ArrowSh
       mapId = m.mapId;
       if (m.size !== ref.bytes) throw corrupt(ref, `file has ${m.size} bytes, the manifest says ${ref.bytes}`);
     }
-    return { fd, mapId, ref, columns, headers: new Map(), dictionaryBlocks, dictionaries: new Map() };
+    return { fd, mapId, ref, columns, headers: new Map(), dictionaryBlocks, dictionaries: new Map(), varPlans: [] };
   } catch (err) {
     if (mapId) unmapFile(mapId);
     closeSync(fd);
@@ -349,6 +374,16 @@ export class ArrowTaskReads {
 
   /** Adds the reads of one run of rows of one column. */
   plan(h: ArrowShardHandle, run: RowRun, target: SlotTarget): void {
+    const known = h.varPlans[run.unit];
+    if (known !== undefined) {
+      for (let i = 0; i < known.length; i++) {
+        const v = known[i]!;
+        if (v.region === target.region) {
+          this.#planVar(h, run, target, v);
+          return;
+        }
+      }
+    }
     const header = recordBatchHeader(h, run);
     let place = h.columns.get(target.region.name);
     if (!place) throw new GpufeedError(ErrorCodes.UNKNOWN_COLUMN, `shard ${h.ref.name} has no column ${target.region.name}`, { shard: h.ref.name, column: target.region.name });
@@ -439,6 +474,26 @@ export class ArrowTaskReads {
     const offWidth = large ? 8 : 4;
     const at = this.#scratchRead(h, body + offsetsBuf.offset + run.row * offWidth, (run.count + 1) * offWidth);
     this.deferred.push({ kind: 'offsets', at, h, unit: run.unit, count: run.count, slotRow: run.slotRow, large, target, valuesAt: body + valuesBuf.offset, valuesLength: valuesBuf.length });
+    // The batch's next runs of this column take #planVar, unless its validity needs unpacking.
+    if (region.validOffset < 0 || topNode.nullCount === 0 || bufferAt(0).length === 0) {
+      const plans = (h.varPlans[run.unit] ??= []);
+      // Bounded: a layout's columns (a one-off slot's layout brings regions of its own).
+      if (plans.length >= 16) plans.length = 0;
+      plans.push({
+        region, rows: topNode.length, fillValid: region.validOffset >= 0, large,
+        offsetsAt: body + offsetsBuf.offset, valuesAt: body + valuesBuf.offset, valuesLength: valuesBuf.length,
+      });
+    }
+  }
+
+  /** plan() of a run of a plain variable-length column in a record batch resolved already: the same reads, the same checks. */
+  #planVar(h: ArrowShardHandle, run: RowRun, target: SlotTarget, v: VarUnitPlan): void {
+    if (run.row + run.count > v.rows) throw corrupt(h.ref, `record batch ${run.unit} has ${v.rows} rows, wanted ${run.row + run.count}`);
+    const region = v.region;
+    if (v.fillValid) target.bytes.fill(1, region.validOffset + run.slotRow, region.validOffset + run.slotRow + run.count);
+    const offWidth = v.large ? 8 : 4;
+    const at = this.#scratchRead(h, v.offsetsAt + run.row * offWidth, (run.count + 1) * offWidth);
+    this.deferred.push({ kind: 'offsets', at, h, unit: run.unit, count: run.count, slotRow: run.slotRow, large: v.large, target, valuesAt: v.valuesAt, valuesLength: v.valuesLength });
   }
 
   /** Does every planned read into slab `slabId`; `scratch` lends a buffer of at least n bytes. */
