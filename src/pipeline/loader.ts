@@ -241,6 +241,8 @@ export class Loader implements AsyncIterable<Batch> {
   #iterating = false;
   #loops: Promise<unknown>[] | undefined;
   #links: WorkerLink[] = [];
+  /** The batch the loop handed out last, until the loop asks for the next (or a new loop starts). */
+  #handedOut: Batch | undefined;
   /** Waits of the consumer on a worker in progress (each holds the process alive: #awaitingWorker). */
   #workerWaits = 0;
   #linksClosed = false;
@@ -669,7 +671,11 @@ export class Loader implements AsyncIterable<Batch> {
   async *[Symbol.asyncIterator](): AsyncGenerator<Batch, void, undefined> {
     if (this.#iterating) throw new GpufeedError(ErrorCodes.INVALID_OPTION, 'this loader is already being iterated; open another loader', { option: 'iterate' });
     this.#iterating = true;
-    let previous: Batch | undefined;
+    // A loop left with break kept its last batch (valid until the loop asks for the next one):
+    // this loop asking is that moment, so a loader iterated again does not leak a slot per break.
+    const left = this.#handedOut;
+    this.#handedOut = undefined;
+    left?.releaseUnlessRetained();
     const control = this.#control;
     const slots = this.ring.slots;
     try {
@@ -740,13 +746,13 @@ export class Loader implements AsyncIterable<Batch> {
         this.#delivered = seq + 1;
         this.#stats.waited(performance.now() - w0, ids.length);
         if (seq === 0) startupMark('first-batch');
+        this.#handedOut = batch;
         yield batch;
-        previous = batch;
-        previous.releaseUnlessRetained();
+        this.#handedOut = undefined;
+        batch.releaseUnlessRetained();
       }
     } finally {
       this.#iterating = false;
-      previous?.releaseUnlessRetained();
     }
   }
 

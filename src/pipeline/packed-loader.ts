@@ -325,6 +325,8 @@ export class PackedLoader implements AsyncIterable<Batch> {
   #feed: AsyncIterator<Batch> | undefined;
   /** 0, 1, ..., length - 1: every segment's position ids are a prefix of it. */
   readonly #iota: Int32Array;
+  /** The batch the loop handed out last, until the loop asks for the next (or a new loop starts). */
+  #handedOut: Batch | undefined;
   /** Its prefixes by length, made on first use: a segment's position ids are one set, no view made per segment. */
   readonly #iotaPrefix: (Int32Array | undefined)[];
   /** Chunks whose feed slot is held, oldest first, and how many may be. */
@@ -510,7 +512,11 @@ export class PackedLoader implements AsyncIterable<Batch> {
   async *[Symbol.asyncIterator](): AsyncGenerator<Batch, void, undefined> {
     if (this.#iterating) throw new GpufeedError(ErrorCodes.INVALID_OPTION, 'this loader is already being iterated; open another loader', { option: 'iterate' });
     this.#iterating = true;
-    let previous: Batch | undefined;
+    // A loop left with break kept its last batch (valid until the loop asks for the next one):
+    // this loop asking is that moment, so a loader iterated again does not leak a slot per break.
+    const left = this.#handedOut;
+    this.#handedOut = undefined;
+    left?.releaseUnlessRetained();
     const S = this.packLayout.steps;
     const first = this.#start.epoch * S + this.#start.step;
     const end = S === 0 ? first : this.order.epochs === Infinity ? Infinity : this.order.epochs * S;
@@ -542,19 +548,17 @@ export class PackedLoader implements AsyncIterable<Batch> {
         });
         this.#delivered += 1;
         this.#rows += filled.ids.length;
+        this.#handedOut = batch;
         yield batch;
-        previous = batch;
-        previous.releaseUnlessRetained();
+        this.#handedOut = undefined;
+        batch.releaseUnlessRetained();
       }
       // The run is over: the rest of the last epoch's documents is its dropped tail, read to count it.
       if (end !== Infinity && !this.#closed) {
-        previous?.releaseUnlessRetained();
-        previous = undefined;
         await this.#drainFeed();
       }
     } finally {
       this.#iterating = false;
-      previous?.releaseUnlessRetained();
     }
   }
 
