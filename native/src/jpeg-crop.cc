@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -140,15 +141,18 @@ inline uint8_t Clamp8(int32_t v) {
   return static_cast<uint8_t>(v < 0 ? 0 : v > 255 ? 255 : v);
 }
 
-// The horizontal filter's taps in the form its SIMD loop reads: per output pixel, `groups` groups
+// The horizontal filter's taps in the form its SIMD loops read: per output pixel, `groups` groups
 // of 4 taps, each group two vectors of 8 int16 weights ([w0 w1 w0 w1 w0 w1 0 0] for its first two
 // taps, the same for its last two; taps past count[x] weigh 0), and the byte offset of its first
-// tap from the row's column ax.lo. pmaddwd of a source pixel pair (R0 R1 G0 G1 B0 B1 as int16)
+// tap from the row's column ax.lo. Pixels 2p and 2p + 1 sit side by side (one 256-bit vector per
+// group and half: [pixel 2p | pixel 2p + 1]) so that AVX2 takes two pixels per instruction. pmaddwd of a source pixel pair (R0 R1 G0 G1 B0 B1 as int16)
 // with such a vector gives the three channels' partial sums as exact int32, so the sums, and the
 // bytes, are those of the scalar loop.
 struct HTaps {
   int groups = 0;
-  std::vector<int16_t> w;        // out * groups * 16
+  std::vector<int16_t> w;        // ceil(out / 2) * groups * 32
+  // Pixel x's vector of group g, half k (0: taps 0-1, 1: taps 2-3).
+  size_t at(int x, int g, int k) const { return ((static_cast<size_t>(x >> 1) * groups + g) * 2 + k) * 16 + (x & 1) * 8; }
   std::vector<int32_t> offset;   // out
   // Bytes a row read may go past the last tap's pixel (zero-weight taps, 16-byte loads).
   size_t slack() const { return static_cast<size_t>(groups) * 12 + 16; }
@@ -243,15 +247,14 @@ void MakeHTaps(const Axis& a, int out, HTaps* h) {
   int most = 1;
   for (int x = 0; x < out; x++) most = std::max(most, a.count[x]);
   h->groups = (most + 3) / 4;
-  h->w.assign(static_cast<size_t>(out) * h->groups * 16, 0);
+  h->w.assign(static_cast<size_t>((out + 1) / 2) * h->groups * 32, 0);
   h->offset.resize(out);
   for (int x = 0; x < out; x++) {
     h->offset[x] = (a.first[x] - a.lo) * 3;
     const int32_t* k = &a.weights[static_cast<size_t>(x) * a.max_taps];
-    int16_t* w = &h->w[static_cast<size_t>(x) * h->groups * 16];
     for (int t = 0; t < a.count[x]; t++) {
-      // Group t / 4; vector (t % 4) / 2; element t % 2 of each channel's pair.
-      int16_t* v = w + (t / 4) * 16 + ((t % 4) / 2) * 8 + (t % 2);
+      // Group t / 4; half (t % 4) / 2; element t % 2 of each channel's pair.
+      int16_t* v = &h->w[h->at(x, t / 4, (t % 4) / 2)] + (t % 2);
       const int16_t wt = static_cast<int16_t>(k[t]);
       v[0] = wt;
       v[2] = wt;
@@ -294,6 +297,32 @@ inline void HPixel(const uint8_t* src, const Axis& ax, int x, int out, const HDs
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(GPUFEED_NO_SIMD)
 #define GPUFEED_HROW_SIMD 1
 
+// From [R0 G0 B0 0 R1 G1 B1 0 R2 G2 B2 0 R3 G3 B3 0] (output pixels x..x+3): the pixels
+// interleaved or planar, in order or mirrored, in the first 12 bytes.
+__attribute__((target("ssse3"))) inline __m128i StoreOrder(const HDst& o) {
+  return o.planar ? (o.flip ? _mm_setr_epi8(12, 8, 4, 0, 13, 9, 5, 1, 14, 10, 6, 2, -1, -1, -1, -1) : _mm_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, -1, -1, -1, -1))
+                  : (o.flip ? _mm_setr_epi8(12, 13, 14, 8, 9, 10, 4, 5, 6, 0, 1, 2, -1, -1, -1, -1) : _mm_setr_epi8(0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, -1, -1, -1, -1));
+}
+
+// Writes output pixels x..x+3 (`bytes` as StoreOrder reads them) to o.
+__attribute__((target("ssse3"))) inline void Store4(__m128i bytes, __m128i order, int x, int out, const HDst& o) {
+  bytes = _mm_shuffle_epi8(bytes, order);
+  const int pos = o.flip ? out - 4 - x : x;
+  if (o.planar) {
+    const uint32_t r = static_cast<uint32_t>(_mm_cvtsi128_si32(bytes));
+    const uint32_t g = static_cast<uint32_t>(_mm_cvtsi128_si32(_mm_srli_si128(bytes, 4)));
+    const uint32_t b = static_cast<uint32_t>(_mm_cvtsi128_si32(_mm_srli_si128(bytes, 8)));
+    std::memcpy(o.d[0] + pos, &r, 4);
+    std::memcpy(o.d[1] + pos, &g, 4);
+    std::memcpy(o.d[2] + pos, &b, 4);
+  } else {
+    uint8_t* d = o.d[0] + static_cast<size_t>(pos) * 3;
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(d), bytes);
+    const uint32_t last = static_cast<uint32_t>(_mm_cvtsi128_si32(_mm_srli_si128(bytes, 8)));
+    std::memcpy(d + 8, &last, 4);
+  }
+}
+
 // Four output pixels per step with SSSE3 (pshufb, pmaddwd); G > 0: groups known at compile time.
 template <int G>
 __attribute__((target("ssse3"))) void HRowSsse3(const uint8_t* src, const Axis& ax, const HTaps& h, int out, const HDst& o) {
@@ -301,55 +330,90 @@ __attribute__((target("ssse3"))) void HRowSsse3(const uint8_t* src, const Axis& 
   const __m128i pairs01 = _mm_setr_epi8(0, -1, 3, -1, 1, -1, 4, -1, 2, -1, 5, -1, -1, -1, -1, -1);
   const __m128i pairs23 = _mm_setr_epi8(6, -1, 9, -1, 7, -1, 10, -1, 8, -1, 11, -1, -1, -1, -1, -1);
   const __m128i half = _mm_set1_epi32(kHalf);
-  // From [R0 G0 B0 0 R1 G1 B1 0 R2 G2 B2 0 R3 G3 B3 0]: the pixels interleaved or planar, in order or mirrored.
-  const __m128i order = o.planar ? (o.flip ? _mm_setr_epi8(12, 8, 4, 0, 13, 9, 5, 1, 14, 10, 6, 2, -1, -1, -1, -1)
-                                           : _mm_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, -1, -1, -1, -1))
-                                 : (o.flip ? _mm_setr_epi8(12, 13, 14, 8, 9, 10, 4, 5, 6, 0, 1, 2, -1, -1, -1, -1)
-                                           : _mm_setr_epi8(0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, -1, -1, -1, -1));
-  const __m128i* wv = reinterpret_cast<const __m128i*>(h.w.data());
+  const __m128i order = StoreOrder(o);
+  const int16_t* wv = h.w.data();
   const int32_t* off = h.offset.data();
   int x = 0;
   for (; x + 4 <= out; x += 4) {
     __m128i acc[4];
     for (int k = 0; k < 4; k++) {
       const uint8_t* p = src + off[x + k];
-      const __m128i* w = wv + static_cast<size_t>(x + k) * groups * 2;
       __m128i a = half;
       for (int g = 0; g < groups; g++) {
         const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 12 * g));
-        a = _mm_add_epi32(a, _mm_madd_epi16(_mm_shuffle_epi8(v, pairs01), _mm_loadu_si128(w + 2 * g)));
-        a = _mm_add_epi32(a, _mm_madd_epi16(_mm_shuffle_epi8(v, pairs23), _mm_loadu_si128(w + 2 * g + 1)));
+        a = _mm_add_epi32(a, _mm_madd_epi16(_mm_shuffle_epi8(v, pairs01), _mm_loadu_si128(reinterpret_cast<const __m128i*>(wv + h.at(x + k, g, 0)))));
+        a = _mm_add_epi32(a, _mm_madd_epi16(_mm_shuffle_epi8(v, pairs23), _mm_loadu_si128(reinterpret_cast<const __m128i*>(wv + h.at(x + k, g, 1)))));
       }
       acc[k] = _mm_srai_epi32(a, kBits);
     }
     // Saturating packs: int32 -> int16 -> uint8 is the clamp to 0..255.
-    const __m128i bytes = _mm_shuffle_epi8(_mm_packus_epi16(_mm_packs_epi32(acc[0], acc[1]), _mm_packs_epi32(acc[2], acc[3])), order);
-    const int pos = o.flip ? out - 4 - x : x;
-    if (o.planar) {
-      const uint32_t r = static_cast<uint32_t>(_mm_cvtsi128_si32(bytes));
-      const uint32_t g = static_cast<uint32_t>(_mm_cvtsi128_si32(_mm_srli_si128(bytes, 4)));
-      const uint32_t b = static_cast<uint32_t>(_mm_cvtsi128_si32(_mm_srli_si128(bytes, 8)));
-      std::memcpy(o.d[0] + pos, &r, 4);
-      std::memcpy(o.d[1] + pos, &g, 4);
-      std::memcpy(o.d[2] + pos, &b, 4);
-    } else {
-      uint8_t* d = o.d[0] + static_cast<size_t>(pos) * 3;
-      _mm_storel_epi64(reinterpret_cast<__m128i*>(d), bytes);
-      const uint32_t last = static_cast<uint32_t>(_mm_cvtsi128_si32(_mm_srli_si128(bytes, 8)));
-      std::memcpy(d + 8, &last, 4);
-    }
+    Store4(_mm_packus_epi16(_mm_packs_epi32(acc[0], acc[1]), _mm_packs_epi32(acc[2], acc[3])), order, x, out, o);
   }
   for (; x < out; x++) HPixel(src, ax, x, out, o);
 }
 
-const bool kHaveSsse3 = __builtin_cpu_supports("ssse3");
+// Two pixels per instruction (one per 128-bit lane); otherwise HRowSsse3.
+template <int G>
+__attribute__((target("avx2"))) void HRowAvx2(const uint8_t* src, const Axis& ax, const HTaps& h, int out, const HDst& o) {
+  const int groups = G > 0 ? G : h.groups;
+  const __m256i pairs01 = _mm256_broadcastsi128_si256(_mm_setr_epi8(0, -1, 3, -1, 1, -1, 4, -1, 2, -1, 5, -1, -1, -1, -1, -1));
+  const __m256i pairs23 = _mm256_broadcastsi128_si256(_mm_setr_epi8(6, -1, 9, -1, 7, -1, 10, -1, 8, -1, 11, -1, -1, -1, -1, -1));
+  const __m256i half = _mm256_set1_epi32(kHalf);
+  const __m128i order = StoreOrder(o);
+  const __m256i* wv = reinterpret_cast<const __m256i*>(h.w.data());
+  const int32_t* off = h.offset.data();
+  int x = 0;
+  for (; x + 4 <= out; x += 4) {
+    __m256i acc[2];
+    for (int k = 0; k < 2; k++) {
+      // Pixels x + 2k (low lane) and x + 2k + 1 (high lane).
+      const uint8_t* p0 = src + off[x + 2 * k];
+      const uint8_t* p1 = src + off[x + 2 * k + 1];
+      const __m256i* w = wv + static_cast<size_t>((x >> 1) + k) * groups * 2;
+      __m256i a = half;
+      for (int g = 0; g < groups; g++) {
+        const __m256i v = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p0 + 12 * g))),
+                                                  _mm_loadu_si128(reinterpret_cast<const __m128i*>(p1 + 12 * g)), 1);
+        a = _mm256_add_epi32(a, _mm256_madd_epi16(_mm256_shuffle_epi8(v, pairs01), _mm256_loadu_si256(w + 2 * g)));
+        a = _mm256_add_epi32(a, _mm256_madd_epi16(_mm256_shuffle_epi8(v, pairs23), _mm256_loadu_si256(w + 2 * g + 1)));
+      }
+      acc[k] = _mm256_srai_epi32(a, kBits);
+    }
+    // Lanes: [x | x+1] and [x+2 | x+3] -> packs: [x, x+2 | x+1, x+3] as int16 -> the lanes
+    // interleaved back into [x, x+1, x+2, x+3], 4 bytes each.
+    const __m256i p = _mm256_packs_epi32(acc[0], acc[1]);
+    const __m128i lo = _mm256_castsi256_si128(p);
+    const __m128i hi = _mm256_extracti128_si256(p, 1);
+    // lo: [x R G B 0, x+2 R G B 0] int16; hi: the same for x+1, x+3.
+    const __m128i b = _mm_packus_epi16(_mm_unpacklo_epi64(lo, hi), _mm_unpackhi_epi64(lo, hi));
+    // b: [x, x+1, x+2, x+3] as 4 bytes each.
+    Store4(b, order, x, out, o);
+  }
+  for (; x < out; x++) HPixel(src, ax, x, out, o);
+}
+
+// GPUFEED_JPEG_SIMD=scalar / ssse3 caps the choice (tests compare the versions' bytes).
+int PickSimd() {
+  const char* cap = std::getenv("GPUFEED_JPEG_SIMD");
+  const int most = cap == nullptr ? 2 : std::strcmp(cap, "scalar") == 0 ? 0 : std::strcmp(cap, "ssse3") == 0 ? 1 : 2;
+  const int have = __builtin_cpu_supports("avx2") ? 2 : __builtin_cpu_supports("ssse3") ? 1 : 0;
+  return std::min(most, have);
+}
+const int kSimd = PickSimd();
 #endif
 
 // The horizontal filter of one row of interleaved RGB (`src`: decoded column ax.lo; readable for
 // h.slack() bytes past column ax.hi) into `o`.
 void HRow(const uint8_t* src, const Axis& ax, const HTaps& h, int out, const HDst& o) {
 #ifdef GPUFEED_HROW_SIMD
-  if (kHaveSsse3) {
+  if (kSimd == 2) {
+    switch (h.groups) {
+      case 1: HRowAvx2<1>(src, ax, h, out, o); return;
+      case 2: HRowAvx2<2>(src, ax, h, out, o); return;
+      default: HRowAvx2<0>(src, ax, h, out, o); return;
+    }
+  }
+  if (kSimd == 1) {
     switch (h.groups) {
       case 1: HRowSsse3<1>(src, ax, h, out, o); return;
       case 2: HRowSsse3<2>(src, ax, h, out, o); return;
