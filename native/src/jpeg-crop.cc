@@ -69,6 +69,13 @@ struct Axis {
   int max_taps = 0;
   int lo = 0;  // smallest first[]
   int hi = 0;  // one past the largest first[i] + count[i]
+  // MakeAxis's arguments for the tables above: the eval transform's center box repeats for every
+  // image of a size, so the tables are kept for the next call.
+  bool made = false;
+  double key_b0 = 0, key_b1 = 0;
+  int key_lo = 0, key_hi = 0, key_out = 0;
+  bool key_shifted = false;
+  uint64_t generation = 0;  // counts rebuilds (HTaps records the one it was made from)
 };
 
 // `shifted`: some axis of this resize enlarges. libvips (sharp's resize, the reference the tests and
@@ -76,7 +83,16 @@ struct Axis {
 // transform at b0 + i * s (half an output pixel before the center), and a reduced axis at the
 // reduce's centers followed by that same half-pixel shift, i.e. the mean of reduce outputs i - 1
 // and i. Both are folded into the one pass here.
-void MakeAxis(double b0, double b1, int clamp_lo, int clamp_hi, int out, bool shifted, Axis* a) {
+// Returns false when `a` already held these tables (nothing recomputed).
+bool MakeAxis(double b0, double b1, int clamp_lo, int clamp_hi, int out, bool shifted, Axis* a) {
+  if (a->made && a->key_b0 == b0 && a->key_b1 == b1 && a->key_lo == clamp_lo && a->key_hi == clamp_hi && a->key_out == out && a->key_shifted == shifted) return false;
+  a->made = true;
+  a->key_b0 = b0;
+  a->key_b1 = b1;
+  a->key_lo = clamp_lo;
+  a->key_hi = clamp_hi;
+  a->key_out = out;
+  a->key_shifted = shifted;
   const double s = (b1 - b0) / out;
   const double f = std::max(s, 1.0);
   const bool reduce = s > 1;
@@ -134,6 +150,8 @@ void MakeAxis(double b0, double b1, int clamp_lo, int clamp_hi, int out, bool sh
     a->lo = std::min(a->lo, j0);
     a->hi = std::max(a->hi, j0 + n);
   }
+  a->generation++;
+  return true;
 }
 
 inline uint8_t Clamp8(int32_t v) {
@@ -150,6 +168,7 @@ inline uint8_t Clamp8(int32_t v) {
 // bytes, are those of the scalar loop.
 struct HTaps {
   int groups = 0;
+  uint64_t from = 0;             // the Axis generation these were made from (0: none)
   std::vector<int16_t> w;        // ceil(out / 2) * groups * 32
   // Pixel x's vector of group g, half k (0: taps 0-1, 1: taps 2-3).
   size_t at(int x, int g, int k) const { return ((static_cast<size_t>(x >> 1) * groups + g) * 2 + k) * 16 + (x & 1) * 8; }
@@ -249,6 +268,7 @@ void MakeHTaps(const Axis& a, int out, HTaps* h) {
   h->groups = (most + 3) / 4;
   h->w.assign(static_cast<size_t>((out + 1) / 2) * h->groups * 32, 0);
   h->offset.resize(out);
+  h->from = a.generation;
   for (int x = 0; x < out; x++) {
     h->offset[x] = (a.first[x] - a.lo) * 3;
     const int32_t* k = &a.weights[static_cast<size_t>(x) * a.max_taps];
@@ -668,7 +688,7 @@ JpegCropResult JpegCropResize(const JpegCropRequest& req, uint8_t* dst, size_t d
     r.message = "region over the fast path's limit";
     return r;
   }
-  MakeHTaps(s.x, static_cast<int>(out), &s.h);
+  if (s.h.from != s.x.generation) MakeHTaps(s.x, static_cast<int>(out), &s.h);
   // The horizontal filter's loads may read a little past the region's last pixel.
   if (s.region.size() < region_bytes + s.h.slack()) s.region.resize(region_bytes + s.h.slack());
   s.region_room = region_bytes;
