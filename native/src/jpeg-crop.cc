@@ -173,7 +173,11 @@ struct HTaps {
   // Pixel x's vector of group g, half k (0: taps 0-1, 1: taps 2-3).
   size_t at(int x, int g, int k) const { return ((static_cast<size_t>(x >> 1) * groups + g) * 2 + k) * 16 + (x & 1) * 8; }
   std::vector<int32_t> offset;   // out
-  // Bytes a row read may go past the last tap's pixel (zero-weight taps, 16-byte loads).
+  // Bytes a row read may go past the last tap's pixel (zero-weight taps, 16-byte loads). Those
+  // bytes can be the region's edge columns, which libjpeg may compute from its uninitialized
+  // context rows (why kMargin exists); times a zero weight they leave the sums exact, but
+  // valgrind's memcheck, which does not follow the multiply by 0, reports the output bytes as
+  // uninitialised on the SIMD paths (GPUFEED_JPEG_SIMD=scalar does not read them).
   size_t slack() const { return static_cast<size_t>(groups) * 12 + 16; }
 };
 
