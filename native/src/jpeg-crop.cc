@@ -13,8 +13,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(GPUFEED_NO_SIMD)
+#include <immintrin.h>
+#endif
 
 #ifdef GPUFEED_HAVE_JPEG
 #include <csetjmp>
@@ -64,6 +69,13 @@ struct Axis {
   int max_taps = 0;
   int lo = 0;  // smallest first[]
   int hi = 0;  // one past the largest first[i] + count[i]
+  // MakeAxis's arguments for the tables above: the eval transform's center box repeats for every
+  // image of a size, so the tables are kept for the next call.
+  bool made = false;
+  double key_b0 = 0, key_b1 = 0;
+  int key_lo = 0, key_hi = 0, key_out = 0;
+  bool key_shifted = false;
+  uint64_t generation = 0;  // counts rebuilds (HTaps records the one it was made from)
 };
 
 // `shifted`: some axis of this resize enlarges. libvips (sharp's resize, the reference the tests and
@@ -71,7 +83,16 @@ struct Axis {
 // transform at b0 + i * s (half an output pixel before the center), and a reduced axis at the
 // reduce's centers followed by that same half-pixel shift, i.e. the mean of reduce outputs i - 1
 // and i. Both are folded into the one pass here.
-void MakeAxis(double b0, double b1, int clamp_lo, int clamp_hi, int out, bool shifted, Axis* a) {
+// Returns false when `a` already held these tables (nothing recomputed).
+bool MakeAxis(double b0, double b1, int clamp_lo, int clamp_hi, int out, bool shifted, Axis* a) {
+  if (a->made && a->key_b0 == b0 && a->key_b1 == b1 && a->key_lo == clamp_lo && a->key_hi == clamp_hi && a->key_out == out && a->key_shifted == shifted) return false;
+  a->made = true;
+  a->key_b0 = b0;
+  a->key_b1 = b1;
+  a->key_lo = clamp_lo;
+  a->key_hi = clamp_hi;
+  a->key_out = out;
+  a->key_shifted = shifted;
   const double s = (b1 - b0) / out;
   const double f = std::max(s, 1.0);
   const bool reduce = s > 1;
@@ -129,6 +150,8 @@ void MakeAxis(double b0, double b1, int clamp_lo, int clamp_hi, int out, bool sh
     a->lo = std::min(a->lo, j0);
     a->hi = std::max(a->hi, j0 + n);
   }
+  a->generation++;
+  return true;
 }
 
 inline uint8_t Clamp8(int32_t v) {
@@ -136,14 +159,36 @@ inline uint8_t Clamp8(int32_t v) {
   return static_cast<uint8_t>(v < 0 ? 0 : v > 255 ? 255 : v);
 }
 
+// The horizontal filter's taps in the form its SIMD loops read: per output pixel, `groups` groups
+// of 4 taps, each group two vectors of 8 int16 weights ([w0 w1 w0 w1 w0 w1 0 0] for its first two
+// taps, the same for its last two; taps past count[x] weigh 0), and the byte offset of its first
+// tap from the row's column ax.lo. Pixels 2p and 2p + 1 sit side by side (one 256-bit vector per
+// group and half: [pixel 2p | pixel 2p + 1]) so that AVX2 takes two pixels per instruction. pmaddwd of a source pixel pair (R0 R1 G0 G1 B0 B1 as int16)
+// with such a vector gives the three channels' partial sums as exact int32, so the sums, and the
+// bytes, are those of the scalar loop.
+struct HTaps {
+  int groups = 0;
+  uint64_t from = 0;             // the Axis generation these were made from (0: none)
+  std::vector<int16_t> w;        // ceil(out / 2) * groups * 32
+  // Pixel x's vector of group g, half k (0: taps 0-1, 1: taps 2-3).
+  size_t at(int x, int g, int k) const { return ((static_cast<size_t>(x >> 1) * groups + g) * 2 + k) * 16 + (x & 1) * 8; }
+  std::vector<int32_t> offset;   // out
+  // Bytes a row read may go past the last tap's pixel (zero-weight taps, 16-byte loads). Those
+  // bytes can be the region's edge columns, which libjpeg may compute from its uninitialized
+  // context rows (why kMargin exists); times a zero weight they leave the sums exact, but
+  // valgrind's memcheck, which does not follow the multiply by 0, reports the output bytes as
+  // uninitialised on the SIMD paths (GPUFEED_JPEG_SIMD=scalar does not read them).
+  size_t slack() const { return static_cast<size_t>(groups) * 12 + 16; }
+};
+
 struct Scratch {
   std::vector<uint8_t> region;
-  std::vector<uint8_t> rows;        // the first pass's output
-  std::vector<uint8_t> transposed;  // the horizontal pass's input, columns as rows
-  std::vector<uint8_t> line;
-  std::vector<uint8_t> result;      // out x out RGB, before flip and layout
+  size_t region_room = 0;           // region's bytes for pixels (the rest is read slack)
+  std::vector<uint8_t> rows;        // the horizontal-first pass's output
+  std::vector<uint8_t> line;        // the vertical-first pass's output, one row
   std::vector<int32_t> acc;
   Axis x, y;
+  HTaps h;
 };
 
 // Per thread; a decode worker handles one image at a time. Large buffers are not kept.
@@ -200,7 +245,7 @@ inline void VerticalTaps(const uint8_t* const* rows, const int32_t* k, size_t n,
   }
 }
 
-GPUFEED_CLONES void VerticalRow(const uint8_t* const* rows, const int32_t* k, int taps, size_t n, int32_t* acc, uint8_t* out) {
+GPUFEED_CLONES void VerticalRowPortable(const uint8_t* const* rows, const int32_t* k, int taps, size_t n, int32_t* acc, uint8_t* out) {
   switch (taps) {
     case 1: VerticalTaps<1>(rows, k, n, out); return;
     case 2: VerticalTaps<2>(rows, k, n, out); return;
@@ -220,114 +265,303 @@ GPUFEED_CLONES void VerticalRow(const uint8_t* const* rows, const int32_t* k, in
   for (size_t q = 0; q < n; q++) out[q] = Clamp8(acc[q]);
 }
 
-// The horizontal filter of `nrows` rows of interleaved RGB (`src`, rows `src_stride` bytes apart,
-// src[0] is decoded column ax.lo) into `dst`: nrows x out RGB, or with `chw` three planes of
-// nrows x out, mirrored with `flip`. Done as a vertical
-// filter over the transposed block, so that the inner loop runs over whole contiguous rows (and
-// vectorizes) instead of over a pixel's 2 to 6 taps; the sums are the same integers as the direct
-// loop's, so are the bytes.
-void Horizontal(const uint8_t* src, size_t src_stride, int nrows, const Axis& ax, int out, bool flip, bool chw, uint8_t* dst) {
-  Scratch& s = scratch;
-  const int ncols = ax.hi - ax.lo;
-  const size_t trow = static_cast<size_t>(nrows) * 3;  // one transposed row: a source column
-  s.transposed.resize(static_cast<size_t>(ncols) * trow);
-  uint8_t* t = s.transposed.data();
-  for (int r = 0; r < nrows; r++) {
-    const uint8_t* p = src + static_cast<size_t>(r) * src_stride;
-    uint8_t* q = t + static_cast<size_t>(r) * 3;
-    for (int c = 0; c < ncols; c++, p += 3, q += trow) {
-      q[0] = p[0];
-      q[1] = p[1];
-      q[2] = p[2];
-    }
-  }
-  s.line.resize(trow);
-  s.acc.resize(trow);
-  const uint8_t* rows[256];
-  const size_t dst_row = static_cast<size_t>(out) * 3;
+
+void MakeHTaps(const Axis& a, int out, HTaps* h) {
+  int most = 1;
+  for (int x = 0; x < out; x++) most = std::max(most, a.count[x]);
+  h->groups = (most + 3) / 4;
+  h->w.assign(static_cast<size_t>((out + 1) / 2) * h->groups * 32, 0);
+  h->offset.resize(out);
+  h->from = a.generation;
   for (int x = 0; x < out; x++) {
-    for (int j = 0; j < ax.count[x]; j++) rows[j] = t + static_cast<size_t>(ax.first[x] + j - ax.lo) * trow;
-    VerticalRow(rows, &ax.weights[static_cast<size_t>(x) * ax.max_taps], ax.count[x], trow, s.acc.data(), s.line.data());
-    const uint8_t* l = s.line.data();
-    const int to = flip ? out - 1 - x : x;
-    if (chw) {
-      const size_t plane = static_cast<size_t>(nrows) * out;
-      uint8_t* d = dst + to;
-      for (int r = 0; r < nrows; r++, l += 3, d += out) {
-        d[0] = l[0];
-        d[plane] = l[1];
-        d[2 * plane] = l[2];
-      }
-    } else {
-      uint8_t* d = dst + static_cast<size_t>(to) * 3;
-      for (int r = 0; r < nrows; r++, l += 3, d += dst_row) {
-        d[0] = l[0];
-        d[1] = l[1];
-        d[2] = l[2];
-      }
+    h->offset[x] = (a.first[x] - a.lo) * 3;
+    const int32_t* k = &a.weights[static_cast<size_t>(x) * a.max_taps];
+    for (int t = 0; t < a.count[x]; t++) {
+      // Group t / 4; half (t % 4) / 2; element t % 2 of each channel's pair.
+      int16_t* v = &h->w[h->at(x, t / 4, (t % 4) / 2)] + (t % 2);
+      const int16_t wt = static_cast<int16_t>(k[t]);
+      v[0] = wt;
+      v[2] = wt;
+      v[4] = wt;
     }
   }
 }
 
-// Places the resized rows (out x out RGB, unflipped) into dst in its layout, flipped or not.
-void Store(const uint8_t* rgb, int out, bool flip, bool chw, uint8_t* dst) {
-  const size_t plane = static_cast<size_t>(out) * out;
-  const size_t row_bytes = static_cast<size_t>(out) * 3;
-  for (int y = 0; y < out; y++) {
-    const uint8_t* line = rgb + static_cast<size_t>(y) * row_bytes;
-    if (chw) {
-      uint8_t* r = dst + static_cast<size_t>(y) * out;
-      for (int x = 0; x < out; x++) {
-        const int to = flip ? out - 1 - x : x;
-        r[to] = line[x * 3];
-        r[to + plane] = line[x * 3 + 1];
-        r[to + 2 * plane] = line[x * 3 + 2];
+// Where one row of the horizontal filter goes: interleaved RGB at d[0] + pos * 3, or planar at
+// d[c] + pos; pos = x, or out - 1 - x mirrored.
+struct HDst {
+  uint8_t* d[3];
+  bool planar;
+  bool flip;
+};
+
+// One output pixel, scalar (the tails of the SIMD loop, and CPUs without it): the same integers.
+inline void HPixel(const uint8_t* src, const Axis& ax, int x, int out, const HDst& o) {
+  const uint8_t* p = src + static_cast<size_t>(ax.first[x] - ax.lo) * 3;
+  const int32_t* k = &ax.weights[static_cast<size_t>(x) * ax.max_taps];
+  int32_t r = kHalf, g = kHalf, b = kHalf;
+  for (int t = 0; t < ax.count[x]; t++, p += 3) {
+    r += p[0] * k[t];
+    g += p[1] * k[t];
+    b += p[2] * k[t];
+  }
+  const int pos = o.flip ? out - 1 - x : x;
+  if (o.planar) {
+    o.d[0][pos] = Clamp8(r);
+    o.d[1][pos] = Clamp8(g);
+    o.d[2][pos] = Clamp8(b);
+  } else {
+    uint8_t* d = o.d[0] + static_cast<size_t>(pos) * 3;
+    d[0] = Clamp8(r);
+    d[1] = Clamp8(g);
+    d[2] = Clamp8(b);
+  }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(GPUFEED_NO_SIMD)
+#define GPUFEED_HROW_SIMD 1
+
+// From [R0 G0 B0 0 R1 G1 B1 0 R2 G2 B2 0 R3 G3 B3 0] (output pixels x..x+3): the pixels
+// interleaved or planar, in order or mirrored, in the first 12 bytes.
+__attribute__((target("ssse3"))) inline __m128i StoreOrder(const HDst& o) {
+  return o.planar ? (o.flip ? _mm_setr_epi8(12, 8, 4, 0, 13, 9, 5, 1, 14, 10, 6, 2, -1, -1, -1, -1) : _mm_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, -1, -1, -1, -1))
+                  : (o.flip ? _mm_setr_epi8(12, 13, 14, 8, 9, 10, 4, 5, 6, 0, 1, 2, -1, -1, -1, -1) : _mm_setr_epi8(0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, -1, -1, -1, -1));
+}
+
+// Writes output pixels x..x+3 (`bytes` as StoreOrder reads them) to o.
+__attribute__((target("ssse3"))) inline void Store4(__m128i bytes, __m128i order, int x, int out, const HDst& o) {
+  bytes = _mm_shuffle_epi8(bytes, order);
+  const int pos = o.flip ? out - 4 - x : x;
+  if (o.planar) {
+    const uint32_t r = static_cast<uint32_t>(_mm_cvtsi128_si32(bytes));
+    const uint32_t g = static_cast<uint32_t>(_mm_cvtsi128_si32(_mm_srli_si128(bytes, 4)));
+    const uint32_t b = static_cast<uint32_t>(_mm_cvtsi128_si32(_mm_srli_si128(bytes, 8)));
+    std::memcpy(o.d[0] + pos, &r, 4);
+    std::memcpy(o.d[1] + pos, &g, 4);
+    std::memcpy(o.d[2] + pos, &b, 4);
+  } else {
+    uint8_t* d = o.d[0] + static_cast<size_t>(pos) * 3;
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(d), bytes);
+    const uint32_t last = static_cast<uint32_t>(_mm_cvtsi128_si32(_mm_srli_si128(bytes, 8)));
+    std::memcpy(d + 8, &last, 4);
+  }
+}
+
+// Four output pixels per step with SSSE3 (pshufb, pmaddwd); G > 0: groups known at compile time.
+template <int G>
+__attribute__((target("ssse3"))) void HRowSsse3(const uint8_t* src, const Axis& ax, const HTaps& h, int out, const HDst& o) {
+  const int groups = G > 0 ? G : h.groups;
+  const __m128i pairs01 = _mm_setr_epi8(0, -1, 3, -1, 1, -1, 4, -1, 2, -1, 5, -1, -1, -1, -1, -1);
+  const __m128i pairs23 = _mm_setr_epi8(6, -1, 9, -1, 7, -1, 10, -1, 8, -1, 11, -1, -1, -1, -1, -1);
+  const __m128i half = _mm_set1_epi32(kHalf);
+  const __m128i order = StoreOrder(o);
+  const int16_t* wv = h.w.data();
+  const int32_t* off = h.offset.data();
+  int x = 0;
+  for (; x + 4 <= out; x += 4) {
+    __m128i acc[4];
+    for (int k = 0; k < 4; k++) {
+      const uint8_t* p = src + off[x + k];
+      __m128i a = half;
+      for (int g = 0; g < groups; g++) {
+        const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 12 * g));
+        a = _mm_add_epi32(a, _mm_madd_epi16(_mm_shuffle_epi8(v, pairs01), _mm_loadu_si128(reinterpret_cast<const __m128i*>(wv + h.at(x + k, g, 0)))));
+        a = _mm_add_epi32(a, _mm_madd_epi16(_mm_shuffle_epi8(v, pairs23), _mm_loadu_si128(reinterpret_cast<const __m128i*>(wv + h.at(x + k, g, 1)))));
       }
-    } else {
-      uint8_t* d = dst + static_cast<size_t>(y) * row_bytes;
-      if (!flip) {
-        std::memcpy(d, line, row_bytes);
-      } else {
-        for (int x = 0; x < out; x++) std::memcpy(d + static_cast<size_t>(out - 1 - x) * 3, line + static_cast<size_t>(x) * 3, 3);
+      acc[k] = _mm_srai_epi32(a, kBits);
+    }
+    // Saturating packs: int32 -> int16 -> uint8 is the clamp to 0..255.
+    Store4(_mm_packus_epi16(_mm_packs_epi32(acc[0], acc[1]), _mm_packs_epi32(acc[2], acc[3])), order, x, out, o);
+  }
+  for (; x < out; x++) HPixel(src, ax, x, out, o);
+}
+
+// Two pixels per instruction (one per 128-bit lane); otherwise HRowSsse3.
+template <int G>
+__attribute__((target("avx2"))) void HRowAvx2(const uint8_t* src, const Axis& ax, const HTaps& h, int out, const HDst& o) {
+  const int groups = G > 0 ? G : h.groups;
+  const __m256i pairs01 = _mm256_broadcastsi128_si256(_mm_setr_epi8(0, -1, 3, -1, 1, -1, 4, -1, 2, -1, 5, -1, -1, -1, -1, -1));
+  const __m256i pairs23 = _mm256_broadcastsi128_si256(_mm_setr_epi8(6, -1, 9, -1, 7, -1, 10, -1, 8, -1, 11, -1, -1, -1, -1, -1));
+  const __m256i half = _mm256_set1_epi32(kHalf);
+  const __m128i order = StoreOrder(o);
+  const __m256i* wv = reinterpret_cast<const __m256i*>(h.w.data());
+  const int32_t* off = h.offset.data();
+  int x = 0;
+  for (; x + 4 <= out; x += 4) {
+    __m256i acc[2];
+    for (int k = 0; k < 2; k++) {
+      // Pixels x + 2k (low lane) and x + 2k + 1 (high lane).
+      const uint8_t* p0 = src + off[x + 2 * k];
+      const uint8_t* p1 = src + off[x + 2 * k + 1];
+      const __m256i* w = wv + static_cast<size_t>((x >> 1) + k) * groups * 2;
+      __m256i a = half;
+      for (int g = 0; g < groups; g++) {
+        const __m256i v = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p0 + 12 * g))),
+                                                  _mm_loadu_si128(reinterpret_cast<const __m128i*>(p1 + 12 * g)), 1);
+        a = _mm256_add_epi32(a, _mm256_madd_epi16(_mm256_shuffle_epi8(v, pairs01), _mm256_loadu_si256(w + 2 * g)));
+        a = _mm256_add_epi32(a, _mm256_madd_epi16(_mm256_shuffle_epi8(v, pairs23), _mm256_loadu_si256(w + 2 * g + 1)));
       }
+      acc[k] = _mm256_srai_epi32(a, kBits);
+    }
+    // Lanes: [x | x+1] and [x+2 | x+3] -> packs: [x, x+2 | x+1, x+3] as int16 -> the lanes
+    // interleaved back into [x, x+1, x+2, x+3], 4 bytes each.
+    const __m256i p = _mm256_packs_epi32(acc[0], acc[1]);
+    const __m128i lo = _mm256_castsi256_si128(p);
+    const __m128i hi = _mm256_extracti128_si256(p, 1);
+    // lo: [x R G B 0, x+2 R G B 0] int16; hi: the same for x+1, x+3.
+    const __m128i b = _mm_packus_epi16(_mm_unpacklo_epi64(lo, hi), _mm_unpackhi_epi64(lo, hi));
+    // b: [x, x+1, x+2, x+3] as 4 bytes each.
+    Store4(b, order, x, out, o);
+  }
+  for (; x < out; x++) HPixel(src, ax, x, out, o);
+}
+
+// GPUFEED_JPEG_SIMD=scalar / ssse3 caps the choice (tests compare the versions' bytes).
+int PickSimd() {
+  const char* cap = std::getenv("GPUFEED_JPEG_SIMD");
+  const int most = cap == nullptr ? 2 : std::strcmp(cap, "scalar") == 0 ? 0 : std::strcmp(cap, "ssse3") == 0 ? 1 : 2;
+  const int have = __builtin_cpu_supports("avx2") ? 2 : __builtin_cpu_supports("ssse3") ? 1 : 0;
+  return std::min(most, have);
+}
+const int kSimd = PickSimd();
+
+// The vertical filter with AVX2, taps in pairs: the bytes of two rows interleaved and widened to
+// int16 pairs, pmaddwd with the pair's two weights: 32 outputs of 2 taps in 4 instructions of
+// arithmetic, exact int32 sums as the portable loop's. P > 0: pairs known at compile time.
+template <int P>
+__attribute__((target("avx2"))) void VerticalAvx2(const uint8_t* const* rows, const int32_t* k, int taps, size_t n, uint8_t* out) {
+  const int pairs = P > 0 ? P : (taps + 1) / 2;
+  const uint8_t* r[128][2];
+  __m256i w[128];
+  for (int j = 0; j < pairs; j++) {
+    const int t0 = 2 * j;
+    const int t1 = t0 + 1 < taps ? t0 + 1 : t0;  // an odd last tap pairs with itself, weight 0
+    r[j][0] = rows[t0];
+    r[j][1] = rows[t1];
+    const int32_t w1 = t0 + 1 < taps ? k[t1] : 0;
+    w[j] = _mm256_set1_epi32(static_cast<int32_t>((static_cast<uint32_t>(w1) << 16) | (static_cast<uint32_t>(k[t0]) & 0xffff)));
+  }
+  const __m256i half = _mm256_set1_epi32(kHalf);
+  const __m256i zero = _mm256_setzero_si256();
+  size_t q = 0;
+  for (; q + 32 <= n; q += 32) {
+    __m256i a0 = half, a1 = half, a2 = half, a3 = half;
+    for (int j = 0; j < pairs; j++) {
+      const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r[j][0] + q));
+      const __m256i y = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r[j][1] + q));
+      const __m256i lo = _mm256_unpacklo_epi8(x, y);  // per lane: bytes 0-7 of x and y, paired
+      const __m256i hi = _mm256_unpackhi_epi8(x, y);  // bytes 8-15
+      a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(_mm256_unpacklo_epi8(lo, zero), w[j]));  // 0-3
+      a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(_mm256_unpackhi_epi8(lo, zero), w[j]));  // 4-7
+      a2 = _mm256_add_epi32(a2, _mm256_madd_epi16(_mm256_unpacklo_epi8(hi, zero), w[j]));  // 8-11
+      a3 = _mm256_add_epi32(a3, _mm256_madd_epi16(_mm256_unpackhi_epi8(hi, zero), w[j]));  // 12-15
+    }
+    // In-lane packs put the bytes back in order; saturation is the clamp to 0..255.
+    const __m256i p01 = _mm256_packs_epi32(_mm256_srai_epi32(a0, kBits), _mm256_srai_epi32(a1, kBits));
+    const __m256i p23 = _mm256_packs_epi32(_mm256_srai_epi32(a2, kBits), _mm256_srai_epi32(a3, kBits));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + q), _mm256_packus_epi16(p01, p23));
+  }
+  for (; q < n; q++) {
+    int32_t sum = kHalf;
+    for (int t = 0; t < taps; t++) sum += rows[t][q] * k[t];
+    out[q] = Clamp8(sum);
+  }
+}
+#endif
+
+// acc[q] = kHalf + sum_j rows[j][q] * k[j] for q < n, clamped into out[q]: one output row of the
+// vertical filter. `acc` holds n int32 (the portable loop's scratch for many taps).
+void VerticalRow(const uint8_t* const* rows, const int32_t* k, int taps, size_t n, int32_t* acc, uint8_t* out) {
+#ifdef GPUFEED_HROW_SIMD
+  if (kSimd == 2 && taps <= 256) {
+    switch ((taps + 1) / 2) {
+      case 1: VerticalAvx2<1>(rows, k, taps, n, out); return;
+      case 2: VerticalAvx2<2>(rows, k, taps, n, out); return;
+      case 3: VerticalAvx2<3>(rows, k, taps, n, out); return;
+      case 4: VerticalAvx2<4>(rows, k, taps, n, out); return;
+      default: VerticalAvx2<0>(rows, k, taps, n, out); return;
     }
   }
+#endif
+  VerticalRowPortable(rows, k, taps, n, acc, out);
+}
+
+// The horizontal filter of one row of interleaved RGB (`src`: decoded column ax.lo; readable for
+// h.slack() bytes past column ax.hi) into `o`.
+void HRow(const uint8_t* src, const Axis& ax, const HTaps& h, int out, const HDst& o) {
+#ifdef GPUFEED_HROW_SIMD
+  if (kSimd == 2) {
+    switch (h.groups) {
+      case 1: HRowAvx2<1>(src, ax, h, out, o); return;
+      case 2: HRowAvx2<2>(src, ax, h, out, o); return;
+      default: HRowAvx2<0>(src, ax, h, out, o); return;
+    }
+  }
+  if (kSimd == 1) {
+    switch (h.groups) {
+      case 1: HRowSsse3<1>(src, ax, h, out, o); return;
+      case 2: HRowSsse3<2>(src, ax, h, out, o); return;
+      default: HRowSsse3<0>(src, ax, h, out, o); return;
+    }
+  }
+#endif
+  for (int x = 0; x < out; x++) HPixel(src, ax, x, out, o);
 }
 
 // Columns first when the box has more rows than the output (a reduction, as libvips orders it:
 // fewer rows then go through the horizontal filter), else rows first. The order is a function of
-// the box and the output size only, so the bytes for a given (image, box) never change.
-void Resize(const uint8_t* region, int rw, int rx0, int ry0, const Axis& ax, const Axis& ay, int out, bool flip, bool chw, uint8_t* dst) {
+// the box and the output size only, so the bytes for a given (image, box) never change. The flip
+// and the layout are applied by the horizontal filter as it writes (the vertical filter treats
+// every byte of a row alike), so nothing is copied after the last pass. `region` has h.slack()
+// readable bytes past its last row.
+void Resize(const uint8_t* region, int rw, int rx0, int ry0, const Axis& ax, const Axis& ay, const HTaps& h, int out, bool flip, bool chw, uint8_t* dst) {
   Scratch& s = scratch;
   const size_t region_row = static_cast<size_t>(rw) * 3;
   const size_t row_bytes = static_cast<size_t>(out) * 3;
+  const size_t plane = static_cast<size_t>(out) * out;
   const uint8_t* rows[256];
   if (ay.hi - ay.lo > out) {
-    // Vertical pass over the needed columns, then the horizontal pass.
+    // Per output row: the vertical filter over the needed columns into one line, then the
+    // horizontal filter from that line straight into dst.
     const size_t n = static_cast<size_t>(ax.hi - ax.lo) * 3;
-    s.rows.resize(static_cast<size_t>(out) * n);
-    s.acc.resize(std::max(n, s.acc.size()));
+    if (s.line.size() < n + h.slack()) s.line.resize(n + h.slack());
+    if (s.acc.size() < n) s.acc.resize(n);
     for (int y = 0; y < out; y++) {
       for (int j = 0; j < ay.count[y]; j++) rows[j] = region + static_cast<size_t>(ay.first[y] + j - ry0) * region_row + static_cast<size_t>(ax.lo - rx0) * 3;
-      VerticalRow(rows, &ay.weights[static_cast<size_t>(y) * ay.max_taps], ay.count[y], n, s.acc.data(), s.rows.data() + static_cast<size_t>(y) * n);
+      VerticalRow(rows, &ay.weights[static_cast<size_t>(y) * ay.max_taps], ay.count[y], n, s.acc.data(), s.line.data());
+      HDst o = chw ? HDst{{dst + static_cast<size_t>(y) * out, dst + plane + static_cast<size_t>(y) * out, dst + 2 * plane + static_cast<size_t>(y) * out}, true, flip}
+                   : HDst{{dst + static_cast<size_t>(y) * row_bytes, nullptr, nullptr}, false, flip};
+      HRow(s.line.data(), ax, h, out, o);
     }
-    // Straight into dst: the last pass places the pixels.
-    Horizontal(s.rows.data(), n, out, ax, out, flip, chw, dst);
     return;
   }
-  {
-    // Horizontal pass over the needed rows, then the vertical pass.
-    const int nrows = ay.hi - ay.lo;
-    s.rows.resize(static_cast<size_t>(nrows) * row_bytes);
-    s.result.resize(static_cast<size_t>(out) * row_bytes);
-    Horizontal(region + static_cast<size_t>(ay.lo - ry0) * region_row + static_cast<size_t>(ax.lo - rx0) * 3, region_row, nrows, ax, out, false, false, s.rows.data());
-    s.acc.resize(std::max(row_bytes, s.acc.size()));
+  // The horizontal filter over the needed rows (mirrored, and planar for CHW), then the vertical
+  // filter straight into dst.
+  const int nrows = ay.hi - ay.lo;
+  const size_t tplane = static_cast<size_t>(nrows) * out;
+  if (s.rows.size() < tplane * 3) s.rows.resize(tplane * 3);
+  uint8_t* t = s.rows.data();
+  for (int r = 0; r < nrows; r++) {
+    const uint8_t* src = region + static_cast<size_t>(ay.lo + r - ry0) * region_row + static_cast<size_t>(ax.lo - rx0) * 3;
+    HDst o = chw ? HDst{{t + static_cast<size_t>(r) * out, t + tplane + static_cast<size_t>(r) * out, t + 2 * tplane + static_cast<size_t>(r) * out}, true, flip}
+                 : HDst{{t + static_cast<size_t>(r) * row_bytes, nullptr, nullptr}, false, flip};
+    HRow(src, ax, h, out, o);
+  }
+  if (s.acc.size() < row_bytes) s.acc.resize(row_bytes);
+  if (chw) {
+    for (int c = 0; c < 3; c++) {
+      const uint8_t* tp = t + c * tplane;
+      for (int y = 0; y < out; y++) {
+        for (int j = 0; j < ay.count[y]; j++) rows[j] = tp + static_cast<size_t>(ay.first[y] + j - ay.lo) * out;
+        VerticalRow(rows, &ay.weights[static_cast<size_t>(y) * ay.max_taps], ay.count[y], out, s.acc.data(), dst + c * plane + static_cast<size_t>(y) * out);
+      }
+    }
+  } else {
     for (int y = 0; y < out; y++) {
-      for (int j = 0; j < ay.count[y]; j++) rows[j] = s.rows.data() + static_cast<size_t>(ay.first[y] + j - ay.lo) * row_bytes;
-      VerticalRow(rows, &ay.weights[static_cast<size_t>(y) * ay.max_taps], ay.count[y], row_bytes, s.acc.data(), s.result.data() + static_cast<size_t>(y) * row_bytes);
+      for (int j = 0; j < ay.count[y]; j++) rows[j] = t + static_cast<size_t>(ay.first[y] + j - ay.lo) * row_bytes;
+      VerticalRow(rows, &ay.weights[static_cast<size_t>(y) * ay.max_taps], ay.count[y], row_bytes, s.acc.data(), dst + static_cast<size_t>(y) * row_bytes);
     }
   }
-  Store(s.result.data(), out, flip, chw, dst);
 }
 
 // The libjpeg part, apart so that nothing with a destructor lives in the frame that setjmp saves.
@@ -375,7 +609,7 @@ bool DecodeRegion(const JpegCropRequest& req, unsigned* denom_io, int need_x0, i
   }
   const size_t rw = static_cast<size_t>(x1 - x0);
   const size_t need = rw * 3 * static_cast<size_t>(y1 - y0);
-  if (need > scratch.region.size()) {
+  if (need > scratch.region_room) {
     // libjpeg widened the crop more than the caller allowed for: leave this image to libvips.
     std::snprintf(e->message, sizeof e->message, "region of %zu bytes is over the fast path's room", need);
     e->status = JpegCropStatus::kUnsupported;
@@ -458,7 +692,10 @@ JpegCropResult JpegCropResize(const JpegCropRequest& req, uint8_t* dst, size_t d
     r.message = "region over the fast path's limit";
     return r;
   }
-  if (s.region.size() < region_bytes) s.region.resize(region_bytes);
+  if (s.h.from != s.x.generation) MakeHTaps(s.x, static_cast<int>(out), &s.h);
+  // The horizontal filter's loads may read a little past the region's last pixel.
+  if (s.region.size() < region_bytes + s.h.slack()) s.region.resize(region_bytes + s.h.slack());
+  s.region_room = region_bytes;
   const bool check_tail = !(req.data[req.size - 2] == 0xff && req.data[req.size - 1] == 0xd9);
 
   jpeg_decompress_struct cinfo;
@@ -475,12 +712,12 @@ JpegCropResult JpegCropResize(const JpegCropRequest& req, uint8_t* dst, size_t d
     r.status = e.status;
     r.message = e.message;
   } else {
-    Resize(s.region.data(), rw, rx0, ry0, s.x, s.y, static_cast<int>(out), req.flip, req.chw, dst);
+    Resize(s.region.data(), rw, rx0, ry0, s.x, s.y, s.h, static_cast<int>(out), req.flip, req.chw, dst);
     r.status = JpegCropStatus::kOk;
     r.denom = denom;
   }
   // Scratch grown for a very large image is not kept for the thread's lifetime.
-  for (std::vector<uint8_t>* v : {&s.region, &s.rows, &s.transposed, &s.result}) {
+  for (std::vector<uint8_t>* v : {&s.region, &s.rows, &s.line}) {
     if (v->capacity() > (size_t{32} << 20)) std::vector<uint8_t>().swap(*v);
   }
   return r;

@@ -1,4 +1,6 @@
+import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
 import sharp from 'sharp';
 import { jpegCropInto, jpegFastAvailable, type JpegFastRequest } from '../../src/transforms/jpeg-fast.js';
@@ -148,4 +150,20 @@ test('JPEG fast path: arguments are checked before the addon sees them', { skip 
   assert.throws(() => jpegCropInto(jpg, out, request(64, 48, { left: 0, top: 0, width: 10.5, height: 10 }, 16)), internal);
   assert.throws(() => jpegCropInto(jpg, new Uint8Array(10), request(64, 48, { left: 0, top: 0, width: 10, height: 10 }, 16)), internal);
   assert.throws(() => jpegCropInto(jpg, out, request(64, 48, { left: 0, top: 0, width: 10, height: 10 }, 16, { maxDenom: 3 as 2 })), internal);
+});
+
+test('JPEG fast path: the SIMD resize loops (SSSE3, AVX2) write the same bytes as the scalar loop', { skip }, () => {
+  const child = fileURLToPath(new URL('../fixtures/jpeg-simd-child.ts', import.meta.url));
+  const run = (cap: string | undefined): { n: number; sha256: string } => {
+    const env = { ...process.env };
+    if (cap === undefined) delete env.GPUFEED_JPEG_SIMD;
+    else env.GPUFEED_JPEG_SIMD = cap;
+    const r = spawnSync(process.execPath, ['--import', 'tsx', child], { env, encoding: 'utf8', timeout: 120_000 });
+    assert.equal(r.status, 0, r.stderr);
+    return JSON.parse(r.stdout.trim().split('\n').pop()!) as { n: number; sha256: string };
+  };
+  const scalar = run('scalar');
+  assert.equal(scalar.n, 3 * 5 * 8 * 4);
+  assert.deepEqual(run('ssse3'), scalar);
+  assert.deepEqual(run(undefined), scalar);
 });
