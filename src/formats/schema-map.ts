@@ -188,6 +188,9 @@ function columnFromArrowField(f: Field, name: string, opts: ColumnMappingOptions
     // Nested fixed-size lists are a multi-dim tensor; strict mode keeps to one level (the decoder's layout).
     const dims = [(t as FixedSizeList).listSize];
     let child = t.children[0]!.type as DataType;
+    if (strict && child.typeId === Type.FixedSizeList) {
+      throw unsupported('is a nested fixed-size list (multi-dim), which the decoder does not read in place from Arrow files (it does from Parquet); convert the files with `gpufeed prep`, which keeps the shape');
+    }
     while (!strict && child.typeId === Type.FixedSizeList) {
       dims.push((child as FixedSizeList).listSize);
       child = (child as FixedSizeList).children[0]!.type as DataType;

@@ -168,6 +168,20 @@ test('Parquet nested fixed_size_list (multi-dim): index and prep carry the full 
     });
   }
 
+  await t.test('Arrow IPC nested fixed_size_list: prep converts it, index refuses it pointing at prep', async () => {
+    const dir = join(files, 'arrow-f32-2d');
+    const want = JSON.parse(readFileSync(join(dir, 'expected.json'), 'utf8')) as Expected;
+    const idx = await cliInProcess(['index', dir]);
+    assert.notEqual(idx.code, 0, 'index must refuse');
+    assert.match(idx.err, /GPUFEED_UNSUPPORTED_TYPE: .*data\.arrow: column "x": .*is a nested fixed-size list \(multi-dim\), which the decoder does not read in place from Arrow files.*`gpufeed prep`/);
+    const out = join(root, 'prep', 'arrow-f32-2d');
+    const r = await cliInProcess(['prep', join(dir, 'data.arrow'), '--out', out, '--workers', '0']);
+    assert.equal(r.code, 0, `prep: ${r.err}`);
+    const prepped = await loadAll(out);
+    assert.deepEqual(prepped.shapes, { x: [3, 4] });
+    assertSame(prepped, want, 'arrow-f32-2d (prep)');
+  });
+
   await t.test('the in-place fast path decodes nested levels flat, and only rows of exactly the shape', () => {
     const want = (name: string, col: string): unknown[][] => (JSON.parse(readFileSync(join(files, name, 'expected.json'), 'utf8')) as Expected).columns[col]!;
     checkFlatPath(join(files, 'f32-2d', 'data.parquet'), { name: 'x', dtype: 'float32', kind: 'fixed', shape: [3, 4], nullable: false }, true, want('f32-2d', 'x'));
