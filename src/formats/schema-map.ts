@@ -3,7 +3,8 @@
 //   Arrow Bool; Parquet: the matching physical type with INT_8/UINT_8/... converted types, float16 as
 //   FIXED_LEN_BYTE_ARRAY(2) FLOAT16.
 // - fixed [d0, d1, ...] -> Arrow FixedSizeList(product(shape)) with a non-nullable child (shape in
-//   the manifest, also in schema metadata); Parquet: a standard 3-level LIST, product(shape) values a row.
+//   the manifest, also in schema metadata); Parquet: a standard 3-level LIST, product(shape) values a row
+//   (read back also from pyarrow's nested LISTs of a multi-dim fixed_size_list, shape from ARROW:schema).
 // - list -> Arrow List<element> (int32 offsets); Parquet LIST.
 // - bytes/string -> Arrow Utf8; bytes/binary -> Arrow Binary (never dictionary-encoded);
 //   Parquet BYTE_ARRAY (UTF8-annotated for strings).
@@ -187,6 +188,9 @@ function columnFromArrowField(f: Field, name: string, opts: ColumnMappingOptions
     // Nested fixed-size lists are a multi-dim tensor; strict mode keeps to one level (the decoder's layout).
     const dims = [(t as FixedSizeList).listSize];
     let child = t.children[0]!.type as DataType;
+    if (strict && child.typeId === Type.FixedSizeList) {
+      throw unsupported('is a nested fixed-size list (multi-dim), which the decoder does not read in place from Arrow files (it does from Parquet); convert the files with `gpufeed prep`, which keeps the shape');
+    }
     while (!strict && child.typeId === Type.FixedSizeList) {
       dims.push((child as FixedSizeList).listSize);
       child = (child as FixedSizeList).children[0]!.type as DataType;
@@ -249,6 +253,11 @@ export interface ParquetLeaf {
   path: string[];
   /** The leaf element (for LIST columns, the list's element). */
   element: SchemaElement;
+  /**
+   * Set for pyarrow's multi-dim fixed_size_list: the LISTs nested on the way to the leaf (the
+   * shape's length); readers get lists of lists per row and check every level (nested-fixed.ts).
+   */
+  nestedLists?: number;
 }
 
 /**
@@ -321,17 +330,27 @@ export function parquetLeaves(
       if (rep.num_children === 1) leaf = elements[at + 2];
       else if (!rep.num_children) leaf = rep;
     }
+    // Lists of lists where the Arrow schema says nested fixed-size lists (pyarrow's multi-dim
+    // tensors): one `fixed` column of the full shape; the readers check every row has it.
+    const dims = path.length === 0 ? fixedSizes.get(el.name) : undefined;
+    let nestedLists: number | undefined;
+    if (leaf?.num_children && dims && dims.length > 1) {
+      const inner = nestedListLeaf(elements, at, dims.length);
+      if (inner) {
+        leaf = inner;
+        nestedLists = dims.length;
+      }
+    }
     if (!leaf || leaf.num_children) {
       throw unsupported(name, `is a ${isMap ? 'map' : 'nested group (list of structs or lists)'}; gpufeed carries flat columns, structs of them, and lists of numbers`);
     }
     const m = parquetScalar(leaf);
     if (!m || m.dtype === 'string' || m.dtype === 'binary' || m.logical) throw unsupported(name, `is a list of ${typeName(leaf)}; gpufeed carries lists of numbers or bools`);
     if (strict && !m.inPlace) throw unsupported(name, `is a list of ${typeName(leaf)}, which ${usePrep.slice(3)}`);
-    const size = path.length === 0 ? fixedSizes.get(el.name) : undefined;
-    const spec: ColumnSpec = size !== undefined
-      ? { name, dtype: m.dtype, kind: 'fixed', shape: [size], nullable: false }
+    const spec: ColumnSpec = dims !== undefined
+      ? { name, dtype: m.dtype, kind: 'fixed', shape: dims.slice(), nullable: false }
       : { name, dtype: m.dtype, kind: 'list', nullable };
-    out.push({ spec, path: [...path, el.name], element: leaf });
+    out.push({ spec, path: [...path, el.name], element: leaf, ...(nestedLists ? { nestedLists } : {}) });
     return skip(at);
   };
   let i = 1;
@@ -340,9 +359,29 @@ export function parquetLeaves(
   return out;
 }
 
-/** Top-level fixed-size list columns (name -> list size) of the Arrow schema pyarrow stores in Parquet metadata. */
-function arrowFixedSizeLists(b64: string | undefined): Map<string, number> {
-  const out = new Map<string, number>();
+/**
+ * The leaf under `depth` nested standard 3-level LISTs starting at elements[at] (each: group LIST ->
+ * repeated group of one child -> element), or undefined when the groups are laid out otherwise.
+ */
+function nestedListLeaf(elements: readonly SchemaElement[], at: number, depth: number): SchemaElement | undefined {
+  let i = at;
+  for (let d = 0; d < depth; d++) {
+    const list = elements[i];
+    const rep = elements[i + 1];
+    const isList = list?.converted_type === 'LIST' || list?.logical_type?.type === 'LIST';
+    if (!isList || list.num_children !== 1 || rep?.repetition_type !== 'REPEATED' || rep.num_children !== 1) return undefined;
+    i += 2;
+  }
+  const leaf = elements[i];
+  return leaf && !leaf.num_children ? leaf : undefined;
+}
+
+/**
+ * Top-level fixed-size list columns (name -> sizes, outermost first: [3, 4] for nested lists of 3
+ * lists of 4) of the Arrow schema pyarrow stores in Parquet metadata.
+ */
+function arrowFixedSizeLists(b64: string | undefined): Map<string, number[]> {
+  const out = new Map<string, number[]>();
   if (!b64) return out;
   try {
     const bytes = Buffer.from(b64, 'base64');
@@ -353,7 +392,14 @@ function arrowFixedSizeLists(b64: string | undefined): Map<string, number> {
     const message = Message.decode(new Uint8Array(bytes.buffer, bytes.byteOffset + at + 4, len));
     if (!message.isSchema()) return out;
     for (const f of message.header().fields) {
-      if (f.type.typeId === Type.FixedSizeList) out.set(f.name, (f.type as FixedSizeList).listSize);
+      if (f.type.typeId !== Type.FixedSizeList) continue;
+      const dims: number[] = [];
+      let t = f.type as DataType;
+      for (let d = 0; t.typeId === Type.FixedSizeList && d < 32; d++) {
+        dims.push((t as FixedSizeList).listSize);
+        t = (t as FixedSizeList).children[0]!.type as DataType;
+      }
+      out.set(f.name, dims);
     }
   } catch {
     // Unreadable Arrow schema: the Parquet types stand (lists stay variable-length).

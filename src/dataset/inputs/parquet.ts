@@ -6,6 +6,8 @@ import { ErrorCodes, GpufeedError } from '../../errors.js';
 import { RAW_PARQUET_PARSERS } from '../../formats/parquet/parsers.js';
 import { parquetLeaves, type ParquetLeaf } from '../../formats/schema-map.js';
 import { storedDecimalToFloat64 } from '../../formats/decimal.js';
+import { flattenNestedFixed, NestedShapeMismatch } from '../../formats/nested-fixed.js';
+import { badInput } from '../row-ref.js';
 import type { ColumnSpec } from '../types.js';
 import type { InputFile, InputReader, RowBatch } from './source.js';
 
@@ -56,6 +58,7 @@ export class ParquetInputReader implements InputReader {
       schema: fileMetadata.schema.map((el) => (decimals.has(el) ? { ...el, converted_type: undefined, logical_type: undefined } : el)),
     };
     const flat = leaves.some((l) => l.path.length > 1 || l.spec.logical === 'decimal');
+    const nested = leaves.filter((l) => l.nestedLists !== undefined);
     let rowStart = 0;
     for (const rg of metadata.row_groups) {
       const n = Number(rg.num_rows);
@@ -68,6 +71,7 @@ export class ParquetInputReader implements InputReader {
         throw new GpufeedError(ErrorCodes.BAD_INPUT, `${this.file.path}: cannot read rows ${rowStart + 1}-${rowStart + n} (${(err as Error).message})`, { path: this.file.path }, { cause: err });
       }
       if (flat) rows = rows.map((row) => flattenRow(row, leaves));
+      for (const leaf of nested) flattenNestedColumn(rows, leaf, this.file.path, rowStart);
       const refs = new Array<number>(rows.length);
       for (let i = 0; i < rows.length; i++) refs[i] = rowStart + i + 1;
       rowStart += n;
@@ -91,3 +95,24 @@ function flattenRow(row: Record<string, unknown>, leaves: readonly ParquetLeaf[]
   return out;
 }
 
+
+/**
+ * pyarrow's multi-dim fixed_size_list comes back as lists of lists: each row's cell becomes its
+ * values row-major, after checking every level has the shape's length and nothing inside is null.
+ * A null row stays null (the column builder refuses it: fixed-shape columns hold no nulls).
+ */
+function flattenNestedColumn(rows: Record<string, unknown>[], leaf: ParquetLeaf, file: string, rowStart: number): void {
+  const name = leaf.spec.name;
+  const shape = leaf.spec.shape!;
+  for (let i = 0; i < rows.length; i++) {
+    const row = rows[i]!;
+    const cell = row[name];
+    if (cell === null || cell === undefined) continue;
+    try {
+      row[name] = flattenNestedFixed(cell, shape);
+    } catch (err) {
+      if (err instanceof NestedShapeMismatch) throw badInput({ file, row: rowStart + i + 1, unit: 'row' }, name, err.message);
+      throw err;
+    }
+  }
+}

@@ -85,7 +85,10 @@ export function decodeFlatColumn(
   const element = path.leaf;
   if (!plainNumeric(element, region.dtype)) return undefined;
   const maxRep = path.maxRep;
-  if (maxRep !== (region.kind === 'fixed' ? 1 : 0)) return undefined;
+  // A multi-dim fixed shape may be stored as nested LISTs (pyarrow's nested fixed_size_list): one
+  // repetition level per dimension, the leaf values contiguous once every level is checked.
+  const nested = region.kind === 'fixed' && maxRep > 1;
+  if (nested ? maxRep !== region.shape.length : maxRep !== (region.kind === 'fixed' ? 1 : 0)) return undefined;
   const perRow = region.rowBytes / region.elementBytes;
   const rows = Number(rg.num_rows);
   try {
@@ -93,7 +96,7 @@ export function decodeFlatColumn(
     if (into && n * phys.ctor.BYTES_PER_ELEMENT > into.bytes) return undefined;
     const out = into ? new phys.ctor(into.buffer, into.offset, n) : new phys.ctor(n);
     const info: ChunkInfo = { type: phys.type, typeLength: element.type_length ?? 0, codec: meta.codec as Codec, path };
-    decodeChunk(fd, ref, chunk, info, perRow, out);
+    decodeChunk(fd, ref, chunk, info, perRow, out, nested ? nestedRepLevels(region.shape) : undefined);
     return { bytes: new Uint8Array(out.buffer, out.byteOffset, out.byteLength), rowBytes: region.rowBytes };
   } catch (err) {
     if (err instanceof NotFlat || err instanceof UnsupportedEncoding) return undefined;
@@ -102,7 +105,25 @@ export function decodeFlatColumn(
   }
 }
 
-function decodeChunk(fd: number, ref: ShardRef, chunk: ColumnChunk, info: ChunkInfo, perRow: number, out: Flat): void {
+/**
+ * The repetition level each value of a row must have when the shape is stored as nested LISTs:
+ * 0 at the row's start, else the outermost dimension whose item starts there, plus one. With every
+ * definition level at its maximum (no null or empty list anywhere), these levels mean exactly the
+ * shape: [[1,2,3,4,5],[6,7,8],[9,10,11,12]] has the right total but not these levels.
+ */
+function nestedRepLevels(shape: readonly number[]): Uint8Array {
+  const per = shape.reduce((a, b) => a * b, 1);
+  const strides = shape.map((_, d) => shape.slice(d + 1).reduce((a, b) => a * b, 1));
+  const out = new Uint8Array(per);
+  for (let p = 1; p < per; p++) {
+    let d = 0;
+    while (p % strides[d]! !== 0) d++;
+    out[p] = d + 1;
+  }
+  return out;
+}
+
+function decodeChunk(fd: number, ref: ShardRef, chunk: ColumnChunk, info: ChunkInfo, perRow: number, out: Flat, levels?: Uint8Array): void {
   const meta = chunk.meta_data!;
   const dictOffset = meta.dictionary_page_offset !== undefined ? Number(meta.dictionary_page_offset) : 0;
   const dataOffset = Number(meta.data_page_offset);
@@ -136,6 +157,13 @@ function decodeChunk(fd: number, ref: ShardRef, chunk: ColumnChunk, info: ChunkI
       const starts = first < numValues ? Math.floor((numValues - 1 - first) / perRow) + 1 : 0;
       if (page.numRows !== starts) throw new NotFlat();
       for (let j = first; j < numValues; j += perRow) if (rep[j] !== 0) throw new NotFlat();
+      if (levels) {
+        let p = filled % perRow;
+        for (let j = 0; j < numValues; j++) {
+          if (rep[j] !== levels[p]) throw new NotFlat();
+          if (++p === perRow) p = 0;
+        }
+      }
     }
     // No nulls: every definition level at its maximum (the page counted them while decoding).
     if (page.def && page.nonNull !== numValues) throw new NotFlat();

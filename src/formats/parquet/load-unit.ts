@@ -10,6 +10,8 @@ import { brotliDecompressSync, gunzipSync } from 'node:zlib';
 import { parquetMetadata, parquetRead, type Compressors, type FileMetaData } from 'hyparquet';
 import { compressors as jsCompressors } from 'hyparquet-compressors';
 import { decodeFlatColumn, type FlatColumn } from './flat-column.js';
+import { leafPath } from './column-path.js';
+import { flattenNestedFixed, NestedShapeMismatch } from '../nested-fixed.js';
 import { copyVarRun } from './var-column.js';
 import { cacheColumnId, mayBeFlat, type PieceDecoder, type RowGroupCache } from './row-group-cache.js';
 import { isVariableLength } from '../../pipeline/batch-layout.js';
@@ -179,6 +181,21 @@ function remember(entry: DecodedRowGroup): DecodedRowGroup {
   return entry;
 }
 
+/** Row `run.row + i` of a nested-LIST fixed column, checked level by level and flattened row-major. */
+function nestedFixedRow(h: ParquetShardHandle, region: ColumnRegion, run: RowRun, i: number, v: unknown): ArrayLike<unknown> {
+  const fileRow = (h.rowGroupStarts[run.unit] ?? 0) + run.row + i + 1;
+  const refuse = (why: string): GpufeedError => new GpufeedError(ErrorCodes.BAD_INPUT,
+    `shard ${h.ref.name}: column ${region.name}: row ${fileRow} of the file (row ${run.row + i} of row group ${run.unit}): ${why}`,
+    { shard: h.ref.name, path: h.ref.file, column: region.name, row: fileRow });
+  if (v === null || v === undefined) throw refuse(`is null; fixed-shape columns cannot hold nulls (shape [${region.shape.join(', ')}])`);
+  try {
+    return flattenNestedFixed(v, region.shape);
+  } catch (err) {
+    if (!(err instanceof NestedShapeMismatch)) throw err;
+    throw refuse(err.message);
+  }
+}
+
 /** A null inside a list: gpufeed lists carry no per-item validity, so it is refused by name, never written as 0. */
 function refuseNullItems(h: ParquetShardHandle, region: ColumnRegion, run: RowRun, i: number, items: ArrayLike<unknown>): void {
   for (let k = 0; k < items.length; k++) {
@@ -284,6 +301,8 @@ export async function copyParquetRun(h: ParquetShardHandle, run: RowRun, targets
     }
     const view = new DataView(target.bytes.buffer, target.bytes.byteOffset, target.bytes.byteLength);
     const eb = region.elementBytes;
+    // pyarrow's multi-dim fixed_size_list: rows come back as lists of lists (one level a dimension).
+    const nestedRows = region.kind === 'fixed' && region.shape.length > 1 && (leafPath(h.metadata.schema, region.name)?.maxRep ?? 0) > 1;
     const offsets = region.offsetsOffset >= 0
       ? new Int32Array(target.bytes.buffer, target.bytes.byteOffset + region.offsetsOffset, (region.valuesOffset - region.offsetsOffset) >> 2)
       : undefined;
@@ -296,7 +315,7 @@ export async function copyParquetRun(h: ParquetShardHandle, run: RowRun, targets
         else target.bytes.fill(0, region.valuesOffset + slotRow * eb, region.valuesOffset + (slotRow + 1) * eb);
         ops.bytesRead += eb;
       } else if (region.kind === 'fixed') {
-        const arr = v as ArrayLike<unknown> | null;
+        const arr = nestedRows ? nestedFixedRow(h, region, run, i, v) : v as ArrayLike<unknown> | null;
         const per = region.rowBytes / eb;
         if (!arr || arr.length !== per) {
           throw corrupt(h.ref, `column ${region.name}: row ${run.row + i} of row group ${run.unit} has ${arr ? arr.length : 'null'} values, the schema says ${per}`);
