@@ -29,6 +29,8 @@ export interface ParquetShardHandle {
   metadata: FileMetaData;
   /** First row of each row group. */
   rowGroupStarts: number[];
+  /** The shared cache's column ids for the targets of the batch being filled (copyParquetRun). */
+  cacheIds?: { targets: readonly SlotTarget[]; ids: Int32Array };
 }
 
 type DecodedColumn = ArrayLike<unknown> | FlatColumn;
@@ -275,13 +277,23 @@ function copySharedRun(h: ParquetShardHandle, run: RowRun, target: SlotTarget, c
   return true;
 }
 
+/** The cache ids of `targets`' columns in `h`'s file, kept on the handle for the batch's other runs (one lookup per run, not per column). */
+function cacheColumnIds(h: ParquetShardHandle, targets: readonly SlotTarget[]): Int32Array {
+  const memo = h.cacheIds;
+  if (memo?.targets === targets) return memo.ids;
+  const ids = Int32Array.from(targets, (t) => cacheColumnId(h.metadata, t.region.name));
+  h.cacheIds = { targets, ids };
+  return ids;
+}
+
 /** Copies one run of rows of every target column from a Parquet row group into the slot. */
 export async function copyParquetRun(h: ParquetShardHandle, run: RowRun, targets: readonly SlotTarget[], ops: CopyOps, shared?: SharedDecoded): Promise<void> {
   const left: SlotTarget[] = [];
+  const ids = shared ? cacheColumnIds(h, targets) : undefined;
   for (let c = 0; c < targets.length; c++) {
     const t = targets[c]!;
     // The shared cache knows a column by its place in the file, not in this layout.
-    const column = shared ? cacheColumnId(h.metadata, t.region.name) : -1;
+    const column = ids ? ids[c]! : -1;
     // Variable-length columns page by page (var-column.ts), flat ones through the shared cache.
     if (isVariableLength(t.region.kind)) {
       if (!copyVarRun(h, run, t, column, ops, column >= 0 ? shared : undefined)) left.push(t);
