@@ -17,19 +17,11 @@ import { decodeFlatColumn } from '../../src/formats/parquet/flat-column.js';
 import type { ColumnSpec } from '../../src/dataset/types.js';
 import { ROOT } from '../fixtures/run-cli.js';
 import { cliInProcess } from '../helpers/cli-in-process.js';
+import { pythonHas } from '../helpers/python-modules.js';
 
 interface Expected {
   rows: number;
   columns: Record<string, unknown[][]>;
-}
-
-function hasPyarrow(): boolean {
-  try {
-    execFileSync('python3', ['-c', 'import pyarrow'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Every row of a dataset through the Loader: values row-major (int64 as strings), and the shapes. */
@@ -141,7 +133,7 @@ function checkFlatPath(file: string, spec: ColumnSpec, expectFlat: boolean, want
 }
 
 test('Parquet nested fixed_size_list (multi-dim): index and prep carry the full shape and pyarrow\'s values; bad rows refused by row', {
-  skip: (!hasPyarrow() && 'python3 with pyarrow is not installed') || (!existsSync(workerEntry('prep-shard')) && 'run npm run build first'),
+  skip: (!pythonHas('pyarrow') && 'python3 with pyarrow is not installed') || (!existsSync(workerEntry('prep-shard')) && 'run npm run build first'),
 }, async (t) => {
   const root = mkdtempSync(join(tmpdir(), 'gpufeed-nestedfsl-'));
   t.after(() => rmSync(root, { recursive: true, force: true }));
