@@ -253,9 +253,16 @@ export class RowGroupCache {
 
   /** Bytes held by READY entries now. */
   get usedBytes(): number {
-    let n = 0;
-    for (let e = 0; e < this.entries; e++) if (Atomics.load(this.#meta, this.#at(e) + STATE) === READY) n += Atomics.load(this.#meta, this.#at(e) + BYTES);
-    return n;
+    // Under the table lock: unlocked, a scan could count an entry, then (past an eviction that
+    // gave its extent to a later entry) that later entry too, and read more than the arena holds.
+    this.#lock();
+    try {
+      let n = 0;
+      for (let e = 0; e < this.entries; e++) if (Atomics.load(this.#meta, this.#at(e) + STATE) === READY) n += Atomics.load(this.#meta, this.#at(e) + BYTES);
+      return n;
+    } finally {
+      this.#unlock();
+    }
   }
 
   #at(e: number): number {
