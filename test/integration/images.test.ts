@@ -212,32 +212,45 @@ test('eval pipeline: HWC grayscale and float32 CHW normalized; opt-in shrink-on-
   assert.ok(anyDiff, 'the reduced decode was taken (its pixels are not bit-identical to the full decode)');
 });
 
-test('a file that does not decode: GPUFEED_BAD_INPUT naming shard, row and path; the pool survives', async () => {
-  const badDir = join(dir, 'bad');
-  await mkdir(join(badDir, 'c'), { recursive: true });
-  for (let i = 0; i < 3; i++) await copyFile(files[i]!, join(badDir, 'c', `${i}.JPEG`));
-  // Row 3: a JPEG header followed by garbage.
-  await writeFile(join(badDir, 'c', '3.JPEG'), Buffer.concat([Buffer.from([0xff, 0xd8, 0xff, 0xe0]), Buffer.alloc(200, 7)]));
-  const badDs = join(dir, 'bad-ds');
-  await prepDataset([badDir], { out: badDs, images: true, workers: 0, progress: false });
-  const manifest = await loadManifest(new LocalStore(badDs));
-  const loader = await Loader.open(badDs, { batchSize: 2, epochs: 1, shuffle: 'none', workers: 2, transforms: { image: TRAIN } });
+/**
+ * Prepares a folder of `good` of the test's images with `bad` written as image `badRow`, reads it
+ * with the train transform (batches of 2, in order, 2 workers) and returns the error the read ends
+ * with, the ids delivered before it and the first shard's path.
+ */
+async function readWithBadImage(name: string, good: number, badRow: number, bad: Buffer): Promise<{ err: Error & { code?: string; details?: Record<string, unknown> }; got: number[]; shard: string }> {
+  const folder = join(dir, name);
+  await mkdir(join(folder, 'c'), { recursive: true });
+  for (let i = 0; i < good; i++) await copyFile(files[i]!, join(folder, 'c', `${i}.JPEG`));
+  await writeFile(join(folder, 'c', `${badRow}.JPEG`), bad);
+  const ds = join(dir, `${name}-ds`);
+  await prepDataset([folder], { out: ds, images: true, workers: 0, progress: false });
+  const manifest = await loadManifest(new LocalStore(ds));
+  const loader = await Loader.open(ds, { batchSize: 2, epochs: 1, shuffle: 'none', workers: 2, transforms: { image: TRAIN } });
   const got: number[] = [];
-  await assert.rejects(async () => {
+  let err: unknown;
+  try {
     for await (const b of loader) {
       got.push(...b.ids);
       b.release();
     }
-  }, (err: Error & { code?: string; details?: Record<string, unknown> }) => {
-    assert.equal(err.code, 'GPUFEED_BAD_INPUT');
-    assert.match(err.message, new RegExp(`shard ${manifest.shards[0]!.path}, row 3`));
-    assert.match(err.message, /c\/3\.JPEG/);
-    assert.equal(err.details?.row, 3);
-    assert.equal(err.details?.path, 'c/3.JPEG');
-    return true;
-  });
+  } catch (e) {
+    err = e;
+  } finally {
+    await loader.close();
+  }
+  assert.ok(err instanceof Error, `reading ${name} fails`);
+  return { err, got, shard: manifest.shards[0]!.path };
+}
+
+test('a file that does not decode: GPUFEED_BAD_INPUT naming shard, row and path; the pool survives', async () => {
+  // Row 3: a JPEG header followed by garbage.
+  const { err, got, shard } = await readWithBadImage('bad', 3, 3, Buffer.concat([Buffer.from([0xff, 0xd8, 0xff, 0xe0]), Buffer.alloc(200, 7)]));
+  assert.equal(err.code, 'GPUFEED_BAD_INPUT');
+  assert.match(err.message, new RegExp(`shard ${shard}, row 3`));
+  assert.match(err.message, /c\/3\.JPEG/);
+  assert.equal(err.details?.row, 3);
+  assert.equal(err.details?.path, 'c/3.JPEG');
   assert.deepEqual(got, [0, 1], 'the good batch came first');
-  await loader.close();
   // The process and a new pool still decode.
   const again = await readAll(folderDs, { batchSize: 4, epochs: 1, workers: 2, transforms: { image: TRAIN } });
   assert.equal(again.flat().length, 18);
@@ -273,31 +286,14 @@ test('JPEG fast path in the pool: the same pixels as the sharp path within toler
   if (fastPath) assert.ok(same < 18, `the fast path decoded (${same} of 18 rows bit-identical to sharp's)`);
   else assert.equal(same, 18);
 
-  const cutDir = join(dir, 'cut');
-  await mkdir(join(cutDir, 'c'), { recursive: true });
-  for (let i = 0; i < 4; i++) await copyFile(files[i]!, join(cutDir, 'c', `${i}.JPEG`));
   // Row 2: a JPEG cut at 70% (its header parses; the fast path meets the end of its data).
   const whole = await readFile(files[5]!);
-  await writeFile(join(cutDir, 'c', '2.JPEG'), whole.subarray(0, Math.floor(whole.length * 0.7)));
-  const cutDs = join(dir, 'cut-ds');
-  await prepDataset([cutDir], { out: cutDs, images: true, workers: 0, progress: false });
-  const manifest = await loadManifest(new LocalStore(cutDs));
-  const loader = await Loader.open(cutDs, { batchSize: 2, epochs: 1, shuffle: 'none', workers: 2, transforms: { image: TRAIN } });
-  const got: number[] = [];
-  await assert.rejects(async () => {
-    for await (const b of loader) {
-      got.push(...b.ids);
-      b.release();
-    }
-  }, (err: Error & { code?: string; details?: Record<string, unknown> }) => {
-    assert.equal(err.code, 'GPUFEED_BAD_INPUT');
-    assert.match(err.message, new RegExp(`shard ${manifest.shards[0]!.path}, row 2`));
-    assert.match(err.message, /c\/2\.JPEG/);
-    if (fastPath) assert.match(err.message, /libjpeg/);
-    return true;
-  });
+  const { err, got, shard } = await readWithBadImage('cut', 4, 2, whole.subarray(0, Math.floor(whole.length * 0.7)));
+  assert.equal(err.code, 'GPUFEED_BAD_INPUT');
+  assert.match(err.message, new RegExp(`shard ${shard}, row 2`));
+  assert.match(err.message, /c\/2\.JPEG/);
+  if (fastPath) assert.match(err.message, /libjpeg/);
   assert.deepEqual(got, [0, 1], 'the good batch came first');
-  await loader.close();
 });
 
 test('CLI: prep --images, dump --image gives the pixels the JS loader gives', async () => {
